@@ -1,0 +1,1 @@
+"""Agent providers: what program runs, and how its output is read."""

@@ -1,0 +1,57 @@
+"""The agent interface: WHAT program runs and how its output becomes typed events.
+
+A provider builds the command and environment for one non-interactive run and creates a
+parser that turns the output stream, line by line, into `AgentEvent`s.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import msgspec
+
+from ..model import Job
+from ..runtimes.base import ProcessSpec
+from .events import AgentEvent
+
+
+class AgentContext(msgspec.Struct, frozen=True):
+    """What a provider may use to build a run: paths inside the job's workspace and store."""
+
+    workspace: str
+    job_dir: str
+    prompt_file: str
+    rendered_prompt: str
+    answer_file: str
+
+
+@runtime_checkable
+class OutputParser(Protocol):
+    """Stateful reader of one run's output."""
+
+    def feed(self, line: str) -> list[AgentEvent]:
+        """Events for one complete output line (without its newline)."""
+        ...
+
+    def finish(self, exit_code: int | None) -> list[AgentEvent]:
+        """Events once the output has ended (a final usage or error, say)."""
+        ...
+
+
+@runtime_checkable
+class AgentProvider(Protocol):
+    """One kind of coding agent."""
+
+    name: str
+    description: str
+    program: str
+
+    def build(self, job: Job, ctx: AgentContext) -> ProcessSpec:
+        """The command line and environment for one non-interactive run."""
+        ...
+
+    def new_parser(self) -> OutputParser: ...
+
+    def version(self) -> str | None:
+        """The installed program's version, or None when it is not installed."""
+        ...

@@ -1,0 +1,34 @@
+"""A parser for agents that print one typed JSON object per line (the mock's format)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from .events import AgentError, AgentEvent, AgentMessage
+
+_decode = msgspec.json.Decoder(AgentEvent).decode
+
+
+class JsonLinesParser:
+    """Lines in Logist's own event format; anything else is kept as a message."""
+
+    def __init__(self) -> None:
+        self.saw_error = False
+
+    def feed(self, line: str) -> list[AgentEvent]:
+        if not line.strip():
+            return []
+        if line.startswith("{"):
+            try:
+                event = _decode(line)
+            except msgspec.DecodeError:
+                return [AgentMessage(text=line)]
+            if isinstance(event, AgentError):
+                self.saw_error = True
+            return [event]
+        return [AgentMessage(text=line)]
+
+    def finish(self, exit_code: int | None) -> list[AgentEvent]:
+        if exit_code not in (0, None) and not self.saw_error:
+            return [AgentError(message=f"agent exited with status {exit_code}")]
+        return []

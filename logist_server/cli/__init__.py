@@ -1,0 +1,1 @@
+"""The `logist` command line."""

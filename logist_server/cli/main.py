@@ -1,0 +1,387 @@
+"""`logist`: the job engine from a terminal or a script.
+
+Bad input prints one line on stderr and exits with status 2; `--json` on every command
+prints machine-readable output on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import msgspec
+
+from .. import __version__
+from ..errors import ConflictError, LogistError, UsageError
+from ..model import Job, JobStatus, Limits
+from ..states import SETTLED
+
+Handler = Callable[[argparse.Namespace], int]
+_json = msgspec.json.Encoder()
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports bad usage as one line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+def out_json(value: Any) -> None:
+    sys.stdout.buffer.write(_json.encode(value) + b"\n")
+    sys.stdout.flush()
+
+
+def engine_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from ..engine import Engine
+
+    return Engine.for_path(Path(args.directory).resolve())
+
+
+def parse_kv(items: Sequence[str], flag: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} expects KEY=VALUE, got '{item}'")
+        result[key] = value
+    return result
+
+
+# -- run ---------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..requests import JobRequest, parse_range
+
+    if args.prompt is None and args.prompt_file is None:
+        raise UsageError("no prompt given: use --prompt TEXT or --prompt-file FILE")
+    if args.prompt_file is not None:
+        try:
+            prompt = Path(args.prompt_file).read_text()
+        except OSError as exc:
+            raise UsageError(
+                f"cannot read --prompt-file {args.prompt_file}: {exc.strerror}"
+            ) from None
+    else:
+        prompt = args.prompt
+    request = JobRequest(
+        prompt=prompt,
+        agent=args.agent,
+        agent_options=parse_kv(args.agent_opt, "--agent-opt"),
+        model=args.model,
+        runtime=args.runtime,
+        runtime_options=parse_kv(args.runtime_opt, "--runtime-opt"),
+        file=args.file,
+        range=parse_range(args.range) if args.range else None,
+        limits=Limits(
+            max_cost_usd=args.max_cost,
+            max_time_s=args.max_time,
+            max_turns=args.max_turns,
+            hang_timeout_s=args.hang_timeout,
+        ),
+        cwd=os.getcwd(),
+    )
+    engine = engine_for(args)
+    job = engine.create_job(request)
+    job = drive_with_progress(engine, job.id, args.json)
+    if args.json:
+        out_json(job)
+    else:
+        print(
+            f"job {job.id}: {job.status.value}"
+            + (f" ({job.status_reason})" if job.status_reason else "")
+        )
+        if job.status == JobStatus.REVIEW:
+            print(f"  see the change: logist job diff {job.id}")
+            print(f"  apply it:       logist job accept {job.id}")
+    return 0 if job.status == JobStatus.REVIEW else 1
+
+
+def drive_with_progress(engine: Any, job_id: str, json_mode: bool) -> Job:
+    from .progress import make_progress
+
+    with make_progress(job_id, json_mode) as progress:
+        try:
+            job: Job = asyncio.run(engine.drive(job_id, progress))
+        except KeyboardInterrupt:
+            sys.stderr.write(f"logist: interrupted: cancelling job {job_id}\n")
+            engine.cancel(job_id)
+            raise
+    return job
+
+
+# -- job ---------------------------------------------------------------------------------
+def cmd_job_list(args: argparse.Namespace) -> int:
+    from .render import job_line
+
+    engine = engine_for(args)
+    statuses = [JobStatus(s) for s in args.status] if args.status else None
+    if not engine.has_store():
+        raw: list[bytes] = []
+    else:
+        raw = engine.store.list_raw(statuses)
+    if args.json:
+        sys.stdout.buffer.write(b"[" + b",".join(raw) + b"]\n")
+        return 0
+    if not raw:
+        print("no jobs")
+        return 0
+    decode = msgspec.json.Decoder(list[Job]).decode
+    lines = [job_line(job) for job in decode(b"[" + b",".join(raw) + b"]")]
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def cmd_job_show(args: argparse.Namespace) -> int:
+    from .render import job_details
+
+    job = engine_for(args).get(args.job)
+    if args.json:
+        out_json(job)
+    else:
+        print(job_details(job))
+    return 0
+
+
+def cmd_job_diff(args: argparse.Namespace) -> int:
+    engine = engine_for(args)
+    patch = engine.diff(args.job)
+    if args.json:
+        job = engine.get(args.job)
+        out_json({"id": job.id, "stats": job.result.diff, "patch": patch.decode(errors="replace")})
+    else:
+        sys.stdout.buffer.write(patch)
+    return 0
+
+
+def cmd_job_log(args: argparse.Namespace) -> int:
+    from .render import event_line
+
+    engine = engine_for(args)
+    job = engine.get(args.job)
+    seen = 0
+    while True:
+        events = engine.store.events(job.id, after=seen)
+        for event in events:
+            if args.json:
+                sys.stdout.buffer.write(_json.encode(event) + b"\n")
+            else:
+                sys.stdout.write(event_line(event) + "\n")
+            seen = event.seq
+        sys.stdout.flush()
+        if not args.follow:
+            return 0
+        settled = not events and engine.store.get(job.id).status in SETTLED
+        if settled and not engine.store.events(job.id, after=seen):
+            return 0
+        time.sleep(0.1)
+
+
+def cmd_job_accept(args: argparse.Namespace) -> int:
+    engine = engine_for(args)
+    try:
+        job, written = engine.accept(args.job)
+    except ConflictError as exc:
+        if args.json:
+            out_json({"error": str(exc), "conflicts": exc.files})
+        raise
+    if args.json:
+        out_json({"id": job.id, "status": job.status, "files": written})
+    else:
+        print(f"job {job.id}: accepted, {len(written)} file(s) written")
+        for path in written:
+            print(f"  {path}")
+    return 0
+
+
+def _simple(action: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        engine = engine_for(args)
+        job: Job = getattr(engine, action)(args.job)
+        if args.json:
+            out_json(job)
+        else:
+            print(f"job {job.id}: {job.status.value}")
+        return 0
+
+    return handler
+
+
+def cmd_job_delete(args: argparse.Namespace) -> int:
+    job_id = engine_for(args).delete(args.job)
+    if args.json:
+        out_json({"id": job_id, "deleted": True})
+    else:
+        print(f"job {job_id}: deleted")
+    return 0
+
+
+# -- providers, gc -----------------------------------------------------------------------
+def cmd_agent_list(args: argparse.Namespace) -> int:
+    from ..engine import default_agents
+
+    registry = default_agents()
+    rows = []
+    for name in registry.names():
+        try:
+            agent = registry.get(name)
+            rows.append({"name": name, "description": agent.description, "program": agent.program,
+                         "version": agent.version()})  # fmt: skip
+        except LogistError as exc:
+            rows.append({"name": name, "description": str(exc), "program": None, "version": None})
+    if args.json:
+        out_json(rows)
+    else:
+        for row in rows:
+            state = row["version"] or "not installed"
+            print(f"{row['name']:<12} {state:<16} {row['description']}")
+    return 0
+
+
+def cmd_runtime_list(args: argparse.Namespace) -> int:
+    from ..engine import default_runtimes
+
+    registry = default_runtimes()
+    rows = []
+    for name in registry.names():
+        runtime = registry.get(name)
+        ok, why = runtime.available()
+        rows.append({"name": name, "description": runtime.description, "available": ok,
+                     "detail": why, "supports_reattach": runtime.supports_reattach})  # fmt: skip
+    if args.json:
+        out_json(rows)
+    else:
+        for row in rows:
+            state = "available" if row["available"] else f"unavailable: {row['detail']}"
+            print(f"{row['name']:<12} {state:<16} {row['description']}")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    engine = engine_for(args)
+    report = engine.gc()
+    if args.json:
+        out_json(report)
+    else:
+        for path in report.worktrees:
+            print(f"removed worktree {path}")
+        for branch in report.branches:
+            print(f"removed branch {branch}")
+        if not report.worktrees and not report.branches:
+            print("nothing to remove")
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got '{text}'")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = OneLineParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    common.add_argument("-C", dest="directory", default=".", metavar="DIR",
+                        help="run as if started in DIR")  # fmt: skip
+
+    parser = OneLineParser(prog="logist", description="Hand work to AI coding agents.")
+    parser.add_argument("--version", action="version", version=f"logist {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=OneLineParser)  # fmt: skip
+
+    run = sub.add_parser("run", parents=[common], help="create a job, run it, wait for review")
+    run.add_argument("--prompt", help="what the agent should do")
+    run.add_argument("--prompt-file", metavar="FILE", help="read the prompt from FILE")
+    run.add_argument("--file", help="the file the job is about")
+    run.add_argument("--range", metavar="L1-L2", help="lines of --file the job is about")
+    run.add_argument("--agent", default=os.environ.get("LOGIST_AGENT", "mock"))
+    run.add_argument("--agent-opt", action="append", default=[], metavar="K=V")
+    run.add_argument("--model")
+    run.add_argument("--runtime", default=os.environ.get("LOGIST_RUNTIME", "host"))
+    run.add_argument("--runtime-opt", action="append", default=[], metavar="K=V")
+    run.add_argument("--max-cost", type=_positive_float, metavar="USD")
+    run.add_argument("--max-time", type=_positive_float, metavar="SECONDS")
+    run.add_argument("--max-turns", type=_positive_int, metavar="N")
+    run.add_argument("--hang-timeout", type=_positive_float, metavar="SECONDS")
+    run.set_defaults(handler=cmd_run)
+
+    job = sub.add_parser("job", help="inspect and control jobs")
+    jobs = job.add_subparsers(dest="job_command", required=True, metavar="ACTION",
+                              parser_class=OneLineParser)  # fmt: skip
+    lst = jobs.add_parser("list", parents=[common], help="all jobs, oldest first")
+    lst.add_argument("--status", action="append", choices=[s.value for s in JobStatus])
+    lst.set_defaults(handler=cmd_job_list)
+    for name, handler, text in (
+        ("show", cmd_job_show, "a job's record"),
+        ("diff", cmd_job_diff, "the change a job proposes, as a patch"),
+        ("accept", cmd_job_accept, "apply a job's change to the working tree"),
+        ("reject", _simple("reject"), "discard a job's change"),
+        ("cancel", _simple("cancel"), "stop a job and its agent"),
+        ("delete", cmd_job_delete, "remove a job, its workspace and files"),
+    ):
+        p = jobs.add_parser(name, parents=[common], help=text)
+        p.add_argument("job", help="job id (or a unique prefix)")
+        p.set_defaults(handler=handler)
+    log = jobs.add_parser("log", parents=[common], help="a job's events")
+    log.add_argument("job")
+    log.add_argument("--follow", "-f", action="store_true", help="keep printing until it settles")
+    log.set_defaults(handler=cmd_job_log)
+
+    agent = sub.add_parser("agent", help="agent providers")
+    agent_sub = agent.add_subparsers(
+        dest="agent_command", required=True, parser_class=OneLineParser
+    )
+    agent_sub.add_parser("list", parents=[common]).set_defaults(handler=cmd_agent_list)
+    runtime = sub.add_parser("runtime", help="runtime providers")
+    runtime_sub = runtime.add_subparsers(dest="runtime_command", required=True,
+                                         parser_class=OneLineParser)  # fmt: skip
+    runtime_sub.add_parser("list", parents=[common]).set_defaults(handler=cmd_runtime_list)
+
+    gc = sub.add_parser("gc", parents=[common], help="remove stale worktrees and branches")
+    gc.set_defaults(handler=cmd_gc)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        status: int = args.handler(args)
+        return status
+    except LogistError as exc:
+        sys.stderr.write(f"logist: error: {exc}\n")
+        return exc.exit_status
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if os.environ.get("LOGIST_DEBUG"):
+            raise
+        sys.stderr.write(
+            f"logist: internal error: {type(exc).__name__}: {exc} (LOGIST_DEBUG=1 shows details)\n"
+        )
+        return 1
+
+
+def serve_main(argv: Sequence[str] | None = None) -> int:
+    sys.stderr.write("logist-server: the language server is not available yet\n")
+    return 1

@@ -1,0 +1,269 @@
+"""The job engine of one repository: create, drive, cancel, accept, reject, delete, gc."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from pathlib import Path
+
+import msgspec
+
+from .agents.base import AgentProvider
+from .apply import execute_plan, plan_accept
+from .driver import EventListener, JobDriver, step_paths
+from .errors import JobBusyError, JobNotFoundError, LogistError, UsageError
+from .git import RepoInfo, find_repo
+from .locks import DriverLock, is_locked
+from .model import AgentSpec, Job, JobStatus, RuntimeSpec
+from .registry import BUILTIN_AGENTS, BUILTIN_RUNTIMES, Registry
+from .requests import JobRequest, resolve_target, validate_limits
+from .runtimes.base import Runtime
+from .states import ACTIVE, SETTLED
+from .store import STORE_DIRNAME, JobStore, new_job_id
+from .workspace import (
+    BRANCH_PREFIX,
+    default_workspace_root,
+    list_logist_branches,
+    list_worktrees,
+    remove_worktree,
+    workspace_path,
+)
+
+S = JobStatus
+CANCEL_WAIT_S = 10.0
+# Settled jobs whose workspace `gc` may remove (review keeps its workspace for inspection).
+GC_STATUSES = frozenset({S.ACCEPTED, S.REJECTED, S.FAILED, S.CANCELLED, S.STUCK, S.HALTED})
+
+
+def default_agents() -> Registry[AgentProvider]:
+    return Registry("agent", BUILTIN_AGENTS, "logist.agents")
+
+
+def default_runtimes() -> Registry[Runtime]:
+    return Registry("runtime", BUILTIN_RUNTIMES, "logist.runtimes")
+
+
+class GcReport(msgspec.Struct):
+    worktrees: list[str] = msgspec.field(default_factory=list)
+    branches: list[str] = msgspec.field(default_factory=list)
+
+
+class Engine:
+    """Everything Logist does to the jobs of one repository."""
+
+    def __init__(
+        self,
+        repo_info: RepoInfo,
+        store: JobStore | None = None,
+        workspace_root: Path | None = None,
+        agents: Registry[AgentProvider] | None = None,
+        runtimes: Registry[Runtime] | None = None,
+    ) -> None:
+        self.repo_info = repo_info
+        self.repo = repo_info.root
+        self._store = store
+        self.workspace_root = workspace_root or default_workspace_root()
+        self.agents = agents or default_agents()
+        self.runtimes = runtimes or default_runtimes()
+
+    @property
+    def store(self) -> JobStore:
+        """The repository's store, created on first use (so bad input creates nothing)."""
+        if self._store is None:
+            self._store = JobStore(self.repo, self.repo_info.common_dir)
+        return self._store
+
+    def has_store(self) -> bool:
+        return self._store is not None or (self.repo / STORE_DIRNAME / "logist.db").exists()
+
+    @classmethod
+    def for_path(cls, path: Path) -> Engine:
+        """The engine of the repository containing `path`."""
+        return cls(find_repo(path))
+
+    def agent_for(self, job: Job) -> AgentProvider:
+        return self.agents.get(job.agent.name)
+
+    def runtime_for(self, job: Job) -> Runtime:
+        return self.runtimes.get(job.runtime.name)
+
+    # -- create ----------------------------------------------------------------------------
+    def create_job(self, request: JobRequest) -> Job:
+        """Validate `request` completely, then store a new job (pending, or draft)."""
+        if not request.prompt.strip():
+            raise UsageError("no prompt given: use --prompt TEXT or --prompt-file FILE")
+        self.agents.check(request.agent)
+        self.runtimes.check(request.runtime)
+        validate_limits(request.limits)
+        provider = self.agents.get(request.agent)
+        validate = getattr(provider, "validate_options", None)
+        if validate is not None:
+            validate(request.agent_options)
+        target = resolve_target(request, self.repo)
+        job = Job(
+            id=new_job_id(),
+            prompt=request.prompt,
+            repo=str(self.repo),
+            agent=AgentSpec(request.agent, request.model, dict(request.agent_options)),
+            runtime=RuntimeSpec(request.runtime, dict(request.runtime_options)),
+            target=target,
+            limits=request.limits,
+            role=request.role,
+            status=S.DRAFT if request.draft else S.PENDING,
+        )
+        self.store.insert(job, [("created", {"status": job.status.value})])
+        return job
+
+    async def drive(self, job_id: str, listener: EventListener | None = None) -> Job:
+        """Drive the job until it settles; JobBusyError if another process drives it."""
+        return await JobDriver(self, job_id, listener).run()
+
+    # -- control ---------------------------------------------------------------------------
+    def get(self, ref: str) -> Job:
+        if not self.has_store():
+            raise JobNotFoundError(f"no job '{ref}': there are no jobs in {self.repo}")
+        return self.store.get(self.store.resolve(ref))
+
+    def cancel(self, ref: str, wait_s: float = CANCEL_WAIT_S) -> Job:
+        """Stop the job and every process of its agent; settles it as `cancelled`."""
+        job = self.get(ref)
+        if job.status in SETTLED:
+            raise UsageError(f"job {job.id} is already {job.status}: nothing to cancel")
+        self.store.update(job.id, _request_cancel, [("cancel_requested", {})])
+        lock = DriverLock(self.store.lock_path(job.id))
+        if lock.try_acquire():
+            with lock:
+                job = self.store.get(job.id)
+                self._kill_agent(job)
+                if job.status in SETTLED:
+                    return job
+                job, _ = self.store.transition(job.id, S.CANCELLED, "cancelled by user")
+                return job
+        # A live driver settles it; killing the agent here makes that immediate.
+        self._kill_agent(job)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            job = self.store.get(job.id)
+            if job.status in SETTLED:
+                return job
+            time.sleep(0.05)
+        raise LogistError(f"job {job.id}: the process driving it did not settle it in {wait_s:g} s")
+
+    def accept(self, ref: str) -> tuple[Job, list[str]]:
+        """Apply the job's changes to the working tree, keeping the user's own changes."""
+        job = self._require_review(ref, "accepted")
+        with self._exclusive(job):
+            written = self._apply(job)
+            job, _ = self.store.transition(job.id, S.ACCEPTED, data={"files": written})
+            self._remove_workspace(job)
+        return job, written
+
+    def reject(self, ref: str) -> Job:
+        job = self._require_review(ref, "rejected")
+        with self._exclusive(job):
+            job, _ = self.store.transition(job.id, S.REJECTED, "rejected by user")
+            self._remove_workspace(job)
+        return job
+
+    def delete(self, ref: str) -> str:
+        """Remove the job, its workspace, branch and files."""
+        job = self.get(ref)
+        with self._exclusive(job):
+            if job.status in ACTIVE and job.status not in (S.PENDING,) and self._agent_alive(job):
+                raise UsageError(f"job {job.id} is {job.status}: cancel it first")
+            self._remove_workspace(job)
+            self.store.delete(job.id)
+            shutil.rmtree(self.store.job_dir(job.id), ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.store.lock_path(job.id).unlink()
+        return job.id
+
+    def diff(self, ref: str) -> bytes:
+        """The job's proposed change as a git patch."""
+        job = self.get(ref)
+        patch = self.store.job_dir(job.id) / "result.patch"
+        if job.result.result_commit is None or not patch.exists():
+            raise UsageError(f"job {job.id} has no diff yet (it is {job.status})")
+        return patch.read_bytes()
+
+    def gc(self) -> GcReport:
+        """Remove worktrees and branches of jobs that are gone or finished with."""
+        jobs = {job.id: job for job in self.store.list_jobs()}
+        report = GcReport()
+
+        def stale(job_id: str) -> bool:
+            job = jobs.get(job_id)
+            if job is not None and job.status not in GC_STATUSES:
+                return False
+            return not is_locked(self.store.lock_path(job_id))
+
+        for path, branch in list_worktrees(self.repo):
+            if branch and branch.startswith(BRANCH_PREFIX) and stale(branch[len(BRANCH_PREFIX) :]):
+                remove_worktree(self.repo, path, branch)
+                report.worktrees.append(str(path))
+        for branch in list_logist_branches(self.repo):
+            if stale(branch[len(BRANCH_PREFIX) :]):
+                remove_worktree(self.repo, Path("/nonexistent"), branch)
+                report.branches.append(branch)
+        repo_dir = workspace_path(self.workspace_root, self.repo, "x").parent
+        if repo_dir.is_dir():
+            for leftover in repo_dir.iterdir():
+                if leftover.is_dir() and stale(leftover.name) and not (leftover / ".git").exists():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                    report.worktrees.append(str(leftover))
+        return report
+
+    # -- internals -------------------------------------------------------------------------
+    def _require_review(self, ref: str, verb: str) -> Job:
+        job = self.get(ref)
+        if job.status != S.REVIEW:
+            raise UsageError(
+                f"job {job.id} is {job.status}, not in review: only a job in review can be {verb}"
+            )
+        return job
+
+    @contextlib.contextmanager
+    def _exclusive(self, job: Job):  # type: ignore[no-untyped-def]
+        lock = DriverLock(self.store.lock_path(job.id))
+        if not lock.try_acquire():
+            raise JobBusyError(f"job {job.id} is being driven by another process")
+        with lock:
+            yield
+
+    def _apply(self, job: Job) -> list[str]:
+        base, result = job.base_commit, job.result.result_commit
+        if base is None or result is None or base == result:
+            return []
+        plan = plan_accept(self.repo, base, result)
+        self.store.update(job.id, None, [("accepting", {"files": [w.path for w in plan]})])
+        return execute_plan(self.repo, plan)
+
+    def _remove_workspace(self, job: Job) -> None:
+        if job.workspace is not None:
+            self.runtime_for(job).cleanup(self.repo_info, job.workspace)
+
+    def _agent_alive(self, job: Job) -> bool:
+        step = job.current_step
+        if step is None or step.handle is None:
+            return False
+        paths = step_paths(self.store.job_dir(job.id), step.number)
+        return self.runtime_for(job).is_alive(step.handle, paths)
+
+    def _kill_agent(self, job: Job) -> None:
+        step = job.current_step
+        if step is None:
+            return
+        runtime = self.runtime_for(job)
+        paths = step_paths(self.store.job_dir(job.id), step.number)
+        handle = step.handle
+        if handle is None:
+            from .driver import _handle_from_pid_file
+
+            handle = _handle_from_pid_file(runtime, paths)
+        if handle is not None:
+            runtime.kill(handle, paths, job.workspace)
+
+
+def _request_cancel(job: Job) -> None:
+    job.cancel_requested = True

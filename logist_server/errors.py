@@ -1,0 +1,47 @@
+"""Errors a user can act on. Each carries one clear line and an exit status."""
+
+from __future__ import annotations
+
+
+class LogistError(Exception):
+    """Base class for errors shown to the user as one line (no traceback)."""
+
+    exit_status = 1
+
+
+class UsageError(LogistError):
+    """Bad input from the user: a missing prompt, an unknown agent, a file outside the repo..."""
+
+    exit_status = 2
+
+
+class NotInRepositoryError(UsageError):
+    """The path is not inside a git repository."""
+
+
+class JobNotFoundError(UsageError):
+    """No job matches the given id."""
+
+
+class IllegalTransitionError(UsageError):
+    """A status change the state machine does not allow."""
+
+
+class JobBusyError(LogistError):
+    """Another process is driving the job."""
+
+
+class ConflictError(LogistError):
+    """Accepting a job would overwrite changes the user made since the job's base."""
+
+    def __init__(self, message: str, files: list[str]) -> None:
+        super().__init__(message)
+        self.files = files
+
+
+class GitError(LogistError):
+    """A git command failed."""
+
+
+class RuntimeProviderError(LogistError):
+    """A runtime could not provision, start or control an agent."""

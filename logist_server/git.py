@@ -1,0 +1,77 @@
+"""Thin, fast wrappers over the git CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .errors import GitError, NotInRepositoryError
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+LOGIST_IDENTITY = {
+    "GIT_AUTHOR_NAME": "logist",
+    "GIT_AUTHOR_EMAIL": "logist@localhost",
+    "GIT_COMMITTER_NAME": "logist",
+    "GIT_COMMITTER_EMAIL": "logist@localhost",
+}
+
+
+def git(
+    args: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `git args` in `cwd`; raise GitError with git's own message on failure."""
+    full_env = None
+    if env:
+        full_env = dict(os.environ)
+        full_env.update(env)
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, env=full_env, input=input, capture_output=True, check=False
+    )
+    if check and proc.returncode != 0:
+        message = proc.stderr.decode(errors="replace").strip().splitlines()
+        detail = message[-1] if message else f"exit status {proc.returncode}"
+        raise GitError(f"git {args[0]} failed: {detail}")
+    return proc
+
+
+def git_out(args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None) -> str:
+    return git(args, cwd, env).stdout.decode().strip()
+
+
+class RepoInfo:
+    """Where a repository lives: its top level and its git directories."""
+
+    def __init__(self, root: Path, git_dir: Path, common_dir: Path) -> None:
+        self.root = root
+        self.git_dir = git_dir
+        self.common_dir = common_dir
+
+
+def find_repo(start: Path) -> RepoInfo:
+    """The repository containing `start`, or NotInRepositoryError."""
+    start = start if start.is_dir() else start.parent
+    proc = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"],
+        cwd=start,
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise NotInRepositoryError(f"not inside a git repository: {start}")
+    top, git_dir, common = proc.stdout.decode().splitlines()[:3]
+    root = Path(top)
+    common_path = Path(common)
+    if not common_path.is_absolute():
+        common_path = (start / common_path).resolve()
+    return RepoInfo(root, Path(git_dir), common_path)
+
+
+def head_commit(repo: Path) -> str | None:
+    proc = git(["rev-parse", "--verify", "-q", "HEAD"], repo, check=False)
+    return proc.stdout.decode().strip() or None

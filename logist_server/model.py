@@ -1,0 +1,164 @@
+"""The domain model: jobs, their parts and their events, as msgspec structs."""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life. See `states.py` for the allowed moves."""
+
+    DRAFT = "draft"
+    PENDING = "pending"
+    PROVISIONING = "provisioning"
+    RUNNING = "running"
+    REVIEW = "review"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    NEEDS_INPUT = "needs_input"
+    STUCK = "stuck"
+    HALTED = "halted"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class LineRange(msgspec.Struct, frozen=True):
+    """Lines `start`..`end`, 1-based and inclusive."""
+
+    start: int
+    end: int
+
+
+class Target(msgspec.Struct, frozen=True):
+    """What the job is about: a repository-relative file, optionally a range and its text."""
+
+    file: str
+    range: LineRange | None = None
+    text: str | None = None
+
+
+class AgentSpec(msgspec.Struct, frozen=True):
+    """Which agent program runs, with which model and provider options."""
+
+    name: str
+    model: str | None = None
+    options: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class RuntimeSpec(msgspec.Struct, frozen=True):
+    """Where the agent runs, with runtime options (image, namespace...)."""
+
+    name: str = "host"
+    options: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class Limits(msgspec.Struct, frozen=True):
+    """Budgets enforced while the agent runs; None means unlimited."""
+
+    max_cost_usd: float | None = None
+    max_time_s: float | None = None
+    max_turns: int | None = None
+    hang_timeout_s: float | None = None
+
+
+class Usage(msgspec.Struct):
+    """Tokens and cost reported by the agent."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cost_usd: float = 0.0
+    turns: int = 0
+
+
+class DiffStats(msgspec.Struct, frozen=True):
+    """Size of the change a job proposes."""
+
+    files: int = 0
+    insertions: int = 0
+    deletions: int = 0
+    paths: list[str] = msgspec.field(default_factory=list)
+
+
+class RuntimeHandle(msgspec.Struct, frozen=True):
+    """Enough to find a started agent again from another process."""
+
+    runtime: str
+    pid: int | None = None
+    started_at: float | None = None
+    container_id: str | None = None
+
+
+class Workspace(msgspec.Struct, frozen=True):
+    """The isolated copy of the repository a job works in."""
+
+    path: str
+    branch: str
+    base_commit: str
+
+
+class Step(msgspec.Struct):
+    """One run of an agent within a job."""
+
+    number: int
+    role: str = "worker"
+    started_at: float | None = None
+    finished_at: float | None = None
+    exit_code: int | None = None
+    handle: RuntimeHandle | None = None
+    output_offset: int = 0
+
+
+class JobResult(msgspec.Struct):
+    """What the job produced so far."""
+
+    diff: DiffStats | None = None
+    result_commit: str | None = None
+    usage: Usage = msgspec.field(default_factory=Usage)
+    error: str | None = None
+    exit_code: int | None = None
+
+
+class Job(msgspec.Struct):
+    """A piece of work handed to an agent. The store keeps one record per job."""
+
+    id: str
+    prompt: str
+    repo: str
+    agent: AgentSpec
+    runtime: RuntimeSpec = msgspec.field(default_factory=RuntimeSpec)
+    target: Target | None = None
+    limits: Limits = msgspec.field(default_factory=Limits)
+    role: str = "worker"
+    status: JobStatus = JobStatus.PENDING
+    created_at: float = msgspec.field(default_factory=time.time)
+    updated_at: float = msgspec.field(default_factory=time.time)
+    base_commit: str | None = None
+    workspace: Workspace | None = None
+    steps: list[Step] = msgspec.field(default_factory=list)
+    result: JobResult = msgspec.field(default_factory=JobResult)
+    status_reason: str | None = None
+    cancel_requested: bool = False
+
+    @property
+    def current_step(self) -> Step | None:
+        return self.steps[-1] if self.steps else None
+
+
+class JobEvent(msgspec.Struct, frozen=True):
+    """One entry of a job's append-only log; `seq` is gapless per job, starting at 1."""
+
+    job_id: str
+    seq: int
+    time: float
+    kind: str
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+def to_builtins(value: Any) -> Any:
+    """Convert a struct (or anything msgspec knows) to JSON-ready builtins."""
+    return msgspec.to_builtins(value)

@@ -1,0 +1,1 @@
+"""Runtime providers: where agents run."""

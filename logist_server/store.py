@@ -1,0 +1,271 @@
+"""The durable job store under `<repo>/.logist/`: SQLite in WAL mode.
+
+One row per job (the record, as msgspec JSON) and an append-only event table with a
+gapless `seq` per job. Every change is one IMMEDIATE transaction, so several processes
+can share a repository; a status change is committed before the caller acts on it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from .errors import JobNotFoundError
+from .fsutil import atomic_write
+from .model import Job, JobEvent, JobStatus
+from .states import check_transition
+
+STORE_DIRNAME = ".logist"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    status TEXT NOT NULL,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    record BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs(created_at);
+CREATE TABLE IF NOT EXISTS events (
+    job_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    time REAL NOT NULL,
+    kind TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (job_id, seq)
+) WITHOUT ROWID;
+"""
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+_encode = msgspec.json.Encoder().encode
+_decode_job = msgspec.json.Decoder(Job).decode
+_decode_jobs = msgspec.json.Decoder(list[Job]).decode
+_decode_data = msgspec.json.Decoder(dict[str, Any]).decode
+
+EventSpec = tuple[str, dict[str, Any]]
+
+
+def new_job_id() -> str:
+    """A short id, sortable by creation time to the second, easy to type by prefix."""
+    stamp = int(time.time()) & 0xFFFFF
+    rand = secrets.randbits(20)
+    n = (stamp << 20) | rand
+    chars = []
+    for _ in range(8):
+        chars.append(_ID_ALPHABET[n & 31])
+        n >>= 5
+    return "".join(reversed(chars))
+
+
+def ensure_excluded(repo: Path, git_common_dir: Path) -> None:
+    """Add `/.logist/` to the repository's `info/exclude` so it never shows in git status."""
+    exclude = git_common_dir / "info" / "exclude"
+    line = f"/{STORE_DIRNAME}/"
+    try:
+        current = exclude.read_bytes()
+    except FileNotFoundError:
+        current = b""
+    if line.encode() in current.splitlines():
+        return
+    prefix = current if not current or current.endswith(b"\n") else current + b"\n"
+    atomic_write(exclude, prefix + line.encode() + b"\n")
+
+
+class JobStore:
+    """Job records and event logs of one repository."""
+
+    def __init__(self, repo: Path, git_common_dir: Path | None = None) -> None:
+        self.repo = repo
+        self.dir = repo / STORE_DIRNAME
+        if not self.dir.is_dir():
+            self.dir.mkdir(parents=True, exist_ok=True)
+        ensure_excluded(repo, git_common_dir or repo / ".git")
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            self.dir / "logist.db", timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        with self._write():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- paths -----------------------------------------------------------------------------
+    def job_dir(self, job_id: str) -> Path:
+        return self.dir / "jobs" / job_id
+
+    def lock_path(self, job_id: str) -> Path:
+        return self.dir / "locks" / f"{job_id}.lock"
+
+    # -- transactions ----------------------------------------------------------------------
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # -- jobs ------------------------------------------------------------------------------
+    def insert(self, job: Job, events: Sequence[EventSpec] = ()) -> list[JobEvent]:
+        """Store a new job and its first events in one transaction."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO jobs (id, created_at, status, last_seq, record) VALUES (?,?,?,0,?)",
+                (job.id, job.created_at, job.status.value, _encode(job)),
+            )
+            return self._append(db, job.id, 0, events)
+
+    def get(self, job_id: str) -> Job:
+        with self._lock:
+            row = self._db.execute("SELECT record FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFoundError(f"no job '{job_id}' in {self.repo}")
+        return _decode_job(row[0])
+
+    def resolve(self, ref: str) -> str:
+        """The id of the one job whose id is `ref` or starts with it."""
+        ref = ref.strip().lower()
+        if not ref or any(c not in _ID_ALPHABET for c in ref):
+            raise JobNotFoundError(f"'{ref}' is not a job id")
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id FROM jobs WHERE id >= ? AND id < ? ORDER BY id LIMIT 2",
+                (ref, ref + "~"),
+            ).fetchall()
+        if not rows:
+            raise JobNotFoundError(f"no job '{ref}' in {self.repo}")
+        if len(rows) > 1 and rows[0][0] != ref:
+            raise JobNotFoundError(f"job id '{ref}' is ambiguous: give more characters")
+        return str(rows[0][0])
+
+    def list_raw(self, statuses: Iterable[JobStatus] | None = None) -> list[bytes]:
+        """Job records as stored (JSON bytes), oldest first; the fast path for listings."""
+        sql = "SELECT record FROM jobs"
+        args: tuple[str, ...] = ()
+        if statuses is not None:
+            wanted = tuple(s.value for s in statuses)
+            sql += f" WHERE status IN ({','.join('?' * len(wanted))})"
+            args = wanted
+        with self._lock:
+            return [row[0] for row in self._db.execute(sql + " ORDER BY created_at, id", args)]
+
+    def list_jobs(self, statuses: Iterable[JobStatus] | None = None) -> list[Job]:
+        raw = self.list_raw(statuses)
+        return _decode_jobs(b"[" + b",".join(raw) + b"]") if raw else []
+
+    def update(
+        self,
+        job_id: str,
+        mutate: Callable[[Job], None] | None = None,
+        events: Sequence[EventSpec] = (),
+    ) -> tuple[Job, list[JobEvent]]:
+        """Apply `mutate` to the record and append `events`, atomically."""
+        with self._write() as db:
+            job, last_seq = self._read(db, job_id)
+            if mutate is not None:
+                mutate(job)
+                job.updated_at = time.time()
+                self._save(db, job)
+            return job, self._append(db, job_id, last_seq, events)
+
+    def transition(
+        self,
+        job_id: str,
+        to: JobStatus,
+        reason: str | None = None,
+        mutate: Callable[[Job], None] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> tuple[Job, JobEvent]:
+        """Move the job to `to` (validated) and log a `status` event, in one transaction."""
+        with self._write() as db:
+            job, last_seq = self._read(db, job_id)
+            source = job.status
+            check_transition(source, to)
+            job.status = to
+            job.status_reason = reason
+            if mutate is not None:
+                mutate(job)
+            job.updated_at = time.time()
+            self._save(db, job)
+            payload: dict[str, Any] = {"from": source.value, "to": to.value}
+            if reason:
+                payload["reason"] = reason
+            if data:
+                payload.update(data)
+            (event,) = self._append(db, job_id, last_seq, [("status", payload)])
+            return job, event
+
+    def delete(self, job_id: str) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM events WHERE job_id=?", (job_id,))
+            db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+
+    # -- events ----------------------------------------------------------------------------
+    def events(self, job_id: str, after: int = 0, limit: int | None = None) -> list[JobEvent]:
+        """Events with seq > `after`, in order."""
+        sql = "SELECT seq, time, kind, data FROM events WHERE job_id=? AND seq>? ORDER BY seq"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._lock:
+            rows = self._db.execute(sql, (job_id, after)).fetchall()
+        return [JobEvent(job_id, seq, t, kind, _decode_data(data)) for seq, t, kind, data in rows]
+
+    def last_seq(self, job_id: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT last_seq FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFoundError(f"no job '{job_id}' in {self.repo}")
+        return int(row[0])
+
+    def changes_since(self, marks: dict[str, int]) -> dict[str, int]:
+        """Jobs whose last event is newer than `marks` (job id -> seq already seen)."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, last_seq FROM jobs").fetchall()
+        return {jid: seq for jid, seq in rows if marks.get(jid, 0) < seq}
+
+    # -- internals -------------------------------------------------------------------------
+    def _read(self, db: sqlite3.Connection, job_id: str) -> tuple[Job, int]:
+        row = db.execute("SELECT record, last_seq FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFoundError(f"no job '{job_id}' in {self.repo}")
+        return _decode_job(row[0]), int(row[1])
+
+    def _save(self, db: sqlite3.Connection, job: Job) -> None:
+        db.execute(
+            "UPDATE jobs SET status=?, record=? WHERE id=?",
+            (job.status.value, _encode(job), job.id),
+        )
+
+    def _append(
+        self, db: sqlite3.Connection, job_id: str, last_seq: int, events: Sequence[EventSpec]
+    ) -> list[JobEvent]:
+        if not events:
+            return []
+        now = time.time()
+        out = [
+            JobEvent(job_id, last_seq + i, now, kind, data)
+            for i, (kind, data) in enumerate(events, start=1)
+        ]
+        db.executemany(
+            "INSERT INTO events (job_id, seq, time, kind, data) VALUES (?,?,?,?,?)",
+            [(e.job_id, e.seq, e.time, e.kind, _encode(e.data)) for e in out],
+        )
+        db.execute("UPDATE jobs SET last_seq=? WHERE id=?", (out[-1].seq, job_id))
+        return out

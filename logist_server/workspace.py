@@ -1,0 +1,188 @@
+"""Workspace isolation: a git worktree per job, based on exactly what the user has.
+
+The base is a commit of HEAD plus uncommitted and untracked-but-not-ignored changes, made
+through a private index file: the user's working tree and index are never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import msgspec
+
+from .errors import GitError
+from .git import EMPTY_TREE, LOGIST_IDENTITY, RepoInfo, git, git_out
+from .model import DiffStats, Workspace
+
+BRANCH_PREFIX = "logist/"
+
+
+def default_workspace_root() -> Path:
+    """Where worktrees live: $LOGIST_WORKSPACE_ROOT, else the user cache directory."""
+    configured = os.environ.get("LOGIST_WORKSPACE_ROOT")
+    if configured:
+        return Path(configured)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("logist")) / "worktrees"
+
+
+def workspace_path(root: Path, repo: Path, job_id: str) -> Path:
+    """`<root>/<repo name>-<hash of its path>/<job id>`: outside the user's tree, per repo."""
+    digest = hashlib.sha1(str(repo).encode()).hexdigest()[:8]
+    return root / f"{repo.name}-{digest}" / job_id
+
+
+def snapshot_base(info: RepoInfo, head: str | None) -> str:
+    """A commit of the user's working state; HEAD itself when nothing is uncommitted."""
+    repo = info.root
+    with tempfile.TemporaryDirectory(prefix="logist-index-") as tmp:
+        index = Path(tmp) / "index"
+        user_index = info.git_dir / "index"
+        if user_index.exists():
+            shutil.copyfile(user_index, index)  # keeps stat data: only changed files rehash
+        env = {"GIT_INDEX_FILE": str(index)}
+        if head is None and not user_index.exists():
+            git(["read-tree", "--empty"], repo, env)
+        git(["add", "-A", "--", "."], repo, env)
+        tree = git_out(["write-tree"], repo, env)
+    head_tree = git_out(["rev-parse", f"{head}^{{tree}}"], repo) if head else EMPTY_TREE
+    if head is not None and tree == head_tree:
+        return head
+    parents = ["-p", head] if head else []
+    return git_out(
+        ["commit-tree", tree, *parents, "-m", "logist: snapshot of the working tree"],
+        repo,
+        LOGIST_IDENTITY,
+    )
+
+
+def add_worktree(repo: Path, path: Path, branch: str, commit: str) -> None:
+    """Check `commit` out at `path` on a fresh `branch` (replacing a stale one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        remove_worktree(repo, path, branch)
+    git(["worktree", "add", "-q", "-B", branch, str(path), commit], repo)
+
+
+def remove_worktree(repo: Path, path: Path, branch: str | None) -> None:
+    """Remove the worktree and its branch; tolerant of either being gone already."""
+    if path.exists():
+        proc = git(["worktree", "remove", "--force", "--force", str(path)], repo, check=False)
+        if proc.returncode != 0:
+            shutil.rmtree(path, ignore_errors=True)
+    git(["worktree", "prune"], repo, check=False)
+    if branch:
+        git(["branch", "-D", "-q", branch], repo, check=False)
+
+
+def provision(info: RepoInfo, root: Path, job_id: str) -> Workspace:
+    """Snapshot the user's state and create the job's worktree."""
+    from .git import head_commit
+
+    base = snapshot_base(info, head_commit(info.root))
+    path = workspace_path(root, info.root, job_id)
+    branch = BRANCH_PREFIX + job_id
+    add_worktree(info.root, path, branch, base)
+    return Workspace(path=str(path), branch=branch, base_commit=base)
+
+
+class Harvest(msgspec.Struct, frozen=True):
+    """What an agent changed: a commit on the job's branch, its stats and patch."""
+
+    result_commit: str
+    stats: DiffStats
+    patch: bytes
+
+
+def harvest(workspace: Workspace, job_id: str) -> Harvest:
+    """Commit everything in the worktree (new, deleted, binary, modes) on the job branch."""
+    path = Path(workspace.path)
+    if not path.is_dir():
+        raise GitError(f"the job's workspace is gone: {path}")
+    # The worktree's own index has fresh stat data, so only changed files are rehashed.
+    git(["add", "-A", "--", "."], path)
+    tree = git_out(["write-tree"], path)
+    base_tree = git_out(["rev-parse", f"{workspace.base_commit}^{{tree}}"], path)
+    if tree == base_tree:
+        result = workspace.base_commit
+    else:
+        result = git_out(
+            ["commit-tree", tree, "-p", workspace.base_commit, "-m", f"logist: job {job_id}"],
+            path,
+            LOGIST_IDENTITY,
+        )
+    git(["update-ref", f"refs/heads/{workspace.branch}", result], path)
+    stats = diff_stats(path, workspace.base_commit, result)
+    patch = git(
+        ["diff", "--binary", "-M", "--no-color", "--no-ext-diff", workspace.base_commit, result],
+        path,
+    ).stdout
+    return Harvest(result_commit=result, stats=stats, patch=patch)
+
+
+def diff_stats(repo: Path, base: str, result: str) -> DiffStats:
+    """Files, insertions and deletions between two commits (binary files count as files)."""
+    if base == result:
+        return DiffStats()
+    out = git(["diff", "--numstat", "-z", "-M", base, result], repo).stdout.decode(
+        errors="surrogateescape"
+    )
+    files = insertions = deletions = 0
+    paths: list[str] = []
+    fields = out.split("\0")
+    i = 0
+    while i < len(fields) - 1:
+        head = fields[i]
+        if not head:
+            i += 1
+            continue
+        added, removed, name = head.split("\t", 2)
+        if name == "":  # rename: old and new paths follow
+            name = fields[i + 2]
+            i += 3
+        else:
+            i += 1
+        files += 1
+        paths.append(name)
+        insertions += int(added) if added != "-" else 0
+        deletions += int(removed) if removed != "-" else 0
+    return DiffStats(files=files, insertions=insertions, deletions=deletions, paths=paths)
+
+
+def branch_exists(repo: Path, branch: str) -> bool:
+    return (
+        git(["rev-parse", "--verify", "-q", f"refs/heads/{branch}"], repo, check=False).returncode
+        == 0
+    )
+
+
+def list_logist_branches(repo: Path) -> list[str]:
+    out = git_out(
+        ["for-each-ref", "--format=%(refname:short)", f"refs/heads/{BRANCH_PREFIX}"], repo
+    )
+    return [line for line in out.splitlines() if line]
+
+
+def list_worktrees(repo: Path) -> list[tuple[Path, str | None]]:
+    """(path, branch) of every worktree of `repo` except the main one."""
+    out = git_out(["worktree", "list", "--porcelain"], repo)
+    result: list[tuple[Path, str | None]] = []
+    path: Path | None = None
+    branch: str | None = None
+    for line in [*out.splitlines(), ""]:
+        if line.startswith("worktree "):
+            path = Path(line[len("worktree ") :])
+        elif line.startswith("branch refs/heads/"):
+            branch = line[len("branch refs/heads/") :]
+        elif not line and path is not None:
+            result.append((path, branch))
+            path, branch = None, None
+    with contextlib.suppress(IndexError):
+        result.pop(0)  # the main worktree
+    return result
