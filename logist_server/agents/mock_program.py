@@ -1,5 +1,8 @@
 """`logist-mock-agent`: a real executable with scripted behaviours, run like any agent.
 
+Options for `edit` (and the scenarios that end with it): `delete=A,B`, `rename=OLD:NEW`,
+`binary=PATH` (writes 1 KiB of binary data), `chmod=PATH` (flips the executable bits).
+
 It prints one JSON object per line (message, tool_call, file_change, usage, question,
 error, done) and acts on its working directory. Only the standard library is imported,
 so it starts as fast as Python can.
@@ -49,8 +52,28 @@ def usage(tokens_in: int, tokens_out: int, cost: float) -> None:
     emit("usage", input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=round(cost, 6))
 
 
+def do_extra_actions(opts: dict[str, str]) -> None:
+    """Optional file operations, for exercising harvest: comma-separated paths."""
+    for path in filter(None, opts.get("delete", "").split(",")):
+        Path(path).unlink()
+        emit("file_change", path=path, action="delete")
+    for pair in filter(None, opts.get("rename", "").split(",")):
+        old, new = pair.split(":", 1)
+        Path(new).parent.mkdir(parents=True, exist_ok=True)
+        Path(old).rename(new)
+        emit("file_change", path=new, action="rename")
+    for path in filter(None, opts.get("binary", "").split(",")):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(bytes(range(256)) * 4)
+        emit("file_change", path=path, action="create")
+    for path in filter(None, opts.get("chmod", "").split(",")):
+        Path(path).chmod(Path(path).stat().st_mode ^ 0o111)
+        emit("file_change", path=path, action="modify")
+
+
 def scenario_edit(prompt: str, target: str | None, opts: dict[str, str]) -> int:
     emit("message", text=f"Working on: {first_line(prompt)}")
+    do_extra_actions(opts)
     do_edit(prompt, target)
     usage(120, 40, 0.0012)
     emit("done", success=True, summary="appended one line")
