@@ -120,9 +120,16 @@ def _merge(current: bytes, base: bytes, result: bytes) -> bytes | None:
     return proc.stdout
 
 
-def plan_accept(repo: Path, base: str, result: str) -> list[PlannedWrite]:
-    """What accepting would write; ConflictError (naming the files) if anything conflicts."""
+def plan_accept(
+    repo: Path, base: str, result: str, only: set[str] | None = None
+) -> list[PlannedWrite]:
+    """What accepting would write; ConflictError (naming the files) if anything conflicts.
+
+    `only` limits the plan to these repository-relative paths.
+    """
     changes = changed_files(repo, base, result)
+    if only is not None:
+        changes = [c for c in changes if c.path in only]
     blobs = read_blobs(repo, sorted({b for c in changes for b in (c.old_blob, c.new_blob) if b}))
     plan: list[PlannedWrite] = []
     conflicts: list[str] = []

@@ -89,7 +89,6 @@ class JobDriver:
 
         def record(j: Job) -> None:
             j.workspace = workspace
-            j.base_commit = workspace.base_commit
 
         job, events = self.store.update(
             self.job_id,

@@ -13,7 +13,7 @@ from .agents.base import AgentProvider
 from .apply import execute_plan, plan_accept
 from .driver import EventListener, JobDriver, step_paths
 from .errors import JobBusyError, JobNotFoundError, LogistError, UsageError
-from .git import RepoInfo, find_repo
+from .git import RepoInfo, find_repo, head_commit
 from .locks import DriverLock, is_locked
 from .model import AgentSpec, Job, JobStatus, RuntimeSpec
 from .registry import BUILTIN_AGENTS, BUILTIN_RUNTIMES, Registry
@@ -27,6 +27,7 @@ from .workspace import (
     list_logist_branches,
     list_worktrees,
     remove_worktree,
+    snapshot_base,
     workspace_path,
 )
 
@@ -101,6 +102,10 @@ class Engine:
         if validate is not None:
             validate(request.agent_options)
         target = resolve_target(request, self.repo)
+        for path in request.overlays:
+            if path.startswith(("/", "../")) or "/../" in path:
+                raise UsageError(f"overlay path must be relative to the repository: {path}")
+        base = snapshot_base(self.repo_info, head_commit(self.repo), request.overlays)
         job = Job(
             id=new_job_id(),
             prompt=request.prompt,
@@ -111,6 +116,7 @@ class Engine:
             limits=request.limits,
             role=request.role,
             status=S.DRAFT if request.draft else S.PENDING,
+            base_commit=base,
         )
         self.store.insert(job, [("created", {"status": job.status.value})])
         return job
@@ -158,6 +164,21 @@ class Engine:
             job, _ = self.store.transition(job.id, S.ACCEPTED, data={"files": written})
             self._remove_workspace(job)
         return job, written
+
+    def record_hunks_accepted(self, job_id: str, hunk_ids: list[str], all_ids: set[str]) -> Job:
+        """Remember hunks accepted one by one; the job is accepted once all of them are."""
+
+        def add(job: Job) -> None:
+            for hunk_id in hunk_ids:
+                if hunk_id not in job.result.accepted_hunks:
+                    job.result.accepted_hunks.append(hunk_id)
+
+        job, _ = self.store.update(job_id, add, [("hunks_accepted", {"hunks": hunk_ids})])
+        if all_ids.issubset(job.result.accepted_hunks) and job.status == S.REVIEW:
+            with self._exclusive(job):
+                job, _ = self.store.transition(job.id, S.ACCEPTED, "every hunk accepted")
+                self._remove_workspace(job)
+        return job
 
     def reject(self, ref: str) -> Job:
         job = self._require_review(ref, "rejected")

@@ -121,6 +121,7 @@ class JobResult(msgspec.Struct):
     usage: Usage = msgspec.field(default_factory=Usage)
     error: str | None = None
     exit_code: int | None = None
+    accepted_hunks: list[str] = msgspec.field(default_factory=list)
 
 
 class Job(msgspec.Struct):

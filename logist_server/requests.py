@@ -27,6 +27,8 @@ class JobRequest(msgspec.Struct):
     role: str = "worker"
     draft: bool = False
     cwd: str = "."
+    # Repository-relative path -> text: unsaved editor buffers that replace the disk content.
+    overlays: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 def parse_range(text: str) -> LineRange:

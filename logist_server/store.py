@@ -234,6 +234,11 @@ class JobStore:
             raise JobNotFoundError(f"no job '{job_id}' in {self.repo}")
         return int(row[0])
 
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (SQLite's `data_version`)."""
+        with self._lock:
+            return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
     def changes_since(self, marks: dict[str, int]) -> dict[str, int]:
         """Jobs whose last event is newer than `marks` (job id -> seq already seen)."""
         with self._lock:

@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
@@ -38,8 +39,14 @@ def workspace_path(root: Path, repo: Path, job_id: str) -> Path:
     return root / f"{repo.name}-{digest}" / job_id
 
 
-def snapshot_base(info: RepoInfo, head: str | None) -> str:
-    """A commit of the user's working state; HEAD itself when nothing is uncommitted."""
+def snapshot_base(
+    info: RepoInfo, head: str | None, overlays: Mapping[str, str] | None = None
+) -> str:
+    """A commit of the user's working state; HEAD itself when nothing is uncommitted.
+
+    `overlays` maps repository-relative paths to text that replaces the file's content on
+    disk: an editor's unsaved buffers.
+    """
     repo = info.root
     with tempfile.TemporaryDirectory(prefix="logist-index-") as tmp:
         index = Path(tmp) / "index"
@@ -50,6 +57,8 @@ def snapshot_base(info: RepoInfo, head: str | None) -> str:
         if head is None and not user_index.exists():
             git(["read-tree", "--empty"], repo, env)
         git(["add", "-A", "--", "."], repo, env)
+        for path, text in sorted((overlays or {}).items()):
+            _stage_text(repo, env, path, text)
         tree = git_out(["write-tree"], repo, env)
     head_tree = git_out(["rev-parse", f"{head}^{{tree}}"], repo) if head else EMPTY_TREE
     if head is not None and tree == head_tree:
@@ -60,6 +69,15 @@ def snapshot_base(info: RepoInfo, head: str | None) -> str:
         repo,
         LOGIST_IDENTITY,
     )
+
+
+def _stage_text(repo: Path, env: Mapping[str, str], path: str, text: str) -> None:
+    """Put `text` into the private index at `path`, keeping the file's mode."""
+    blob = git(["hash-object", "-w", "--stdin", f"--path={path}"], repo, input=text.encode())
+    sha = blob.stdout.decode().strip()
+    full = repo / path
+    mode = "100755" if full.exists() and os.access(full, os.X_OK) else "100644"
+    git(["update-index", "--add", "--cacheinfo", f"{mode},{sha},{path}"], repo, env)
 
 
 def add_worktree(repo: Path, path: Path, branch: str, commit: str) -> None:
@@ -81,11 +99,8 @@ def remove_worktree(repo: Path, path: Path, branch: str | None) -> None:
         git(["branch", "-D", "-q", branch], repo, check=False)
 
 
-def provision(info: RepoInfo, root: Path, job_id: str) -> Workspace:
-    """Snapshot the user's state and create the job's worktree."""
-    from .git import head_commit
-
-    base = snapshot_base(info, head_commit(info.root))
+def provision(info: RepoInfo, root: Path, job_id: str, base: str) -> Workspace:
+    """Create the job's worktree at its base commit."""
     path = workspace_path(root, info.root, job_id)
     branch = BRANCH_PREFIX + job_id
     add_worktree(info.root, path, branch, base)

@@ -224,17 +224,10 @@ def cmd_job_delete(args: argparse.Namespace) -> int:
 
 # -- providers, gc -----------------------------------------------------------------------
 def cmd_agent_list(args: argparse.Namespace) -> int:
+    from ..catalog import describe_agents
     from ..engine import default_agents
 
-    registry = default_agents()
-    rows = []
-    for name in registry.names():
-        try:
-            agent = registry.get(name)
-            rows.append({"name": name, "description": agent.description, "program": agent.program,
-                         "version": agent.version()})  # fmt: skip
-        except LogistError as exc:
-            rows.append({"name": name, "description": str(exc), "program": None, "version": None})
+    rows = describe_agents(default_agents())
     if args.json:
         out_json(rows)
     else:
@@ -245,15 +238,10 @@ def cmd_agent_list(args: argparse.Namespace) -> int:
 
 
 def cmd_runtime_list(args: argparse.Namespace) -> int:
+    from ..catalog import describe_runtimes
     from ..engine import default_runtimes
 
-    registry = default_runtimes()
-    rows = []
-    for name in registry.names():
-        runtime = registry.get(name)
-        ok, why = runtime.available()
-        rows.append({"name": name, "description": runtime.description, "available": ok,
-                     "detail": why, "supports_reattach": runtime.supports_reattach})  # fmt: skip
+    rows = describe_runtimes(default_runtimes())
     if args.json:
         out_json(rows)
     else:
@@ -360,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     gc = sub.add_parser("gc", parents=[common], help="remove stale worktrees and branches")
     gc.set_defaults(handler=cmd_gc)
+
+    serve = sub.add_parser("serve", help="run the language server (stdio, or --tcp HOST:PORT)")
+    _add_serve_arguments(serve)
+    serve.set_defaults(handler=cmd_serve)
     return parser
 
 
@@ -382,6 +374,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ..server.main import serve
+
+    serve(tcp=args.tcp)
+    return 0
+
+
+def _add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stdio", action="store_true", help="talk LSP over stdio (the default)")
+    parser.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead (127.0.0.1:PORT)")
+
+
 def serve_main(argv: Sequence[str] | None = None) -> int:
-    sys.stderr.write("logist-server: the language server is not available yet\n")
-    return 1
+    """`logist-server`: the language server."""
+    parser = OneLineParser(prog="logist-server", description="The Logist language server.")
+    parser.add_argument("--version", action="version", version=f"logist-server {__version__}")
+    _add_serve_arguments(parser)
+    args = parser.parse_args(argv)
+    return cmd_serve(args)

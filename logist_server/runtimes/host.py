@@ -54,7 +54,9 @@ class HostRuntime:
         return True, "ok"
 
     def provision(self, info: RepoInfo, job: Job, workspace_root: Path) -> Workspace:
-        return provision(info, workspace_root, job.id)
+        if job.base_commit is None:
+            raise RuntimeProviderError(f"job {job.id} has no base commit")
+        return provision(info, workspace_root, job.id, job.base_commit)
 
     def start(
         self, job: Job, workspace: Workspace, spec: ProcessSpec, paths: JobPaths

@@ -1,0 +1,148 @@
+"""A job's change as hunks with stable ids, mapped onto the text the user has now.
+
+Hunks come from the immutable base -> result diff of a job, so their ids never change:
+`<job id>/<n>`. To accept one into a buffer that may have been edited since the job's base,
+its base lines are located in the current text through a line diff of base -> current;
+if the user changed any line inside the hunk (or right at an insertion point), the hunk is
+a conflict and nothing of it is applied.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+from pathlib import Path
+
+import msgspec
+
+from .apply import MODE_LINK, changed_files, read_blobs
+from .model import Job
+
+
+class Hunk(msgspec.Struct, frozen=True):
+    """Lines `old_start..old_end` (0-based, end exclusive) of the base become `new_lines`."""
+
+    id: str
+    path: str
+    old_start: int
+    old_end: int
+    old_lines: list[str]
+    new_lines: list[str]
+
+
+class FileHunks(msgspec.Struct, frozen=True):
+    """The hunks of one file; `kind` says how the file itself changes."""
+
+    path: str
+    kind: str  # modify | create | delete | binary
+    hunks: list[Hunk]
+
+
+class MappedHunk(msgspec.Struct, frozen=True):
+    """A hunk located in the current text: lines `start..end` there (0-based, exclusive)."""
+
+    hunk: Hunk
+    start: int
+    end: int
+    conflict: bool
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines with their endings, as difflib wants them."""
+    return text.splitlines(keepends=True)
+
+
+def job_hunks(repo: Path, job: Job) -> list[FileHunks]:
+    """All hunks of a job in review, in path order, numbered from 1."""
+    base, result = job.base_commit, job.result.result_commit
+    if base is None or result is None or base == result:
+        return []
+    changes = changed_files(repo, base, result)
+    blobs = read_blobs(repo, sorted({b for c in changes for b in (c.old_blob, c.new_blob) if b}))
+    files: list[FileHunks] = []
+    number = 0
+    for change in sorted(changes, key=lambda c: c.path):
+        old = blobs[change.old_blob] if change.old_blob else b""
+        new = blobs[change.new_blob] if change.new_blob else b""
+        binary = b"\0" in old or b"\0" in new or MODE_LINK in (change.old_mode, change.new_mode)
+        kind = (
+            "binary"
+            if binary
+            else "create"
+            if change.old_blob is None
+            else "delete"
+            if change.new_blob is None
+            else "modify"
+        )
+        old_lines = split_lines(old.decode(errors="replace"))
+        new_lines = split_lines(new.decode(errors="replace"))
+        hunks: list[Hunk] = []
+        if binary or (old_lines == new_lines):  # binary, or a mode-only change
+            number += 1
+            hunks.append(Hunk(f"{job.id}/{number}", change.path, 0, len(old_lines), [], []))
+        else:
+            matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+            for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+                if tag == "equal":
+                    continue
+                number += 1
+                hunks.append(
+                    Hunk(
+                        id=f"{job.id}/{number}",
+                        path=change.path,
+                        old_start=i1,
+                        old_end=i2,
+                        old_lines=old_lines[i1:i2],
+                        new_lines=new_lines[j1:j2],
+                    )
+                )
+        files.append(FileHunks(change.path, kind, hunks))
+    return files
+
+
+def map_hunks(base_text: str, current_text: str, hunks: list[Hunk]) -> list[MappedHunk]:
+    """Locate each hunk of one file in `current_text` (the buffer or file as it is now)."""
+    base_lines = split_lines(base_text)
+    current_lines = split_lines(current_text)
+    if base_lines == current_lines:
+        return [MappedHunk(h, h.old_start, h.old_end, False) for h in hunks]
+    # base line index -> current line index, for lines the user left alone
+    same: dict[int, int] = {}
+    matcher = difflib.SequenceMatcher(None, base_lines, current_lines, autojunk=False)
+    for block in matcher.get_matching_blocks():
+        for k in range(block.size):
+            same[block.a + k] = block.b + k
+    mapped: list[MappedHunk] = []
+    for hunk in hunks:
+        mapped.append(_locate(hunk, same, len(base_lines), len(current_lines)))
+    return mapped
+
+
+def _locate(hunk: Hunk, same: dict[int, int], n_base: int, n_current: int) -> MappedHunk:
+    start, end = hunk.old_start, hunk.old_end
+    if end > start:
+        inside = [same.get(i) for i in range(start, end)]
+        located = [v for v in inside if v is not None]
+        contiguous = len(located) == len(inside) and all(
+            b == a + 1 for a, b in itertools.pairwise(located)
+        )
+        if contiguous:
+            return MappedHunk(hunk, located[0], located[0] + (end - start), False)
+        return MappedHunk(hunk, start, end, True)
+    # An insertion before base line `start`: its neighbours must be where they were.
+    before = same.get(start - 1) if start > 0 else -1
+    after = same.get(start) if start < n_base else n_current
+    if before is not None and after is not None and after == before + 1:
+        return MappedHunk(hunk, after, after, False)
+    return MappedHunk(hunk, start, start, True)
+
+
+def apply_to_text(current_text: str, mapped: list[MappedHunk]) -> str:
+    """The current text with the given (non-conflicting) hunks applied."""
+    lines = split_lines(current_text)
+    for item in sorted(mapped, key=lambda m: m.start, reverse=True):
+        new_lines = list(item.hunk.new_lines)
+        if item.start == len(lines) and lines and not lines[-1].endswith("\n") and new_lines:
+            lines[-1] += "\n"
+        lines[item.start : item.end] = new_lines
+    return "".join(lines)

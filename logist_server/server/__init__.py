@@ -1,0 +1,1 @@
+"""The Logist language server: LSP plus `logist/*` methods over one job engine."""

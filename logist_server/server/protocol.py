@@ -1,0 +1,113 @@
+"""Method names and payload shapes of the `logist/*` protocol: the one wire boundary.
+
+Params arrive as plain JSON and are converted here, strictly, into msgspec structs; a
+mismatch becomes an InvalidParams error naming the field. Results leave as builtins.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from pygls.exceptions import JsonRpcInvalidParams
+
+CREATE_JOB = "logist/createJob"
+LIST_JOBS = "logist/listJobs"
+GET_JOB = "logist/getJob"
+GET_JOB_DIFF = "logist/getJobDiff"
+ACCEPT_JOB = "logist/acceptJob"
+REJECT_JOB = "logist/rejectJob"
+CANCEL_JOB = "logist/cancelJob"
+LIST_AGENTS = "logist/listAgents"
+LIST_RUNTIMES = "logist/listRuntimes"
+JOB_EVENT = "logist/jobEvent"
+
+REQUESTS = (
+    CREATE_JOB,
+    LIST_JOBS,
+    GET_JOB,
+    GET_JOB_DIFF,
+    ACCEPT_JOB,
+    REJECT_JOB,
+    CANCEL_JOB,
+    LIST_AGENTS,
+    LIST_RUNTIMES,
+)
+
+
+def command_name(method: str) -> str:
+    """`logist/createJob` -> `logist.createJob`: the same request as a workspace command."""
+    return method.replace("/", ".")
+
+
+class Position(msgspec.Struct, frozen=True):
+    line: int
+    character: int
+
+
+class Range(msgspec.Struct, frozen=True):
+    start: Position
+    end: Position
+
+
+class LimitsParams(msgspec.Struct, frozen=True, rename="camel"):
+    max_cost_usd: float | None = None
+    max_time_s: float | None = None
+    max_turns: int | None = None
+    hang_timeout_s: float | None = None
+
+
+class CreateJobParams(msgspec.Struct, frozen=True, rename="camel"):
+    prompt: str
+    uri: str | None = None
+    range: Range | None = None
+    agent: str | None = None
+    agent_options: dict[str, str] | None = None
+    model: str | None = None
+    runtime: str | None = None
+    role: str | None = None
+    limits: LimitsParams | None = None
+
+
+class ListJobsParams(msgspec.Struct, frozen=True, rename="camel"):
+    status: list[str] | None = None
+
+
+class JobIdParams(msgspec.Struct, frozen=True, rename="camel"):
+    job_id: str
+
+
+class AcceptJobParams(msgspec.Struct, frozen=True, rename="camel"):
+    job_id: str
+    hunk_ids: list[str] | None = None
+
+
+class Empty(msgspec.Struct, frozen=True):
+    pass
+
+
+P = TypeVar("P")
+
+
+def convert_params(method: str, raw: Any, kind: type[P]) -> P:
+    """Strictly convert raw JSON params to `kind`, or raise InvalidParams naming the problem."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise JsonRpcInvalidParams(f"{method}: params must be an object, got {_json_type(raw)}")
+    try:
+        return msgspec.convert(raw, kind, strict=True)
+    except msgspec.ValidationError as exc:
+        raise JsonRpcInvalidParams(f"{method}: invalid params: {exc}") from None
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return type(value).__name__

@@ -1,0 +1,223 @@
+"""Streaming job events to the client: `logist/jobEvent`, `$/progress`, `window/showMessage`.
+
+The pump reads every job's new events from the stores, whichever process wrote them, so
+jobs driven by the CLI or another editor stream here too. Bursts of messages are coalesced
+into one notification (`firstSeq`..`seq`), so a flood never stalls the server or client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from lsprotocol import types
+
+from ..engine import Engine
+from ..model import JobEvent, JobStatus
+from ..states import SETTLED
+from .app import LogistServer
+from .protocol import JOB_EVENT
+
+log = logging.getLogger(__name__)
+POLL_S = 0.1
+MAX_EVENTS_PER_ROUND = 20_000
+MAX_COALESCED = 2_000
+PROGRESS_REPORT_INTERVAL_S = 0.25
+
+
+class JobProgress:
+    """The `$/progress` of one job: create, begin, throttled reports, end."""
+
+    def __init__(self, server: LogistServer, job_id: str) -> None:
+        self.server = server
+        self.token = f"logist-job-{job_id}"
+        self.job_id = job_id
+        self.ready = False
+        self.ended = False
+        self._last_report = 0.0
+        self._pending_end: str | None = None
+
+    async def begin(self, title: str) -> None:
+        try:
+            await self.server.work_done_progress.create_async(self.token)
+        except Exception as exc:
+            log.info("client refused progress for %s: %s", self.job_id, exc)
+            self.ended = True
+            return
+        self.server.work_done_progress.begin(
+            self.token, types.WorkDoneProgressBegin(title=title, cancellable=False)
+        )
+        self.ready = True
+        if self._pending_end is not None:
+            self.end(self._pending_end)
+
+    def report(self, message: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.ready or self.ended:
+            return
+        if not force and now - self._last_report < PROGRESS_REPORT_INTERVAL_S:
+            return
+        self._last_report = now
+        self.server.work_done_progress.report(
+            self.token, types.WorkDoneProgressReport(message=message[:120])
+        )
+
+    def end(self, message: str) -> None:
+        if self.ended:
+            return
+        if not self.ready:
+            self._pending_end = message
+            return
+        self.ended = True
+        self.server.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message))
+
+
+class EventPump:
+    """Sends every new job event of every watched repository to the client."""
+
+    def __init__(self, server: LogistServer) -> None:
+        self.server = server
+        self.marks: dict[str, dict[str, int]] = {}
+        self.progress: dict[str, JobProgress] = {}
+        self.on_status: list[Callable[[Engine, str, JobStatus], None]] = []
+        self._wake = asyncio.Event()
+        self._versions: dict[str, int] = {}
+
+    def watch(self, engine: Engine) -> None:
+        """Follow this repository's jobs from now on (history is not replayed)."""
+        key = str(engine.repo)
+        if key in self.marks:
+            return
+        marks: dict[str, int] = {}
+        if engine.has_store():
+            marks = engine.store.changes_since({})
+        self.marks[key] = marks
+
+    def wake(self, _events: list[JobEvent] | None = None) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_S)
+            woken = self._wake.is_set()
+            self._wake.clear()
+            for engine in list(self.server.engines.values()):
+                self.watch(engine)
+                if not engine.has_store():
+                    continue
+                version = engine.store.data_version()
+                key = str(engine.repo)
+                if not woken and self._versions.get(key) == version:
+                    continue  # nobody else wrote to this store since the last round
+                self._versions[key] = version
+                if self._send_new(engine):
+                    self._wake.set()  # more to send: go on without waiting
+                await asyncio.sleep(0)
+
+    def _send_new(self, engine: Engine) -> bool:
+        """Send what is new; True when a round's budget ran out with events left."""
+        marks = self.marks[str(engine.repo)]
+        budget = MAX_EVENTS_PER_ROUND
+        for job_id in engine.store.changes_since(marks):
+            seen = marks.get(job_id, 0)
+            events = engine.store.events(job_id, after=seen, limit=budget)
+            if not events:
+                continue
+            self._send(engine, events)
+            marks[job_id] = events[-1].seq
+            budget -= len(events)
+            if budget <= 0:
+                return True
+        return False
+
+    def _send(self, engine: Engine, events: list[JobEvent]) -> None:
+        notify = self.server.protocol.notify
+        run: list[JobEvent] = []
+
+        def flush() -> None:
+            if not run:
+                return
+            last = run[-1]
+            if len(run) == 1:
+                notify(JOB_EVENT, _payload(last))
+            else:
+                text = "\n".join(str(e.data.get("text", "")) for e in run)
+                notify(
+                    JOB_EVENT,
+                    {
+                        "jobId": last.job_id,
+                        "seq": last.seq,
+                        "firstSeq": run[0].seq,
+                        "kind": "message",
+                        "data": {"text": text, "count": len(run)},
+                    },
+                )
+            self._progress_message(last.job_id, str(last.data.get("text", "")))
+            run.clear()
+
+        for event in events:
+            if event.kind == "message":
+                run.append(event)
+                if len(run) >= MAX_COALESCED:
+                    flush()
+                continue
+            flush()
+            notify(JOB_EVENT, _payload(event))
+            if event.kind == "status":
+                self._status_changed(engine, event)
+        flush()
+
+    def _progress_message(self, job_id: str, text: str) -> None:
+        progress = self.progress.get(job_id)
+        if progress is not None:
+            progress.report(text)
+
+    def _status_changed(self, engine: Engine, event: JobEvent) -> None:
+        status = JobStatus(event.data["to"])
+        job_id = event.job_id
+        starting = status in (JobStatus.PROVISIONING, JobStatus.RUNNING)
+        if starting and job_id not in self.progress and _client_supports_progress(self.server):
+            started = JobProgress(self.server, job_id)
+            self.progress[job_id] = started
+            self.server.run_task(started.begin(f"Logist job {job_id}"), f"progress {job_id}")
+        progress = self.progress.get(job_id)
+        reason = event.data.get("reason")
+        if progress is not None:
+            if status in SETTLED:
+                progress.end(f"{status.value}" + (f": {reason}" if reason else ""))
+                del self.progress[job_id]
+            else:
+                progress.report(status.value, force=True)
+        if status == JobStatus.REVIEW:
+            self._show(types.MessageType.Info, f"Logist job {job_id} is ready for review: {reason}")
+        elif status == JobStatus.FAILED:
+            self._show(types.MessageType.Error, f"Logist job {job_id} failed: {reason}")
+        elif status in (JobStatus.STUCK, JobStatus.HALTED):
+            self._show(types.MessageType.Warning, f"Logist job {job_id} {status.value}: {reason}")
+        for callback in self.on_status:
+            callback(engine, job_id, status)
+
+    def _show(self, kind: types.MessageType, text: str) -> None:
+        self.server.window_show_message(types.ShowMessageParams(type=kind, message=text))
+
+
+def _payload(event: JobEvent) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "jobId": event.job_id,
+        "seq": event.seq,
+        "kind": event.kind,
+        "data": event.data,
+    }
+    if event.kind == "status":
+        payload["status"] = event.data.get("to")
+    return payload
+
+
+def _client_supports_progress(server: LogistServer) -> bool:
+    window = server.client_capabilities.window
+    return bool(window and window.work_done_progress)
