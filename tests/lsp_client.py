@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any, Union
 
@@ -115,7 +116,5 @@ class Editor:
                 ]
                 raise AssertionError(f"job {job_id} never reached {statuses}; events: {seen}")
             self.event_arrived.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.event_arrived.wait(), remaining)
-            except TimeoutError:
-                pass
