@@ -24,7 +24,7 @@ _ALWAYS_ALLOWED = {types.INITIALIZE, types.SHUTDOWN, types.EXIT}
 def raw_json_converter() -> cattrs.Converter:
     """pygls' converter, except that params and results of methods lsprotocol does not know
     stay plain JSON (pygls would make lossy namedtuples of them)."""
-    converter: cattrs.Converter = default_converter()
+    converter: cattrs.Converter = default_converter()  # type: ignore[no-untyped-call]
 
     def keep(obj: dict[str, Any], cls: type[Any]) -> Any:
         return cls(**obj)
