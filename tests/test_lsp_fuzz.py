@@ -83,8 +83,12 @@ def test_random_messages_always_get_an_answer(
 
 
 def test_a_normal_job_still_works_after_the_barrage(server: RawClient, repo: Path) -> None:
-    created = server.request("logist/createJob", {"prompt": "after the storm", "agent": "mock",
-                                                  "uri": from_fs_path(str(repo / "b.txt"))})  # fmt: skip
+    params = {
+        "prompt": "after the storm",
+        "agent": "mock",
+        "uri": from_fs_path(str(repo / "b.txt")),
+    }
+    created = server.request("logist/createJob", params)
     assert "result" in created, created
     job_id = created["result"]["jobId"]
     server.wait_notification(
