@@ -51,8 +51,9 @@ def server(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Raw
     early = client.request("logist/listJobs", {})
     assert early["error"]["code"] == -32002
     uri = from_fs_path(str(repo))
-    init = client.request("initialize", {"processId": None, "rootUri": uri, "capabilities": {},
-                                         "workspaceFolders": [{"uri": uri, "name": "repo"}]})  # fmt: skip
+    folders = [{"uri": uri, "name": "repo"}]
+    params = {"processId": None, "rootUri": uri, "capabilities": {}, "workspaceFolders": folders}
+    init = client.request("initialize", params)
     assert "capabilities" in init["result"]
     client.notify("initialized", {})
     yield client
