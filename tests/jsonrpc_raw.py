@@ -18,6 +18,10 @@ class RawClient:
         )
         self.responses: dict[Any, dict[str, Any]] = {}
         self.notifications: list[dict[str, Any]] = []
+        self.server_requests: list[dict[str, Any]] = []
+        self.sent: dict[Any, dict[str, Any]] = {}
+        # Results for the server's own requests, by method (default: null).
+        self.answers: dict[str, Any] = {}
         self._cond = threading.Condition()
         self._write_lock = threading.Lock()
         self._next_id = 0
@@ -58,6 +62,12 @@ class RawClient:
                     self._cond.notify_all()
 
     def send_raw(self, body: bytes) -> None:
+        try:
+            message = json.loads(body)
+            if isinstance(message, dict) and "id" in message and "method" in message:
+                self.sent[message["id"]] = message
+        except ValueError:
+            pass
         stdin = self.proc.stdin
         assert stdin is not None
         with self._write_lock:
@@ -85,9 +95,8 @@ class RawClient:
             ok = self._cond.wait_for(lambda: msg_id in self.responses, timeout)
         if not ok:
             tail = b"".join(self.stderr_tail[-10:]).decode(errors="replace")
-            raise AssertionError(
-                f"no response to request {msg_id} within {timeout} s; stderr: {tail}"
-            )
+            request = json.dumps(self.sent.get(msg_id))[:300]
+            raise AssertionError(f"no response within {timeout} s to {request}; stderr: {tail}")
         return self.responses[msg_id]
 
     def wait_notification(self, predicate: Any, timeout: float = 30) -> dict[str, Any]:
@@ -101,6 +110,6 @@ class RawClient:
             self.request("shutdown", None, timeout=10)
             self.notify("exit", None)
             self.proc.wait(timeout=10)
-        except Exception:  # noqa: BLE001 - best effort, then force
+        except Exception:
             self.proc.kill()
             self.proc.wait()

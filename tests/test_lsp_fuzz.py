@@ -101,3 +101,29 @@ def test_a_normal_job_still_works_after_the_barrage(server: RawClient, repo: Pat
     )
     listed = server.request("logist/listJobs", {})
     assert job_id in {job["id"] for job in listed["result"]}
+
+
+def test_a_malformed_answer_to_apply_edit_fails_the_accept_instead_of_hanging(
+    server: RawClient, repo: Path
+) -> None:
+    path = repo / "a.txt"
+    original = path.read_text()
+    uri = from_fs_path(str(path))
+    document = {"uri": uri, "languageId": "plaintext", "version": 1, "text": original}
+    server.notify("textDocument/didOpen", {"textDocument": document})
+    created = server.request("logist/createJob", {"prompt": "p", "agent": "mock", "uri": uri})
+    job_id = created["result"]["jobId"]
+    server.wait_notification(
+        lambda n: (
+            n["method"] == "logist/jobEvent"
+            and n["params"].get("jobId") == job_id
+            and n["params"].get("status") == "review"
+        )
+    )
+    server.answers.pop("workspace/applyEdit", None)  # null is not an ApplyWorkspaceEditResult
+    response = server.request("logist/acceptJob", {"jobId": job_id}, timeout=20)
+    assert response["result"]["applied"] == [], response
+    assert response["result"]["conflicts"][0]["hunkId"] == f"{job_id}/1"
+    assert path.read_text() == original
+    job = server.request("logist/getJob", {"jobId": job_id})["result"]
+    assert job["status"] == "review"

@@ -3,6 +3,7 @@ request always gets an error response instead of silence."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import attrs
@@ -17,6 +18,7 @@ from pygls.protocol import (
     default_converter,
 )
 
+log = logging.getLogger(__name__)
 SERVER_NOT_INITIALIZED = -32002
 _ALWAYS_ALLOWED = {types.INITIALIZE, types.SHUTDOWN, types.EXIT}
 
@@ -44,6 +46,14 @@ class InvalidRequest:
     jsonrpc: str = "2.0"
 
 
+@attrs.define
+class InvalidResponse:
+    """A client's response we could not read; the waiting request fails with it."""
+
+    id: Any
+    message: str
+
+
 class LogistProtocol(LanguageServerProtocol):
     """LanguageServerProtocol that answers every request, even a malformed or early one."""
 
@@ -52,20 +62,47 @@ class LogistProtocol(LanguageServerProtocol):
         self.initialize_received = False
 
     def structure_message(self, data: dict[str, Any]) -> Any:
+        # pygls calls this for every JSON object, nested ones too: a params object that
+        # happens to contain "jsonrpc" would be taken for a message. Keep plain JSON here;
+        # the whole message is structured once it is complete, in `handle_message`.
+        return data
+
+    def handle_message(self, message: Any) -> None:
+        if not isinstance(message, dict):
+            log.warning("ignoring a JSON-RPC message that is not an object: %r", message)
+            return
+        structured = self._structure(message)
+        if isinstance(structured, InvalidRequest):
+            error = JsonRpcInvalidParams(structured.message).to_response_error()
+            self._send_response(structured.id, None, error)
+        elif isinstance(structured, InvalidResponse):
+            # Fail the request we are waiting on instead of waiting forever.
+            error = types.ResponseError(code=JsonRpcInvalidParams.CODE, message=structured.message)
+            self._handle_response(structured.id, None, error)
+        elif isinstance(structured, dict):
+            if "id" in structured and "method" in structured:
+                invalid = types.ResponseError(
+                    code=-32600, message="invalid request: not JSON-RPC 2.0"
+                )
+                self._send_response(structured["id"], None, invalid)
+            else:
+                log.warning("ignoring an invalid JSON-RPC message")
+        else:
+            super().handle_message(structured)
+
+    def _structure(self, data: dict[str, Any]) -> Any:
         try:
             return super().structure_message(data)
         except JsonRpcException as exc:
-            if "jsonrpc" in data and "id" in data and isinstance(data.get("method"), str):
-                return InvalidRequest(data["id"], data["method"], _describe(exc))
-            raise
-
-    def handle_message(self, message: Any) -> None:
-        if isinstance(message, InvalidRequest):
-            self._send_response(
-                message.id, None, JsonRpcInvalidParams(message.message).to_response_error()
-            )
-            return
-        super().handle_message(message)
+            if "jsonrpc" in data and "id" in data:
+                if isinstance(data.get("method"), str):
+                    return InvalidRequest(data["id"], data["method"], _describe(exc))
+                if "method" not in data:
+                    return InvalidResponse(data["id"], _describe(exc))
+            return None
+        except Exception as exc:
+            log.warning("cannot read a JSON-RPC message: %s", exc)
+            return None
 
     def _handle_request(self, msg_id: Any, method_name: str, params: Any) -> None:
         if method_name == types.INITIALIZE:

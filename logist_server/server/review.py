@@ -299,14 +299,18 @@ class Review:
         if applied:
             engine.store.update(job.id, None, [("accepting", {"hunks": applied})])
         if buffer_edits:
-            result = await self.server.workspace_apply_edit_async(
-                types.ApplyWorkspaceEditParams(
-                    edit=types.WorkspaceEdit(document_changes=buffer_edits),
-                    label=f"Accept Logist job {job.id}",
-                )
+            params = types.ApplyWorkspaceEditParams(
+                edit=types.WorkspaceEdit(document_changes=buffer_edits),
+                label=f"Accept Logist job {job.id}",
             )
-            if not result.applied:
-                reason = result.failure_reason or "the editor refused the edit"
+            try:
+                result = await self.server.workspace_apply_edit_async(params)
+                refused_why = None if result.applied else result.failure_reason
+                refused_edit = not result.applied
+            except Exception as exc:
+                refused_why, refused_edit = f"the editor could not apply the edit: {exc}", True
+            if refused_edit:
+                reason = refused_why or "the editor refused the edit"
                 refused = {e.text_document.uri for e in buffer_edits}
                 keep = []
                 for hunk_id in applied:
