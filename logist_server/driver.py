@@ -203,7 +203,9 @@ class JobDriver:
                 if runtime.read_output(handle, paths, offset):
                     continue  # output written just before the exit: drain it first
                 tail = parser.feed(partial.decode("utf-8", "replace")) if partial else []
-                self._record([*tail, *parser.finish(code)], offset, exit_code=code)
+                stopped = self.store.get(self.job_id).cancel_requested
+                final = parser.finish(None if stopped else code)
+                self._record([*tail, *final], offset, exit_code=code)
                 return code
             now = time.monotonic()
             if now >= next_control:
@@ -267,8 +269,8 @@ class JobDriver:
                 j.result.exit_code = code
 
             return self._transition(S.FAILED, reason, mutate=record_failure)
-        if job.status == S.NEEDS_INPUT:
-            job = self._transition(S.RUNNING, "the agent went on without an answer")
+        if job.status == S.NEEDS_INPUT:  # it ended while waiting for an answer
+            job = self._transition(S.RUNNING, "the agent finished without waiting for an answer")
         assert job.workspace is not None
         harvested = await asyncio.to_thread(runtime.harvest, job, job.workspace)
         job_dir = self.store.job_dir(job.id)

@@ -13,6 +13,7 @@ from .agents.base import AgentProvider
 from .apply import execute_plan, plan_accept
 from .driver import EventListener, JobDriver, step_paths
 from .errors import JobBusyError, JobNotFoundError, LogistError, UsageError
+from .fsutil import atomic_write
 from .git import RepoInfo, find_repo, head_commit
 from .locks import DriverLock, is_locked
 from .model import AgentSpec, Job, JobStatus, RuntimeSpec
@@ -97,10 +98,7 @@ class Engine:
         self.agents.check(request.agent)
         self.runtimes.check(request.runtime)
         validate_limits(request.limits)
-        provider = self.agents.get(request.agent)
-        validate = getattr(provider, "validate_options", None)
-        if validate is not None:
-            validate(request.agent_options)
+        self.agents.get(request.agent).validate_options(request.agent_options)
         target = resolve_target(request, self.repo)
         for path in request.overlays:
             if path.startswith(("/", "../")) or "/../" in path:
@@ -133,6 +131,20 @@ class Engine:
 
     def cancel(self, ref: str, wait_s: float = CANCEL_WAIT_S) -> Job:
         """Stop the job and every process of its agent; settles it as `cancelled`."""
+        job = self.request_cancel(ref)
+        deadline = time.monotonic() + wait_s
+        while job.status not in SETTLED:
+            if time.monotonic() > deadline:
+                raise self.cancel_timeout(job.id, wait_s)
+            time.sleep(0.05)
+            job = self.store.get(job.id)
+        return job
+
+    def request_cancel(self, ref: str) -> Job:
+        """Record the cancel and kill the agent; settle the job unless a driver will.
+
+        Returns at once; the job is settled, or its driver settles it within moments.
+        """
         job = self.get(ref)
         if job.status in SETTLED:
             raise UsageError(f"job {job.id} is already {job.status}: nothing to cancel")
@@ -148,13 +160,27 @@ class Engine:
                 return job
         # A live driver settles it; killing the agent here makes that immediate.
         self._kill_agent(job)
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            job = self.store.get(job.id)
-            if job.status in SETTLED:
-                return job
-            time.sleep(0.05)
-        raise LogistError(f"job {job.id}: the process driving it did not settle it in {wait_s:g} s")
+        return self.store.get(job.id)
+
+    @staticmethod
+    def cancel_timeout(job_id: str, wait_s: float) -> LogistError:
+        return LogistError(
+            f"job {job_id}: the process driving it did not settle it in {wait_s:g} s"
+        )
+
+    def answer(self, ref: str, text: str) -> Job:
+        """Answer the agent's question: the job in `needs_input` resumes."""
+        job = self.get(ref)
+        if job.status != S.NEEDS_INPUT:
+            raise UsageError(f"job {job.id} is {job.status}, not waiting for an answer")
+        if not text.strip():
+            raise UsageError("the answer is empty")
+        step = job.current_step
+        assert step is not None
+        job, _ = self.store.transition(job.id, S.RUNNING, "answered", data={"answer": text})
+        answer_file = Path(step_paths(self.store.job_dir(job.id), step.number).dir) / "answer"
+        atomic_write(answer_file, text.encode())
+        return job
 
     def accept(self, ref: str) -> tuple[Job, list[str]]:
         """Apply the job's changes to the working tree, keeping the user's own changes."""
@@ -210,8 +236,10 @@ class Engine:
 
     def gc(self) -> GcReport:
         """Remove worktrees and branches of jobs that are gone or finished with."""
-        jobs = {job.id: job for job in self.store.list_jobs()}
         report = GcReport()
+        if not self.has_store() and not list_logist_branches(self.repo):
+            return report
+        jobs = {job.id: job for job in self.store.list_jobs()}
 
         def stale(job_id: str) -> bool:
             job = jobs.get(job_id)

@@ -50,7 +50,13 @@ class AgentProvider(Protocol):
         """The command line and environment for one non-interactive run."""
         ...
 
-    def new_parser(self) -> OutputParser: ...
+    def validate_options(self, options: dict[str, str]) -> None:
+        """UsageError when `--agent-opt` values cannot work, before a job is created."""
+        ...
+
+    def new_parser(self) -> OutputParser:
+        """A fresh parser for one run's output."""
+        ...
 
     def version(self) -> str | None:
         """The installed program's version, or None when it is not installed."""

@@ -12,6 +12,15 @@ from .jsonl import JsonLinesParser
 from .mock_program import SCENARIOS
 
 
+def _number(key: str, text: str, kind: type[int] | type[float]) -> None:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise UsageError(f"mock option {key} must be a number, got '{text}'") from None
+    if value < 0:
+        raise UsageError(f"mock option {key} must not be negative, got '{text}'")
+
+
 class MockAgent:
     """Scripted behaviours (edit, slow, hang, crash, cost, question, noop, flood)."""
 
@@ -35,6 +44,20 @@ class MockAgent:
         return ProcessSpec(
             argv=argv, env={"LOGIST_ANSWER_FILE": ctx.answer_file}, cwd=ctx.workspace
         )
+
+    def validate_options(self, options: dict[str, str]) -> None:
+        """UsageError for an unknown scenario or a malformed number, before anything runs."""
+        scenario = options.get("scenario", "edit")
+        if scenario not in SCENARIOS:
+            raise UsageError(
+                f"unknown mock scenario '{scenario}' (known: {', '.join(sorted(SCENARIOS))})"
+            )
+        for key in ("seconds", "interval"):
+            if key in options:
+                _number(key, options[key], float)
+        for key in ("lines", "steps"):
+            if key in options:
+                _number(key, options[key], int)
 
     def new_parser(self) -> OutputParser:
         return JsonLinesParser()

@@ -39,10 +39,15 @@ def out_json(value: Any) -> None:
     sys.stdout.flush()
 
 
+def start_dir(args: argparse.Namespace) -> Path:
+    """`-C DIR` (given before or after the subcommand), else the current directory."""
+    return Path(getattr(args, "directory", None) or args.top_directory or ".").resolve()
+
+
 def engine_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from ..engine import Engine
 
-    return Engine.for_path(Path(args.directory).resolve())
+    return Engine.for_path(start_dir(args))
 
 
 def parse_kv(items: Sequence[str], flag: str) -> dict[str, str]:
@@ -61,9 +66,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.prompt is None and args.prompt_file is None:
         raise UsageError("no prompt given: use --prompt TEXT or --prompt-file FILE")
+    if args.prompt is not None and args.prompt_file is not None:
+        raise UsageError("give --prompt or --prompt-file, not both")
+    base = start_dir(args)
     if args.prompt_file is not None:
         try:
-            prompt = Path(args.prompt_file).read_text()
+            prompt = (base / args.prompt_file).read_text()
         except OSError as exc:
             raise UsageError(
                 f"cannot read --prompt-file {args.prompt_file}: {exc.strerror}"
@@ -85,7 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             max_turns=args.max_turns,
             hang_timeout_s=args.hang_timeout,
         ),
-        cwd=os.getcwd(),
+        cwd=str(base),
     )
     engine = engine_for(args)
     job = engine.create_job(request)
@@ -181,6 +189,48 @@ def cmd_job_log(args: argparse.Namespace) -> int:
         if settled and not engine.store.events(job.id, after=seen):
             return 0
         time.sleep(0.1)
+
+
+def cmd_job_answer(args: argparse.Namespace) -> int:
+    job = engine_for(args).answer(args.job, args.text)
+    if args.json:
+        out_json(job)
+    else:
+        print(f"job {job.id}: {job.status.value}")
+    return 0
+
+
+def cmd_job_attach(args: argparse.Namespace) -> int:
+    """Follow a job until it settles; drive it (re-attach) when nothing else does."""
+    from ..locks import is_locked
+    from .progress import make_progress
+
+    engine = engine_for(args)
+    job = engine.get(args.job)
+    if job.status not in SETTLED and not is_locked(engine.store.lock_path(job.id)):
+        job = drive_with_progress(engine, job.id, args.json)
+    else:
+        seen = engine.store.last_seq(job.id)
+        with make_progress(job.id, args.json) as progress:
+            while job.status not in SETTLED:
+                if not is_locked(engine.store.lock_path(job.id)):
+                    break  # its driver died while we watched: take over below
+                time.sleep(0.1)
+                events = engine.store.events(job.id, after=seen)
+                if events:
+                    progress(events)
+                    seen = events[-1].seq
+                job = engine.store.get(job.id)
+        if job.status not in SETTLED:
+            job = drive_with_progress(engine, job.id, args.json)
+    if args.json:
+        out_json(job)
+    else:
+        print(
+            f"job {job.id}: {job.status.value}"
+            + (f" ({job.status_reason})" if job.status_reason else "")
+        )
+    return 0 if job.status == JobStatus.REVIEW else 1
 
 
 def cmd_job_accept(args: argparse.Namespace) -> int:
@@ -290,11 +340,12 @@ def _positive_int(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     common = OneLineParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
-    common.add_argument("-C", dest="directory", default=".", metavar="DIR",
+    common.add_argument("-C", dest="directory", default=None, metavar="DIR",
                         help="run as if started in DIR")  # fmt: skip
 
     parser = OneLineParser(prog="logist", description="Hand work to AI coding agents.")
     parser.add_argument("--version", action="version", version=f"logist {__version__}")
+    parser.add_argument("-C", dest="top_directory", metavar="DIR", help="run as if started in DIR")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=OneLineParser)  # fmt: skip
 
@@ -331,6 +382,15 @@ def build_parser() -> argparse.ArgumentParser:
         p = jobs.add_parser(name, parents=[common], help=text)
         p.add_argument("job", help="job id (or a unique prefix)")
         p.set_defaults(handler=handler)
+    answer = jobs.add_parser("answer", parents=[common], help="answer a job's question")
+    answer.add_argument("job")
+    answer.add_argument("text", help="the answer")
+    answer.set_defaults(handler=cmd_job_answer)
+    attach = jobs.add_parser(
+        "attach", parents=[common], help="follow a job until it settles, re-attaching if needed"
+    )
+    attach.add_argument("job")
+    attach.set_defaults(handler=cmd_job_attach)
     log = jobs.add_parser("log", parents=[common], help="a job's events")
     log.add_argument("job")
     log.add_argument("--follow", "-f", action="store_true", help="keep printing until it settles")
@@ -365,8 +425,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_status
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as git does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except Exception as exc:
-        if os.environ.get("LOGIST_DEBUG"):
+        if os.environ.get("LOGIST_DEBUG", "0") not in ("", "0"):
             raise
         sys.stderr.write(
             f"logist: internal error: {type(exc).__name__}: {exc} (LOGIST_DEBUG=1 shows details)\n"

@@ -83,6 +83,10 @@ class LogistServer(LanguageServer):
                 log.info("workspace folder %s is not in a git repository", root)
 
     def engine_for_path(self, path: Path) -> Engine:
+        """The engine of the repository holding `path` (known roots first, no git call)."""
+        known = [root for root in self.engines if root == path or root in path.parents]
+        if known:
+            return self.engines[max(known, key=lambda r: len(r.parts))]
         info = find_repo(path)
         engine = self.engines.get(info.root)
         if engine is None:

@@ -12,9 +12,11 @@ import msgspec
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
 from ..catalog import describe_agents, describe_runtimes
+from ..engine import CANCEL_WAIT_S
 from ..errors import LogistError, UsageError
 from ..model import JobStatus, Limits, LineRange
 from ..requests import JobRequest
+from ..states import SETTLED
 from . import protocol as p
 from .app import LogistServer
 from .review import Review
@@ -144,8 +146,14 @@ def register(server: LogistServer, pump: EventPump, review: Review) -> None:
     @rpc(server, p.CANCEL_JOB, p.JobIdParams)
     async def cancel_job(params: p.JobIdParams) -> Any:
         engine, job = server.find_job(params.job_id)
-        job = await asyncio.to_thread(engine.cancel, job.id)
+        job = await asyncio.to_thread(engine.request_cancel, job.id)
         pump.wake()
+        deadline = asyncio.get_running_loop().time() + CANCEL_WAIT_S
+        while job.status not in SETTLED:  # waits here, not in a worker thread the driver needs
+            if asyncio.get_running_loop().time() > deadline:
+                raise engine.cancel_timeout(job.id, CANCEL_WAIT_S)
+            await asyncio.sleep(0.05)
+            job = engine.store.get(job.id)
         return {"jobId": job.id, "status": job.status.value}
 
     @rpc(server, p.LIST_AGENTS, p.Empty)
