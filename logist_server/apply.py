@@ -102,6 +102,21 @@ def _current(root: Path, path: str) -> tuple[bytes | None, int | None]:
     return full.read_bytes(), mode
 
 
+def _blocked(root: Path, path: str) -> bool:
+    """True when something other than a file or symlink is at `path` or in its parents."""
+    full = root / path
+    try:
+        st = os.lstat(full)
+    except FileNotFoundError:
+        parent = full.parent
+        while parent != root and not parent.exists():
+            parent = parent.parent
+        return parent != root and not parent.is_dir()
+    except NotADirectoryError:
+        return True
+    return not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode))
+
+
 def _merge(current: bytes, base: bytes, result: bytes) -> bytes | None:
     """Three-way merge of text; None when the same lines changed on both sides."""
     if b"\0" in current or b"\0" in base or b"\0" in result:
@@ -138,6 +153,9 @@ def plan_accept(
             continue  # submodule pointers are not files to write
         base_content = blobs[change.old_blob] if change.old_blob else None
         new_content = blobs[change.new_blob] if change.new_blob else None
+        if _blocked(repo, change.path):
+            conflicts.append(change.path)  # a directory (or device...) is where a file goes
+            continue
         current, current_mode = _current(repo, change.path)
         if current == new_content and (new_content is None or current_mode == change.new_mode):
             continue  # already there

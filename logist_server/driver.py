@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .agents.base import AgentContext, OutputParser
-from .agents.events import AgentError, AgentEvent, AgentQuestion, AgentUsage, event_data, event_kind
+from .agents.events import (
+    AgentError,
+    AgentEvent,
+    AgentMessage,
+    AgentQuestion,
+    AgentUsage,
+    event_data,
+    event_kind,
+)
 from .errors import JobBusyError, LogistError
 from .fsutil import atomic_write
 from .locks import DriverLock
@@ -24,6 +32,7 @@ from .model import Job, JobEvent, JobStatus, RuntimeHandle, Step
 from .prompts import render_prompt
 from .runtimes.base import JobPaths, Runtime
 from .states import SETTLED, can_transition
+from .store import EventSpec
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -181,17 +190,11 @@ class JobDriver:
                 complete, partial = data[:cut], data[cut:]
                 offset += len(chunk)
                 if complete:
-                    events = [
-                        ev
-                        for line in complete[:-1].split(b"\n")
-                        for ev in parser.feed(line.decode("utf-8", "replace"))
-                    ]
-                    job = self._record(events, offset - len(partial))
-                    if job.status == S.RUNNING and any(
-                        isinstance(e, AgentQuestion) for e in events
-                    ):
-                        question = next(e for e in events if isinstance(e, AgentQuestion))
-                        job = self._transition(S.NEEDS_INPUT, question.text)
+                    events = parser.feed_lines(complete)
+                    job, others = self._record(events, offset - len(partial))
+                    questions = [e for e in others if type(e) is AgentQuestion]
+                    if job.status == S.RUNNING and questions:
+                        job = self._transition(S.NEEDS_INPUT, questions[0].text)
                 if len(chunk) == READ_CHUNK:
                     continue
                 stop = self._check_limits(job, started, last_activity)
@@ -294,8 +297,14 @@ class JobDriver:
         )
 
     # -- recording -------------------------------------------------------------------------
-    def _record(self, events: list[AgentEvent], offset: int, exit_code: int | None = None) -> Job:
-        """Commit parsed events together with the output position they came from."""
+    def _record(
+        self, events: list[AgentEvent], offset: int, exit_code: int | None = None
+    ) -> tuple[Job, list[AgentEvent]]:
+        """Commit parsed events together with the output position they came from.
+
+        Returns the job and the events that are not plain messages (usage, questions...).
+        """
+        specs, others = _event_specs(events)
 
         def apply(j: Job) -> None:
             step = j.steps[-1]
@@ -303,16 +312,13 @@ class JobDriver:
             if exit_code is not None:
                 step.exit_code = exit_code
                 step.finished_at = time.time()
-            usage = j.result.usage
-            for event in events:
-                if isinstance(event, AgentUsage):
-                    _apply_usage(usage, event)
+            for event in others:
+                if type(event) is AgentUsage:
+                    _apply_usage(j.result.usage, event)
 
-        job, stored = self.store.update(
-            self.job_id, apply, [(event_kind(e), event_data(e)) for e in events]
-        )
+        job, stored = self.store.update(self.job_id, apply, specs)
         self._emit(stored)
-        return job
+        return job, others
 
     def _transition(
         self,
@@ -355,6 +361,32 @@ class JobDriver:
     def _emit(self, events: list[JobEvent]) -> None:
         if self.listener is not None and events:
             self.listener(events)
+
+
+def _event_specs(events: list[AgentEvent]) -> tuple[list[EventSpec], list[AgentEvent]]:
+    """Job events for agent events, and the events that are not messages, in one pass.
+
+    A run of messages becomes one stored row with a span (a flood stays cheap)."""
+    specs: list[EventSpec] = []
+    others: list[AgentEvent] = []
+    texts: list[str] = []
+
+    def flush() -> None:
+        if len(texts) == 1:
+            specs.append(("message", {"text": texts[0]}))
+        elif texts:
+            specs.append(("message", {"texts": list(texts)}, len(texts)))
+        texts.clear()
+
+    for event in events:
+        if type(event) is AgentMessage:
+            texts.append(event.text)
+            continue
+        flush()
+        others.append(event)
+        specs.append((event_kind(event), event_data(event)))
+    flush()
+    return specs, others
 
 
 def _apply_usage(usage: Any, event: AgentUsage) -> None:

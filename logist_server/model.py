@@ -150,14 +150,23 @@ class Job(msgspec.Struct):
         return self.steps[-1] if self.steps else None
 
 
-class JobEvent(msgspec.Struct, frozen=True):
-    """One entry of a job's append-only log; `seq` is gapless per job, starting at 1."""
+class JobEvent(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One entry of a job's append-only log; `seq` is gapless per job, starting at 1.
+
+    A stored run of messages covers `span` sequence numbers, `seq`..`seq + span - 1`, with
+    their texts in `data["texts"]`; `JobStore.events` hands them out one by one.
+    """
 
     job_id: str
     seq: int
     time: float
     kind: str
     data: dict[str, Any] = msgspec.field(default_factory=dict)
+    span: int = 1
+
+    @property
+    def last_seq(self) -> int:
+        return self.seq + self.span - 1
 
 
 def to_builtins(value: Any) -> Any:

@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS events (
     time REAL NOT NULL,
     kind TEXT NOT NULL,
     data BLOB NOT NULL,
+    span INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (job_id, seq)
 ) WITHOUT ROWID;
 """
@@ -49,7 +50,8 @@ _decode_job = msgspec.json.Decoder(Job).decode
 _decode_jobs = msgspec.json.Decoder(list[Job]).decode
 _decode_data = msgspec.json.Decoder(dict[str, Any]).decode
 
-EventSpec = tuple[str, dict[str, Any]]
+# (kind, data) or (kind, data, span): a run of `span` messages stored as one row.
+EventSpec = tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], int]
 
 
 def new_job_id() -> str:
@@ -92,12 +94,16 @@ class JobStore:
             self.dir / "logist.db", timeout=30.0, isolation_level=None, check_same_thread=False
         )
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._durable = False
         self._db.execute("PRAGMA busy_timeout=30000")
         with self._write():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+            if "span" not in columns:  # stores made before message runs were stored as one row
+                self._db.execute("ALTER TABLE events ADD COLUMN span INTEGER NOT NULL DEFAULT 1")
 
     def close(self) -> None:
         with self._lock:
@@ -112,8 +118,14 @@ class JobStore:
 
     # -- transactions ----------------------------------------------------------------------
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction. In WAL mode every commit survives a crash of the
+        process (kill -9); `durable` also fsyncs it, for status changes that announce a
+        side effect (surviving a power loss too)."""
         with self._lock:
+            if durable != self._durable:
+                self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._durable = durable
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -125,7 +137,7 @@ class JobStore:
     # -- jobs ------------------------------------------------------------------------------
     def insert(self, job: Job, events: Sequence[EventSpec] = ()) -> list[JobEvent]:
         """Store a new job and its first events in one transaction."""
-        with self._write() as db:
+        with self._write(durable=True) as db:
             db.execute(
                 "INSERT INTO jobs (id, created_at, status, last_seq, record) VALUES (?,?,?,0,?)",
                 (job.id, job.created_at, job.status.value, _encode(job)),
@@ -194,7 +206,7 @@ class JobStore:
         data: dict[str, Any] | None = None,
     ) -> tuple[Job, JobEvent]:
         """Move the job to `to` (validated) and log a `status` event, in one transaction."""
-        with self._write() as db:
+        with self._write(durable=True) as db:
             job, last_seq = self._read(db, job_id)
             source = job.status
             check_transition(source, to)
@@ -219,13 +231,31 @@ class JobStore:
 
     # -- events ----------------------------------------------------------------------------
     def events(self, job_id: str, after: int = 0, limit: int | None = None) -> list[JobEvent]:
-        """Events with seq > `after`, in order."""
-        sql = "SELECT seq, time, kind, data FROM events WHERE job_id=? AND seq>? ORDER BY seq"
+        """Events with seq > `after`, in order, one per sequence number."""
+        out: list[JobEvent] = []
+        for row in self.event_rows(job_id, after, limit):
+            if row.span == 1:
+                out.append(row)
+                continue
+            for i, text in enumerate(row.data["texts"]):
+                if row.seq + i > after:
+                    out.append(JobEvent(job_id, row.seq + i, row.time, row.kind, {"text": text}))
+        return out if limit is None else out[:limit]
+
+    def event_rows(self, job_id: str, after: int = 0, limit: int | None = None) -> list[JobEvent]:
+        """Stored rows covering seq > `after`: runs of messages stay one event with a span."""
+        sql = (
+            "SELECT seq, time, kind, data, span FROM events"
+            " WHERE job_id=? AND seq + span - 1 > ? ORDER BY seq"
+        )
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self._lock:
             rows = self._db.execute(sql, (job_id, after)).fetchall()
-        return [JobEvent(job_id, seq, t, kind, _decode_data(data)) for seq, t, kind, data in rows]
+        return [
+            JobEvent(job_id, seq, t, kind, _decode_data(data), span)
+            for seq, t, kind, data, span in rows
+        ]
 
     def last_seq(self, job_id: str) -> int:
         with self._lock:
@@ -264,13 +294,15 @@ class JobStore:
         if not events:
             return []
         now = time.time()
-        out = [
-            JobEvent(job_id, last_seq + i, now, kind, data)
-            for i, (kind, data) in enumerate(events, start=1)
-        ]
+        out: list[JobEvent] = []
+        seq = last_seq + 1
+        for spec in events:
+            span = spec[2] if len(spec) == 3 else 1
+            out.append(JobEvent(job_id, seq, now, spec[0], spec[1], span))
+            seq += span
         db.executemany(
-            "INSERT INTO events (job_id, seq, time, kind, data) VALUES (?,?,?,?,?)",
-            [(e.job_id, e.seq, e.time, e.kind, _encode(e.data)) for e in out],
+            "INSERT INTO events (job_id, seq, time, kind, data, span) VALUES (?,?,?,?,?,?)",
+            [(e.job_id, e.seq, e.time, e.kind, _encode(e.data), e.span) for e in out],
         )
-        db.execute("UPDATE jobs SET last_seq=? WHERE id=?", (out[-1].seq, job_id))
+        db.execute("UPDATE jobs SET last_seq=? WHERE id=?", (seq - 1, job_id))
         return out

@@ -33,9 +33,22 @@ class OutputParser(Protocol):
         """Events for one complete output line (without its newline)."""
         ...
 
+    def feed_lines(self, data: bytes) -> list[AgentEvent]:
+        """Events for a block of complete lines (each ending in a newline)."""
+        ...
+
     def finish(self, exit_code: int | None) -> list[AgentEvent]:
         """Events once the output has ended (a final usage or error, say)."""
         ...
+
+
+def feed_each_line(parser: OutputParser, data: bytes) -> list[AgentEvent]:
+    """`feed_lines` for parsers that read one line at a time."""
+    return [
+        event
+        for line in data[:-1].split(b"\n")
+        for event in parser.feed(line.decode("utf-8", "replace"))
+    ]
 
 
 @runtime_checkable

@@ -7,6 +7,7 @@ import msgspec
 from .events import AgentError, AgentEvent, AgentMessage
 
 _decode = msgspec.json.Decoder(AgentEvent).decode
+_decode_many = msgspec.json.Decoder(list[AgentEvent]).decode
 
 
 class JsonLinesParser:
@@ -27,6 +28,18 @@ class JsonLinesParser:
                 self.saw_error = True
             return [event]
         return [AgentMessage(text=line)]
+
+    def feed_lines(self, data: bytes) -> list[AgentEvent]:
+        """Decode a whole block in one call when every line is an event (a flood)."""
+        lines = data.split(b"\n")
+        lines.pop()  # after the last newline
+        try:
+            events = _decode_many(b"[" + b",".join(lines) + b"]")
+        except msgspec.DecodeError:  # a blank or non-event line: read them one by one
+            return [e for line in lines for e in self.feed(line.decode("utf-8", "replace"))]
+        if not self.saw_error and b"error" in data:  # the byte search spares a pass per event
+            self.saw_error = any(type(e) is AgentError for e in events)
+        return events
 
     def finish(self, exit_code: int | None) -> list[AgentEvent]:
         if exit_code not in (0, None) and not self.saw_error:

@@ -115,7 +115,11 @@ def scenario_cost(prompt: str, target: str | None, opts: dict[str, str]) -> int:
         emit("message", text=f"turn {i + 1}")
         usage(1000 * (i + 1), 200 * (i + 1), cost)
         time.sleep(delay)
-    return scenario_edit(prompt, target, opts)
+    do_extra_actions(opts)
+    do_edit(prompt, target)
+    usage(1000 * steps + 120, 200 * steps + 40, cost + 0.0012)  # totals only ever climb
+    emit("done", success=True, summary="appended one line")
+    return 0
 
 
 def scenario_question(prompt: str, target: str | None, opts: dict[str, str]) -> int:

@@ -125,45 +125,44 @@ class EventPump:
         budget = MAX_EVENTS_PER_ROUND
         for job_id in engine.store.changes_since(marks):
             seen = marks.get(job_id, 0)
-            events = engine.store.events(job_id, after=seen, limit=budget)
-            if not events:
+            rows = engine.store.event_rows(job_id, after=seen, limit=budget)
+            if not rows:
                 continue
-            self._send(engine, events)
-            marks[job_id] = events[-1].seq
-            budget -= len(events)
+            self._send(engine, rows, seen)
+            marks[job_id] = rows[-1].last_seq
+            budget -= len(rows)
             if budget <= 0:
                 return True
         return False
 
-    def _send(self, engine: Engine, events: list[JobEvent]) -> None:
+    def _send(self, engine: Engine, rows: list[JobEvent], seen: int) -> None:
+        """Notify the client of stored rows after seq `seen`; messages go out in runs."""
         notify = self.server.protocol.notify
-        run: list[JobEvent] = []
+        texts: list[str] = []
+        first = 0
+        job_id = rows[0].job_id
 
         def flush() -> None:
-            if not run:
+            if not texts:
                 return
-            last = run[-1]
-            if len(run) == 1:
-                notify(JOB_EVENT, _payload(last))
+            payload: dict[str, Any] = {"jobId": job_id, "seq": first + len(texts) - 1}
+            if len(texts) == 1:
+                payload.update(kind="message", data={"text": texts[0]})
             else:
-                text = "\n".join(str(e.data.get("text", "")) for e in run)
-                notify(
-                    JOB_EVENT,
-                    {
-                        "jobId": last.job_id,
-                        "seq": last.seq,
-                        "firstSeq": run[0].seq,
-                        "kind": "message",
-                        "data": {"text": text, "count": len(run)},
-                    },
-                )
-            self._progress_message(last.job_id, str(last.data.get("text", "")))
-            run.clear()
+                payload.update(firstSeq=first, kind="message")
+                payload["data"] = {"text": "\n".join(texts), "count": len(texts)}
+            notify(JOB_EVENT, payload)
+            self._progress_message(job_id, texts[-1])
+            texts.clear()
 
-        for event in events:
+        for event in rows:
             if event.kind == "message":
-                run.append(event)
-                if len(run) >= MAX_COALESCED:
+                row_texts = event.data["texts"] if event.span > 1 else [event.data.get("text", "")]
+                skip = max(0, seen - event.seq + 1)  # a row partly sent already
+                if not texts:
+                    first = event.seq + skip
+                texts.extend(str(t) for t in row_texts[skip:])
+                if len(texts) >= MAX_COALESCED:
                     flush()
                 continue
             flush()
