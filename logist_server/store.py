@@ -24,6 +24,7 @@ from .model import Job, JobEvent, JobStatus
 from .states import check_transition
 
 STORE_DIRNAME = ".logist"
+SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -97,6 +98,11 @@ class JobStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._durable = False
         self._db.execute("PRAGMA busy_timeout=30000")
+        if self._db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Create or upgrade the schema (once per store, not on every open)."""
         with self._write():
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -104,6 +110,7 @@ class JobStore:
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
             if "span" not in columns:  # stores made before message runs were stored as one row
                 self._db.execute("ALTER TABLE events ADD COLUMN span INTEGER NOT NULL DEFAULT 1")
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
         with self._lock:
@@ -177,6 +184,14 @@ class JobStore:
             args = wanted
         with self._lock:
             return [row[0] for row in self._db.execute(sql + " ORDER BY created_at, id", args)]
+
+    def iter_raw(
+        self, statuses: Iterable[JobStatus] | None = None, batch: int = 2000
+    ) -> Iterator[list[bytes]]:
+        """`list_raw` in batches, so a long listing can be written as it is read."""
+        rows = self.list_raw(statuses)
+        for start in range(0, len(rows), batch):
+            yield rows[start : start + batch]
 
     def list_jobs(self, statuses: Iterable[JobStatus] | None = None) -> list[Job]:
         raw = self.list_raw(statuses)
