@@ -49,9 +49,10 @@ class RawClient:
                     length = int(header.split(b":", 1)[1])
             message = json.loads(out.read(length))
             if "method" in message and "id" in message:
-                self.send_raw(
-                    json.dumps({"jsonrpc": "2.0", "id": message["id"], "result": None}).encode()
-                )
+                self.server_requests.append(message)
+                result = self.answers.get(message["method"])
+                reply = {"jsonrpc": "2.0", "id": message["id"], "result": result}
+                self.send_raw(json.dumps(reply).encode())
             elif "method" in message:
                 with self._cond:
                     self.notifications.append(message)

@@ -120,7 +120,7 @@ def test_a_malformed_answer_to_apply_edit_fails_the_accept_instead_of_hanging(
             and n["params"].get("status") == "review"
         )
     )
-    server.answers.pop("workspace/applyEdit", None)  # null is not an ApplyWorkspaceEditResult
+    server.answers.pop("workspace/applyEdit", None)  # null: not an ApplyWorkspaceEditResult
     response = server.request("logist/acceptJob", {"jobId": job_id}, timeout=20)
     assert response["result"]["applied"] == [], response
     assert response["result"]["conflicts"][0]["hunkId"] == f"{job_id}/1"
