@@ -14,7 +14,7 @@ from .apply import execute_plan, plan_accept
 from .driver import EventListener, JobDriver, step_paths
 from .errors import JobBusyError, JobNotFoundError, LogistError, UsageError
 from .fsutil import atomic_write
-from .git import RepoInfo, find_repo, head_commit
+from .git import RepoInfo, find_repo
 from .locks import DriverLock, is_locked
 from .model import AgentSpec, Job, JobStatus, RuntimeSpec
 from .registry import BUILTIN_AGENTS, BUILTIN_RUNTIMES, Registry
@@ -103,7 +103,7 @@ class Engine:
         for path in request.overlays:
             if path.startswith(("/", "../")) or "/../" in path:
                 raise UsageError(f"overlay path must be relative to the repository: {path}")
-        base = snapshot_base(self.repo_info, head_commit(self.repo), request.overlays)
+        base = snapshot_base(self.repo_info, request.overlays)
         job = Job(
             id=new_job_id(),
             prompt=request.prompt,

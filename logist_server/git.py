@@ -72,6 +72,15 @@ def find_repo(start: Path) -> RepoInfo:
     return RepoInfo(root, Path(git_dir), common_path)
 
 
+def head_and_tree(repo: Path) -> tuple[str | None, str]:
+    """HEAD's commit and tree in one git call; (None, the empty tree) before the first commit."""
+    proc = git(["rev-parse", "HEAD", "HEAD^{tree}"], repo, check=False)
+    if proc.returncode != 0:
+        return None, EMPTY_TREE
+    commit, tree = proc.stdout.decode().split()
+    return commit, tree
+
+
 def head_commit(repo: Path) -> str | None:
     proc = git(["rev-parse", "--verify", "-q", "HEAD"], repo, check=False)
     return proc.stdout.decode().strip() or None

@@ -55,13 +55,15 @@ _decode_data = msgspec.json.Decoder(dict[str, Any]).decode
 EventSpec = tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], int]
 
 
-def new_job_id() -> str:
-    """A short id, sortable by creation time to the second, easy to type by prefix."""
+def new_job_id(attempt: int = 0) -> str:
+    """A short id (10 characters), roughly time-ordered, easy to type by prefix.
+
+    20 bits of seconds then 30 random bits; `insert` retries on the rare collision."""
     stamp = int(time.time()) & 0xFFFFF
-    rand = secrets.randbits(20)
-    n = (stamp << 20) | rand
+    rand = (secrets.randbits(30) + attempt) & 0x3FFFFFFF  # a retry never repeats an id
+    n = (stamp << 30) | rand
     chars = []
-    for _ in range(8):
+    for _ in range(10):
         chars.append(_ID_ALPHABET[n & 31])
         n >>= 5
     return "".join(reversed(chars))
@@ -143,13 +145,21 @@ class JobStore:
 
     # -- jobs ------------------------------------------------------------------------------
     def insert(self, job: Job, events: Sequence[EventSpec] = ()) -> list[JobEvent]:
-        """Store a new job and its first events in one transaction."""
-        with self._write(durable=True) as db:
-            db.execute(
-                "INSERT INTO jobs (id, created_at, status, last_seq, record) VALUES (?,?,?,0,?)",
-                (job.id, job.created_at, job.status.value, _encode(job)),
-            )
-            return self._append(db, job.id, 0, events)
+        """Store a new job and its first events in one transaction.
+
+        If its id is taken (a collision), the job gets a new id (`job.id` is updated)."""
+        for attempt in range(1, 9):
+            try:
+                with self._write(durable=True) as db:
+                    db.execute(
+                        "INSERT INTO jobs (id, created_at, status, last_seq, record)"
+                        " VALUES (?,?,?,0,?)",
+                        (job.id, job.created_at, job.status.value, _encode(job)),
+                    )
+                    return self._append(db, job.id, 0, events)
+            except sqlite3.IntegrityError:
+                job.id = new_job_id(attempt)
+        raise RuntimeError("could not find a free job id")
 
     def get(self, job_id: str) -> Job:
         with self._lock:

@@ -18,7 +18,7 @@ from pathlib import Path
 import msgspec
 
 from .errors import GitError
-from .git import EMPTY_TREE, LOGIST_IDENTITY, RepoInfo, git, git_out
+from .git import LOGIST_IDENTITY, RepoInfo, git, git_out, head_and_tree
 from .model import DiffStats, Workspace
 
 BRANCH_PREFIX = "logist/"
@@ -40,15 +40,14 @@ def workspace_path(root: Path, repo: Path, job_id: str) -> Path:
     return root / f"{repo.name}-{digest}" / job_id
 
 
-def snapshot_base(
-    info: RepoInfo, head: str | None, overlays: Mapping[str, str] | None = None
-) -> str:
+def snapshot_base(info: RepoInfo, overlays: Mapping[str, str] | None = None) -> str:
     """A commit of the user's working state; HEAD itself when nothing is uncommitted.
 
     `overlays` maps repository-relative paths to text that replaces the file's content on
     disk: an editor's unsaved buffers.
     """
     repo = info.root
+    head, head_tree = head_and_tree(repo)
     with tempfile.TemporaryDirectory(prefix="logist-index-") as tmp:
         index = Path(tmp) / "index"
         user_index = info.git_dir / "index"
@@ -61,7 +60,6 @@ def snapshot_base(
         for path, text in sorted((overlays or {}).items()):
             _stage_text(repo, env, path, text)
         tree = git_out(["write-tree"], repo, env)
-    head_tree = git_out(["rev-parse", f"{head}^{{tree}}"], repo) if head else EMPTY_TREE
     if head is not None and tree == head_tree:
         return head
     parents = ["-p", head] if head else []

@@ -99,15 +99,15 @@ class HostRuntime:
             return b""
 
     def exit_status(self, handle: RuntimeHandle, paths: JobPaths) -> int | None:
-        try:
-            text = paths.exit_status.read_text().strip()
-        except FileNotFoundError:
-            text = ""
-        if text:
+        recorded = _read_status(paths)
+        if recorded is not None:
             self._reap(handle)
-            return int(text)
+            return recorded
         if self.is_alive(handle, paths):
             return None
+        recorded = _read_status(paths)  # the wrapper may have ended since the first look
+        if recorded is not None:
+            return recorded
         proc = self._children.get(handle.pid or -1)
         if proc is not None and proc.returncode is not None:
             return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
@@ -194,6 +194,14 @@ class HostRuntime:
             except (psutil.Error, OSError):
                 continue
         return [p for p in found.values() if _not_zombie(p)]
+
+
+def _read_status(paths: JobPaths) -> int | None:
+    try:
+        text = paths.exit_status.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if text else None
 
 
 def _not_zombie(proc: psutil.Process) -> bool:
