@@ -15,7 +15,7 @@ from .driver import EventListener, JobDriver, step_paths
 from .errors import JobBusyError, JobNotFoundError, LogistError, UsageError
 from .fsutil import atomic_write
 from .git import RepoInfo, find_repo
-from .locks import DriverLock, is_locked
+from .locks import DriverLock, is_locked, repo_lock
 from .model import AgentSpec, Job, JobStatus, RuntimeSpec
 from .registry import BUILTIN_AGENTS, BUILTIN_RUNTIMES, Registry
 from .requests import JobRequest, resolve_target, validate_limits
@@ -284,9 +284,10 @@ class Engine:
         base, result = job.base_commit, job.result.result_commit
         if base is None or result is None or base == result:
             return []
-        plan = plan_accept(self.repo, base, result)
-        self.store.update(job.id, None, [("accepting", {"files": [w.path for w in plan]})])
-        return execute_plan(self.repo, plan)
+        with repo_lock(self.repo, "working-tree"):  # two accepts must not interleave
+            plan = plan_accept(self.repo, base, result)
+            self.store.update(job.id, None, [("accepting", {"files": [w.path for w in plan]})])
+            return execute_plan(self.repo, plan)
 
     def _remove_workspace(self, job: Job) -> None:
         if job.workspace is not None:

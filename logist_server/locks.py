@@ -3,8 +3,10 @@ lock dies with its holder (kill -9 included)."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -49,6 +51,20 @@ class DriverLock:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release()
+
+
+@contextlib.contextmanager
+def repo_lock(repo: Path, name: str) -> Iterator[None]:
+    """A blocking exclusive lock shared by every process working on `repo`
+    (`.logist/locks/<name>.lock`), for changes that must not interleave."""
+    lock_dir = repo / ".logist" / "locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_dir / f"{name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def is_locked(path: Path) -> bool:

@@ -7,18 +7,18 @@ through a private index file: the user's working tree and index are never touche
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
 
 from .errors import GitError
 from .git import LOGIST_IDENTITY, RepoInfo, git, git_out, head_and_tree
+from .locks import repo_lock
 from .model import DiffStats, Workspace
 
 BRANCH_PREFIX = "logist/"
@@ -79,31 +79,18 @@ def _stage_text(repo: Path, env: Mapping[str, str], path: str, text: str) -> Non
     git(["update-index", "--add", "--cacheinfo", f"{mode},{sha},{path}"], repo, env)
 
 
-@contextlib.contextmanager
-def worktree_lock(repo: Path) -> Iterator[None]:
-    """Serialize worktree changes of one repository: concurrent `git worktree add` races."""
-    lock_dir = repo / ".logist" / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_dir / "worktrees.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def add_worktree(repo: Path, path: Path, branch: str, commit: str) -> None:
     """Check `commit` out at `path` on a fresh `branch` (replacing a stale one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         remove_worktree(repo, path, branch)
-    with worktree_lock(repo):
+    with repo_lock(repo, "worktrees"):
         git(["worktree", "add", "-q", "-B", branch, str(path), commit], repo)
 
 
 def remove_worktree(repo: Path, path: Path, branch: str | None) -> None:
     """Remove the worktree and its branch; tolerant of either being gone already."""
-    with worktree_lock(repo):
+    with repo_lock(repo, "worktrees"):
         _remove_worktree(repo, path, branch)
 
 

@@ -191,6 +191,14 @@ def parse_json_lines(stdout: str) -> list[Any]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
 
+def review_record(returncode: int | None, stdout: str, stderr: str = "") -> dict[str, Any]:
+    """The job record a `--json` run (or attach) printed, which must have reached review."""
+    assert returncode == 0, f"exit {returncode}\nstdout: {stdout}\nstderr: {stderr}"
+    record: dict[str, Any] = parse_json(stdout)
+    assert record["status"] == "review"
+    return record
+
+
 def run_job(repo: Path, *args: str, expect: int = 0) -> dict[str, Any]:
     """`logist run ... --json` in `repo`; the printed job record."""
     proc = run_logist("run", "--json", *args, cwd=repo, check=False)

@@ -86,11 +86,15 @@ def test_untracked_files_are_in_the_base_ignored_ones_are_not_and_index_is_kept(
     stage = git(repo, "ls-files", "--stage")
     assert "+staged" in cached
     before = tree_state(repo)
+    index = repo / ".git" / "index"
+    index_bytes = index.read_bytes()
+    head = git(repo, "rev-parse", "HEAD")
 
     job = run_job(repo, "--file", "notes.txt", "--prompt", "note this")
     assert job["status"] == "review"
     assert job["target"]["file"] == "notes.txt"
     assert tree_state(repo) == before
+    assert index.read_bytes() == index_bytes  # not even re-written with fresh stat data
     assert git(repo, "diff", "--cached") == cached
     assert git(repo, "ls-files", "--stage") == stage
 
@@ -107,7 +111,11 @@ def test_untracked_files_are_in_the_base_ignored_ones_are_not_and_index_is_kept(
     assert "b.txt" not in diff and "secret" not in diff
     assert job["result"]["diff"]["paths"] == ["notes.txt"]
 
+    index_bytes = index.read_bytes()
     run_logist("job", "accept", job["id"], cwd=repo)
+    assert index.read_bytes() == index_bytes
+    assert git(repo, "rev-parse", "HEAD") == head
+    assert git(repo, "symbolic-ref", "HEAD") == "refs/heads/main\n"
     assert (repo / "notes.txt").read_bytes() == (
         b"untracked note 1\nuntracked note 2\nlogist-mock: note this\n"
     )
@@ -284,3 +292,13 @@ def test_noop_job_reaches_review_with_an_empty_change(repo: Path) -> None:
     assert "0 file(s)" in out
     assert tree_state(repo) == before
     assert branches(repo) == []
+
+
+def test_dash_c_works_as_if_started_in_the_repository(repo: Path, outside: Path) -> None:
+    job = run_job(outside, "-C", str(repo), "--file", "a.txt", "--prompt", "from afar")
+    assert job["repo"] == str(repo) and job["target"]["file"] == "a.txt"
+    listed = run_logist("-C", str(repo), "job", "list", "--json", cwd=outside).stdout
+    assert job["id"] in listed
+    run_logist("job", "accept", job["id"], "-C", str(repo), cwd=outside)
+    assert (repo / "a.txt").read_bytes() == A_TXT + b"logist-mock: from afar\n"
+    assert list(outside.iterdir()) == []

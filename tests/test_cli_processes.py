@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from conftest import (
     parse_json,
     parse_json_lines,
     popen_logist,
+    review_record,
     run_logist,
     show_job,
     wait_for,
@@ -45,6 +49,17 @@ def processes_in(workspace: Path) -> list[psutil.Process]:
         if cwd == root or cwd.startswith(root + os.sep):
             found.append(proc)
     return found
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_agents(workspace_root: Path) -> Iterator[None]:
+    """If a test fails half-way, do not leave its agents running (assertions come first)."""
+    yield
+    strays = processes_in(workspace_root)
+    for proc in strays:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(strays, timeout=2)
 
 
 def alive(proc: psutil.Process) -> bool:
@@ -159,8 +174,7 @@ def test_two_runs_at_once_in_the_same_repository(repo: Path) -> None:
     results = []
     for proc in (first, second):
         out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-        results.append(parse_json(out))
+        results.append(review_record(proc.returncode, out, err))
     assert [r["status"] for r in results] == ["review", "review"]
     # They really ran at the same time: the agents' lifetimes overlap.
     (s1, f1), (s2, f2) = [
@@ -230,8 +244,7 @@ def test_a_job_driven_by_one_process_is_refused_to_others(repo: Path) -> None:
         if runner.poll() is None:
             runner.kill()
             runner.communicate()
-    assert runner.returncode == 0, err
-    assert parse_json(out)["status"] == "review"
+    review_record(runner.returncode, out, err)
     events = job_events(repo, job["id"])
     # `job log --follow`, started while the job ran, ends once it settles, with every event.
     followed, _ = follower.communicate(timeout=10)
@@ -357,8 +370,8 @@ def test_job_attach_resumes_a_job_whose_driver_was_killed(repo: Path) -> None:
     runner.communicate()
     assert show_job(repo, job["id"])["status"] == "running"
 
-    attached = run_logist("job", "attach", job["id"], "--json", cwd=repo, timeout=30)
-    assert parse_json(attached.stdout)["status"] == "review"
+    attached = run_logist("job", "attach", job["id"], "--json", cwd=repo, timeout=30, check=False)
+    review_record(attached.returncode, attached.stdout, attached.stderr)
     events = job_events(repo, job["id"])
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     # Every line of the agent's output became exactly one event: none lost, none twice.
@@ -393,8 +406,7 @@ def test_question_waits_in_needs_input_until_answered(repo: Path) -> None:
         if runner.poll() is None:
             runner.kill()
             runner.communicate()
-    assert runner.returncode == 0, err
-    assert parse_json(out)["status"] == "review"
+    review_record(runner.returncode, out, err)
     events = job_events(repo, job["id"])
     kinds = [(e["kind"], e["data"].get("to") or e["data"].get("text")) for e in events]
     assert ("question", "Which greeting?") in kinds
@@ -404,3 +416,54 @@ def test_question_waits_in_needs_input_until_answered(repo: Path) -> None:
     # Answering a job that is not waiting is bad input.
     again = run_logist("job", "answer", job["id"], "more", cwd=repo, check=False)
     assert again.returncode == 2 and len(again.stderr.splitlines()) == 1
+
+
+def _accept_at_once(repo: Path, job_ids: list[str]) -> dict[str, str]:
+    """Accept the jobs at the same moment, each through its own engine and store connection
+    (as separate processes would); the outcome of each."""
+    barrier = threading.Barrier(len(job_ids))
+    outcome: dict[str, str] = {}
+
+    def accept(job_id: str) -> None:
+        own = Engine.for_path(repo)
+        barrier.wait()
+        try:
+            outcome[job_id] = str(own.accept(job_id)[0].status)
+        except Exception as exc:  # a refusal would be fine; losing a change is not
+            outcome[job_id] = repr(exc)
+        finally:
+            own.store.close()
+
+    threads = [threading.Thread(target=accept, args=(job_id,)) for job_id in job_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcome
+
+
+def test_two_accepts_at_once_never_lose_a_change(repo: Path) -> None:
+    user_edit = "line 1, the user's own edit\n"
+    lost = []
+    for attempt in range(20):
+        (repo / "a.txt").write_text(user_edit + "".join(f"line {i}\n" for i in range(2, 11)))
+        (repo / "a.txt").chmod(0o644)
+        (repo / "LOGIST_MOCK.md").unlink(missing_ok=True)
+        engine = Engine.for_path(repo)
+        # One job appends to a.txt, the other makes it executable (and writes LOGIST_MOCK.md).
+        one = engine.create_job(JobRequest(prompt=f"one {attempt}", file="a.txt", cwd=str(repo)))
+        two = engine.create_job(
+            JobRequest(prompt=f"two {attempt}", agent_options={"chmod": "a.txt"}, cwd=str(repo))
+        )
+        for job_id in (one.id, two.id):
+            done = asyncio.run(engine.drive(job_id))
+            assert done.status == "review"
+        engine.store.close()
+        outcome = _accept_at_once(repo, [one.id, two.id])
+        text = (repo / "a.txt").read_text()
+        executable = os.access(repo / "a.txt", os.X_OK)
+        both_applied = text.startswith(user_edit) and f"logist-mock: one {attempt}" in text
+        if set(outcome.values()) == {"accepted"} and not (both_applied and executable):
+            lost.append((attempt, text, executable))
+            break
+    assert lost == []

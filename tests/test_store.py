@@ -55,7 +55,7 @@ def test_new_job_ids_are_short_and_typeable() -> None:
     ids = [new_job_id() for _ in range(200)]
     assert len(set(ids)) > 190  # random, not a counter or a constant
     for job_id in ids:
-        assert len(job_id) == 8
+        assert len(job_id) == len(ids[0]) and 6 <= len(job_id) <= 12
         assert set(job_id) <= set("0123456789abcdefghjkmnpqrstvwxyz")
 
 
@@ -252,11 +252,6 @@ def test_ten_thousand_jobs_all_listed(store: JobStore, repo: Path) -> None:
     assert git(repo, "status", "--porcelain") == ""
 
 
-@pytest.mark.xfail(
-    reason="BUG: new_job_id has only 20 random bits per second and Engine.create_job does "
-    "not retry, so two jobs created in the same second can collide: sqlite3.IntegrityError",
-    strict=True,
-)
 def test_job_id_collision_does_not_break_job_creation(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -267,8 +262,7 @@ def test_job_id_collision_does_not_break_job_creation(
     from logist_server.engine import Engine
     from logist_server.requests import JobRequest
 
-    # What happens naturally with probability ~k*(k-1)/2**21 for k jobs made in one second:
-    # the same second and the same 20 random bits.
+    # Rare by nature (the same second and the same random bits), forced here.
     monkeypatch.setattr(store_module, "time", types.SimpleNamespace(time=lambda: 1.8e9))
     monkeypatch.setattr(secrets, "randbits", lambda bits: 0x5A5A5)
     engine = Engine.for_path(repo)
