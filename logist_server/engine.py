@@ -245,7 +245,13 @@ class Engine:
             job = jobs.get(job_id)
             if job is not None and job.status not in GC_STATUSES:
                 return False
-            return not is_locked(self.store.lock_path(job_id))
+            lock_path = self.store.lock_path(job_id)
+            if not lock_path.exists():
+                return True  # nobody ever drove it here, so nobody drives it now
+            free = not is_locked(lock_path)
+            if free and job is None:
+                lock_path.unlink(missing_ok=True)  # the job is gone: so is its lock file
+            return free
 
         for path, branch in list_worktrees(self.repo):
             if branch and branch.startswith(BRANCH_PREFIX) and stale(branch[len(BRANCH_PREFIX) :]):

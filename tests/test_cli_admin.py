@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from conftest import (
     assert_one_line_error,
     branches,
@@ -149,11 +148,6 @@ def test_flood_of_output_is_logged_gapless_and_in_order(repo: Path) -> None:
     assert parse_json_lines(followed.stdout) == events
 
 
-@pytest.mark.xfail(
-    reason="BUG: Engine.gc probes each orphan branch's driver lock with is_locked(), which "
-    "creates .logist/locks/<id>.lock; the file is never removed (job delete does remove it)",
-    strict=True,
-)
 def test_gc_leaves_no_lock_file_for_a_job_that_does_not_exist(repo: Path) -> None:
     git(repo, "branch", "logist/zzzzzzzz")
     run_logist("gc", cwd=repo)
