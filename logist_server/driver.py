@@ -150,7 +150,7 @@ class JobDriver:
         assert step is not None and job.workspace is not None
         runtime = self.engine.runtime_for(job)
         paths = step_paths(self.store.job_dir(job.id), step.number)
-        handle = step.handle or _handle_from_pid_file(runtime, paths)
+        handle = step.handle or handle_from_pid_file(runtime, paths)
         if handle is None:  # the previous driver died before starting the agent
             return await self._restart_step(job)
         parser = self.engine.agent_for(job).new_parser()
@@ -412,7 +412,7 @@ def _last_error(events: list[JobEvent]) -> str | None:
     return None
 
 
-def _handle_from_pid_file(runtime: Runtime, paths: JobPaths) -> RuntimeHandle | None:
+def handle_from_pid_file(runtime: Runtime, paths: JobPaths) -> RuntimeHandle | None:
     """Find an agent whose start was not recorded (the driver died right after starting it)."""
     try:
         pid = int(paths.pid.read_text().strip())

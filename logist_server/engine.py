@@ -11,7 +11,7 @@ import msgspec
 
 from .agents.base import AgentProvider
 from .apply import execute_plan, plan_accept
-from .driver import EventListener, JobDriver, step_paths
+from .driver import EventListener, JobDriver, handle_from_pid_file, step_paths
 from .errors import JobBusyError, JobNotFoundError, LogistError, UsageError
 from .fsutil import atomic_write
 from .git import RepoInfo, find_repo
@@ -314,9 +314,7 @@ class Engine:
         paths = step_paths(self.store.job_dir(job.id), step.number)
         handle = step.handle
         if handle is None:
-            from .driver import _handle_from_pid_file
-
-            handle = _handle_from_pid_file(runtime, paths)
+            handle = handle_from_pid_file(runtime, paths)
         if handle is not None:
             runtime.kill(handle, paths, job.workspace)
 

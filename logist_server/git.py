@@ -79,8 +79,3 @@ def head_and_tree(repo: Path) -> tuple[str | None, str]:
         return None, EMPTY_TREE
     commit, tree = proc.stdout.decode().split()
     return commit, tree
-
-
-def head_commit(repo: Path) -> str | None:
-    proc = git(["rev-parse", "--verify", "-q", "HEAD"], repo, check=False)
-    return proc.stdout.decode().strip() or None

@@ -175,13 +175,6 @@ def diff_stats(repo: Path, base: str, result: str) -> DiffStats:
     return DiffStats(files=files, insertions=insertions, deletions=deletions, paths=paths)
 
 
-def branch_exists(repo: Path, branch: str) -> bool:
-    return (
-        git(["rev-parse", "--verify", "-q", f"refs/heads/{branch}"], repo, check=False).returncode
-        == 0
-    )
-
-
 def list_logist_branches(repo: Path) -> list[str]:
     out = git_out(
         ["for-each-ref", "--format=%(refname:short)", f"refs/heads/{BRANCH_PREFIX}"], repo
