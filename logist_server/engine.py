@@ -217,7 +217,7 @@ class Engine:
         """Remove the job, its workspace, branch and files."""
         job = self.get(ref)
         with self._exclusive(job):
-            if job.status in ACTIVE and job.status not in (S.PENDING,) and self._agent_alive(job):
+            if job.status in ACTIVE and self._agent_alive(job):
                 raise UsageError(f"job {job.id} is {job.status}: cancel it first")
             self._remove_workspace(job)
             self.store.delete(job.id)

@@ -114,7 +114,9 @@ class HostRuntime:
         return -1  # ended without recording a status (killed with its wrapper)
 
     def is_alive(self, handle: RuntimeHandle, paths: JobPaths) -> bool:
-        self._reap(handle)
+        child = self._children.get(handle.pid or -1)
+        if child is not None:  # started here: a cheap waitpid instead of /proc lookups
+            return child.poll() is None
         process = self._process(handle)
         if process is None:
             return False

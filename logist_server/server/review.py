@@ -14,7 +14,7 @@ from pygls.uris import from_fs_path
 
 from ..apply import execute_plan, plan_accept
 from ..engine import Engine
-from ..errors import ConflictError
+from ..errors import ConflictError, NotInRepositoryError
 from ..fsutil import atomic_write
 from ..git import git
 from ..hunks import FileHunks, Hunk, MappedHunk, apply_to_text, job_hunks, map_hunks, split_lines
@@ -87,8 +87,8 @@ class Review:
         try:
             path = self.server.path_of(uri)
             engine = self.server.engine_for_path(path)
-        except Exception:
-            return []
+        except (JsonRpcInvalidParams, NotInRepositoryError):
+            return []  # not a workspace file in a repository: nothing to propose
         relative = path.relative_to(engine.repo).as_posix()
         text = self.current_text(path) or ""
         found: list[Proposal] = []
