@@ -1,0 +1,84 @@
+"""Providers, garbage collection and the language server: `agent`, `runtime`, `gc`, `serve`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .common import engine_for, out_json
+
+
+def cmd_agent_list(args: argparse.Namespace) -> int:
+    from ..catalog import describe_agents
+    from ..engine import default_agents
+
+    rows = describe_agents(default_agents())
+    if args.json:
+        out_json(rows)
+    else:
+        for row in rows:
+            state = row["version"] or "not installed"
+            print(f"{row['name']:<12} {state:<16} {row['description']}")
+    return 0
+
+
+def cmd_runtime_list(args: argparse.Namespace) -> int:
+    from ..catalog import describe_runtimes
+    from ..engine import default_runtimes
+
+    rows = describe_runtimes(default_runtimes())
+    if args.json:
+        out_json(rows)
+    else:
+        for row in rows:
+            state = "available" if row["available"] else f"unavailable: {row['detail']}"
+            print(f"{row['name']:<12} {state:<16} {row['description']}")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    engine = engine_for(args)
+    report = engine.gc()
+    if args.json:
+        out_json(report)
+    else:
+        for path in report.worktrees:
+            print(f"removed worktree {path}")
+        for branch in report.branches:
+            print(f"removed branch {branch}")
+        if not report.worktrees and not report.branches:
+            print("nothing to remove")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ..server.main import serve
+
+    serve(tcp=args.tcp)
+    return 0
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stdio", action="store_true", help="talk LSP over stdio (the default)")
+    parser.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead (127.0.0.1:PORT)")
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    from .common import OneLineParser
+
+    agent = sub.add_parser("agent", help="agent providers")
+    agent_sub = agent.add_subparsers(
+        dest="agent_command", required=True, parser_class=OneLineParser
+    )
+    agent_sub.add_parser("list", parents=[common]).set_defaults(handler=cmd_agent_list)
+    runtime = sub.add_parser("runtime", help="runtime providers")
+    runtime_sub = runtime.add_subparsers(dest="runtime_command", required=True,
+                                         parser_class=OneLineParser)  # fmt: skip
+    runtime_sub.add_parser("list", parents=[common]).set_defaults(handler=cmd_runtime_list)
+
+    gc = sub.add_parser("gc", parents=[common], help="remove stale worktrees and branches")
+    gc.set_defaults(handler=cmd_gc)
+
+    serve = sub.add_parser("serve", help="run the language server (stdio, or --tcp HOST:PORT)")
+    add_serve_arguments(serve)
+    serve.set_defaults(handler=cmd_serve)

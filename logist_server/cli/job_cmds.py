@@ -1,0 +1,210 @@
+"""`logist job ...`: inspect and control jobs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from ..errors import ConflictError
+from ..model import Job, JobStatus
+from ..states import SETTLED
+from .common import JSON, Handler, engine_for, out_json, start_dir
+from .run_cmd import drive_with_progress
+
+
+def open_store(args: argparse.Namespace) -> Any:
+    """The repository's store without the engine (a fast path for listings), or None."""
+    from ..git import find_repo
+    from ..store import STORE_DIRNAME, JobStore
+
+    info = find_repo(start_dir(args))
+    if not (info.root / STORE_DIRNAME / "logist.db").exists():
+        return None
+    return JobStore(info.root, info.common_dir)
+
+
+def cmd_job_list(args: argparse.Namespace) -> int:
+    """Every job, oldest first; records stream out in batches (10,000 jobs stay fast)."""
+    from .render import job_summary_line
+
+    store = open_store(args)
+    statuses = [JobStatus(s) for s in args.status] if args.status else None
+    batches = store.iter_raw(statuses) if store is not None else iter(())
+    out = sys.stdout.buffer
+    if args.json:
+        sep = b"["
+        for batch in batches:
+            out.write(sep + b",".join(batch))
+            sep = b","
+        out.write(b"[]\n" if sep == b"[" else b"]\n")
+        return 0
+    wrote = False
+    for batch in batches:
+        out.write("".join(job_summary_line(raw) for raw in batch).encode())
+        wrote = True
+    if not wrote:
+        print("no jobs")
+    return 0
+
+
+def cmd_job_show(args: argparse.Namespace) -> int:
+    from .render import job_details
+
+    job = engine_for(args).get(args.job)
+    if args.json:
+        out_json(job)
+    else:
+        print(job_details(job))
+    return 0
+
+
+def cmd_job_diff(args: argparse.Namespace) -> int:
+    engine = engine_for(args)
+    patch = engine.diff(args.job)
+    if args.json:
+        job = engine.get(args.job)
+        out_json({"id": job.id, "stats": job.result.diff, "patch": patch.decode(errors="replace")})
+    else:
+        sys.stdout.buffer.write(patch)
+    return 0
+
+
+def cmd_job_log(args: argparse.Namespace) -> int:
+    from .render import event_line
+
+    engine = engine_for(args)
+    job = engine.get(args.job)
+    seen = 0
+    while True:
+        events = engine.store.events(job.id, after=seen)
+        for event in events:
+            if args.json:
+                sys.stdout.buffer.write(JSON.encode(event) + b"\n")
+            else:
+                sys.stdout.write(event_line(event) + "\n")
+            seen = event.seq
+        sys.stdout.flush()
+        if not args.follow:
+            return 0
+        settled = not events and engine.store.get(job.id).status in SETTLED
+        if settled and not engine.store.events(job.id, after=seen):
+            return 0
+        time.sleep(0.1)
+
+
+def cmd_job_answer(args: argparse.Namespace) -> int:
+    job = engine_for(args).answer(args.job, args.text)
+    if args.json:
+        out_json(job)
+    else:
+        print(f"job {job.id}: {job.status.value}")
+    return 0
+
+
+def cmd_job_attach(args: argparse.Namespace) -> int:
+    """Follow a job until it settles; drive it (re-attach) when nothing else does."""
+    from ..locks import is_locked
+    from .progress import make_progress
+
+    engine = engine_for(args)
+    job = engine.get(args.job)
+    if job.status not in SETTLED and not is_locked(engine.store.lock_path(job.id)):
+        job = drive_with_progress(engine, job.id, args.json)
+    else:
+        seen = engine.store.last_seq(job.id)
+        with make_progress(job.id, args.json) as progress:
+            while job.status not in SETTLED:
+                if not is_locked(engine.store.lock_path(job.id)):
+                    break  # its driver died while we watched: take over below
+                time.sleep(0.1)
+                events = engine.store.events(job.id, after=seen)
+                if events:
+                    progress(events)
+                    seen = events[-1].seq
+                job = engine.store.get(job.id)
+        if job.status not in SETTLED:
+            job = drive_with_progress(engine, job.id, args.json)
+    if args.json:
+        out_json(job)
+    else:
+        print(
+            f"job {job.id}: {job.status.value}"
+            + (f" ({job.status_reason})" if job.status_reason else "")
+        )
+    return 0 if job.status == JobStatus.REVIEW else 1
+
+
+def cmd_job_accept(args: argparse.Namespace) -> int:
+    engine = engine_for(args)
+    try:
+        job, written = engine.accept(args.job)
+    except ConflictError as exc:
+        if args.json:
+            out_json({"error": str(exc), "conflicts": exc.files})
+        raise
+    if args.json:
+        out_json({"id": job.id, "status": job.status, "files": written})
+    else:
+        print(f"job {job.id}: accepted, {len(written)} file(s) written")
+        for path in written:
+            print(f"  {path}")
+    return 0
+
+
+def _simple(action: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        engine = engine_for(args)
+        job: Job = getattr(engine, action)(args.job)
+        if args.json:
+            out_json(job)
+        else:
+            print(f"job {job.id}: {job.status.value}")
+        return 0
+
+    return handler
+
+
+def cmd_job_delete(args: argparse.Namespace) -> int:
+    job_id = engine_for(args).delete(args.job)
+    if args.json:
+        out_json({"id": job_id, "deleted": True})
+    else:
+        print(f"job {job_id}: deleted")
+    return 0
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    from .common import OneLineParser
+
+    job = sub.add_parser("job", help="inspect and control jobs")
+    jobs = job.add_subparsers(dest="job_command", required=True, metavar="ACTION",
+                              parser_class=OneLineParser)  # fmt: skip
+    lst = jobs.add_parser("list", parents=[common], help="all jobs, oldest first")
+    lst.add_argument("--status", action="append", choices=[s.value for s in JobStatus])
+    lst.set_defaults(handler=cmd_job_list)
+    for name, handler, text in (
+        ("show", cmd_job_show, "a job's record"),
+        ("diff", cmd_job_diff, "the change a job proposes, as a patch"),
+        ("accept", cmd_job_accept, "apply a job's change to the working tree"),
+        ("reject", _simple("reject"), "discard a job's change"),
+        ("cancel", _simple("cancel"), "stop a job and its agent"),
+        ("delete", cmd_job_delete, "remove a job, its workspace and files"),
+    ):
+        p = jobs.add_parser(name, parents=[common], help=text)
+        p.add_argument("job", help="job id (or a unique prefix)")
+        p.set_defaults(handler=handler)
+    answer = jobs.add_parser("answer", parents=[common], help="answer a job's question")
+    answer.add_argument("job")
+    answer.add_argument("text", help="the answer")
+    answer.set_defaults(handler=cmd_job_answer)
+    attach = jobs.add_parser(
+        "attach", parents=[common], help="follow a job until it settles, re-attaching if needed"
+    )
+    attach.add_argument("job")
+    attach.set_defaults(handler=cmd_job_attach)
+    log = jobs.add_parser("log", parents=[common], help="a job's events")
+    log.add_argument("job")
+    log.add_argument("--follow", "-f", action="store_true", help="keep printing until it settles")
+    log.set_defaults(handler=cmd_job_log)
