@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import faults
 from .agents.base import AgentContext, OutputParser
 from .agents.events import (
     AgentError,
@@ -95,6 +96,7 @@ class JobDriver:
         workspace = await asyncio.to_thread(
             runtime.provision, self.engine.repo_info, job, self.engine.workspace_root
         )
+        faults.point("provision")
 
         def record(j: Job) -> None:
             j.workspace = workspace
@@ -135,6 +137,7 @@ class JobDriver:
         workspace = job.workspace
         assert workspace is not None
         handle = self.engine.runtime_for(job).start(job, workspace, spec, paths)
+        faults.point("start")
 
         def set_handle(j: Job) -> None:
             j.steps[-1].handle = handle
@@ -176,6 +179,8 @@ class JobDriver:
         runtime: Runtime,
     ) -> int | None:
         """Stream the agent's output into events until it exits or is stopped."""
+        if step.exit_code is not None:  # a previous driver saw it end and recorded everything
+            return step.exit_code
         offset = step.output_offset
         partial = b""
         started = step.started_at or time.time()
@@ -192,6 +197,7 @@ class JobDriver:
                 if complete:
                     events = parser.feed_lines(complete)
                     job, others = self._record(events, offset - len(partial))
+                    faults.point("stream")
                     questions = [e for e in others if type(e) is AgentQuestion]
                     if job.status == S.RUNNING and questions:
                         job = self._transition(S.NEEDS_INPUT, questions[0].text)
@@ -278,6 +284,7 @@ class JobDriver:
         harvested = await asyncio.to_thread(runtime.harvest, job, job.workspace)
         job_dir = self.store.job_dir(job.id)
         atomic_write(job_dir / "result.patch", harvested.patch)
+        faults.point("harvest")
 
         def record_result(j: Job) -> None:
             j.result.diff = harvested.stats

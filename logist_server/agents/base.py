@@ -23,6 +23,8 @@ class AgentContext(msgspec.Struct, frozen=True):
     prompt_file: str
     rendered_prompt: str
     answer_file: str
+    role: str = "worker"
+    step: int = 1
 
 
 @runtime_checkable
