@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,11 +30,15 @@ from .agents.events import (
 from .errors import JobBusyError, LogistError
 from .fsutil import atomic_write
 from .locks import DriverLock
-from .model import Job, JobEvent, JobStatus, RuntimeHandle, Step
+from .model import DiffStats, Job, JobEvent, JobStatus, RuntimeHandle, Step
+from .observer import Observer, ObserverHit
+from .plans import Settle, StartStep, consecutive_retries, current_checkpoint, plan_next
 from .prompts import render_prompt
+from .roles import SUPERVISOR, parse_verdict, render_instructions
 from .runtimes.base import JobPaths, Runtime
 from .states import SETTLED, can_transition
 from .store import EventSpec
+from .workspace import reset_workspace
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -41,6 +46,8 @@ if TYPE_CHECKING:
 S = JobStatus
 EventListener = Callable[[list[JobEvent]], None]
 READ_CHUNK = 1 << 20
+# Output lines that are not JSON objects: plain text (stderr, a text-mode agent) to observe.
+PLAIN_LINE = re.compile(rb"(?m)^[^{\n].*$")
 CONTROL_INTERVAL_S = 0.2
 
 
@@ -57,12 +64,17 @@ class JobDriver:
         job_id: str,
         listener: EventListener | None = None,
         poll_s: float = 0.02,
+        single_phase: bool = False,
+        resume: bool = False,
     ) -> None:
         self.engine = engine
         self.store = engine.store
         self.job_id = job_id
         self.listener = listener
         self.poll_s = poll_s
+        self.single_phase = single_phase  # `job step`: one phase, then pause
+        self.resume = resume  # `job step` / `job run` continue a paused job
+        self.observer: Observer = engine.observer
         self._lock = DriverLock(engine.store.lock_path(job_id))
 
     async def run(self) -> Job:
@@ -76,15 +88,24 @@ class JobDriver:
     # -- phases ----------------------------------------------------------------------------
     async def _drive(self) -> Job:
         job = self.store.get(self.job_id)
+        if job.paused:
+            if not self.resume:
+                return job  # `job step` paused it: only `job step` or `job run` continue it
+            job, events = self.store.update(self.job_id, _unpause, [("resumed", {})])
+            self._emit(events)
         try:
-            if job.status == S.DRAFT:
-                job = self._transition(S.PENDING)
-            if job.status == S.PENDING:
-                job = self._transition(S.PROVISIONING)
-            if job.status == S.PROVISIONING:
-                job = await self._provision(job)
-            if job.status in (S.RUNNING, S.NEEDS_INPUT):
-                job = await self._run_agent(job)
+            while job.status not in SETTLED:
+                if job.status in (S.DRAFT, S.PENDING) or job.workspace is None:
+                    job = await self._provision(job)
+                    phase_done = True
+                else:
+                    job, phase_done = await self._step(job)
+                if job.status in SETTLED:
+                    break
+                if self.single_phase and phase_done:
+                    job, events = self.store.update(self.job_id, _pause, [("paused", {})])
+                    self._emit(events)
+                    break
             return job
         except asyncio.CancelledError:
             raise  # this process is stopping: the agent lives on, a later driver re-attaches
@@ -92,6 +113,15 @@ class JobDriver:
             return self._fail(job, exc)
 
     async def _provision(self, job: Job) -> Job:
+        """pending -> provisioning with a workspace (kept when a restep reuses it)."""
+        if job.status == S.DRAFT:
+            job = self._transition(S.PENDING)
+        if job.status == S.PENDING:
+            job = self._transition(S.PROVISIONING)
+        if job.cancel_requested:
+            return self._transition(S.CANCELLED, "cancelled by user")
+        if job.workspace is not None and Path(job.workspace.path).is_dir():
+            return job
         runtime = self.engine.runtime_for(job)
         workspace = await asyncio.to_thread(
             runtime.provision, self.engine.repo_info, job, self.engine.workspace_root
@@ -110,33 +140,97 @@ class JobDriver:
         self._emit(events)
         if job.cancel_requested:
             return self._transition(S.CANCELLED, "cancelled by user")
-        return await self._start_step(job)
+        return job
 
-    async def _start_step(self, job: Job) -> Job:
+    async def _step(self, job: Job) -> tuple[Job, bool]:
+        """Run the current agent step to its end (starting the next one if needed).
+
+        Returns the job and whether a whole step ran (False: only a decision was made)."""
+        step = job.current_step
+        if step is None or step.outcome is not None:
+            if job.cancel_requested:
+                return self._transition(S.CANCELLED, "cancelled by user"), False
+            plan = plan_next(job, self.engine.policy_roles(job))
+            if isinstance(plan, Settle):
+                return self._settle_plan(job, plan), False
+            job = await self._start_step(job, plan)
+        job = await self._run_current(job)
+        if job.status not in SETTLED and job.current_step is not None:
+            # Settle right away when nothing else is to run (no pause before a no-op).
+            plan = plan_next(job, self.engine.policy_roles(job))
+            if isinstance(plan, Settle) and not job.cancel_requested:
+                job = self._settle_plan(job, plan)
+        return job, True
+
+    def _settle_plan(self, job: Job, plan: Settle) -> Job:
+        if plan.status == S.REVIEW:
+            stats = job.result.diff or DiffStats()
+            summary = f"{stats.files} file(s) changed, +{stats.insertions} -{stats.deletions}"
+            return self._transition(
+                S.REVIEW,
+                f"{summary}; {plan.reason}" if plan.reason else summary,
+                data={
+                    "files": stats.paths,
+                    "insertions": stats.insertions,
+                    "deletions": stats.deletions,
+                },
+            )
+
+        def record(j: Job) -> None:
+            j.result.error = plan.reason
+
+        return self._transition(plan.status, plan.reason, mutate=record)
+
+    async def _start_step(self, job: Job, plan: StartStep) -> Job:
         assert job.workspace is not None
         number = len(job.steps) + 1
         job_dir = self.store.job_dir(job.id)
         paths = step_paths(job_dir, number)
+        Path(paths.dir).mkdir(parents=True, exist_ok=True)
+        role = self.engine.role(job, plan.role)
+        step_job = self.engine.job_for_step(job, role, plan.agent)
+        diff = ""
+        if role.kind == SUPERVISOR:
+            diff = (job_dir / "result.patch").read_bytes().decode("utf-8", "replace")
+        rendered = render_instructions(role, render_prompt(job), diff, plan.brief or "")
         atomic_write(job_dir / "user-prompt.txt", job.prompt.encode())
-        rendered = render_prompt(job)
+        prompt_file = Path(paths.dir) / "prompt.txt"
+        atomic_write(prompt_file, rendered.encode())
         atomic_write(job_dir / "prompt.txt", rendered.encode())
         ctx = AgentContext(
             workspace=job.workspace.path,
             job_dir=str(job_dir),
-            prompt_file=str(job_dir / "prompt.txt"),
+            prompt_file=str(prompt_file),
             rendered_prompt=rendered,
             answer_file=str(Path(paths.dir) / "answer"),
+            role=role.name,
+            step=number,
         )
-        spec = self.engine.agent_for(job).build(job, ctx)
-        Path(paths.dir).mkdir(parents=True, exist_ok=True)
+        spec = self.engine.agents.get(step_job.agent.name).build(step_job, ctx)
+        checkpoint = current_checkpoint(job)
 
         def add_step(j: Job) -> None:
-            j.steps.append(Step(number=number, role=j.role, started_at=time.time()))
+            j.steps.append(
+                Step(
+                    number=number,
+                    role=role.name,
+                    started_at=time.time(),
+                    agent=step_job.agent.name,
+                    checkpoint=checkpoint,
+                    brief=plan.brief,
+                )
+            )
 
-        job = self._transition(S.RUNNING, mutate=add_step, data={"step": number, "argv": spec.argv})
+        data = {"step": number, "role": role.name, "agent": step_job.agent.name,
+                "argv": spec.argv}  # fmt: skip
+        if job.status == S.PROVISIONING:
+            job = self._transition(S.RUNNING, mutate=add_step, data=data)
+        else:
+            job, events = self.store.update(self.job_id, add_step, [("step", data)])
+            self._emit(events)
         workspace = job.workspace
         assert workspace is not None
-        handle = self.engine.runtime_for(job).start(job, workspace, spec, paths)
+        handle = self.engine.runtime_for(job).start(step_job, workspace, spec, paths)
         faults.point("start")
 
         def set_handle(j: Job) -> None:
@@ -148,7 +242,8 @@ class JobDriver:
         self._emit(events)
         return job
 
-    async def _run_agent(self, job: Job) -> Job:
+    async def _run_current(self, job: Job) -> Job:
+        """Follow the current step's agent until it ends, then judge how it went."""
         step = job.current_step
         assert step is not None and job.workspace is not None
         runtime = self.engine.runtime_for(job)
@@ -156,18 +251,23 @@ class JobDriver:
         handle = step.handle or handle_from_pid_file(runtime, paths)
         if handle is None:  # the previous driver died before starting the agent
             return await self._restart_step(job)
-        parser = self.engine.agent_for(job).new_parser()
+        parser = self.engine.agents.get(step.agent or job.agent.name).new_parser()
         code = await self._follow(job, step, handle, paths, parser, runtime)
-        return await self._settle(code, handle, paths, runtime)
+        return await self._judge(code, handle, paths, runtime)
 
     async def _restart_step(self, job: Job) -> Job:
-        def drop_step(j: Job) -> None:
-            j.steps.pop()
+        step = job.current_step
+        assert step is not None
 
-        self.store.update(self.job_id, drop_step, [("restart", {"reason": "agent never started"})])
-        job = self._transition(S.PENDING, "restarting: the agent had not started")
-        job = self._transition(S.PROVISIONING)
-        return await self._start_step(job)
+        def discard(j: Job) -> None:
+            j.steps[-1].outcome = "discarded"
+
+        job, events = self.store.update(
+            self.job_id, discard, [("restart", {"step": step.number,
+                                                "reason": "the agent had not started"})]
+        )  # fmt: skip
+        self._emit(events)
+        return job
 
     async def _follow(
         self,
@@ -196,11 +296,12 @@ class JobDriver:
                 offset += len(chunk)
                 if complete:
                     events = parser.feed_lines(complete)
-                    job, others = self._record(events, offset - len(partial))
+                    job, others, hits = self._record(events, offset - len(partial), complete)
                     faults.point("stream")
-                    questions = [e for e in others if type(e) is AgentQuestion]
+                    questions = [e.text for e in others if type(e) is AgentQuestion]
+                    questions += [h.reason for h in hits if h.status == "needs_input"]
                     if job.status == S.RUNNING and questions:
-                        job = self._transition(S.NEEDS_INPUT, questions[0].text)
+                        job = self._transition(S.NEEDS_INPUT, questions[0])
                 if len(chunk) == READ_CHUNK:
                     continue
                 stop = self._check_limits(job, started, last_activity)
@@ -214,7 +315,7 @@ class JobDriver:
                 tail = parser.feed(partial.decode("utf-8", "replace")) if partial else []
                 stopped = self.store.get(self.job_id).cancel_requested
                 final = parser.finish(None if stopped else code)
-                self._record([*tail, *final], offset, exit_code=code)
+                self._record([*tail, *final], offset, partial, exit_code=code)
                 return code
             now = time.monotonic()
             if now >= next_control:
@@ -258,30 +359,26 @@ class JobDriver:
         await asyncio.to_thread(runtime.kill, handle, paths, job.workspace)
         return None
 
-    async def _settle(
+    async def _judge(
         self, code: int | None, handle: RuntimeHandle, paths: JobPaths, runtime: Runtime
     ) -> Job:
+        """Decide what the ended step amounts to: done (harvested), retry, failover, failed."""
         job = self.store.get(self.job_id)
         if job.status in SETTLED:
             return job  # a limit or hang already settled it
         if job.cancel_requested:
             await asyncio.to_thread(runtime.kill, handle, paths, job.workspace)
             return self._transition(S.CANCELLED, "cancelled by user")
+        step, workspace = job.current_step, job.workspace
+        assert step is not None and workspace is not None
         if code != 0:
-            message = _last_error(self.store.events(self.job_id, after=max(0, self._seq() - 50)))
-            reason = message or f"agent exited with status {code}"
-            if code is not None and message and str(code) not in message:
-                reason = f"{message} (exit status {code})"
-
-            def record_failure(j: Job) -> None:
-                j.result.error = reason
-                j.result.exit_code = code
-
-            return self._transition(S.FAILED, reason, mutate=record_failure)
+            return await self._after_failure(job, step, code)
         if job.status == S.NEEDS_INPUT:  # it ended while waiting for an answer
             job = self._transition(S.RUNNING, "the agent finished without waiting for an answer")
-        assert job.workspace is not None
-        harvested = await asyncio.to_thread(runtime.harvest, job, job.workspace)
+        role = self.engine.role(job, step.role)
+        if role.kind == SUPERVISOR:
+            return self._record_verdict(job, step)
+        harvested = await asyncio.to_thread(runtime.harvest, job, workspace)
         job_dir = self.store.job_dir(job.id)
         atomic_write(job_dir / "result.patch", harvested.patch)
         faults.point("harvest")
@@ -290,28 +387,119 @@ class JobDriver:
             j.result.diff = harvested.stats
             j.result.result_commit = harvested.result_commit
             j.result.exit_code = code
+            j.steps[-1].result_commit = harvested.result_commit
+            j.steps[-1].outcome = "done"
 
         stats = harvested.stats
-        return self._transition(
-            S.REVIEW,
-            f"{stats.files} file(s) changed, +{stats.insertions} -{stats.deletions}",
-            mutate=record_result,
-            data={
-                "files": stats.paths,
-                "insertions": stats.insertions,
-                "deletions": stats.deletions,
-            },
+        job, events = self.store.update(
+            self.job_id,
+            record_result,
+            [("harvest", {"step": step.number, "files": stats.paths,
+                          "insertions": stats.insertions, "deletions": stats.deletions})],
+        )  # fmt: skip
+        self._emit(events)
+        return job
+
+    def _record_verdict(self, job: Job, step: Step) -> Job:
+        """A supervisor's reply: approve, or changes with comments (its edits are undone)."""
+        start = self._step_start_seq(step.number)
+        text = "\n".join(
+            str(e.data.get("text", ""))
+            for e in self.store.events(self.job_id, after=start)
+            if e.kind == "message"
         )
+        verdict = parse_verdict(text)
+        assert job.workspace is not None
+        reset_workspace(job.workspace, step.checkpoint or job.workspace.base_commit)
+
+        def record(j: Job) -> None:
+            s = j.steps[-1]
+            s.outcome = "done"
+            s.verdict = verdict[0] if verdict else None
+            s.comments = verdict[1] if verdict else None
+
+        data: dict[str, Any] = {"step": step.number}
+        if verdict is None:
+            data["verdict"] = None
+            data["comments"] = "the supervisor's reply has no VERDICT line"
+        else:
+            data["verdict"], data["comments"] = verdict
+        job, events = self.store.update(self.job_id, record, [("verdict", data)])
+        self._emit(events)
+        return job
+
+    def _step_start_seq(self, number: int) -> int:
+        for event in reversed(self.store.event_rows(self.job_id)):
+            if event.kind in ("step", "status") and event.data.get("step") == number:
+                return event.seq
+        return 0
+
+    async def _after_failure(self, job: Job, step: Step, code: int | None) -> Job:
+        """Retry a transient failure with backoff, then fail over, then fail."""
+        reason = step.failure or _last_error(
+            self.store.events(self.job_id, after=max(0, self._seq() - 50))
+        )
+        reason = reason or f"agent exited with status {code}"
+        if code is not None and str(code) not in reason:
+            reason = f"{reason} (exit status {code})"
+        policy = job.policy
+        retries = consecutive_retries(job)
+        workspace = job.workspace
+        assert workspace is not None
+        checkpoint = step.checkpoint or workspace.base_commit
+        if step.transient and retries < policy.max_retries:
+            delay = min(policy.max_backoff_s, policy.backoff_s * 2**retries)
+            job = self._end_step(job, "retry", ("retry", {
+                "step": step.number, "attempt": retries + 1, "of": policy.max_retries,
+                "delay_s": delay, "reason": reason, "agent": step.agent}))  # fmt: skip
+            reset_workspace(workspace, checkpoint)
+            return await self._backoff(job, delay)
+        fallback = policy.fallback_agent
+        if fallback and fallback != step.agent and not any(s.agent == fallback for s in job.steps):
+            job = self._end_step(job, "failover", ("failover", {
+                "step": step.number, "from": step.agent, "to": fallback,
+                "reason": reason}))  # fmt: skip
+            reset_workspace(workspace, checkpoint)
+            return job
+
+        def record_failure(j: Job) -> None:
+            j.result.error = reason
+            j.result.exit_code = code
+            j.steps[-1].outcome = "failed"
+
+        return self._transition(S.FAILED, reason, mutate=record_failure)
+
+    def _end_step(self, job: Job, outcome: str, event: EventSpec) -> Job:
+        def record(j: Job) -> None:
+            j.steps[-1].outcome = outcome
+
+        job, events = self.store.update(self.job_id, record, [event])
+        self._emit(events)
+        return job
+
+    async def _backoff(self, job: Job, delay: float) -> Job:
+        """Wait before a retry; a cancel cuts the wait short."""
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline:
+            await asyncio.sleep(min(CONTROL_INTERVAL_S, max(0.0, deadline - time.monotonic())))
+            job = self.store.get(self.job_id)
+            if job.cancel_requested:
+                break
+        return job
 
     # -- recording -------------------------------------------------------------------------
     def _record(
-        self, events: list[AgentEvent], offset: int, exit_code: int | None = None
-    ) -> tuple[Job, list[AgentEvent]]:
-        """Commit parsed events together with the output position they came from.
+        self, events: list[AgentEvent], offset: int, raw: bytes, exit_code: int | None = None
+    ) -> tuple[Job, list[AgentEvent], list[ObserverHit]]:
+        """Commit parsed events, and what the observer saw, with the output position.
 
-        Returns the job and the events that are not plain messages (usage, questions...).
+        Returns the job, the events that are not plain messages (usage, questions...) and
+        the observer's hits.
         """
         specs, others = _event_specs(events)
+        hits = self._observe(raw, others)
+        specs += [(hit.kind, hit.event_data()) for hit in hits]
+        failures = [hit for hit in hits if hit.status == "failed" or hit.transient]
 
         def apply(j: Job) -> None:
             step = j.steps[-1]
@@ -319,13 +507,29 @@ class JobDriver:
             if exit_code is not None:
                 step.exit_code = exit_code
                 step.finished_at = time.time()
+            if failures:
+                step.failure = failures[-1].reason
+                step.transient = failures[-1].transient
             for event in others:
                 if type(event) is AgentUsage:
                     _apply_usage(j.result.usage, event)
 
         job, stored = self.store.update(self.job_id, apply, specs)
         self._emit(stored)
-        return job, others
+        return job, others, hits
+
+    def _observe(self, raw: bytes, others: list[AgentEvent]) -> list[ObserverHit]:
+        """Observer hits in plain-text lines and agent errors, one per pattern per batch."""
+        texts = [] if _all_json_lines(raw) else [
+            m.group().decode("utf-8", "replace") for m in PLAIN_LINE.finditer(raw)
+        ]  # fmt: skip
+        texts += [e.message for e in others if type(e) is AgentError]
+        hits: dict[str, ObserverHit] = {}
+        for text in texts:
+            hit = self.observer.scan(text)
+            if hit is not None:
+                hits.setdefault(hit.pattern.name, hit)
+        return list(hits.values())
 
     def _transition(
         self,
@@ -394,6 +598,19 @@ def _event_specs(events: list[AgentEvent]) -> tuple[list[EventSpec], list[AgentE
         specs.append((event_kind(event), event_data(event)))
     flush()
     return specs, others
+
+
+def _pause(job: Job) -> None:
+    job.paused = True
+
+
+def _unpause(job: Job) -> None:
+    job.paused = False
+
+
+def _all_json_lines(raw: bytes) -> bool:
+    """Every line starts with `{` (two byte counts: much cheaper than a regex scan)."""
+    return not raw or (raw.startswith(b"{") and raw.count(b"\n{") >= raw.count(b"\n") - 1)
 
 
 def _apply_usage(usage: Any, event: AgentUsage) -> None:

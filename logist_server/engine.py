@@ -6,19 +6,24 @@ import contextlib
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from .agents.base import AgentProvider
 from .apply import execute_plan, plan_accept
+from .config.loader import Effective
+from .config.loader import load as load_config
 from .driver import EventListener, JobDriver, handle_from_pid_file, step_paths
-from .errors import JobBusyError, JobNotFoundError, LogistError, UsageError
+from .errors import ConfigError, JobBusyError, JobNotFoundError, LogistError, UsageError
 from .fsutil import atomic_write
 from .git import RepoInfo, find_repo
 from .locks import DriverLock, is_locked, repo_lock
 from .model import AgentSpec, Job, JobStatus, RuntimeSpec
+from .observer import Observer
 from .registry import BUILTIN_AGENTS, BUILTIN_RUNTIMES, Registry
 from .requests import JobRequest, resolve_target, validate_limits
+from .roles import SUPERVISOR, Role, find_role, load_roles
 from .runtimes.base import Runtime
 from .states import ACTIVE, SETTLED
 from .store import STORE_DIRNAME, JobStore, new_job_id
@@ -65,7 +70,10 @@ class Engine:
         self.repo_info = repo_info
         self.repo = repo_info.root
         self._store = store
-        self.workspace_root = workspace_root or default_workspace_root()
+        self._workspace_root = workspace_root
+        self._config: Effective | None = None
+        self._observer: Observer | None = None
+        self._roles: dict[str, Role] | None = None
         self.agents = agents or default_agents()
         self.runtimes = runtimes or default_runtimes()
 
@@ -75,6 +83,28 @@ class Engine:
         if self._store is None:
             self._store = JobStore(self.repo, self.repo_info.common_dir)
         return self._store
+
+    @property
+    def config(self) -> Effective:
+        """The repository's effective configuration, read on first use."""
+        if self._config is None:
+            self._config = load_config(self.repo)
+        return self._config
+
+    def configure(self, overrides: dict[str, Any], source: str = "command line") -> Effective:
+        """The configuration with `overrides` (flags, request params) on top."""
+        return load_config(self.repo, overrides, source)
+
+    @property
+    def workspace_root(self) -> Path:
+        """Where worktrees go: given, configured (`workspace_root`), or the user cache."""
+        if self._workspace_root is None:
+            configured = self.config.settings.workspace_root
+            if configured:
+                self._workspace_root = (self.repo / Path(configured).expanduser()).resolve()
+            else:
+                self._workspace_root = default_workspace_root()
+        return self._workspace_root
 
     def has_store(self) -> bool:
         return self._store is not None or (self.repo / STORE_DIRNAME / "logist.db").exists()
@@ -99,6 +129,8 @@ class Engine:
         self.runtimes.check(request.runtime)
         validate_limits(request.limits)
         self.agents.get(request.agent).validate_options(request.agent_options)
+        if request.policy.fallback_agent is not None:
+            self.agents.check(request.policy.fallback_agent)
         target = resolve_target(request, self.repo)
         for path in request.overlays:
             if path.startswith(("/", "../")) or "/../" in path:
@@ -112,6 +144,7 @@ class Engine:
             runtime=RuntimeSpec(request.runtime, dict(request.runtime_options)),
             target=target,
             limits=request.limits,
+            policy=request.policy,
             role=request.role,
             status=S.DRAFT if request.draft else S.PENDING,
             base_commit=base,
@@ -119,9 +152,55 @@ class Engine:
         self.store.insert(job, [("created", {"status": job.status.value})])
         return job
 
-    async def drive(self, job_id: str, listener: EventListener | None = None) -> Job:
-        """Drive the job until it settles; JobBusyError if another process drives it."""
-        return await JobDriver(self, job_id, listener).run()
+    async def drive(
+        self,
+        job_id: str,
+        listener: EventListener | None = None,
+        single_phase: bool = False,
+        resume: bool = False,
+    ) -> Job:
+        """Drive the job until it settles; JobBusyError if another process drives it.
+
+        `single_phase` stops (paused) after one phase: provisioning, or one agent step.
+        A paused job is left alone unless `resume` is given (`job step`, `job run`)."""
+        driver = JobDriver(self, job_id, listener, single_phase=single_phase, resume=resume)
+        return await driver.run()
+
+    # -- roles, observer, steps ------------------------------------------------------------
+    @property
+    def observer(self) -> Observer:
+        """The observer table: the user's patterns first, then the built-ins."""
+        if self._observer is None:
+            config = msgspec.to_builtins(self.config.settings.observer)
+            try:
+                self._observer = Observer.from_config(config)
+            except ValueError as exc:
+                files = ", ".join(self.config.files) or "configuration"
+                raise ConfigError(f"{files}: {exc}") from None
+        return self._observer
+
+    def roles(self) -> dict[str, Role]:
+        """Built-in roles, the configuration's, and `.logist/roles/*.yml`."""
+        if self._roles is None:
+            self._roles = load_roles(self.repo, self.config.settings.roles)
+        return self._roles
+
+    def role(self, job: Job, name: str) -> Role:
+        return find_role(self.roles(), name)
+
+    def policy_roles(self, job: Job) -> dict[str, Role]:
+        return self.roles()
+
+    def job_for_step(self, job: Job, role: Role, agent: str) -> Job:
+        """The job as the agent of one step sees it: that agent, with the role's options."""
+        if role.kind == SUPERVISOR or role.agent:
+            spec = AgentSpec(agent, role.model or (job.agent.model if agent == job.agent.name
+                             else None), dict(role.agent_options))  # fmt: skip
+        elif agent != job.agent.name:
+            spec = AgentSpec(agent)  # the fallback agent, with its defaults
+        else:
+            spec = job.agent
+        return msgspec.structs.replace(job, agent=spec, role=role.name)
 
     # -- control ---------------------------------------------------------------------------
     def get(self, ref: str) -> Job:

@@ -45,3 +45,7 @@ class GitError(LogistError):
 
 class RuntimeProviderError(LogistError):
     """A runtime could not provision, start or control an agent."""
+
+
+class ConfigError(UsageError):
+    """A configuration file (or variable) is malformed; the message names file and key."""

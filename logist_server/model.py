@@ -65,6 +65,18 @@ class Limits(msgspec.Struct, frozen=True):
     hang_timeout_s: float | None = None
 
 
+class JobPolicy(msgspec.Struct, frozen=True):
+    """How a job handles failure and review: fixed when it is created."""
+
+    max_retries: int = 0
+    backoff_s: float = 2.0
+    max_backoff_s: float = 60.0
+    fallback_agent: str | None = None
+    supervise: bool = False
+    max_rounds: int = 3
+    supervisor_role: str = "supervisor"
+
+
 class Usage(msgspec.Struct):
     """Tokens and cost reported by the agent."""
 
@@ -111,6 +123,19 @@ class Step(msgspec.Struct):
     exit_code: int | None = None
     handle: RuntimeHandle | None = None
     output_offset: int = 0
+    agent: str | None = None
+    # Reviewer comments the step was given to address (a worker's rework).
+    brief: str | None = None
+    # The workspace commit the step started from (restep and retries go back to it).
+    checkpoint: str | None = None
+    # What became of it: done, retry, failover, discarded (restep), failed.
+    outcome: str | None = None
+    result_commit: str | None = None
+    verdict: str | None = None
+    comments: str | None = None
+    # The observer's verdict on a failure: the pattern's reason, and whether it is transient.
+    failure: str | None = None
+    transient: bool = False
 
 
 class JobResult(msgspec.Struct):
@@ -134,6 +159,7 @@ class Job(msgspec.Struct):
     runtime: RuntimeSpec = msgspec.field(default_factory=RuntimeSpec)
     target: Target | None = None
     limits: Limits = msgspec.field(default_factory=Limits)
+    policy: JobPolicy = msgspec.field(default_factory=JobPolicy)
     role: str = "worker"
     status: JobStatus = JobStatus.PENDING
     created_at: float = msgspec.field(default_factory=time.time)
@@ -144,6 +170,9 @@ class Job(msgspec.Struct):
     result: JobResult = msgspec.field(default_factory=JobResult)
     status_reason: str | None = None
     cancel_requested: bool = False
+    # Set by `job step`: no process continues the job until `job step` or `job run`.
+    paused: bool = False
+    rerun_of: str | None = None
 
     @property
     def current_step(self) -> Step | None:

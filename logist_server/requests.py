@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from .errors import UsageError
-from .model import Limits, LineRange, Target
+from .model import JobPolicy, Limits, LineRange, Target
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 
 class JobRequest(msgspec.Struct):
@@ -24,6 +28,7 @@ class JobRequest(msgspec.Struct):
     range: LineRange | None = None
     selected_text: str | None = None
     limits: Limits = msgspec.field(default_factory=Limits)
+    policy: JobPolicy = msgspec.field(default_factory=JobPolicy)
     role: str = "worker"
     draft: bool = False
     cwd: str = "."
@@ -79,3 +84,19 @@ def validate_limits(limits: Limits) -> None:
         value = getattr(limits, name)
         if value is not None and value <= 0:
             raise UsageError(f"limit {name} must be positive, got {value}")
+
+
+def request_from_settings(settings: Settings, prompt: str, **fields: Any) -> JobRequest:
+    """A request carrying the effective settings; `fields` are the job's own (file, range...)."""
+    return JobRequest(
+        prompt=prompt,
+        agent=settings.agent,
+        agent_options=dict(settings.agent_options),
+        model=settings.model,
+        runtime=settings.runtime,
+        runtime_options=dict(settings.runtime_options),
+        limits=settings.limits,
+        policy=settings.policy(),
+        role=settings.role,
+        **fields,
+    )

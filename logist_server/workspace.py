@@ -199,3 +199,11 @@ def list_worktrees(repo: Path) -> list[tuple[Path, str | None]]:
     with contextlib.suppress(IndexError):
         result.pop(0)  # the main worktree
     return result
+
+
+def reset_workspace(workspace: Workspace, commit: str) -> None:
+    """Put the worktree back to `commit`: tracked files restored, new untracked files gone."""
+    path = Path(workspace.path)
+    git(["reset", "-q", "--hard", commit], path)
+    git(["clean", "-q", "-fd"], path)
+    git(["update-ref", f"refs/heads/{workspace.branch}", commit], path)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
 from ..errors import UsageError
-from ..model import Job, JobStatus, Limits
+from ..model import Job, JobStatus
 from .common import (
     engine_for,
+    non_negative_int,
     out_json,
     parse_kv,
     positive_float,
@@ -19,8 +19,9 @@ from .common import (
 )
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from ..requests import JobRequest, parse_range
+def request_from_args(args: argparse.Namespace, engine: Any) -> Any:
+    """The job request the flags ask for, on top of the repository's configuration."""
+    from ..requests import parse_range, request_from_settings
 
     if args.prompt is None and args.prompt_file is None:
         raise UsageError("no prompt given: use --prompt TEXT or --prompt-file FILE")
@@ -36,27 +37,49 @@ def cmd_run(args: argparse.Namespace) -> int:
             ) from None
     else:
         prompt = args.prompt
-    request = JobRequest(
-        prompt=prompt,
-        agent=args.agent,
-        agent_options=parse_kv(args.agent_opt, "--agent-opt"),
-        model=args.model,
-        runtime=args.runtime,
-        runtime_options=parse_kv(args.runtime_opt, "--runtime-opt"),
+    settings = engine.configure(overrides_from_args(args)).settings
+    return request_from_settings(
+        settings,
+        prompt,
         file=args.file,
         range=parse_range(args.range) if args.range else None,
-        limits=Limits(
-            max_cost_usd=args.max_cost,
-            max_time_s=args.max_time,
-            max_turns=args.max_turns,
-            hang_timeout_s=args.hang_timeout,
-        ),
         cwd=str(base),
     )
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags (None where a flag was not given)."""
+    return {
+        "agent": args.agent,
+        "model": args.model,
+        "agent_options": parse_kv(args.agent_opt, "--agent-opt") or None,
+        "runtime": args.runtime,
+        "runtime_options": parse_kv(args.runtime_opt, "--runtime-opt") or None,
+        "role": args.role,
+        "limits": {
+            "max_cost_usd": args.max_cost,
+            "max_time_s": args.max_time,
+            "max_turns": args.max_turns,
+            "hang_timeout_s": args.hang_timeout,
+        },
+        "retries": {"max_retries": args.retries, "fallback_agent": args.fallback_agent},
+        "review": {"supervisor": args.supervisor, "max_rounds": args.max_rounds},
+    }
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     engine = engine_for(args)
+    request = request_from_args(args, engine)
+    if args.dry_run:
+        return print_preview(engine.preview_request(request), args.json)
     job = engine.create_job(request)
     job = drive_with_progress(engine, job.id, args.json)
-    if args.json:
+    return report_settled(job, args.json)
+
+
+def report_settled(job: Job, json_mode: bool) -> int:
+    """Print where the job ended; exit status 0 only for review."""
+    if json_mode:
         out_json(job)
     else:
         print(
@@ -67,6 +90,23 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"  see the change: logist job diff {job.id}")
             print(f"  apply it:       logist job accept {job.id}")
     return 0 if job.status == JobStatus.REVIEW else 1
+
+
+def print_preview(preview: Any, json_mode: bool) -> int:
+    """What would run: the rendered prompt, the command line, environment and runtime."""
+    import shlex
+
+    if json_mode:
+        out_json(preview)
+        return 0
+    print(f"# agent {preview.agent} on runtime {preview.runtime}, role {preview.role}")
+    print(f"# in {preview.cwd}")
+    for key, value in sorted(preview.env.items()):
+        print(f"{key}={shlex.quote(value)} \\")
+    print(shlex.join(preview.argv))
+    print("# prompt:")
+    sys.stdout.write(preview.prompt)
+    return 0
 
 
 def drive_with_progress(engine: Any, job_id: str, json_mode: bool) -> Job:
@@ -84,19 +124,35 @@ def drive_with_progress(engine: Any, job_id: str, json_mode: bool) -> Job:
     return job
 
 
+def add_request_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags that describe a job; unset ones come from the configuration."""
+    parser.add_argument("--prompt", help="what the agent should do")
+    parser.add_argument("--prompt-file", metavar="FILE", help="read the prompt from FILE")
+    parser.add_argument("--file", help="the file the job is about")
+    parser.add_argument("--range", metavar="L1-L2", help="lines of --file the job is about")
+    parser.add_argument("--agent", help="agent provider (see `logist agent list`)")
+    parser.add_argument("--agent-opt", action="append", default=[], metavar="K=V")
+    parser.add_argument("--model")
+    parser.add_argument("--runtime", help="runtime provider (see `logist runtime list`)")
+    parser.add_argument("--runtime-opt", action="append", default=[], metavar="K=V")
+    parser.add_argument("--role", help="role of the first step (see `logist role list`)")
+    parser.add_argument("--max-cost", type=positive_float, metavar="USD")
+    parser.add_argument("--max-time", type=positive_float, metavar="SECONDS")
+    parser.add_argument("--max-turns", type=positive_int, metavar="N")
+    parser.add_argument("--hang-timeout", type=positive_float, metavar="SECONDS")
+    parser.add_argument("--retries", type=non_negative_int, metavar="N",
+                        help="retries of a transient failure (rate limit, network)")  # fmt: skip
+    parser.add_argument("--fallback-agent", metavar="NAME",
+                        help="agent that takes over when the first keeps failing")  # fmt: skip
+    parser.add_argument("--supervisor", action=argparse.BooleanOptionalAction, default=None,
+                        help="have a supervisor review the change")  # fmt: skip
+    parser.add_argument("--max-rounds", type=positive_int, metavar="N",
+                        help="supervisor review rounds at most")  # fmt: skip
+
+
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     run = sub.add_parser("run", parents=[common], help="create a job, run it, wait for review")
-    run.add_argument("--prompt", help="what the agent should do")
-    run.add_argument("--prompt-file", metavar="FILE", help="read the prompt from FILE")
-    run.add_argument("--file", help="the file the job is about")
-    run.add_argument("--range", metavar="L1-L2", help="lines of --file the job is about")
-    run.add_argument("--agent", default=os.environ.get("LOGIST_AGENT", "mock"))
-    run.add_argument("--agent-opt", action="append", default=[], metavar="K=V")
-    run.add_argument("--model")
-    run.add_argument("--runtime", default=os.environ.get("LOGIST_RUNTIME", "host"))
-    run.add_argument("--runtime-opt", action="append", default=[], metavar="K=V")
-    run.add_argument("--max-cost", type=positive_float, metavar="USD")
-    run.add_argument("--max-time", type=positive_float, metavar="SECONDS")
-    run.add_argument("--max-turns", type=positive_int, metavar="N")
-    run.add_argument("--hang-timeout", type=positive_float, metavar="SECONDS")
+    add_request_arguments(run)
+    run.add_argument("--dry-run", action="store_true",
+                     help="show the prompt and command that would run; create nothing")  # fmt: skip
     run.set_defaults(handler=cmd_run)

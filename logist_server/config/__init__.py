@@ -1,0 +1,1 @@
+"""Configuration: `logist.yml`, the user's config file, environment and flags, layered."""

@@ -1,0 +1,231 @@
+"""Layered configuration: defaults < user file < `logist.yml` < environment < job/flags.
+
+Each layer is validated on its own, so an error names the file and the key it came from;
+the merged result becomes `Settings`, and every value remembers which layer set it.
+pydantic and pyyaml are imported only when a layer actually has something in it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ..errors import ConfigError
+from ..settings import Settings
+
+REPO_CONFIG = "logist.yml"
+DEFAULT_SOURCE = "default"
+# Sections whose keys merge one by one (the others are replaced whole).
+NESTED = frozenset({"limits", "retries", "review", "observer", "agent_options", "runtime_options"})
+ENVIRONMENT = {
+    "LOGIST_AGENT": "agent",
+    "LOGIST_MODEL": "model",
+    "LOGIST_RUNTIME": "runtime",
+    "LOGIST_CONCURRENCY": "concurrency",
+    "LOGIST_WORKSPACE_ROOT": "workspace_root",
+}
+
+
+class Effective(msgspec.Struct, frozen=True):
+    """Settings and, for every key a layer set, the name of that layer."""
+
+    settings: Settings
+    sources: dict[str, str]
+    files: list[str]
+
+    def source_of(self, key: str) -> str:
+        return self.sources.get(key, DEFAULT_SOURCE)
+
+
+def user_config_path() -> Path:
+    """`$XDG_CONFIG_HOME/logist/config.yml` (`~/.config/logist/config.yml`)."""
+    from platformdirs import user_config_path as config_dir
+
+    return config_dir("logist") / "config.yml"
+
+
+def load(
+    repo: Path | None,
+    overrides: Mapping[str, Any] | None = None,
+    overrides_source: str = "command line",
+    environ: Mapping[str, str] | None = None,
+) -> Effective:
+    """The effective settings for `repo` with `overrides` (flags, request params) on top."""
+    layers: list[tuple[str, dict[str, Any]]] = []
+    files: list[str] = []
+    candidates = [user_config_path()]
+    if repo is not None:
+        candidates.append(repo / REPO_CONFIG)
+    for path in candidates:
+        data = read_file_layer(path)
+        if data is not None:
+            files.append(str(path))
+            layers.append((str(path), _validated(data, str(path))))
+    layers += _environment_layer(os.environ if environ is None else environ)
+    if overrides:  # typed and checked by the caller (argparse, the request's schema)
+        layers.append((overrides_source, _without_none(overrides)))
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for source, layer in layers:
+        _forget_options_of_replaced_providers(merged, layer, sources)
+        _merge(merged, layer, source, sources, "")
+    try:
+        settings = msgspec.convert(merged, Settings)
+    except msgspec.ValidationError as exc:  # the layers are valid; only a bug lands here
+        raise ConfigError(f"configuration: {exc}") from None
+    return Effective(settings=settings, sources=sources, files=files)
+
+
+def read_file_layer(path: Path) -> dict[str, Any] | None:
+    """The mapping in a YAML file, None when the file does not exist or is empty."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    if not text.strip():
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: {where}invalid YAML: {problem}") from None
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def _environment_layer(environ: Mapping[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    """Variables are plain text, checked here without pydantic (it is slow to import)."""
+    layers: list[tuple[str, dict[str, Any]]] = []
+    for variable, key in ENVIRONMENT.items():
+        value = environ.get(variable, "").strip()
+        if not value:
+            continue
+        if key == "concurrency":
+            if not value.isdigit() or not 0 < int(value) <= 64:
+                raise ConfigError(
+                    f"${variable}: expected a whole number from 1 to 64, got {value!r}"
+                )
+            layers.append((f"${variable}", {key: int(value)}))
+        else:
+            layers.append((f"${variable}", {key: value}))
+    return layers
+
+
+def _without_none(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        k: _without_none(v) if isinstance(v, Mapping) else v
+        for k, v in data.items()
+        if v is not None
+    }
+
+
+def _validated(data: dict[str, Any], source: str) -> dict[str, Any]:
+    from pydantic import ValidationError
+
+    from .schema import validate_layer
+
+    try:
+        return validate_layer(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {describe_errors(exc.errors())}") from None
+
+
+def _forget_options_of_replaced_providers(
+    merged: dict[str, Any], layer: dict[str, Any], sources: dict[str, str]
+) -> None:
+    """Options configured for one agent (runtime) do not carry over to another one."""
+    for provider, options in (("agent", "agent_options"), ("runtime", "runtime_options")):
+        if provider in layer and layer[provider] != merged.get(provider) and options in merged:
+            del merged[options]
+            for key in [k for k in sources if k.startswith(f"{options}.")]:
+                del sources[key]
+
+
+def _merge(
+    into: dict[str, Any], layer: dict[str, Any], source: str, sources: dict[str, str], prefix: str
+) -> None:
+    for key, value in layer.items():
+        dotted = f"{prefix}{key}"
+        mergeable = key in NESTED or key == "roles" or prefix == "roles."
+        if isinstance(value, dict) and mergeable:
+            _merge(into.setdefault(key, {}), value, source, sources, f"{dotted}.")
+        else:
+            into[key] = value
+            sources[dotted] = source
+
+
+_EXPECTED = {
+    "float_parsing": "expected a number",
+    "float_type": "expected a number",
+    "int_parsing": "expected a whole number",
+    "int_type": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+    "string_type": "expected text",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "list_type": "expected a list",
+    "greater_than": "expected a number greater than {gt}",
+    "greater_than_equal": "expected a number of at least {ge}",
+    "less_than_equal": "expected a number of at most {le}",
+    "string_too_short": "expected a non-empty text",
+}
+
+
+def describe_errors(errors: list[Any]) -> str:
+    """pydantic's errors as `key: expected ..., got ...`, joined by `; `."""
+    parts = []
+    for error in errors[:3]:
+        loc = ".".join(str(part) for part in error["loc"])
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            parts.append(f"unknown key '{loc}'{_did_you_mean(error['loc'])}")
+            continue
+        template = _EXPECTED.get(kind)
+        if template is not None:
+            expected = template.format(**(error.get("ctx") or {}))
+        else:
+            expected = str(error["msg"]).removeprefix("Value error, ")
+        got = error.get("input")
+        shown = "" if isinstance(got, dict | list) or got is None else f", got {got!r}"
+        parts.append(f"{loc}: {expected}{shown}")
+    if len(errors) > 3:
+        parts.append(f"and {len(errors) - 3} more")
+    return "; ".join(parts)
+
+
+def _did_you_mean(loc: tuple[Any, ...]) -> str:
+    import difflib
+
+    from .schema import known_keys
+
+    known = known_keys(loc)
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    return f" (known: {', '.join(known)})" if known else ""
+
+
+def flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Dotted keys and leaf values of settings, in declaration order."""
+    if isinstance(value, msgspec.Struct):
+        value = {f: getattr(value, f) for f in value.__struct_fields__}
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            yield from flatten(item, f"{prefix}{key}.")
+    else:
+        yield prefix.rstrip("."), value

@@ -1,0 +1,133 @@
+"""Roles: what an agent step is asked to do. `worker` changes the code; `supervisor` reviews.
+
+Built-in roles can be overridden and new ones added inline in configuration (`roles:`) or
+as files `.logist/roles/NAME.yml` (name, kind, description, instructions, agent, model,
+agent_options). Instructions are a template: `$task` is the user's prompt with its target,
+`$comments` the reviewer's comments (workers), `$diff` the change under review (supervisors).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import msgspec
+
+from .errors import ConfigError, UsageError
+from .settings import RoleSettings
+
+ROLES_DIR = Path(".logist") / "roles"
+WORKER, SUPERVISOR = "worker", "supervisor"
+VERDICT_LINE = re.compile(r"^\W*VERDICT:\s*(APPROVE|CHANGES)\b[\s:.-]*(.*)$", re.I | re.M)
+
+WORKER_INSTRUCTIONS = """$task"""
+SUPERVISOR_INSTRUCTIONS = """You are reviewing a change another agent made for the task below.
+Do not edit files.
+
+## Task
+$task
+
+## Proposed change
+$diff
+
+Check that the change is correct and does what the task asks. End your reply with a line
+`VERDICT: APPROVE` when it is ready, or `VERDICT: CHANGES` followed by the changes you ask
+for, one per line.
+"""
+
+
+class Role(msgspec.Struct, frozen=True):
+    """A role as the driver uses it; `source` says where it was defined."""
+
+    name: str
+    kind: str = WORKER
+    description: str = ""
+    instructions: str = WORKER_INSTRUCTIONS
+    agent: str | None = None
+    model: str | None = None
+    agent_options: dict[str, str] = msgspec.field(default_factory=dict)
+    source: str = "built-in"
+
+
+BUILTIN_ROLES: dict[str, Role] = {
+    WORKER: Role(WORKER, WORKER, "makes the change the prompt asks for", WORKER_INSTRUCTIONS),
+    SUPERVISOR: Role(
+        SUPERVISOR,
+        SUPERVISOR,
+        "reviews the worker's change: approves it or asks for changes",
+        SUPERVISOR_INSTRUCTIONS,
+    ),
+}
+
+
+def load_roles(repo: Path, inline: dict[str, RoleSettings] | None = None) -> dict[str, Role]:
+    """Built-in roles, then those of the configuration, then `.logist/roles/*.yml`."""
+    roles = dict(BUILTIN_ROLES)
+    for name, settings in (inline or {}).items():
+        roles[name] = _role(name, msgspec.to_builtins(settings), roles.get(name), "configuration")
+    directory = repo / ROLES_DIR
+    if directory.is_dir():
+        for path in sorted([*directory.glob("*.yml"), *directory.glob("*.yaml")]):
+            data = _read_role_file(path)
+            name = str(data.get("name") or path.stem)
+            roles[name] = _role(name, data, roles.get(name), str(path))
+    return roles
+
+
+def find_role(roles: dict[str, Role], name: str) -> Role:
+    role = roles.get(name)
+    if role is None:
+        raise UsageError(f"unknown role '{name}' (known: {', '.join(sorted(roles))})")
+    return role
+
+
+def _role(name: str, data: dict[str, Any], base: Role | None, source: str) -> Role:
+    fields = {k: v for k, v in data.items() if v not in (None, {}) and k != "name"}
+    if base is not None:
+        return msgspec.structs.replace(base, source=source, **fields)
+    kind = fields.get("kind", WORKER)
+    default = SUPERVISOR_INSTRUCTIONS if kind == SUPERVISOR else WORKER_INSTRUCTIONS
+    fields.setdefault("instructions", default)
+    return Role(name=name, source=source, **fields)
+
+
+def _read_role_file(path: Path) -> dict[str, Any]:
+    from pydantic import ValidationError
+
+    from .config.loader import describe_errors, read_file_layer
+    from .config.schema import validate_role
+
+    data = read_file_layer(path) or {}
+    try:
+        return validate_role(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {describe_errors(exc.errors())}") from None
+
+
+def render_instructions(role: Role, task: str, diff: str = "", comments: str = "") -> str:
+    """The role's instructions with `$task`, `$diff` and `$comments` filled in."""
+    text = Template(role.instructions).safe_substitute(
+        task=task.rstrip("\n"), diff=_fenced(diff), comments=comments.rstrip("\n")
+    )
+    if comments and role.kind == WORKER and "$comments" not in role.instructions:
+        text = text.rstrip("\n") + "\n\n## Reviewer comments\n" + comments.rstrip("\n")
+    return text.rstrip("\n") + "\n"
+
+
+def _fenced(diff: str) -> str:
+    fence = "````" if "```" in diff else "```"
+    return f"{fence}diff\n{diff.rstrip(chr(10))}\n{fence}" if diff else "(no change)"
+
+
+def parse_verdict(text: str) -> tuple[str, str] | None:
+    """(`approve` | `changes`, comments) from a reviewer's reply: its last VERDICT line."""
+    matches = list(VERDICT_LINE.finditer(text))
+    if not matches:
+        return None
+    last = matches[-1]
+    comments = "\n".join(
+        part for part in (last.group(2).strip(), text[last.end() :].strip()) if part
+    )
+    return last.group(1).lower(), comments
