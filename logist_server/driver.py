@@ -66,6 +66,7 @@ class JobDriver:
         poll_s: float = 0.02,
         single_phase: bool = False,
         resume: bool = False,
+        replay: Runtime | None = None,
     ) -> None:
         self.engine = engine
         self.store = engine.store
@@ -74,6 +75,7 @@ class JobDriver:
         self.poll_s = poll_s
         self.single_phase = single_phase  # `job step`: one phase, then pause
         self.resume = resume  # `job step` / `job run` continue a paused job
+        self.replay = replay  # `job poststep`: the next step replays a recorded response
         self.observer: Observer = engine.observer
         self._lock = DriverLock(engine.store.lock_path(job_id))
 
@@ -97,7 +99,7 @@ class JobDriver:
             while job.status not in SETTLED:
                 if job.status in (S.DRAFT, S.PENDING) or job.workspace is None:
                     job = await self._provision(job)
-                    phase_done = True
+                    phase_done = self.replay is None  # poststep goes on to its step
                 else:
                     job, phase_done = await self._step(job)
                 if job.status in SETTLED:
@@ -230,7 +232,9 @@ class JobDriver:
             self._emit(events)
         workspace = job.workspace
         assert workspace is not None
-        handle = self.engine.runtime_for(job).start(step_job, workspace, spec, paths)
+        runtime = self.replay or self.engine.runtime_for(job)
+        self.replay = None  # one step only
+        handle = runtime.start(step_job, workspace, spec, paths)
         faults.point("start")
 
         def set_handle(j: Job) -> None:
@@ -251,6 +255,7 @@ class JobDriver:
         handle = step.handle or handle_from_pid_file(runtime, paths)
         if handle is None:  # the previous driver died before starting the agent
             return await self._restart_step(job)
+        runtime = self.engine.runtime_for_handle(job, handle)
         parser = self.engine.agents.get(step.agent or job.agent.name).new_parser()
         code = await self._follow(job, step, handle, paths, parser, runtime)
         return await self._judge(code, handle, paths, runtime)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from .agents.base import AgentProvider
+from .agents.base import AgentContext, AgentProvider
 from .apply import execute_plan, plan_accept
 from .config.loader import Effective
 from .config.loader import load as load_config
@@ -19,12 +20,15 @@ from .errors import ConfigError, JobBusyError, JobNotFoundError, LogistError, Us
 from .fsutil import atomic_write
 from .git import RepoInfo, find_repo
 from .locks import DriverLock, is_locked, repo_lock
-from .model import AgentSpec, Job, JobStatus, RuntimeSpec
+from .model import AgentSpec, Job, JobResult, JobStatus, RuntimeHandle, RuntimeSpec
 from .observer import Observer
+from .plans import Settle, live_steps, plan_next
+from .prompts import render_prompt
 from .registry import BUILTIN_AGENTS, BUILTIN_RUNTIMES, Registry
 from .requests import JobRequest, resolve_target, validate_limits
-from .roles import SUPERVISOR, Role, find_role, load_roles
+from .roles import SUPERVISOR, Role, find_role, load_roles, render_instructions
 from .runtimes.base import Runtime
+from .runtimes.replay import REPLAY, ReplayRuntime
 from .states import ACTIVE, SETTLED
 from .store import STORE_DIRNAME, JobStore, new_job_id
 from .workspace import (
@@ -33,6 +37,7 @@ from .workspace import (
     list_logist_branches,
     list_worktrees,
     remove_worktree,
+    reset_workspace,
     snapshot_base,
     workspace_path,
 )
@@ -49,6 +54,22 @@ def default_agents() -> Registry[AgentProvider]:
 
 def default_runtimes() -> Registry[Runtime]:
     return Registry("runtime", BUILTIN_RUNTIMES, "logist.runtimes")
+
+
+class Preview(msgspec.Struct, frozen=True):
+    """What the next agent step would run: prompt, command, environment, where."""
+
+    job_id: str | None
+    step: int
+    role: str
+    agent: str
+    model: str | None
+    runtime: str
+    provision: bool
+    cwd: str
+    argv: list[str]
+    env: dict[str, str]
+    prompt: str
 
 
 class GcReport(msgspec.Struct):
@@ -120,9 +141,22 @@ class Engine:
     def runtime_for(self, job: Job) -> Runtime:
         return self.runtimes.get(job.runtime.name)
 
+    def runtime_for_handle(self, job: Job, handle: RuntimeHandle) -> Runtime:
+        """The runtime that started a step (a replayed step has its own)."""
+        if handle.runtime == REPLAY:
+            return ReplayRuntime(Path(os.devnull))
+        return self.runtime_for(job)
+
     # -- create ----------------------------------------------------------------------------
     def create_job(self, request: JobRequest) -> Job:
         """Validate `request` completely, then store a new job (pending, or draft)."""
+        job = self._job_from_request(request)
+        job.base_commit = snapshot_base(self.repo_info, request.overlays)
+        self.store.insert(job, [("created", {"status": job.status.value})])
+        return job
+
+    def _job_from_request(self, request: JobRequest) -> Job:
+        """The job `request` describes, validated, not stored and without a base yet."""
         if not request.prompt.strip():
             raise UsageError("no prompt given: use --prompt TEXT or --prompt-file FILE")
         self.agents.check(request.agent)
@@ -131,12 +165,14 @@ class Engine:
         self.agents.get(request.agent).validate_options(request.agent_options)
         if request.policy.fallback_agent is not None:
             self.agents.check(request.policy.fallback_agent)
+        find_role(self.roles(), request.role)
+        if request.policy.supervise:
+            find_role(self.roles(), request.policy.supervisor_role)
         target = resolve_target(request, self.repo)
         for path in request.overlays:
             if path.startswith(("/", "../")) or "/../" in path:
                 raise UsageError(f"overlay path must be relative to the repository: {path}")
-        base = snapshot_base(self.repo_info, request.overlays)
-        job = Job(
+        return Job(
             id=new_job_id(),
             prompt=request.prompt,
             repo=str(self.repo),
@@ -147,9 +183,123 @@ class Engine:
             policy=request.policy,
             role=request.role,
             status=S.DRAFT if request.draft else S.PENDING,
-            base_commit=base,
         )
-        self.store.insert(job, [("created", {"status": job.status.value})])
+
+    # -- step control ----------------------------------------------------------------------
+    def preview(self, ref: str) -> Preview:
+        """The exact prompt and command of the job's next agent step (nothing runs)."""
+        return self._preview(self.get(ref))
+
+    def preview_request(self, request: JobRequest) -> Preview:
+        """What `logist run` would run for `request` (`--dry-run`): nothing is created."""
+        return self._preview(self._job_from_request(request), stored=False)
+
+    def _preview(self, job: Job, stored: bool = True) -> Preview:
+        if job.status in SETTLED:
+            raise UsageError(f"job {job.id} is {job.status}: nothing would run")
+        step = job.current_step
+        if step is not None and step.outcome is None:
+            raise UsageError(
+                f"job {job.id} is running step {step.number}: `logist job log {job.id}` shows it"
+            )
+        plan = plan_next(job, self.roles())
+        if isinstance(plan, Settle):
+            raise UsageError(f"job {job.id} would go to {plan.status} without running an agent")
+        role = self.role(job, plan.role)
+        step_job = self.job_for_step(job, role, plan.agent)
+        workspace = job.workspace.path if job.workspace else None
+        where = workspace or str(workspace_path(self.workspace_root, self.repo, job.id))
+        job_dir = self.store.job_dir(job.id) if stored else Path(where) / ".." / "job"
+        number = len(job.steps) + 1
+        diff = ""
+        if role.kind == SUPERVISOR:
+            patch = job_dir / "result.patch"
+            diff = patch.read_bytes().decode("utf-8", "replace") if patch.exists() else ""
+        prompt = render_instructions(role, render_prompt(job), diff, plan.brief or "")
+        paths = step_paths(job_dir, number)
+        ctx = AgentContext(
+            workspace=where,
+            job_dir=str(job_dir),
+            prompt_file=str(Path(paths.dir) / "prompt.txt"),
+            rendered_prompt=prompt,
+            answer_file=str(Path(paths.dir) / "answer"),
+            role=role.name,
+            step=number,
+        )
+        spec = self.agents.get(plan.agent).build(step_job, ctx)
+        return Preview(
+            job_id=job.id if stored else None,
+            step=number,
+            role=role.name,
+            agent=plan.agent,
+            model=step_job.agent.model,
+            runtime=job.runtime.name,
+            provision=workspace is None,
+            cwd=spec.cwd,
+            argv=spec.argv,
+            env=spec.env,
+            prompt=prompt,
+        )
+
+    def rerun(self, ref: str) -> Job:
+        """A new job with the same request, from the same base (the old one is kept)."""
+        old = self.get(ref)
+        if old.status not in SETTLED:
+            raise UsageError(f"job {old.id} is {old.status}: cancel it before a rerun")
+        job = msgspec.structs.replace(
+            old,
+            id=new_job_id(),
+            status=S.PENDING,
+            created_at=time.time(),
+            updated_at=time.time(),
+            workspace=None,
+            steps=[],
+            result=JobResult(),
+            status_reason=None,
+            cancel_requested=False,
+            paused=False,
+            rerun_of=old.id,
+        )
+        self.store.insert(job, [("created", {"status": job.status.value, "rerun_of": old.id})])
+        self.store.update(old.id, None, [("rerun", {"job": job.id})])
+        return job
+
+    def restep(self, ref: str) -> Job:
+        """Back to the checkpoint before the last step, to run that step again."""
+        job = self.get(ref)
+        if job.status in (S.ACCEPTED, S.REJECTED):
+            raise UsageError(f"job {job.id} is {job.status}: its workspace is gone; use rerun")
+        live = live_steps(job)
+        if not live:
+            raise UsageError(f"job {job.id} has no step to go back over")
+        with self._exclusive(job):
+            job = self.get(job.id)
+            if job.status in ACTIVE and not job.paused:
+                raise UsageError(f"job {job.id} is {job.status}: cancel it before a restep")
+            workspace = job.workspace
+            if workspace is None or not Path(workspace.path).is_dir():
+                raise UsageError(f"job {job.id} has no workspace any more; use rerun")
+            step = live[-1]
+            if step.outcome is None and step.handle is not None and self._agent_alive(job):
+                raise UsageError(f"job {job.id}: step {step.number} is still running")
+            checkpoint = step.checkpoint or workspace.base_commit
+            reset_workspace(workspace, checkpoint)
+
+            def discard(j: Job) -> None:
+                for s in j.steps:
+                    if s.number == step.number:
+                        s.outcome = "discarded"
+                j.cancel_requested = False
+                j.paused = False
+                j.result.error = None
+                j.result.exit_code = None
+
+            event = ("restep", {"step": step.number, "checkpoint": checkpoint})
+            job, _ = self.store.update(job.id, discard, [event])
+            if job.status != S.PENDING:
+                job, _ = self.store.transition(
+                    job.id, S.PENDING, f"restep: step {step.number} runs again"
+                )
         return job
 
     async def drive(
@@ -158,12 +308,15 @@ class Engine:
         listener: EventListener | None = None,
         single_phase: bool = False,
         resume: bool = False,
+        replay: Runtime | None = None,
     ) -> Job:
         """Drive the job until it settles; JobBusyError if another process drives it.
 
         `single_phase` stops (paused) after one phase: provisioning, or one agent step.
         A paused job is left alone unless `resume` is given (`job step`, `job run`)."""
-        driver = JobDriver(self, job_id, listener, single_phase=single_phase, resume=resume)
+        driver = JobDriver(
+            self, job_id, listener, single_phase=single_phase, resume=resume, replay=replay
+        )
         return await driver.run()
 
     # -- roles, observer, steps ------------------------------------------------------------

@@ -12,6 +12,7 @@ from ..model import Job, JobStatus
 from ..states import SETTLED
 from .common import JSON, Handler, engine_for, out_json, start_dir
 from .run_cmd import drive_with_progress
+from .step_cmds import register_job_actions
 
 
 def open_store(args: argparse.Namespace) -> Any:
@@ -133,6 +134,8 @@ def cmd_job_attach(args: argparse.Namespace) -> int:
             f"job {job.id}: {job.status.value}"
             + (f" ({job.status_reason})" if job.status_reason else "")
         )
+        if job.paused:
+            print(f"  paused by `job step`: continue with logist job run {job.id}")
     return 0 if job.status == JobStatus.REVIEW else 1
 
 
@@ -208,3 +211,4 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     log.add_argument("job")
     log.add_argument("--follow", "-f", action="store_true", help="keep printing until it settles")
     log.set_defaults(handler=cmd_job_log)
+    register_job_actions(jobs, common)

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import LogistError
-from . import admin_cmds, job_cmds, run_cmd
+from . import admin_cmds, config_cmds, doctor_cmd, job_cmds, run_cmd
 from .common import OneLineParser
 
-COMMAND_MODULES = (run_cmd, job_cmds, admin_cmds)
+COMMAND_MODULES = (run_cmd, job_cmds, config_cmds, admin_cmds, doctor_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -109,14 +109,15 @@ def print_preview(preview: Any, json_mode: bool) -> int:
     return 0
 
 
-def drive_with_progress(engine: Any, job_id: str, json_mode: bool) -> Job:
+def drive_with_progress(engine: Any, job_id: str, json_mode: bool, **options: Any) -> Job:
+    """Drive the job here with progress on the terminal; `options` go to `Engine.drive`."""
     import asyncio  # costs ~70 ms of start-up: only commands that drive a job pay it
 
     from .progress import make_progress
 
     with make_progress(job_id, json_mode) as progress:
         try:
-            job: Job = asyncio.run(engine.drive(job_id, progress))
+            job: Job = asyncio.run(engine.drive(job_id, progress, **options))
         except KeyboardInterrupt:
             sys.stderr.write(f"logist: interrupted: cancelling job {job_id}\n")
             engine.cancel(job_id)

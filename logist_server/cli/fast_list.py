@@ -1,0 +1,266 @@
+"""`logist job list` on a lean path: the standard library, git and SQLite only.
+
+`logist_server.cli.entry` hands every `job list` invocation here first. Only the plain, valid
+argument shapes are served; for anything else (help, an abbreviated or unknown option, a bad
+status, `-C` at a path that is not a directory, a directory outside any git repository, a store
+that would be created or migrated, an error before the first byte of output...) `run` returns
+None *before printing anything*, and the full CLI (`logist_server.cli.main`) handles the
+invocation from scratch. Error messages, exit statuses and side effects therefore stay exactly
+those of the full CLI, and the output is byte-identical to `cmd_job_list`'s.
+
+What this path saves is the import of argparse and every command module, asyncio, msgspec and
+the engine (`--json` never decodes a record). The human listing still decodes the fields it
+shows with `render.job_summary_line`, which needs msgspec.
+
+This module must stay cheap to import: standard-library modules that the interpreter has
+already loaded, and SQLite. Constants copied from `logist_server.store` and
+`logist_server.model` are checked against the originals by tests/test_cli_list_fast.py.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+
+TYPE_CHECKING = False  # typing itself costs an import; mypy reads the block below
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from typing import Any
+
+# Copies of logist_server.store.STORE_DIRNAME / SCHEMA_VERSION and of the JobStatus values
+# (importing those modules costs msgspec and the model).
+STORE_DIRNAME = ".logist"
+SCHEMA_VERSION = 1
+STATUSES = frozenset(
+    {
+        "draft",
+        "pending",
+        "provisioning",
+        "running",
+        "review",
+        "accepted",
+        "rejected",
+        "needs_input",
+        "stuck",
+        "halted",
+        "failed",
+        "cancelled",
+    }
+)
+# The line `store.ensure_excluded` adds to `.git/info/exclude` (if it is missing, the full
+# CLI writes it: leave that to the full CLI).
+EXCLUDE_LINE = b"/" + STORE_DIRNAME.encode() + b"/"
+# The same query as `git.find_repo`.
+GIT_REV_PARSE = ("rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir")
+BATCH_ROWS = 2000  # records per write, as `JobStore.iter_raw`
+# Read the database through mmap: about 10 ms less for 10,000 records than read() calls.
+MMAP_BYTES = 1 << 30
+# Path.exists() is False for these errors and raises for the others.
+_MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
+
+
+class Fallback(Exception):
+    """Leave this invocation to the full CLI (nothing has been printed)."""
+
+
+def parse_argv(argv: Sequence[str]) -> tuple[str | None, bool, list[str] | None] | None:
+    """(directory, json, statuses) for `[-C DIR]... job list [--json] [-C DIR] [--status S]...`.
+
+    None for any other shape, including ones argparse would accept (`-CDIR`, `--status=S`,
+    abbreviations, `--`): the full CLI handles those."""
+    top: str | None = None
+    sub: str | None = None
+    as_json = False
+    statuses: list[str] | None = None
+    n = len(argv)
+    i = 0
+    while i < n and argv[i] == "-C":  # `logist -C DIR job list`
+        if i + 1 >= n or argv[i + 1].startswith("-"):
+            return None
+        top = argv[i + 1]
+        i += 2
+    if argv[i : i + 2] != ["job", "list"]:
+        return None
+    i += 2
+    while i < n:
+        arg = argv[i]
+        if arg == "--json":
+            as_json = True
+            i += 1
+            continue
+        if arg not in ("-C", "--status") or i + 1 >= n or argv[i + 1].startswith("-"):
+            return None
+        value = argv[i + 1]
+        if arg == "-C":
+            sub = value
+        elif value in STATUSES:
+            statuses = [*(statuses or ()), value]
+        else:
+            return None  # argparse's "invalid choice" error
+        i += 2
+    # `common.start_dir`: -C after the subcommand, else before it, else the current directory.
+    return sub or top or None, as_json, statuses
+
+
+def run(argv: Sequence[str]) -> int | None:
+    """Serve `logist job list`: its exit status, or None to leave it to the full CLI."""
+    request = parse_argv(argv)
+    if request is None:
+        return None
+    directory, as_json, statuses = request
+    try:
+        line = None if as_json else _summary_line()
+        db = open_store(directory or ".")
+        rows = iter_records(db, statuses) if db is not None else iter(())
+        first = next(rows, None)  # errors of the query surface here, before any output
+    except KeyboardInterrupt:
+        return 130
+    except Exception:  # Fallback, or anything the full CLI reports in its own words
+        return None
+    try:
+        if as_json:
+            write_json(first, rows)
+        else:
+            write_text(first, rows, line)
+        return 0
+    except KeyboardInterrupt:  # from here on, as `logist_server.cli.main.main`
+        return 130
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as git does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except Exception as exc:
+        if os.environ.get("LOGIST_DEBUG", "0") not in ("", "0"):
+            raise
+        sys.stderr.write(
+            f"logist: internal error: {type(exc).__name__}: {exc} (LOGIST_DEBUG=1 shows details)\n"
+        )
+        return 1
+
+
+def open_store(directory: str) -> Any:
+    """The repository's store as an SQLite connection, or None when it has none yet.
+
+    As `job_cmds.open_store` (`git.find_repo` then `JobStore`), but raises Fallback where
+    those would fail, create or change anything."""
+    start = os.path.realpath(directory)  # `Path(directory).resolve()`
+    if not os.path.isdir(start):  # a file (find_repo uses its parent) or nothing there
+        raise Fallback
+    root, common = find_repo(start)
+    db_path = os.path.join(root, STORE_DIRNAME, "logist.db")
+    try:
+        os.stat(db_path)
+    except OSError as exc:
+        if exc.errno in _MISSING:
+            return None
+        raise
+    if not os.path.isabs(common):
+        common = os.path.realpath(os.path.join(start, common))
+    try:
+        with open(os.path.join(common, "info", "exclude"), "rb") as handle:
+            exclude = handle.read()
+    except FileNotFoundError:
+        exclude = b""
+    if EXCLUDE_LINE not in exclude.splitlines():
+        raise Fallback  # JobStore() would add it
+    sqlite = _sqlite()
+    db = sqlite.connect(db_path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    try:
+        # The statements JobStore() runs on open, in the same order.
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=30000")
+        if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            raise Fallback  # JobStore() would migrate it
+        db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def find_repo(start: str) -> tuple[str, str]:
+    """(top level, git common dir as git prints it) of the repository containing `start`.
+
+    `git.find_repo` without the subprocess module: the same git command, run in `start`
+    (`git -C start` is `cwd=start`), its stderr discarded. Raises Fallback when git fails,
+    so that the full CLI reports "not inside a git repository" in its own words."""
+    read_end, write_end = os.pipe()
+    try:
+        pid = os.posix_spawnp(
+            "git",
+            ["git", "-C", start, *GIT_REV_PARSE],
+            os.environ,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, write_end, 1),
+                (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0),
+            ],
+        )
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    chunks = []
+    try:
+        while chunk := os.read(read_end, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise Fallback
+    top, _git_dir, common = b"".join(chunks).decode().splitlines()[:3]
+    return top, common
+
+
+def iter_records(db: Any, statuses: list[str] | None) -> Iterator[list[bytes]]:
+    """Stored records (JSON bytes) in batches, oldest first: `JobStore.list_raw`'s query."""
+    sql = "SELECT record FROM jobs"
+    args: tuple[str, ...] = ()
+    if statuses is not None:
+        args = tuple(statuses)
+        sql += f" WHERE status IN ({','.join('?' * len(args))})"
+    cursor = db.execute(sql + " ORDER BY created_at, id", args)
+    while rows := cursor.fetchmany(BATCH_ROWS):
+        yield [row[0] for row in rows]
+
+
+def write_json(first: list[bytes] | None, rest: Iterator[list[bytes]]) -> None:
+    """`cmd_job_list --json`: one JSON array of the stored records."""
+    out = sys.stdout.buffer
+    if first is None:
+        out.write(b"[]\n")
+        return
+    out.write(b"[" + b",".join(first))
+    for batch in rest:
+        out.write(b"," + b",".join(batch))
+    out.write(b"]\n")
+
+
+def write_text(first: list[bytes] | None, rest: Iterator[list[bytes]], line: Any) -> None:
+    """`cmd_job_list` without --json: one line per job, or "no jobs"."""
+    if first is None:
+        sys.stdout.write("no jobs\n")
+        return
+    out = sys.stdout.buffer
+    out.write("".join(line(raw) for raw in first).encode())
+    for batch in rest:
+        out.write("".join(line(raw) for raw in batch).encode())
+
+
+def _summary_line() -> Any:
+    from .render import job_summary_line  # msgspec: only the human listing decodes records
+
+    return job_summary_line
+
+
+def _sqlite() -> Any:
+    """The sqlite3 module's C core: `sqlite3` itself also imports datetime (about 3 ms)."""
+    try:
+        return __import__("_sqlite3")
+    except ImportError:  # pragma: no cover - an interpreter without the private module
+        import sqlite3
+
+        return sqlite3
