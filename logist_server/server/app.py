@@ -37,7 +37,7 @@ class LogistServer(LanguageServer):
         self.engines: dict[Path, Engine] = {}
         self.workspace_roots: list[Path] = []
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.concurrency = int(os.environ.get("LOGIST_CONCURRENCY", "4"))
+        self.concurrency: int | None = None  # from the configuration of the first job's repo
         self._slots: asyncio.Semaphore | None = None
         self.on_engine_added: list[Any] = []
 
@@ -66,6 +66,8 @@ class LogistServer(LanguageServer):
 
     async def _drive(self, engine: Engine, job_id: str, listener: Any) -> None:
         if self._slots is None:
+            if self.concurrency is None:
+                self.concurrency = engine.config.settings.concurrency
             self._slots = asyncio.Semaphore(self.concurrency)
         async with self._slots:
             try:

@@ -14,8 +14,8 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from ..catalog import describe_agents, describe_runtimes
 from ..engine import CANCEL_WAIT_S
 from ..errors import LogistError, UsageError
-from ..model import JobStatus, Limits, LineRange
-from ..requests import JobRequest
+from ..model import JobStatus, LineRange
+from ..requests import request_from_settings
 from ..states import SETTLED
 from . import protocol as p
 from .app import LogistServer
@@ -79,19 +79,27 @@ def register(server: LogistServer, pump: EventPump, review: Review) -> None:
                 raise JsonRpcInvalidParams(f"{p.CREATE_JOB}: range needs a uri")
             engine = server.default_engine()
         limits = params.limits or p.LimitsParams()
-        request = JobRequest(
-            prompt=params.prompt,
-            agent=params.agent or "mock",
-            agent_options=dict(params.agent_options or {}),
-            model=params.model,
-            runtime=params.runtime or "host",
+        overrides = {
+            "agent": params.agent,
+            "agent_options": params.agent_options,
+            "model": params.model,
+            "runtime": params.runtime,
+            "role": params.role,
+            "limits": {
+                "max_cost_usd": limits.max_cost_usd,
+                "max_time_s": limits.max_time_s,
+                "max_turns": limits.max_turns,
+                "hang_timeout_s": limits.hang_timeout_s,
+            },
+            "review": {"supervisor": params.supervisor},
+        }
+        effective = await asyncio.to_thread(engine.configure, overrides, "request")
+        request = request_from_settings(
+            effective.settings,
+            params.prompt,
             file=file,
             range=line_range,
             selected_text=selected,
-            limits=Limits(
-                limits.max_cost_usd, limits.max_time_s, limits.max_turns, limits.hang_timeout_s
-            ),
-            role=params.role or "worker",
             overlays=server.overlays(engine),
             cwd=str(engine.repo),
         )

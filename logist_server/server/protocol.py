@@ -67,6 +67,7 @@ class CreateJobParams(msgspec.Struct, frozen=True, rename="camel"):
     runtime: str | None = None
     role: str | None = None
     limits: LimitsParams | None = None
+    supervisor: bool | None = None
 
 
 class ListJobsParams(msgspec.Struct, frozen=True, rename="camel"):
