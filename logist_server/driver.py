@@ -38,7 +38,7 @@ from .roles import SUPERVISOR, parse_verdict, render_instructions
 from .runtimes.base import JobPaths, Runtime
 from .states import SETTLED, can_transition
 from .store import EventSpec
-from .workspace import reset_workspace
+from .workspace import latest_change, reset_workspace
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -77,6 +77,7 @@ class JobDriver:
         self.resume = resume  # `job step` / `job run` continue a paused job
         self.replay = replay  # `job poststep`: the next step replays a recorded response
         self.observer: Observer = engine.observer
+        self._last_activity = time.monotonic()  # of the agent: output, or workspace changes
         self._lock = DriverLock(engine.store.lock_path(job_id))
 
     async def run(self) -> Job:
@@ -289,12 +290,12 @@ class JobDriver:
         offset = step.output_offset
         partial = b""
         started = step.started_at or time.time()
-        last_activity = time.monotonic()
+        self._last_activity = time.monotonic()
         next_control = 0.0
         while True:
             chunk = runtime.read_output(handle, paths, offset)
             if chunk:
-                last_activity = time.monotonic()
+                self._last_activity = time.monotonic()
                 data = partial + chunk
                 cut = data.rfind(b"\n") + 1
                 complete, partial = data[:cut], data[cut:]
@@ -309,7 +310,7 @@ class JobDriver:
                         job = self._transition(S.NEEDS_INPUT, questions[0])
                 if len(chunk) == READ_CHUNK:
                     continue
-                stop = self._check_limits(job, started, last_activity)
+                stop = self._check_limits(job, started)
                 if stop is not None:
                     return await self._stop(stop, handle, paths, runtime)
                 continue
@@ -329,14 +330,12 @@ class JobDriver:
                 if job.cancel_requested:
                     runtime.kill(handle, paths, job.workspace)
                     continue  # the exit status follows
-                stop = self._check_limits(job, started, last_activity)
+                stop = self._check_limits(job, started)
                 if stop is not None:
                     return await self._stop(stop, handle, paths, runtime)
             await asyncio.sleep(self.poll_s)
 
-    def _check_limits(
-        self, job: Job, started: float, last_activity: float
-    ) -> tuple[JobStatus, str] | None:
+    def _check_limits(self, job: Job, started: float) -> tuple[JobStatus, str] | None:
         limits, usage = job.limits, job.result.usage
         if limits.max_cost_usd is not None and usage.cost_usd > limits.max_cost_usd:
             return (
@@ -347,13 +346,22 @@ class JobDriver:
             return S.HALTED, f"turn limit: {usage.turns} turns, limit {limits.max_turns}"
         if limits.max_time_s is not None and time.time() - started > limits.max_time_s:
             return S.HALTED, f"time limit: ran longer than {limits.max_time_s:g} s"
-        if (
-            limits.hang_timeout_s is not None
-            and job.status == S.RUNNING
-            and time.monotonic() - last_activity > limits.hang_timeout_s
-        ):
-            return S.STUCK, f"hang: no output for {limits.hang_timeout_s:g} s"
+        hang = limits.hang_timeout_s
+        if hang is not None and job.status == S.RUNNING and self._idle_for(job) > hang:
+            return S.STUCK, f"hang: no output and no change in the workspace for {hang:g} s"
         return None
+
+    def _idle_for(self, job: Job) -> float:
+        """Seconds without output, unless the workspace changed since (one walk per look)."""
+        idle = time.monotonic() - self._last_activity
+        timeout = job.limits.hang_timeout_s
+        if timeout is None or idle <= timeout or job.workspace is None:
+            return idle
+        changed_ago = time.time() - latest_change(Path(job.workspace.path))
+        if changed_ago < idle:  # the agent works silently: count the change as activity
+            self._last_activity = time.monotonic() - changed_ago
+            return changed_ago
+        return idle
 
     async def _stop(
         self, stop: tuple[JobStatus, str], handle: RuntimeHandle, paths: JobPaths, runtime: Runtime

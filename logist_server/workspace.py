@@ -207,3 +207,29 @@ def reset_workspace(workspace: Workspace, commit: str) -> None:
     git(["reset", "-q", "--hard", commit], path)
     git(["clean", "-q", "-fd"], path)
     git(["update-ref", f"refs/heads/{workspace.branch}", commit], path)
+
+
+def latest_change(path: Path) -> float:
+    """The newest modification time (epoch seconds) of any file or directory under `path`.
+
+    Directories count, so deletions and renames show too; `.git` is skipped."""
+    latest = 0.0
+    stack = [str(path)]
+    while stack:
+        directory = stack.pop()
+        try:
+            entries = os.scandir(directory)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    stat = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                latest = max(latest, stat.st_mtime)
+                if entry.is_dir(follow_symlinks=False) and entry.name != ".git":
+                    stack.append(entry.path)
+    with contextlib.suppress(OSError):
+        latest = max(latest, path.stat().st_mtime)
+    return latest
