@@ -203,11 +203,8 @@ def check_agent(registry: Any, name: str) -> Outcome:
     if row["installed"]:
         return True, f"{row['program']} {row['version']}", None
     if row["program"] is None:  # the provider itself failed to load
-        return (
-            False,
-            row["description"],
-            ("reinstall the package that provides this agent in logist's Python environment"),
-        )
+        fix = "reinstall the package that provides this agent in logist's Python environment"
+        return False, row["description"], fix
     return False, f"{row['program']} not found", f"install {row['program']} and put it on PATH"
 
 
@@ -499,7 +496,8 @@ def run_checks(specs: list[CheckSpec], deadline_s: float = DEFAULT_DEADLINE_S) -
         try:
             results[index] = spec.run()
         except Exception as exc:
-            results[index] = (False, f"the check failed: {type(exc).__name__}: {exc}", None)
+            detail = f"the check itself failed: {type(exc).__name__}: {exc}"
+            results[index] = (False, detail, "a bug in logist doctor: please report this line")
 
     threads = [
         threading.Thread(target=run, args=(i, spec), name=f"doctor-{spec.name}", daemon=True)
@@ -513,7 +511,8 @@ def run_checks(specs: list[CheckSpec], deadline_s: float = DEFAULT_DEADLINE_S) -
     checks = []
     for spec, outcome in zip(specs, results, strict=True):
         if outcome is None:
-            outcome = (False, f"no result within {deadline_s:g} s", None)
+            hint = "something hangs (a slow network or program): run it again to see if it lasts"
+            outcome = (False, f"no result within {deadline_s:g} s", hint)
         ok, detail, fix = outcome
         checks.append(Check(spec.name, ok, detail, fix, spec.required))
     return checks
