@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -65,6 +65,19 @@ def repo_lock(repo: Path, name: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+@contextlib.asynccontextmanager
+async def repo_lock_async(repo: Path, name: str) -> AsyncIterator[None]:
+    """`repo_lock` for coroutines: the wait happens in a thread, not in the event loop."""
+    import asyncio
+
+    lock = repo_lock(repo, name)
+    await asyncio.to_thread(lock.__enter__)
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def is_locked(path: Path) -> bool:

@@ -18,6 +18,7 @@ from ..errors import ConflictError, NotInRepositoryError
 from ..fsutil import atomic_write
 from ..git import git
 from ..hunks import FileHunks, Hunk, MappedHunk, apply_to_text, job_hunks, map_hunks, split_lines
+from ..locks import repo_lock_async
 from ..model import Job, JobStatus
 from .app import LogistServer
 from .protocol import command_name
@@ -220,7 +221,17 @@ class Review:
 
     # -- accept ----------------------------------------------------------------------------
     async def accept(self, engine: Engine, job: Job, hunk_ids: list[str] | None) -> dict[str, Any]:
-        """Apply chosen (or all pending) hunks: open buffers via applyEdit, others on disk."""
+        """Apply chosen (or all pending) hunks: open buffers via applyEdit, others on disk.
+
+        Holds the repository's working-tree lock, as `logist job accept` does, so two
+        accepts (from any process) never interleave their reads and writes."""
+        async with repo_lock_async(engine.repo, "working-tree"):
+            job = engine.get(job.id)  # another process may have settled it meanwhile
+            if job.status != JobStatus.REVIEW:
+                raise JsonRpcInvalidParams(f"job {job.id} is {job.status}, not in review")
+            return await self._accept(engine, job, hunk_ids)
+
+    async def _accept(self, engine: Engine, job: Job, hunk_ids: list[str] | None) -> dict[str, Any]:
         files = self.hunks(engine, job)
         by_id: dict[str, tuple[FileHunks, Hunk]] = {h.id: (f, h) for f in files for h in f.hunks}
         if hunk_ids is None:
