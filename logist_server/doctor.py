@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from .errors import NotInRepositoryError
+from .errors import LogistError, NotInRepositoryError
 from .git import RepoInfo, find_repo
 
 MIN_GIT = (2, 25)
@@ -131,6 +131,25 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
+def check_config(start: Path) -> Outcome:
+    """The configuration files parse and validate (roles and observer patterns included)."""
+    from .engine import Engine
+    from .errors import ConfigError
+
+    try:
+        engine = Engine(find_repo(start))
+    except (NotInRepositoryError, OSError):
+        return False, "not checked: no repository", "fix the repository check first"
+    try:
+        effective = engine.config
+        engine.roles()
+        engine.observer  # noqa: B018 - building it validates the patterns
+    except ConfigError as exc:
+        return False, str(exc), "fix that key, or see `logist config show` and doc/configuration.md"
+    files = ", ".join(effective.files) or "no files, built-in defaults"
+    return True, files, None
+
+
 def check_store(start: Path) -> Outcome:
     from .store import STORE_DIRNAME
 
@@ -162,12 +181,20 @@ def check_store(start: Path) -> Outcome:
     return True, f"{store} can be created (no jobs yet)", None
 
 
-def check_workspace_root() -> Outcome:
+def check_workspace_root(start: Path) -> Outcome:
     from .workspace import default_workspace_root
 
-    root = default_workspace_root()
-    source = " (LOGIST_WORKSPACE_ROOT)" if os.environ.get("LOGIST_WORKSPACE_ROOT") else ""
-    fix = f"make {root} writable, or point LOGIST_WORKSPACE_ROOT at a writable directory"
+    root, source = default_workspace_root(), ""
+    with contextlib.suppress(LogistError, OSError):
+        from .engine import Engine
+
+        engine = Engine(find_repo(start))
+        root = engine.workspace_root
+        source = f" ({engine.config.source_of('workspace_root')})"
+    fix = (
+        f"make {root} writable, or point workspace_root (logist.yml) or LOGIST_WORKSPACE_ROOT "
+        "at a writable directory"
+    )
     if os.path.lexists(root):
         if not os.path.isdir(root):
             return False, f"{root}{source} is not a directory", fix
@@ -471,7 +498,8 @@ def default_checks(start: Path) -> list[CheckSpec]:
         CheckSpec("git", True, check_git),
         CheckSpec("repository", True, lambda: check_repository(start)),
         CheckSpec("store", True, lambda: check_store(start)),
-        CheckSpec("workspace", True, check_workspace_root),
+        CheckSpec("config", True, lambda: check_config(start)),
+        CheckSpec("workspace", True, lambda: check_workspace_root(start)),
     ]
     agents = default_agents()
     for name in agents.names():

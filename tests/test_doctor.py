@@ -149,8 +149,8 @@ def test_json_shape(tmp_path: Path) -> None:
     names = [row["name"] for row in rows]
     agents = [f"agent:{name}" for name in default_agents().names()]  # mock, and any others
     assert "agent:mock" in agents
-    assert names == ["git", "repository", "store", "workspace", *agents, "docker", "podman",
-                     "kubernetes"]  # fmt: skip
+    assert names == ["git", "repository", "store", "config", "workspace", *agents, "docker",
+                     "podman", "kubernetes"]  # fmt: skip
     for row in rows:
         assert set(row) == CHECK_KEYS
         assert isinstance(row["ok"], bool) and isinstance(row["required"], bool)
