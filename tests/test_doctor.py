@@ -159,7 +159,7 @@ def test_json_shape(tmp_path: Path) -> None:
         if not row["ok"]:
             assert row["fix"], f"a failed check must say how to fix it: {row}"
     required = {row["name"] for row in rows if row["required"]}
-    assert required == {"git", "repository", "store", "workspace"}
+    assert required == {"git", "repository", "store", "config", "workspace"}
 
 
 def test_outside_a_repository(outside: Path) -> None:
