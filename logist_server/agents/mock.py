@@ -3,26 +3,44 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 
 from ..errors import UsageError
 from ..model import Job
 from ..runtimes.base import ProcessSpec
 from .base import AgentContext, OutputParser
 from .jsonl import JsonLinesParser
-from .mock_program import SCENARIOS
+from .mock_program import FAILURES, SCENARIOS, VERDICTS, default_scenario
 
 
 def _number(key: str, text: str, kind: type[int] | type[float]) -> None:
     try:
         value = kind(text)
     except ValueError:
-        raise UsageError(f"mock option {key} must be a number, got '{text}'") from None
+        what = "a whole number" if kind is int else "a number"
+        raise UsageError(f"mock option {key} must be {what}, got '{text}'") from None
     if value < 0:
         raise UsageError(f"mock option {key} must not be negative, got '{text}'")
 
 
+def _choice(key: str, text: str, known: Iterable[str]) -> None:
+    choices = sorted(known)
+    if text not in choices:
+        raise UsageError(f"mock option {key} must be one of {', '.join(choices)}, got '{text}'")
+
+
+def _check_scenario(scenario: str) -> None:
+    if scenario not in SCENARIOS:
+        raise UsageError(
+            f"unknown mock scenario '{scenario}' (known: {', '.join(sorted(SCENARIOS))})"
+        )
+
+
 class MockAgent:
-    """Scripted behaviours (edit, slow, hang, crash, cost, question, noop, flood)."""
+    """Scripted behaviours: edit, slow, hang, crash, cost, question, noop, flood, fail, review.
+
+    Without a `scenario` option a supervisor step runs `review` and any other step `edit`.
+    """
 
     name = "mock"
     description = "scripted test agent: " + ", ".join(sorted(SCENARIOS))
@@ -30,34 +48,31 @@ class MockAgent:
 
     def build(self, job: Job, ctx: AgentContext) -> ProcessSpec:
         options = dict(job.agent.options)
-        scenario = options.pop("scenario", "edit")
-        if scenario not in SCENARIOS:
-            raise UsageError(
-                f"unknown mock scenario '{scenario}' (known: {', '.join(sorted(SCENARIOS))})"
-            )
+        scenario = options.pop("scenario", default_scenario(ctx.role))
+        _check_scenario(scenario)
         argv = [sys.executable, "-m", "logist_server.agents.mock_program"]
         argv += ["--prompt-file", f"{ctx.job_dir}/user-prompt.txt", "--scenario", scenario]
+        argv += ["--rendered-prompt-file", ctx.prompt_file, "--role", ctx.role]
         if job.target is not None:
             argv += ["--target", job.target.file]
         for key, value in sorted(options.items()):
             argv += ["--opt", f"{key}={value}"]
-        return ProcessSpec(
-            argv=argv, env={"LOGIST_ANSWER_FILE": ctx.answer_file}, cwd=ctx.workspace
-        )
+        env = {"LOGIST_ANSWER_FILE": ctx.answer_file, "LOGIST_JOB_DIR": ctx.job_dir}
+        return ProcessSpec(argv=argv, env=env, cwd=ctx.workspace)
 
     def validate_options(self, options: dict[str, str]) -> None:
-        """UsageError for an unknown scenario or a malformed number, before anything runs."""
-        scenario = options.get("scenario", "edit")
-        if scenario not in SCENARIOS:
-            raise UsageError(
-                f"unknown mock scenario '{scenario}' (known: {', '.join(sorted(SCENARIOS))})"
-            )
+        """UsageError for an unknown scenario or a malformed option, before anything runs."""
+        _check_scenario(options.get("scenario", "edit"))
         for key in ("seconds", "interval"):
             if key in options:
                 _number(key, options[key], float)
-        for key in ("lines", "steps"):
+        for key in ("lines", "steps", "times"):
             if key in options:
                 _number(key, options[key], int)
+        if "kind" in options:
+            _choice("kind", options["kind"], FAILURES)
+        if "verdict" in options:
+            _choice("verdict", options["verdict"], VERDICTS)
 
     def new_parser(self) -> OutputParser:
         return JsonLinesParser()

@@ -1,11 +1,37 @@
 """`logist-mock-agent`: a real executable with scripted behaviours, run like any agent.
 
-Options for `edit` (and the scenarios that end with it): `delete=A,B`, `rename=OLD:NEW`,
-`binary=PATH` (writes 1 KiB of binary data), `chmod=PATH` (flips the executable bits).
-
 It prints one JSON object per line (message, tool_call, file_change, usage, question,
 error, done) and acts on its working directory. Only the standard library is imported,
 so it starts as fast as Python can.
+
+Scenarios (`--scenario`; without one: `review` when `--role supervisor`, else `edit`):
+
+- `edit`: appends `logist-mock: <first line of the user's prompt>` to the target (or
+  LOGIST_MOCK.md). Options: `delete=A,B`, `rename=OLD:NEW`, `binary=PATH` (writes 1 KiB
+  of binary data), `chmod=PATH` (flips the executable bits). When the rendered prompt
+  (`--rendered-prompt-file`) has a line `## Reviewer comments`, the same write then also
+  appends `logist-mock: addressed: <first non-empty comment line>`. The scenarios that
+  end with an edit (`slow`, `cost`, `question`, a `fail` past its `times`) do the same.
+- `slow` (`seconds=`), `hang`, `crash`, `cost` (`steps=`, `interval=`), `question`
+  (`question=`; waits for $LOGIST_ANSWER_FILE), `noop`, `flood` (`lines=`).
+- `fail`: fails the way claude-code does. It prints a message and a read, writes
+  claude-code's error line to stderr, prints the same text as an `error` event and exits
+  with 1. `kind=rate_limit|auth|overflow|network` (default rate_limit) picks the line
+  (see FAILURES). `times=N` fails only in the first N runs of the job, then behaves like
+  `edit`. Runs are counted in `$LOGIST_JOB_DIR/mock-runs`.
+- `review` (a supervisor): reads the diff fenced under the last `## Proposed change` line
+  of the rendered prompt. It approves when an added line contains `logist-mock: addressed`,
+  and asks for changes otherwise. `verdict=approve|changes` forces the outcome. It never
+  touches a file. **Each line of its reply is its own `message` event:**
+
+      {"type": "message", "text": "Reviewing the proposed change: 1 line(s) added, 0 removed"}
+      {"type": "message", "text": "VERDICT: CHANGES"}
+      {"type": "message", "text": "Please note in the file that the review was addressed."}
+      {"type": "usage", "input_tokens": 200, "output_tokens": 30, "cost_usd": 0.0008}
+      {"type": "done", "success": true, "summary": "review: changes requested"}
+
+  When it approves, the verdict line is `VERDICT: APPROVE` with no comment line after it,
+  and the summary is `review: approved`. It exits with 0 either way.
 """
 
 from __future__ import annotations
@@ -16,9 +42,48 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 DEFAULT_FILE = "LOGIST_MOCK.md"
+PROPOSED_CHANGE = "## Proposed change"
+REVIEWER_COMMENTS = "## Reviewer comments"
+ADDRESSED = "logist-mock: addressed"
+REVIEW_COMMENT = "Please note in the file that the review was addressed."
+RUNS_FILE = "mock-runs"
+SUPERVISOR = "supervisor"
+VERDICTS = ("approve", "changes")
+
+#: What claude-code prints (on stderr) for each kind of failure: the `fail` scenario's lines.
+FAILURES = {
+    "rate_limit": 'API Error: 429 {"type":"error","error":{"type":"rate_limit_error",'
+    '"message":"This request would exceed your account\'s rate limit. Please try again later."}}',
+    "auth": "Invalid API key · Please run /login",
+    "overflow": 'API Error: 400 {"type":"error","error":{"type":"invalid_request_error",'
+    '"message":"prompt is too long: 213462 tokens > 200000 maximum"}}',
+    "network": "API Error: Unable to connect to API (ECONNREFUSED)",
+}
+
+
+class Run:
+    """One run of the mock: the user's prompt and what else it was given (a plain class:
+    `dataclasses` would cost the mock's start-up time)."""
+
+    __slots__ = ("opts", "prompt", "rendered", "role", "target")
+
+    def __init__(
+        self,
+        prompt: str,
+        target: str | None = None,
+        opts: dict[str, str] | None = None,
+        rendered: str | None = None,
+        role: str = "worker",
+    ) -> None:
+        self.prompt = prompt
+        self.target = target
+        self.opts = opts or {}
+        self.rendered = rendered  # the fully rendered prompt of this step
+        self.role = role
 
 
 def emit(kind: str, **fields: object) -> None:
@@ -33,10 +98,59 @@ def first_line(prompt: str) -> str:
     return ""
 
 
-def do_edit(prompt: str, target: str | None) -> None:
-    """Append `logist-mock: <first prompt line>` to the target (or LOGIST_MOCK.md)."""
-    path = Path(target or DEFAULT_FILE)
-    line = f"logist-mock: {first_line(prompt)}\n"
+# -- reading the rendered prompt -------------------------------------------------------------
+def section(text: str, heading: str) -> list[str] | None:
+    """The lines after the last line that is exactly `heading`, up to the next `## ` heading
+    outside a fenced block; None when there is no such line."""
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip() == heading]
+    if not starts:
+        return None
+    body = lines[starts[-1] + 1 :]
+    fence: str | None = None
+    for end, line in enumerate(body):
+        stripped = line.strip()
+        if fence is None and stripped.startswith("```"):
+            fence = "`" * (len(stripped) - len(stripped.lstrip("`")))
+        elif fence is not None and stripped == fence:
+            fence = None
+        elif fence is None and line.startswith("## "):
+            return body[:end]
+    return body
+
+
+def proposed_diff(rendered: str | None) -> list[str]:
+    """The diff fenced (```diff or ````diff) under `## Proposed change`; [] without one."""
+    body = section(rendered or "", PROPOSED_CHANGE) or []
+    for index, line in enumerate(body):
+        stripped = line.strip()
+        fence = "`" * (len(stripped) - len(stripped.lstrip("`")))
+        if len(fence) >= 3 and stripped[len(fence) :].strip() == "diff":
+            inner = body[index + 1 :]
+            for end, rest in enumerate(inner):
+                if rest.strip() == fence:
+                    return inner[:end]
+            return inner
+    return []
+
+
+def reviewer_comment(rendered: str | None) -> str | None:
+    """The first non-empty line under `## Reviewer comments`; None without that heading."""
+    body = section(rendered or "", REVIEWER_COMMENTS)
+    if body is None:
+        return None
+    return next((line.strip() for line in body if line.strip()), "")
+
+
+# -- actions ---------------------------------------------------------------------------------
+def do_edit(run: Run) -> None:
+    """Append `logist-mock: <first prompt line>` to the target (or LOGIST_MOCK.md) and,
+    after a review, `logist-mock: addressed: <first comment line>`."""
+    path = Path(run.target or DEFAULT_FILE)
+    line = f"logist-mock: {first_line(run.prompt)}\n"
+    comment = reviewer_comment(run.rendered)
+    if comment is not None:
+        line += f"{ADDRESSED}: {comment}\n"
     emit("tool_call", tool="read", input={"path": str(path)})
     existed = path.exists()
     current = path.read_bytes() if existed else b""
@@ -71,25 +185,26 @@ def do_extra_actions(opts: dict[str, str]) -> None:
         emit("file_change", path=path, action="modify")
 
 
-def scenario_edit(prompt: str, target: str | None, opts: dict[str, str]) -> int:
-    emit("message", text=f"Working on: {first_line(prompt)}")
-    do_extra_actions(opts)
-    do_edit(prompt, target)
+# -- scenarios -------------------------------------------------------------------------------
+def scenario_edit(run: Run) -> int:
+    emit("message", text=f"Working on: {first_line(run.prompt)}")
+    do_extra_actions(run.opts)
+    do_edit(run)
     usage(120, 40, 0.0012)
     emit("done", success=True, summary="appended one line")
     return 0
 
 
-def scenario_slow(prompt: str, target: str | None, opts: dict[str, str]) -> int:
-    seconds = float(opts.get("seconds", "5"))
+def scenario_slow(run: Run) -> int:
+    seconds = float(run.opts.get("seconds", "5"))
     lines = max(1, int(seconds * 4))
     for i in range(lines):
         emit("message", text=f"thinking {i + 1}/{lines}")
         time.sleep(seconds / lines)
-    return scenario_edit(prompt, target, opts)
+    return scenario_edit(run)
 
 
-def scenario_hang(prompt: str, target: str | None, opts: dict[str, str]) -> int:
+def scenario_hang(run: Run) -> int:
     emit("message", text="starting, then hanging")
     # A helper child, as real agents start: cancel must take it down too.
     subprocess.Popen(["sleep", "3600"], stdin=subprocess.DEVNULL)
@@ -97,49 +212,49 @@ def scenario_hang(prompt: str, target: str | None, opts: dict[str, str]) -> int:
         time.sleep(3600)
 
 
-def scenario_crash(prompt: str, target: str | None, opts: dict[str, str]) -> int:
+def scenario_crash(run: Run) -> int:
     emit("message", text="starting work")
-    emit("tool_call", tool="read", input={"path": target or "."})
+    emit("tool_call", tool="read", input={"path": run.target or "."})
     sys.stderr.write("mock agent: simulated crash (scenario=crash)\n")
     sys.stderr.flush()
     emit("error", message="simulated crash (scenario=crash)")
     return 3
 
 
-def scenario_cost(prompt: str, target: str | None, opts: dict[str, str]) -> int:
-    steps = int(opts.get("steps", "40"))
-    delay = float(opts.get("interval", "0.1"))
+def scenario_cost(run: Run) -> int:
+    steps = int(run.opts.get("steps", "40"))
+    delay = float(run.opts.get("interval", "0.1"))
     cost = 0.0
     for i in range(steps):
         cost += 0.005
         emit("message", text=f"turn {i + 1}")
         usage(1000 * (i + 1), 200 * (i + 1), cost)
         time.sleep(delay)
-    do_extra_actions(opts)
-    do_edit(prompt, target)
+    do_extra_actions(run.opts)
+    do_edit(run)
     usage(1000 * steps + 120, 200 * steps + 40, cost + 0.0012)  # totals only ever climb
     emit("done", success=True, summary="appended one line")
     return 0
 
 
-def scenario_question(prompt: str, target: str | None, opts: dict[str, str]) -> int:
+def scenario_question(run: Run) -> int:
     answer_file = Path(os.environ.get("LOGIST_ANSWER_FILE", ".logist-answer"))
-    emit("question", text=opts.get("question", "Which file should I change?"))
+    emit("question", text=run.opts.get("question", "Which file should I change?"))
     while not answer_file.exists():
         time.sleep(0.05)
     answer = answer_file.read_text().strip()
     emit("message", text=f"got the answer: {answer}")
-    return scenario_edit(prompt, target, opts)
+    return scenario_edit(run)
 
 
-def scenario_noop(prompt: str, target: str | None, opts: dict[str, str]) -> int:
+def scenario_noop(run: Run) -> int:
     emit("message", text="nothing to do")
     emit("done", success=True, summary="no changes")
     return 0
 
 
-def scenario_flood(prompt: str, target: str | None, opts: dict[str, str]) -> int:
-    lines = int(opts.get("lines", "100000"))
+def scenario_flood(run: Run) -> int:
+    lines = int(run.opts.get("lines", "100000"))
     write = sys.stdout.write
     for i in range(lines):
         write(f'{{"type": "message", "text": "flood line {i}"}}\n')
@@ -148,7 +263,63 @@ def scenario_flood(prompt: str, target: str | None, opts: dict[str, str]) -> int
     return 0
 
 
-SCENARIOS = {
+def count_run() -> int:
+    """This run's number within the job (1, 2, ...), kept in $LOGIST_JOB_DIR/mock-runs."""
+    job_dir = os.environ.get("LOGIST_JOB_DIR")
+    if not job_dir:
+        raise SystemExit("logist-mock-agent: times= needs LOGIST_JOB_DIR (the job's directory)")
+    path = Path(job_dir) / RUNS_FILE
+    try:
+        runs = int(path.read_text().strip() or "0")
+    except FileNotFoundError:
+        runs = 0
+    runs += 1
+    temporary = path.with_name(f".{RUNS_FILE}.{os.getpid()}")
+    temporary.write_text(f"{runs}\n")
+    temporary.replace(path)
+    return runs
+
+
+def scenario_fail(run: Run) -> int:
+    kind = run.opts.get("kind", "rate_limit")
+    if kind not in FAILURES:
+        raise SystemExit(
+            f"logist-mock-agent: unknown kind '{kind}' (known: {', '.join(sorted(FAILURES))})"
+        )
+    if "times" in run.opts and count_run() > int(run.opts["times"]):
+        return scenario_edit(run)
+    line = FAILURES[kind]
+    emit("message", text=f"Working on: {first_line(run.prompt)}")
+    emit("tool_call", tool="read", input={"path": run.target or DEFAULT_FILE})
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+    emit("error", message=line)
+    return 1
+
+
+def scenario_review(run: Run) -> int:
+    diff = proposed_diff(run.rendered)
+    added = [line for line in diff if line.startswith("+") and not line.startswith("+++")]
+    removed = [line for line in diff if line.startswith("-") and not line.startswith("---")]
+    emit(
+        "message",
+        text=f"Reviewing the proposed change: {len(added)} line(s) added, {len(removed)} removed",
+    )
+    verdict = run.opts.get("verdict")
+    if verdict is None:
+        verdict = "approve" if any(ADDRESSED in line for line in added) else "changes"
+    if verdict == "approve":
+        emit("message", text="VERDICT: APPROVE")
+    else:
+        emit("message", text="VERDICT: CHANGES")
+        emit("message", text=REVIEW_COMMENT)
+    usage(200, 30, 0.0008)
+    summary = "review: approved" if verdict == "approve" else "review: changes requested"
+    emit("done", success=True, summary=summary)
+    return 0
+
+
+SCENARIOS: dict[str, Callable[[Run], int]] = {
     "edit": scenario_edit,
     "slow": scenario_slow,
     "hang": scenario_hang,
@@ -157,15 +328,30 @@ SCENARIOS = {
     "question": scenario_question,
     "noop": scenario_noop,
     "flood": scenario_flood,
+    "fail": scenario_fail,
+    "review": scenario_review,
 }
 
 
+def default_scenario(role: str) -> str:
+    """The scenario when none is chosen: a supervisor reviews, anyone else edits."""
+    return "review" if role == SUPERVISOR else "edit"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="logist-mock-agent", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="logist-mock-agent",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--prompt")
-    source.add_argument("--prompt-file")
-    parser.add_argument("--scenario", default="edit", choices=sorted(SCENARIOS))
+    source.add_argument("--prompt", help="the user's prompt")
+    source.add_argument("--prompt-file", help="a file holding the user's prompt")
+    parser.add_argument(
+        "--rendered-prompt-file", help="the fully rendered prompt of this step (role, diff...)"
+    )
+    parser.add_argument("--role", default="worker", help="worker, supervisor or a user role")
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS))
     parser.add_argument("--target", help="file to edit, relative to the working directory")
     parser.add_argument("--opt", action="append", default=[], metavar="K=V")
     return parser.parse_args(argv)
@@ -174,8 +360,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     prompt = args.prompt if args.prompt is not None else Path(args.prompt_file).read_text()
+    rendered = Path(args.rendered_prompt_file).read_text() if args.rendered_prompt_file else None
     opts = dict(item.split("=", 1) for item in args.opt if "=" in item)
-    return SCENARIOS[args.scenario](prompt, args.target, opts)
+    run = Run(prompt=prompt, target=args.target, opts=opts, rendered=rendered, role=args.role)
+    return SCENARIOS[args.scenario or default_scenario(args.role)](run)
 
 
 if __name__ == "__main__":
