@@ -218,7 +218,7 @@ def test_a_job_driven_by_one_process_is_refused_to_others(repo: Path) -> None:
         "--agent-opt",
         "scenario=slow",
         "--agent-opt",
-        "seconds=1.5",
+        "seconds=6",  # long enough for two more processes under load
         cwd=repo,
     )
     try:
