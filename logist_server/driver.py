@@ -208,6 +208,7 @@ class JobDriver:
             answer_file=str(Path(paths.dir) / "answer"),
             role=role.name,
             step=number,
+            role_kind=role.kind,
         )
         spec = self.engine.agents.get(step_job.agent.name).build(step_job, ctx)
         checkpoint = current_checkpoint(job)
@@ -511,7 +512,7 @@ class JobDriver:
         """
         specs, others = _event_specs(events)
         hits = self._observe(raw, others)
-        specs += [(hit.kind, hit.event_data()) for hit in hits]
+        specs += [(hit.kind, _hit_data(hit)) for hit in hits]
         failures = [hit for hit in hits if hit.status == "failed" or hit.transient]
 
         def apply(j: Job) -> None:
@@ -611,6 +612,14 @@ def _event_specs(events: list[AgentEvent]) -> tuple[list[EventSpec], list[AgentE
         specs.append((event_kind(event), event_data(event)))
     flush()
     return specs, others
+
+
+def _hit_data(hit: ObserverHit) -> dict[str, Any]:
+    """An observer hit's event data; a question carries its text, as an agent's would."""
+    data = hit.event_data()
+    if hit.status == "needs_input":
+        data["text"] = hit.excerpt
+    return data
 
 
 def _pause(job: Job) -> None:

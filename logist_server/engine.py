@@ -113,8 +113,20 @@ class Engine:
         return self._config
 
     def configure(self, overrides: dict[str, Any], source: str = "command line") -> Effective:
-        """The configuration with `overrides` (flags, request params) on top."""
-        return load_config(self.repo, overrides, source)
+        """The configuration with `overrides` (flags, request params) on top.
+
+        The job's role is a layer of its own just below them: a role that names an agent,
+        model or options makes them the job's defaults (flags still win)."""
+        effective = load_config(self.repo, overrides, source)
+        name = effective.settings.role
+        roles = load_roles(self.repo, effective.settings.roles)
+        role = roles.get(name)
+        if role is None or role.kind == SUPERVISOR:
+            return effective
+        layer = {"agent": role.agent, "model": role.model, "agent_options": role.agent_options}
+        if not any(layer.values()):
+            return effective
+        return load_config(self.repo, overrides, source, role=(f"role {name}", layer))
 
     @property
     def workspace_root(self) -> Path:
@@ -165,9 +177,15 @@ class Engine:
         self.agents.get(request.agent).validate_options(request.agent_options)
         if request.policy.fallback_agent is not None:
             self.agents.check(request.policy.fallback_agent)
-        find_role(self.roles(), request.role)
+        if find_role(self.roles(), request.role).kind == SUPERVISOR:
+            raise UsageError(
+                f"role '{request.role}' reviews changes and cannot start a job: "
+                "give a worker role, and --supervisor to have it reviewed"
+            )
         if request.policy.supervise:
-            find_role(self.roles(), request.policy.supervisor_role)
+            supervisor = find_role(self.roles(), request.policy.supervisor_role)
+            if supervisor.agent:
+                self.agents.check(supervisor.agent)
         target = resolve_target(request, self.repo)
         for path in request.overlays:
             if path.startswith(("/", "../")) or "/../" in path:
@@ -225,6 +243,7 @@ class Engine:
             answer_file=str(Path(paths.dir) / "answer"),
             role=role.name,
             step=number,
+            role_kind=role.kind,
         )
         spec = self.agents.get(plan.agent).build(step_job, ctx)
         return Preview(
@@ -345,10 +364,13 @@ class Engine:
         return self.roles()
 
     def job_for_step(self, job: Job, role: Role, agent: str) -> Job:
-        """The job as the agent of one step sees it: that agent, with the role's options."""
-        if role.kind == SUPERVISOR or role.agent:
-            spec = AgentSpec(agent, role.model or (job.agent.model if agent == job.agent.name
-                             else None), dict(role.agent_options))  # fmt: skip
+        """The job as the agent of one step sees it.
+
+        A worker runs the job's agent as configured (its role was folded in at creation);
+        a supervisor runs with its role's model and options, not the worker's."""
+        if role.kind == SUPERVISOR:
+            model = role.model or (job.agent.model if agent == job.agent.name else None)
+            spec = AgentSpec(agent, model, dict(role.agent_options))
         elif agent != job.agent.name:
             spec = AgentSpec(agent)  # the fallback agent, with its defaults
         else:

@@ -97,13 +97,13 @@ def _read_role_file(path: Path) -> dict[str, Any]:
     from pydantic import ValidationError
 
     from .config.loader import describe_errors, read_file_layer
-    from .config.schema import validate_role
+    from .config.schema import RoleLayer, validate_role
 
     data = read_file_layer(path) or {}
     try:
         return validate_role(data)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {describe_errors(exc.errors())}") from None
+        raise ConfigError(f"{path}: {describe_errors(exc.errors(), RoleLayer)}") from None
 
 
 def render_instructions(role: Role, task: str, diff: str = "", comments: str = "") -> str:

@@ -327,7 +327,7 @@ def test_rounds_with_the_real_role_templates(work: Path) -> None:
 
 
 # -- the provider ----------------------------------------------------------------------------
-def ctx(tmp_path: Path, role: str = "worker") -> AgentContext:
+def ctx(tmp_path: Path, role: str = "worker", kind: str | None = None) -> AgentContext:
     return AgentContext(
         workspace=str(tmp_path / "ws"),
         job_dir=str(tmp_path / "job"),
@@ -336,6 +336,7 @@ def ctx(tmp_path: Path, role: str = "worker") -> AgentContext:
         answer_file=str(tmp_path / "job" / "step-2" / "answer"),
         role=role,
         step=2,
+        role_kind=kind or role,
     )
 
 
@@ -365,6 +366,9 @@ def test_build_defaults_to_review_for_a_supervisor(tmp_path: Path) -> None:
     spec = MockAgent().build(job({}), ctx(tmp_path, role="supervisor"))
     assert arg(spec.argv, "--scenario") == "review"
     assert arg(spec.argv, "--role") == "supervisor"
+    # A supervisor role of another name reviews too: the kind decides, not the name.
+    spec = MockAgent().build(job({}), ctx(tmp_path, role="strict-reviewer", kind="supervisor"))
+    assert arg(spec.argv, "--scenario") == "review"
     spec = MockAgent().build(job({"scenario": "noop"}), ctx(tmp_path, role="supervisor"))
     assert arg(spec.argv, "--scenario") == "noop"
     spec = MockAgent().build(job({}), ctx(tmp_path))

@@ -25,6 +25,8 @@ class AgentContext(msgspec.Struct, frozen=True):
     answer_file: str
     role: str = "worker"
     step: int = 1
+    # `worker` or `supervisor`: what the role asks for, whatever its name.
+    role_kind: str = "worker"
 
 
 @runtime_checkable

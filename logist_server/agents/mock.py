@@ -48,11 +48,11 @@ class MockAgent:
 
     def build(self, job: Job, ctx: AgentContext) -> ProcessSpec:
         options = dict(job.agent.options)
-        scenario = options.pop("scenario", default_scenario(ctx.role))
+        scenario = options.pop("scenario", default_scenario(ctx.role_kind))
         _check_scenario(scenario)
         argv = [sys.executable, "-m", "logist_server.agents.mock_program"]
         argv += ["--prompt-file", f"{ctx.job_dir}/user-prompt.txt", "--scenario", scenario]
-        argv += ["--rendered-prompt-file", ctx.prompt_file, "--role", ctx.role]
+        argv += ["--rendered-prompt-file", ctx.prompt_file, "--role", ctx.role_kind]
         if job.target is not None:
             argv += ["--target", job.target.file]
         for key, value in sorted(options.items()):

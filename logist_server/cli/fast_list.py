@@ -109,6 +109,7 @@ def run(argv: Sequence[str]) -> int | None:
     if request is None:
         return None
     directory, as_json, statuses = request
+    db = None
     try:
         line = None if as_json else _summary_line()
         db = open_store(directory or ".")
@@ -117,6 +118,8 @@ def run(argv: Sequence[str]) -> int | None:
     except KeyboardInterrupt:
         return 130
     except Exception:  # Fallback, or anything the full CLI reports in its own words
+        if db is not None:
+            db.close()
         return None
     try:
         if as_json:
@@ -233,9 +236,11 @@ def write_json(first: list[bytes] | None, rest: Iterator[list[bytes]]) -> None:
     if first is None:
         out.write(b"[]\n")
         return
-    out.write(b"[" + b",".join(first))
+    out.write(b"[")
+    out.write(b",".join(first))
     for batch in rest:
-        out.write(b"," + b",".join(batch))
+        batch.insert(0, b"")  # a leading comma, without copying the joined batch again
+        out.write(b",".join(batch))
     out.write(b"]\n")
 
 

@@ -19,6 +19,7 @@ from ..settings import Settings
 
 REPO_CONFIG = "logist.yml"
 DEFAULT_SOURCE = "default"
+DEFAULTS = Settings()
 # Sections whose keys merge one by one (the others are replaced whole).
 NESTED = frozenset({"limits", "retries", "review", "observer", "agent_options", "runtime_options"})
 ENVIRONMENT = {
@@ -53,8 +54,11 @@ def load(
     overrides: Mapping[str, Any] | None = None,
     overrides_source: str = "command line",
     environ: Mapping[str, str] | None = None,
+    role: tuple[str, dict[str, Any]] | None = None,
 ) -> Effective:
-    """The effective settings for `repo` with `overrides` (flags, request params) on top."""
+    """The effective settings for `repo` with `overrides` (flags, request params) on top.
+
+    `role` is (source, layer): a role's defaults, just below the overrides."""
     layers: list[tuple[str, dict[str, Any]]] = []
     files: list[str] = []
     candidates = [user_config_path()]
@@ -66,6 +70,8 @@ def load(
             files.append(str(path))
             layers.append((str(path), _validated(data, str(path))))
     layers += _environment_layer(os.environ if environ is None else environ)
+    if role is not None:
+        layers.append((role[0], _without_none(role[1])))
     if overrides:  # typed and checked by the caller (argparse, the request's schema)
         layers.append((overrides_source, _without_none(overrides)))
     merged: dict[str, Any] = {}
@@ -77,7 +83,20 @@ def load(
         settings = msgspec.convert(merged, Settings)
     except msgspec.ValidationError as exc:  # the layers are valid; only a bug lands here
         raise ConfigError(f"configuration: {exc}") from None
+    if "observer" in merged:
+        _check_observer(merged["observer"], sources)
     return Effective(settings=settings, sources=sources, files=files)
+
+
+def _check_observer(section: dict[str, Any], sources: dict[str, str]) -> None:
+    """The merged observer section builds a table (e.g. `disable` names known patterns)."""
+    from ..observer import Observer
+
+    try:
+        Observer.from_config(section)
+    except ValueError as exc:
+        key = "observer.disable" if "disable" in str(exc) else "observer.patterns"
+        raise ConfigError(f"{sources.get(key, 'configuration')}: {key}: {exc}") from None
 
 
 def read_file_layer(path: Path) -> dict[str, Any] | None:
@@ -148,7 +167,8 @@ def _forget_options_of_replaced_providers(
 ) -> None:
     """Options configured for one agent (runtime) do not carry over to another one."""
     for provider, options in (("agent", "agent_options"), ("runtime", "runtime_options")):
-        if provider in layer and layer[provider] != merged.get(provider) and options in merged:
+        current = merged.get(provider, getattr(DEFAULTS, provider))
+        if provider in layer and layer[provider] != current and options in merged:
             del merged[options]
             for key in [k for k in sources if k.startswith(f"{options}.")]:
                 del sources[key]
@@ -186,14 +206,14 @@ _EXPECTED = {
 }
 
 
-def describe_errors(errors: list[Any]) -> str:
+def describe_errors(errors: list[Any], root: Any = None) -> str:
     """pydantic's errors as `key: expected ..., got ...`, joined by `; `."""
     parts = []
     for error in errors[:3]:
         loc = ".".join(str(part) for part in error["loc"])
         kind = error["type"]
         if kind == "extra_forbidden":
-            parts.append(f"unknown key '{loc}'{_did_you_mean(error['loc'])}")
+            parts.append(f"unknown key '{loc}'{_did_you_mean(error['loc'], root)}")
             continue
         template = _EXPECTED.get(kind)
         if template is not None:
@@ -208,12 +228,12 @@ def describe_errors(errors: list[Any]) -> str:
     return "; ".join(parts)
 
 
-def _did_you_mean(loc: tuple[Any, ...]) -> str:
+def _did_you_mean(loc: tuple[Any, ...], root: Any = None) -> str:
     import difflib
 
     from .schema import known_keys
 
-    known = known_keys(loc)
+    known = known_keys(loc, root)
     close = difflib.get_close_matches(str(loc[-1]), known, n=1)
     if close:
         return f" (did you mean '{close[0]}'?)"

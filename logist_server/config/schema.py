@@ -105,9 +105,9 @@ def validate_layer(data: dict[str, Any]) -> dict[str, Any]:
     return dumped
 
 
-def known_keys(loc: tuple[Any, ...]) -> list[str]:
-    """The keys allowed where `loc` points (for a did-you-mean on unknown keys)."""
-    model: Any = ConfigLayer
+def known_keys(loc: tuple[Any, ...], root: Any = None) -> list[str]:
+    """The keys allowed where `loc` points in `root` (default: a configuration file)."""
+    model: Any = root or ConfigLayer
     for part in loc[:-1]:
         if model is dict:  # inside `roles`: the part is a role's name
             model = RoleLayer
