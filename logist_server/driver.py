@@ -36,7 +36,7 @@ from .plans import Settle, StartStep, consecutive_retries, current_checkpoint, p
 from .prompts import render_prompt
 from .roles import SUPERVISOR, parse_verdict, render_instructions
 from .runtimes.base import JobPaths, Runtime
-from .states import SETTLED, can_transition
+from .states import SETTLED, can_transition, check_transition
 from .store import EventSpec
 from .workspace import latest_change, reset_workspace
 
@@ -78,6 +78,7 @@ class JobDriver:
         self.replay = replay  # `job poststep`: the next step replays a recorded response
         self.observer: Observer = engine.observer
         self._last_activity = time.monotonic()  # of the agent: output, or workspace changes
+        self._step_error = False  # the current step logged an agent error
         self._lock = DriverLock(engine.store.lock_path(job_id))
 
     async def run(self) -> Job:
@@ -257,10 +258,31 @@ class JobDriver:
         handle = step.handle or handle_from_pid_file(runtime, paths)
         if handle is None:  # the previous driver died before starting the agent
             return await self._restart_step(job)
+        if step.handle is None:  # it died right after starting it: record what we found
+            job, step = self._record_found_handle(step, handle)
         runtime = self.engine.runtime_for_handle(job, handle)
+        self._step_error = self._step_has_error(step)
         parser = self.engine.agents.get(step.agent or job.agent.name).new_parser()
         code = await self._follow(job, step, handle, paths, parser, runtime)
         return await self._judge(code, handle, paths, runtime)
+
+    def _record_found_handle(self, step: Step, handle: RuntimeHandle) -> tuple[Job, Step]:
+        def set_handle(j: Job) -> None:
+            j.steps[-1].handle = handle
+
+        event = ("started", {"step": step.number, "pid": handle.pid, "recovered": True})
+        job, events = self.store.update(self.job_id, set_handle, [event])
+        self._emit(events)
+        current = job.current_step
+        assert current is not None
+        return job, current
+
+    def _step_has_error(self, step: Step) -> bool:
+        """Whether the step already logged an agent error (a re-attached parser cannot know)."""
+        if step.output_offset == 0:
+            return False
+        start = self._step_start_seq(step.number)
+        return any(e.kind == "error" for e in self.store.event_rows(self.job_id, after=start))
 
     async def _restart_step(self, job: Job) -> Job:
         step = job.current_step
@@ -303,12 +325,8 @@ class JobDriver:
                 offset += len(chunk)
                 if complete:
                     events = parser.feed_lines(complete)
-                    job, others, hits = self._record(events, offset - len(partial), complete)
+                    job = self._record(events, offset - len(partial), complete, job.status)
                     faults.point("stream")
-                    questions = [e.text for e in others if type(e) is AgentQuestion]
-                    questions += [h.reason for h in hits if h.status == "needs_input"]
-                    if job.status == S.RUNNING and questions:
-                        job = self._transition(S.NEEDS_INPUT, questions[0])
                 if len(chunk) == READ_CHUNK:
                     continue
                 stop = self._check_limits(job, started)
@@ -322,7 +340,9 @@ class JobDriver:
                 tail = parser.feed(partial.decode("utf-8", "replace")) if partial else []
                 stopped = self.store.get(self.job_id).cancel_requested
                 final = parser.finish(None if stopped else code)
-                self._record([*tail, *final], offset, partial, exit_code=code)
+                if self._step_error or any(type(e) is AgentError for e in tail):
+                    final = [e for e in final if type(e) is not AgentError]  # said already
+                self._record([*tail, *final], offset, partial, None, exit_code=code)
                 return code
             now = time.monotonic()
             if now >= next_control:
@@ -503,17 +523,30 @@ class JobDriver:
 
     # -- recording -------------------------------------------------------------------------
     def _record(
-        self, events: list[AgentEvent], offset: int, raw: bytes, exit_code: int | None = None
-    ) -> tuple[Job, list[AgentEvent], list[ObserverHit]]:
-        """Commit parsed events, and what the observer saw, with the output position.
+        self,
+        events: list[AgentEvent],
+        offset: int,
+        raw: bytes,
+        status: JobStatus | None,
+        exit_code: int | None = None,
+    ) -> Job:
+        """Commit parsed events, what the observer saw and the output position, at once.
 
-        Returns the job, the events that are not plain messages (usage, questions...) and
-        the observer's hits.
-        """
+        A question from a running agent moves the job to `needs_input` in the same
+        transaction, so no driver can die between the question and its status."""
         specs, others = _event_specs(events)
         hits = self._observe(raw, others)
         specs += [(hit.kind, _hit_data(hit)) for hit in hits]
         failures = [hit for hit in hits if hit.status == "failed" or hit.transient]
+        if any(type(e) is AgentError for e in others):
+            self._step_error = True
+        questions = [e.text for e in others if type(e) is AgentQuestion]
+        questions += [h.reason for h in hits if h.status == "needs_input"]
+        ask = status == S.RUNNING and bool(questions)
+        if ask:
+            check_transition(S.RUNNING, S.NEEDS_INPUT)
+            specs.append(("status", {"from": S.RUNNING.value, "to": S.NEEDS_INPUT.value,
+                                     "reason": questions[0]}))  # fmt: skip
 
         def apply(j: Job) -> None:
             step = j.steps[-1]
@@ -527,10 +560,13 @@ class JobDriver:
             for event in others:
                 if type(event) is AgentUsage:
                     _apply_usage(j.result.usage, event)
+            if ask:
+                j.status = S.NEEDS_INPUT
+                j.status_reason = questions[0]
 
         job, stored = self.store.update(self.job_id, apply, specs)
         self._emit(stored)
-        return job, others, hits
+        return job
 
     def _observe(self, raw: bytes, others: list[AgentEvent]) -> list[ObserverHit]:
         """Observer hits in plain-text lines and agent errors, one per pattern per batch."""
@@ -664,4 +700,9 @@ def handle_from_pid_file(runtime: Runtime, paths: JobPaths) -> RuntimeHandle | N
         pid = int(paths.pid.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
-    return RuntimeHandle(runtime=runtime.name, pid=pid)
+    started = None
+    with contextlib.suppress(Exception):
+        import psutil
+
+        started = psutil.Process(pid).create_time()  # lets a reused pid be told apart
+    return RuntimeHandle(runtime=runtime.name, pid=pid, started_at=started)

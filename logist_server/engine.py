@@ -555,10 +555,12 @@ class Engine:
 
     def _agent_alive(self, job: Job) -> bool:
         step = job.current_step
-        if step is None or step.handle is None:
+        if step is None:
             return False
+        runtime = self.runtime_for(job)
         paths = step_paths(self.store.job_dir(job.id), step.number)
-        return self.runtime_for(job).is_alive(step.handle, paths)
+        handle = step.handle or handle_from_pid_file(runtime, paths)
+        return handle is not None and runtime.is_alive(handle, paths)
 
     def _kill_agent(self, job: Job) -> None:
         step = job.current_step

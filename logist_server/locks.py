@@ -6,13 +6,21 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import struct
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import TracebackType
 
+# struct flock for F_OFD_* on Linux: l_type, l_whence, l_start, l_len, l_pid (+ padding).
+_FLOCK = "hhqqi4x"
+_WHOLE_FILE_WRITE = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+
 
 class DriverLock:
-    """A non-blocking exclusive `flock` on a per-job file."""
+    """A non-blocking exclusive open-file-description lock on a per-job file.
+
+    OFD locks (not `flock`) so that `is_locked` can ask who holds the lock (F_OFD_GETLK)
+    without taking it: a prober never makes a real driver's attempt fail."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -25,8 +33,8 @@ class DriverLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, _WHOLE_FILE_WRITE)
+        except OSError:
             os.close(fd)
             return False
         os.ftruncate(fd, 0)
@@ -36,8 +44,7 @@ class DriverLock:
 
     def release(self) -> None:
         if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
+            os.close(self._fd)  # closing the description releases its lock
             self._fd = None
 
     @property
@@ -81,9 +88,13 @@ async def repo_lock_async(repo: Path, name: str) -> AsyncIterator[None]:
 
 
 def is_locked(path: Path) -> bool:
-    """True when some live process holds the lock at `path`."""
-    probe = DriverLock(path)
-    if probe.try_acquire():
-        probe.release()
+    """True when some live process holds the lock at `path` (asks; never takes it)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
         return False
-    return True
+    try:
+        answer = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, _WHOLE_FILE_WRITE)
+    finally:
+        os.close(fd)
+    return bool(struct.unpack(_FLOCK, answer)[0] != fcntl.F_UNLCK)

@@ -1,7 +1,7 @@
 """The `logist` console script: `job list` on a lean path, every other command in the full CLI.
 
-Importing `logist_server.cli.main` costs argparse, every command module, asyncio and msgspec
-(about 60 ms). `logist job list` does not need them: `fast_list` serves it when the arguments
+Importing `logist_server.cli.main` costs argparse, every command module and msgspec (about
+60 ms). `logist job list` does not need them: `fast_list` serves it when the arguments
 have a plain, valid shape, and otherwise (or when anything is unusual) hands the invocation,
 untouched, to `logist_server.cli.main.main`, so errors stay the full CLI's.
 """
@@ -11,7 +11,7 @@ import sys
 
 def main() -> int:
     argv = sys.argv[1:]
-    if "list" in argv:
+    if "list" in argv and "job" in argv:
         from .fast_list import run
 
         status = run(argv)

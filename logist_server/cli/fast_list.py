@@ -2,14 +2,15 @@
 
 `logist_server.cli.entry` hands every `job list` invocation here first. Only the plain, valid
 argument shapes are served; for anything else (help, an abbreviated or unknown option, a bad
-status, `-C` at a path that is not a directory, a directory outside any git repository, a store
-that would be created or migrated, an error before the first byte of output...) `run` returns
-None *before printing anything*, and the full CLI (`logist_server.cli.main`) handles the
-invocation from scratch. Error messages, exit statuses and side effects therefore stay exactly
-those of the full CLI, and the output is byte-identical to `cmd_job_list`'s.
+status, `-C` at a path that is not a directory, a directory outside any git repository, an
+`info/exclude` line to add or a schema to migrate, an error before the first byte of
+output...) `run` returns None *before printing anything*, and the full CLI
+(`logist_server.cli.main`) handles the invocation from scratch. Error messages, exit statuses
+and side effects therefore stay exactly those of the full CLI, and the output is
+byte-identical to `cmd_job_list`'s.
 
-What this path saves is the import of argparse and every command module, asyncio, msgspec and
-the engine (`--json` never decodes a record). The human listing still decodes the fields it
+What this path saves is the import of argparse, every command module, msgspec, the model and
+the store (`--json` never decodes a record). The human listing still decodes the fields it
 shows with `render.job_summary_line`, which needs msgspec.
 
 This module must stay cheap to import: standard-library modules that the interpreter has

@@ -7,7 +7,8 @@ import sys
 import time
 from typing import Any
 
-from ..errors import ConflictError
+from ..errors import ConflictError, JobBusyError
+from ..locks import is_locked
 from ..model import Job, JobStatus
 from ..states import SETTLED
 from .common import JSON, Handler, engine_for, out_json, start_dir
@@ -105,28 +106,17 @@ def cmd_job_answer(args: argparse.Namespace) -> int:
 
 
 def cmd_job_attach(args: argparse.Namespace) -> int:
-    """Follow a job until it settles; drive it (re-attach) when nothing else does."""
-    from ..locks import is_locked
-    from .progress import make_progress
-
+    """Follow a job until it settles; drive it (re-attach) whenever nothing else does."""
     engine = engine_for(args)
     job = engine.get(args.job)
-    if job.status not in SETTLED and not is_locked(engine.store.lock_path(job.id)):
-        job = drive_with_progress(engine, job.id, args.json)
-    else:
-        seen = engine.store.last_seq(job.id)
-        with make_progress(job.id, args.json) as progress:
-            while job.status not in SETTLED:
-                if not is_locked(engine.store.lock_path(job.id)):
-                    break  # its driver died while we watched: take over below
-                time.sleep(0.1)
-                events = engine.store.events(job.id, after=seen)
-                if events:
-                    progress(events)
-                    seen = events[-1].seq
-                job = engine.store.get(job.id)
-        if job.status not in SETTLED:
-            job = drive_with_progress(engine, job.id, args.json)
+    while job.status not in SETTLED and not job.paused:
+        if not is_locked(engine.store.lock_path(job.id)):
+            try:
+                job = drive_with_progress(engine, job.id, args.json)
+                continue
+            except JobBusyError:
+                pass  # another process took it a moment before us: follow that one
+        job = follow_driven(engine, job.id, args.json)
     if args.json:
         out_json(job)
     else:
@@ -137,6 +127,23 @@ def cmd_job_attach(args: argparse.Namespace) -> int:
         if job.paused:
             print(f"  paused by `job step`: continue with logist job run {job.id}")
     return 0 if job.status == JobStatus.REVIEW else 1
+
+
+def follow_driven(engine: Any, job_id: str, json_mode: bool) -> Job:
+    """Show the events of a job another process drives, until it settles or its driver dies."""
+    from .progress import make_progress
+
+    seen = engine.store.last_seq(job_id)
+    job: Job = engine.store.get(job_id)
+    with make_progress(job_id, json_mode) as progress:
+        while job.status not in SETTLED and is_locked(engine.store.lock_path(job_id)):
+            time.sleep(0.1)
+            events = engine.store.events(job_id, after=seen)
+            if events:
+                progress(events)
+                seen = events[-1].seq
+            job = engine.store.get(job_id)
+    return job
 
 
 def cmd_job_accept(args: argparse.Namespace) -> int:

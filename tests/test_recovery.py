@@ -1,0 +1,564 @@
+"""Recovery: kill -9 of the process driving a job, at any moment, and what comes after.
+
+`LOGIST_FAULT=provision|start|stream|harvest` makes the driving `logist run` SIGKILL itself
+at that moment (`logist_server/faults.py`). For each fault point and each mock scenario where
+it makes sense, the run dies with -9 and leaves the job unsettled; then `logist job attach`
+(without the fault) settles it by what actually happened, and the log must hold every line
+the agent printed exactly once, with a gapless `seq` and legal status moves. Also: external
+kill -9 at random moments, recovery by `logist serve`, two attaches racing for one orphan,
+and the limits (hang -> stuck, cost -> halted).
+
+The BUG_* texts describe bugs this suite found (all fixed); they are the failure messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from conftest import (
+    LOGIST,
+    PYTHON,
+    git,
+    job_events,
+    list_jobs,
+    make_repo,
+    parse_json,
+    popen_logist,
+    porcelain,
+    run_logist,
+    show_job,
+    wait_for,
+    worktree_paths,
+)
+from jsonrpc_raw import RawClient
+from pygls.uris import from_fs_path
+
+from logist_server.model import JobStatus
+from logist_server.states import TRANSITIONS
+from logist_server.store import JobStore
+
+QUESTION = "Which greeting?"
+ANSWER = "hello there"
+SLOW_SECONDS = 2
+SCENARIO_ARGS: dict[str, list[str]] = {
+    "edit": ["--agent-opt", "scenario=edit"],
+    "slow": ["--agent-opt", "scenario=slow", "--agent-opt", f"seconds={SLOW_SECONDS}"],
+    "question": ["--agent-opt", "scenario=question", "--agent-opt", f"question={QUESTION}"],
+    "crash": ["--agent-opt", "scenario=crash"],
+}
+# Where the driver dies, and the status the job is left in.
+LEFT_IN = {"provision": "provisioning", "start": "running", "stream": "running",
+           "harvest": "running"}  # fmt: skip
+# Agent event kinds: what the mock prints, one job event per line (observer events aside).
+AGENT_KINDS = ("message", "tool_call", "file_change", "usage", "question", "error", "done")
+KILLED = (-signal.SIGKILL, 128 + signal.SIGKILL)
+
+
+# -- processes -----------------------------------------------------------------------------
+def processes_in(directory: Path) -> list[psutil.Process]:
+    """Live (non-zombie) processes whose working directory is inside `directory`."""
+    root = os.path.realpath(directory)
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            cwd = proc.cwd()
+        except psutil.Error:
+            continue
+        if cwd == root or cwd.startswith(root + os.sep):
+            found.append(proc)
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_agents(workspace_root: Path) -> Iterator[None]:
+    """A test that fails half-way must not leave its agents running (assertions come first)."""
+    yield
+    strays = processes_in(workspace_root)
+    for proc in strays:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(strays, timeout=2)
+
+
+def no_process_left(workspace: Path) -> None:
+    """Nothing runs in the job's workspace any more (a killed wrapper may take a moment)."""
+    wait_for(lambda: not processes_in(workspace), timeout=10)
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.communicate()
+
+
+# -- the store, read directly (cheap polling while a job runs) -----------------------------
+def status_of(repo: Path, job_id: str) -> str | None:
+    if not (repo / ".logist" / "logist.db").exists():
+        return None
+    store = JobStore(repo)
+    try:
+        return str(store.get(job_id).status)
+    finally:
+        store.close()
+
+
+def jobs_with(repo: Path, prompt: str, kind: str) -> list[str]:
+    """Ids of the jobs for `prompt` that have an event of `kind` (e.g. the first `message`)."""
+    if not (repo / ".logist" / "logist.db").exists():
+        return []
+    store = JobStore(repo)
+    try:
+        return [
+            j.id
+            for j in store.list_jobs()
+            if j.prompt == prompt and any(e.kind == kind for e in store.events(j.id))
+        ]
+    finally:
+        store.close()
+
+
+# -- what the mock prints --------------------------------------------------------------------
+def edit_events(prompt: str, target: str) -> list[tuple[str, str]]:
+    return [
+        ("message", f"Working on: {prompt}"),
+        ("tool_call", "read"),
+        ("tool_call", "edit"),
+        ("file_change", target),
+        ("usage", "0.0012"),
+        ("done", "appended one line"),
+    ]
+
+
+def expected_agent_events(
+    scenario: str, prompt: str, target: str = "a.txt", seconds: float = SLOW_SECONDS
+) -> list[tuple[str, str]]:
+    """Every event the mock program prints for `scenario`, in order (see mock_program.py)."""
+    if scenario == "edit":
+        return edit_events(prompt, target)
+    if scenario == "slow":
+        lines = max(1, int(seconds * 4))
+        thinking = [("message", f"thinking {i}/{lines}") for i in range(1, lines + 1)]
+        return thinking + edit_events(prompt, target)
+    if scenario == "question":
+        asked = [("question", QUESTION), ("message", f"got the answer: {ANSWER}")]
+        return asked + edit_events(prompt, target)
+    if scenario == "crash":
+        return [
+            ("message", "starting work"),
+            ("tool_call", "read"),
+            ("message", "mock agent: simulated crash (scenario=crash)"),  # its stderr line
+            ("error", "simulated crash (scenario=crash)"),
+        ]
+    raise AssertionError(f"no expectation for scenario {scenario}")
+
+
+def agent_events(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    keys = {"message": "text", "tool_call": "tool", "file_change": "path", "question": "text",
+            "error": "message", "done": "summary"}  # fmt: skip
+    out = []
+    for event in events:
+        kind, data = event["kind"], event["data"]
+        if kind == "usage":
+            out.append((kind, f"{data['cost_usd']:g}"))
+        elif kind in keys:
+            out.append((kind, str(data[keys[kind]])))
+    return out
+
+
+def check_log(
+    repo: Path, job_id: str, expected: list[tuple[str, str]], final: str
+) -> list[dict[str, Any]]:
+    """Gapless seq, each line of the agent exactly once and in order, legal status moves."""
+    events = job_events(repo, job_id)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), "seq has a gap"
+    assert all(e["job_id"] == job_id for e in events)
+    assert agent_events(events) == expected, "agent events lost, repeated or out of order"
+    assert events[0]["kind"] == "created"
+    current = JobStatus(events[0]["data"]["status"])
+    for event in events:
+        if event["kind"] != "status":
+            continue
+        src, dst = JobStatus(event["data"]["from"]), JobStatus(event["data"]["to"])
+        assert src == current, f"status event #{event['seq']} starts from {src}, not {current}"
+        assert dst in TRANSITIONS[src], f"illegal move {src} -> {dst} at #{event['seq']}"
+        current = dst
+    assert current == final
+    # One agent ran: at most one `started` (a kill at `start` loses it, see below).
+    assert sum(1 for e in events if e["kind"] == "started") <= 1
+    return events
+
+
+def check_settled(
+    repo: Path, record: dict[str, Any], scenario: str, prompt: str, seconds: float = SLOW_SECONDS
+) -> list[dict[str, Any]]:
+    """The job settled by what the agent did; no process left; review can be accepted."""
+    job_id = record["id"]
+    workspace = Path(record["workspace"]["path"])
+    final = "failed" if scenario == "crash" else "review"
+    assert record["status"] == final, (record["status"], record["status_reason"])
+    expected = expected_agent_events(scenario, prompt, seconds=seconds)
+    events = check_log(repo, job_id, expected, final)
+    no_process_left(workspace)
+    if scenario == "crash":
+        assert "simulated crash" in (record["result"]["error"] or ""), record["result"]
+        assert "simulated crash" in (record["status_reason"] or "")
+        assert record["result"]["exit_code"] == 3
+        return events
+    diff = run_logist("job", "diff", job_id, cwd=repo).stdout
+    assert f"+logist-mock: {prompt}" in diff
+    assert porcelain(repo) == ""  # the user's tree was never touched (it starts clean)
+    accepted = run_logist("job", "accept", job_id, "--json", cwd=repo)
+    assert parse_json(accepted.stdout)["status"] == "accepted"
+    assert (repo / "a.txt").read_text().endswith(f"logist-mock: {prompt}\n")
+    assert not workspace.exists()
+    assert str(workspace) not in worktree_paths(repo)
+    return events
+
+
+# -- driving ---------------------------------------------------------------------------------
+def run_args(scenario: str, prompt: str) -> list[str]:
+    return ["run", "--json", "--file", "a.txt", "--prompt", prompt, *SCENARIO_ARGS[scenario]]
+
+
+def popen_with_fault(repo: Path, fault: str, args: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(LOGIST), *args],
+        cwd=repo,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, LOGIST_FAULT=fault),
+    )
+
+
+def answer_when_asked(repo: Path, job_id: str, timeout: float = 20) -> None:
+    wait_for(lambda: status_of(repo, job_id) == "needs_input", timeout=timeout)
+    run_logist("job", "answer", job_id, ANSWER, cwd=repo)
+
+
+def die_at(repo: Path, fault: str, scenario: str, prompt: str) -> dict[str, Any]:
+    """`logist run` with LOGIST_FAULT: it kills itself with -9; the job it left behind."""
+    runner = popen_with_fault(repo, fault, run_args(scenario, prompt))
+    try:
+        if scenario == "question" and fault == "harvest":  # the answer comes before harvest
+            job_id = wait_for(lambda: [j["id"] for j in list_jobs(repo)], timeout=20)[0]
+            answer_when_asked(repo, job_id)
+        out, err = runner.communicate(timeout=60)
+    finally:
+        stop(runner)
+    assert runner.returncode in KILLED, f"exit {runner.returncode}\n{out}\n{err}"
+    assert out == ""  # it died before printing the record
+    (job,) = list_jobs(repo)
+    left_in = {LEFT_IN[fault]}
+    if (fault, scenario) == ("stream", "question"):  # the question and its status are one commit
+        left_in.add("needs_input")
+    assert job["status"] in left_in, (job["status"], job["status_reason"])
+    return job
+
+
+def attach(repo: Path, job_id: str, answer: bool = False, timeout: float = 60) -> dict[str, Any]:
+    """`logist job attach ID --json` (answering the agent's question when it asks one)."""
+    proc = popen_logist("job", "attach", job_id, "--json", cwd=repo)
+    try:
+        if answer:
+            answer_when_asked(repo, job_id, timeout=10)
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        stop(proc)
+    assert "Traceback" not in err
+    record: dict[str, Any] = parse_json(out)
+    wanted = 1 if record["status"] in ("failed", "stuck", "halted", "cancelled") else 0
+    assert proc.returncode == wanted, f"exit {proc.returncode}: {err}"
+    return record
+
+
+def orphan_slow_job(repo: Path, prompt: str, seconds: float) -> str:
+    """A slow job whose `logist run` was killed (-9) after the agent's first line."""
+    runner = popen_logist(
+        "run", "--json", "--file", "a.txt", "--prompt", prompt, "--agent-opt", "scenario=slow",
+        "--agent-opt", f"seconds={seconds}", cwd=repo,
+    )  # fmt: skip
+    try:
+        (job_id,) = wait_for(lambda: jobs_with(repo, prompt, "message"), timeout=20)
+        runner.kill()
+        runner.communicate()
+    finally:
+        stop(runner)
+    assert status_of(repo, job_id) == "running"
+    return str(job_id)
+
+
+# -- the fault matrix ------------------------------------------------------------------------
+CASES = [
+    (fault, scenario)
+    for fault in ("provision", "start", "stream", "harvest")
+    for scenario in ("edit", "slow", "question", "crash")
+    if not (fault == "harvest" and scenario == "crash")  # a crash never reaches harvest
+]
+BUG_QUESTION_LOST = (
+    "bug: a kill at `stream` right after the question event is committed, before "
+    "running -> needs_input, leaves the job `running` for good: the new driver reads on "
+    "after the question, never moves to needs_input, and `job answer` is refused"
+)
+BUG_SYNTHETIC_ERROR = (
+    "bug: after a kill at `stream` once the agent's `error` event is committed, the new "
+    "driver's fresh parser has not seen it, adds 'agent exited with status 3' on exit, and "
+    "the job fails with that instead of the agent's own error"
+)
+
+
+def case_param(fault: str, scenario: str) -> Any:
+    return pytest.param(fault, scenario, id=f"{fault}-{scenario}")
+
+
+@pytest.mark.parametrize(("fault", "scenario"), [case_param(f, s) for f, s in CASES])
+def test_kill_at_fault_point_then_attach_settles_by_what_happened(
+    repo: Path, fault: str, scenario: str
+) -> None:
+    prompt = f"recover {fault} {scenario}"
+    job = die_at(repo, fault, scenario, prompt)
+    if fault != "provision":
+        assert job["steps"], "running with no step"
+    # The job is orphaned (nobody holds its lock); before provisioning there is no agent.
+    committed = job_events(repo, job["id"])
+    asks = scenario == "question" and fault != "harvest"
+    del committed
+    record = attach(repo, job["id"], answer=asks, timeout=60)
+    check_settled(repo, record, scenario, prompt)
+
+
+def started_but_unrecorded(repo: Path, prompt: str) -> tuple[dict[str, Any], int]:
+    """A job whose driver died at `start`: the agent runs, its handle was never recorded."""
+    job = die_at(repo, "start", "slow", prompt)
+    step = job["steps"][-1]
+    assert step["handle"] is None
+    pid_file = repo / ".logist" / "jobs" / job["id"] / f"step-{step['number']}" / "pid"
+    pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text().strip()))
+    assert psutil.pid_exists(pid)  # the agent runs, and its wrapper wrote its pid
+    return job, pid
+
+
+def test_a_kill_at_start_re_attaches_to_the_same_agent_through_its_pid_file(repo: Path) -> None:
+    job, _pid = started_but_unrecorded(repo, "pid file")
+    record = attach(repo, job["id"])
+    events = check_settled(repo, record, "slow", "pid file")
+    assert not any(e["kind"] == "restart" for e in events)  # no second agent
+
+
+BUG_HANDLE_NOT_RECORDED = (
+    "bug: a driver that re-attaches through the pid file never records the handle (the "
+    "step's `handle` stays null and the log has no `started` event), and Engine._agent_alive "
+    "looks only at step.handle, so the job's live agent is invisible to `job delete`"
+)
+
+
+def test_a_recovered_start_is_recorded(repo: Path) -> None:
+    job, pid = started_but_unrecorded(repo, "record me")
+    record = attach(repo, job["id"])
+    assert record["status"] == "review"
+    assert (record["steps"][-1]["handle"] or {}).get("pid") == pid
+    started = [e["data"]["pid"] for e in job_events(repo, job["id"]) if e["kind"] == "started"]
+    assert started == [pid]
+
+
+def test_delete_refuses_an_orphan_whose_unrecorded_agent_still_runs(repo: Path) -> None:
+    job, pid = started_but_unrecorded(repo, "do not delete")
+    refused = run_logist("job", "delete", job["id"], cwd=repo, check=False)
+    assert refused.returncode == 2 and "cancel it first" in refused.stderr, refused.stderr
+    cancelled = parse_json(run_logist("job", "cancel", job["id"], "--json", cwd=repo).stdout)
+    assert cancelled["status"] == "cancelled"
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+# -- external kill -9 at random moments ------------------------------------------------------
+@pytest.mark.slow
+def test_kill_9_at_random_moments_then_attach(
+    tmp_path: Path, record_property: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = random.Random(20261121)
+    outcomes: list[str] = []
+    for i in range(10):
+        repo = make_repo(tmp_path / f"repo{i}")
+        prompt = f"random kill {i}"
+        delay = rng.uniform(0.05, 2.5)
+        runner = popen_logist(
+            "run", "--json", "--file", "a.txt", "--prompt", prompt, "--agent-opt",
+            "scenario=slow", "--agent-opt", "seconds=3", cwd=repo,
+        )  # fmt: skip
+        time.sleep(delay)
+        assert runner.poll() is None, "the run ended before the kill"
+        runner.kill()
+        runner.communicate()
+        jobs = list_jobs(repo)
+        if not jobs:  # killed before the job was created: nothing to lose
+            assert porcelain(repo) == ""
+            outcomes.append("no job")
+            continue
+        (job,) = jobs
+        assert job["status"] in ("pending", "provisioning", "running"), job["status"]
+        record = attach(repo, job["id"])
+        check_settled(repo, record, "slow", prompt, seconds=3)
+        outcomes.append("re-attached")
+    attempted = [o for o in outcomes if o != "no job"]
+    record_property("reattached", f"{len(attempted)}/{len(attempted)}")
+    with capsys.disabled():
+        sys.stdout.write(
+            f"\nrandom kills: {len(attempted)} jobs, all re-attached and settled in review; "
+            f"{outcomes.count('no job')} killed before the job existed\n"
+        )
+    assert attempted, "every kill came before the job existed: no recovery was tested"
+
+
+# -- the language server re-drives orphans ---------------------------------------------------
+def test_logist_serve_re_drives_a_job_whose_run_was_killed(repo: Path) -> None:
+    job_id = orphan_slow_job(repo, "server recovers", seconds=2)
+    client = RawClient([str(LOGIST), "serve"], env=dict(os.environ))
+    try:
+        uri = from_fs_path(str(repo))
+        init = client.request(
+            "initialize",
+            {"processId": None, "rootUri": uri, "capabilities": {},
+             "workspaceFolders": [{"uri": uri, "name": "repo"}]},
+        )  # fmt: skip
+        assert "capabilities" in init["result"]
+        client.notify("initialized", {})
+        wait_for(lambda: show_job(repo, job_id)["status"] == "review", timeout=30, interval=0.2)
+        assert client.proc.poll() is None
+    finally:
+        client.close()
+    record = show_job(repo, job_id)
+    check_settled(repo, record, "slow", "server recovers")
+
+
+# -- two processes racing for one orphan -----------------------------------------------------
+BUG_ATTACH_RACE = (
+    "bug: `job attach` checks `is_locked` and then drives; when both racers see the lock "
+    "free (or one probes while the other takes it), the loser's Engine.drive raises "
+    "JobBusyError and attach exits 1 ('being driven by another process') instead of "
+    "following the winner to the end"
+)
+
+
+def test_two_attaches_racing_for_an_orphan_both_end_in_review_one_drives(
+    tmp_path: Path,
+) -> None:
+    lost = 0
+    for i in range(3):
+        repo = make_repo(tmp_path / f"repo{i}")
+        job_id = orphan_slow_job(repo, "race", seconds=2)
+        racers = [popen_logist("job", "attach", job_id, "--json", cwd=repo) for _ in range(2)]
+        try:
+            results = [proc.communicate(timeout=60) for proc in racers]
+        finally:
+            for proc in racers:
+                stop(proc)
+        codes = [proc.returncode for proc in racers]
+        for code, (out, err) in zip(codes, results, strict=True):
+            if code == 1 and "being driven by another process" in err:
+                lost += 1  # see BUG_ATTACH_RACE; the other racer must have won cleanly
+                continue
+            assert code == 0, f"exit {code}: {err}"
+            assert parse_json(out)["status"] == "review"
+        assert 0 in codes, f"no racer settled the job: {results}"
+        events = check_settled(repo, show_job(repo, job_id), "slow", "race")
+        # Exactly one driver after the kill: one running, one review, one agent.
+        tos = [e["data"]["to"] for e in events if e["kind"] == "status"]
+        assert tos == ["provisioning", "running", "review"]
+        assert sum(1 for e in events if e["kind"] == "started") == 1
+    assert not lost, f"{BUG_ATTACH_RACE} ({lost} of 3 races)"
+
+
+_PROBE = """
+import sys, time
+from pathlib import Path
+from logist_server.locks import is_locked
+path, end = Path(sys.argv[1]), time.monotonic() + float(sys.argv[2])
+print("probing", flush=True)
+while time.monotonic() < end:
+    is_locked(path)
+"""
+BUG_PROBE_STEALS_LOCK = (
+    "bug: locks.is_locked probes by taking the lock; a driver whose try_acquire falls "
+    "inside another process's probe gives up with JobBusyError, so `job attach` exits 1 "
+    "('being driven by another process') while nobody drives the job"
+)
+
+
+def test_attach_is_not_refused_by_other_processes_probing_the_lock(repo: Path) -> None:
+    """`job attach` followers, `gc` and `logist serve` all probe the lock (`is_locked`);
+    a probe is not a driver, so it must never make an attach give up."""
+    refused = []
+    for i in range(4):
+        job_id = orphan_slow_job(repo, f"probed {i}", seconds=0.5)
+        lock_path = repo / ".logist" / "locks" / f"{job_id}.lock"
+        prober = subprocess.Popen(
+            [PYTHON, "-c", _PROBE, str(lock_path), "4"], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert prober.stdout is not None and prober.stdout.readline().strip() == "probing"
+            attached = run_logist("job", "attach", job_id, "--json", cwd=repo, check=False)
+        finally:
+            prober.kill()
+            prober.communicate()
+        if attached.returncode != 0:
+            assert "being driven by another process" in attached.stderr, attached.stderr
+            assert status_of(repo, job_id) == "running"  # left orphaned
+            refused.append(job_id)
+            attached = run_logist("job", "attach", job_id, "--json", cwd=repo)  # no probe
+        check_settled(repo, parse_json(attached.stdout), "slow", f"probed {i}", seconds=0.5)
+        git(repo, "commit", "-qam", f"accepted {i}")  # a clean tree for the next round
+    assert not refused, f"{BUG_PROBE_STEALS_LOCK} ({len(refused)} of 4 attaches refused)"
+
+
+# -- limits: hang -> stuck, cost -> halted ---------------------------------------------------
+def test_hang_ends_stuck_within_8_s_with_no_process_left(repo: Path) -> None:
+    start = time.monotonic()
+    proc = run_logist(
+        "run", "--agent", "mock", "--agent-opt", "scenario=hang", "--hang-timeout", "2",
+        "--prompt", "hang", "--json", cwd=repo, check=False, timeout=30,
+    )  # fmt: skip
+    elapsed = time.monotonic() - start
+    record = parse_json(proc.stdout)
+    assert proc.returncode == 1
+    assert record["status"] == "stuck"
+    assert (
+        record["status_reason"].startswith("hang: no output") and "2 s" in record["status_reason"]
+    )
+    assert elapsed <= 8, f"stuck after {elapsed:.1f} s"  # the issue's done-when
+    assert not processes_in(Path(record["workspace"]["path"]))  # at once, not eventually
+    events = check_log(repo, record["id"], [("message", "starting, then hanging")], "stuck")
+    assert events[-1]["data"]["to"] == "stuck"
+
+
+def test_cost_over_the_limit_ends_halted_and_says_cost(repo: Path) -> None:
+    proc = run_logist(
+        "run", "--agent-opt", "scenario=cost", "--max-cost", "0.01", "--prompt", "spend",
+        "--json", cwd=repo, check=False, timeout=30,
+    )  # fmt: skip
+    record = parse_json(proc.stdout)
+    assert proc.returncode == 1
+    assert record["status"] == "halted"
+    assert "cost" in record["status_reason"] and "cost" in record["result"]["error"]
+    assert record["result"]["usage"]["cost_usd"] > 0.01
+    assert not processes_in(Path(record["workspace"]["path"]))
+    events = job_events(repo, record["id"])
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    # It stopped at the first report over the limit (the mock would go on to 40 turns).
+    costs = [e["data"]["cost_usd"] for e in events if e["kind"] == "usage"]
+    assert costs[-1] > 0.01 and len(costs) < 40
+    assert not any(e["kind"] == "done" for e in events)
+    assert [e["data"]["to"] for e in events if e["kind"] == "status"][-1] == "halted"
