@@ -92,6 +92,8 @@ class JobDriver:
     # -- phases ----------------------------------------------------------------------------
     async def _drive(self) -> Job:
         job = self.store.get(self.job_id)
+        if job.status == S.DRAFT and not self.resume:
+            return job  # a draft runs only when asked: `job step` or `job run`
         if job.paused:
             if not self.resume:
                 return job  # `job step` paused it: only `job step` or `job run` continue it

@@ -33,7 +33,11 @@ from .states import ACTIVE, SETTLED
 from .store import STORE_DIRNAME, JobStore, new_job_id
 from .workspace import (
     BRANCH_PREFIX,
+    commit_exists,
     default_workspace_root,
+    drop_base,
+    keep_base,
+    kept_bases,
     list_logist_branches,
     list_worktrees,
     remove_worktree,
@@ -164,6 +168,7 @@ class Engine:
         """Validate `request` completely, then store a new job (pending, or draft)."""
         job = self._job_from_request(request)
         job.base_commit = snapshot_base(self.repo_info, request.overlays)
+        keep_base(self.repo, job.id, job.base_commit)
         self.store.insert(job, [("created", {"status": job.status.value})])
         return job
 
@@ -279,6 +284,9 @@ class Engine:
             paused=False,
             rerun_of=old.id,
         )
+        if old.base_commit is None or not commit_exists(self.repo, old.base_commit):
+            raise UsageError(f"job {old.id}: its base commit {old.base_commit} is gone")
+        keep_base(self.repo, job.id, old.base_commit)
         self.store.insert(job, [("created", {"status": job.status.value, "rerun_of": old.id})])
         self.store.update(old.id, None, [("rerun", {"job": job.id})])
         return job
@@ -474,6 +482,7 @@ class Engine:
             if job.status in ACTIVE and self._agent_alive(job):
                 raise UsageError(f"job {job.id} is {job.status}: cancel it first")
             self._remove_workspace(job)
+            drop_base(self.repo, job.id)
             self.store.delete(job.id)
             shutil.rmtree(self.store.job_dir(job.id), ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
@@ -515,6 +524,9 @@ class Engine:
             if stale(branch[len(BRANCH_PREFIX) :]):
                 remove_worktree(self.repo, Path("/nonexistent"), branch)
                 report.branches.append(branch)
+        for job_id in kept_bases(self.repo):
+            if job_id not in jobs:
+                drop_base(self.repo, job_id)
         repo_dir = workspace_path(self.workspace_root, self.repo, "x").parent
         if repo_dir.is_dir():
             for leftover in repo_dir.iterdir():

@@ -233,3 +233,25 @@ def latest_change(path: Path) -> float:
     with contextlib.suppress(OSError):
         latest = max(latest, path.stat().st_mtime)
     return latest
+
+
+BASE_REF_PREFIX = "refs/logist/bases/"
+
+
+def keep_base(repo: Path, job_id: str, commit: str) -> None:
+    """Keep the job's base reachable (a snapshot of a dirty tree is in no branch) for reruns."""
+    git(["update-ref", BASE_REF_PREFIX + job_id, commit], repo)
+
+
+def drop_base(repo: Path, job_id: str) -> None:
+    git(["update-ref", "-d", BASE_REF_PREFIX + job_id], repo, check=False)
+
+
+def kept_bases(repo: Path) -> list[str]:
+    """Job ids whose base is kept."""
+    out = git(["for-each-ref", "--format=%(refname)", BASE_REF_PREFIX], repo).stdout.decode()
+    return [line[len(BASE_REF_PREFIX) :] for line in out.splitlines() if line]
+
+
+def commit_exists(repo: Path, commit: str) -> bool:
+    return git(["cat-file", "-e", f"{commit}^{{commit}}"], repo, check=False).returncode == 0

@@ -53,7 +53,10 @@ def _isolated_env(
     empty.write_text("")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(empty))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for name in ("LOGIST_AGENT", "LOGIST_RUNTIME", "LOGIST_DEBUG", "GIT_DIR", "GIT_INDEX_FILE"):
+    # The developer's own ~/.config/logist/config.yml must not leak into the tests.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+    for name in ("LOGIST_AGENT", "LOGIST_MODEL", "LOGIST_RUNTIME", "LOGIST_CONCURRENCY",
+                 "LOGIST_DEBUG", "LOGIST_FAULT", "GIT_DIR", "GIT_INDEX_FILE"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     yield root
 

@@ -697,12 +697,7 @@ def test_supervisor_rounds_after_a_failover_keep_the_fallback_agent(
     ]
 
 
-# -- known bugs ------------------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="`job poststep` (and `job step`) on a settled job drive nothing and exit 0: the "
-    "recorded response is silently ignored (`job step --dry-run` says 'nothing would run')",
-)
+# -- bugs found and fixed --------------------------------------------------------------------
 def test_poststep_on_a_settled_job_is_bad_input(repo: Path, tmp_path: Path) -> None:
     job = run_job(repo, "--prompt", "hi")
     response = record_mock_response(tmp_path, "late")
@@ -713,11 +708,6 @@ def test_poststep_on_a_settled_job_is_bad_input(repo: Path, tmp_path: Path) -> N
     assert "review" in line
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`job attach` drives a draft to review: a draft is not an orphan, nothing should "
-    "run until `job step` / `job run` (as for a paused job)",
-)
 def test_attach_does_not_start_a_draft(repo: Path) -> None:
     job_id = create_draft(repo, "--prompt", "hi")["id"]
     run_logist("job", "attach", job_id, cwd=repo, check=False)
@@ -725,11 +715,6 @@ def test_attach_does_not_start_a_draft(repo: Path) -> None:
     assert job["status"] == "draft" and job["workspace"] is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the snapshot base of a dirty tree is kept alive only by the branch logist/<id>; "
-    "after reject (or accept) and `git gc --prune=now` a rerun fails: 'not a valid branch point'",
-)
 def test_rerun_after_git_gc_of_a_snapshot_base(repo: Path) -> None:
     (repo / "a.txt").write_bytes(A_TXT + b"uncommitted\n")  # the base is a snapshot commit
     old = run_job(repo, "--prompt", "hi")

@@ -109,7 +109,7 @@ def cmd_job_attach(args: argparse.Namespace) -> int:
     """Follow a job until it settles; drive it (re-attach) whenever nothing else does."""
     engine = engine_for(args)
     job = engine.get(args.job)
-    while job.status not in SETTLED and not job.paused:
+    while job.status not in SETTLED and not job.paused and job.status != JobStatus.DRAFT:
         if not is_locked(engine.store.lock_path(job.id)):
             try:
                 job = drive_with_progress(engine, job.id, args.json)
@@ -124,8 +124,8 @@ def cmd_job_attach(args: argparse.Namespace) -> int:
             f"job {job.id}: {job.status.value}"
             + (f" ({job.status_reason})" if job.status_reason else "")
         )
-        if job.paused:
-            print(f"  paused by `job step`: continue with logist job run {job.id}")
+        if job.paused or job.status == JobStatus.DRAFT:
+            print(f"  waiting to be run: logist job step {job.id}, or logist job run {job.id}")
     return 0 if job.status == JobStatus.REVIEW else 1
 
 

@@ -39,7 +39,7 @@ def cmd_job_step(args: argparse.Namespace) -> int:
     engine = engine_for(args)
     if args.dry_run:
         return print_preview(engine.preview(args.job), args.json)
-    job = engine.get(args.job)
+    job = _unsettled(engine, args.job)
     job = drive_with_progress(engine, job.id, args.json, single_phase=True, resume=True)
     return report_phase(job, args.json)
 
@@ -61,7 +61,7 @@ def cmd_job_poststep(args: argparse.Namespace) -> int:
     response = _readable(base / args.response, "--response")
     patch = _readable(base / args.patch, "--patch") if args.patch else None
     engine = engine_for(args)
-    job = engine.get(args.job)
+    job = _unsettled(engine, args.job)
     job = drive_with_progress(
         engine,
         job.id,
@@ -106,6 +106,19 @@ def report_phase(job: Any, json_mode: bool) -> int:
             print(f"  next phase: logist job step {job.id}   (or: logist job run {job.id})")
     settled_badly = job.status in SETTLED and job.status.value != "review"
     return 1 if settled_badly else 0
+
+
+def _unsettled(engine: Any, ref: str) -> Any:
+    """The job, unless its run is over (then nothing would run: say so)."""
+    from ..states import SETTLED
+
+    job = engine.get(ref)
+    if job.status in SETTLED:
+        raise UsageError(
+            f"job {job.id} is {job.status}: nothing would run "
+            f"(logist job restep {job.id} runs its last step again; rerun starts over)"
+        )
+    return job
 
 
 def _readable(path: Path, flag: str) -> Path:

@@ -69,7 +69,7 @@ async def _resume_orphans(server: LogistServer, pump: EventPump) -> None:
         if not engine.has_store():
             continue
         for job in engine.store.list_jobs(ACTIVE):
-            if not is_locked(engine.store.lock_path(job.id)):
+            if not job.paused and not is_locked(engine.store.lock_path(job.id)):
                 server.submit(engine, job.id, pump.wake)
 
 
