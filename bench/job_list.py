@@ -3,12 +3,19 @@
 The store is filled through `JobStore.insert` with realistic, settled records (workspace,
 a step with its runtime handle, diff stats, usage, some with a target) and five events each.
 Then, alternately in the same run:
-  - `logist job list --json` and `logist job list` as subprocesses (interpreter start-up,
-    imports, finding the repository, opening the store, listing, printing: what a user or a
-    script waits for);
+  - `logist job list --json` and `logist job list` as subprocesses, through the installed
+    console script (interpreter start-up, finding the repository, opening the store,
+    listing, printing: what a user or a script waits for). The script's entry point
+    (`cli/entry.py`) serves `job list` on the lean path (`cli/fast_list.py`);
+  - the same two through the full CLI (`logist_server.cli.main.main`), i.e. the command as
+    it was before the lean path; the script checks that the output is byte-identical;
   - `python -c pass` with the same interpreter: the raw reference for a subprocess;
+  - `logist --version`: start-up and the full CLI's imports;
+  - the floor: a standard-library script that prints the same bytes (`git rev-parse` +
+    `sqlite3`, streamed), and a what-if through the git and store modules only;
   - in-process `JobStore.list_raw()` and `JobStore.list_jobs()` on an open store, and
     opening a store then listing (what the language server does on each request).
+A separate fresh-interpreter run times each phase of the lean `--json` path.
 """
 
 from __future__ import annotations
@@ -55,7 +62,7 @@ from logist_server.model import (
     Usage,
     Workspace,
 )
-from logist_server.store import JobStore
+from logist_server.store import EventSpec, JobStore
 
 ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # the store's job id alphabet
 BAR_MS = 100.0
@@ -157,7 +164,7 @@ def populate(store: JobStore, repo: Path, n: int) -> None:
     for i in range(n):
         created_at = start + i * (60 * 86400 / n) + rng.uniform(0, 30)
         job = make_job(i, repo, created_at, rng, taken)
-        events = [
+        events: list[EventSpec] = [
             ("created", {"status": "pending"}),
             ("status", {"from": "pending", "to": "provisioning"}),
             ("message", {"text": "Working on it"}),
@@ -167,33 +174,36 @@ def populate(store: JobStore, repo: Path, n: int) -> None:
         store.insert(job, events)
 
 
-# What `logist job list --json` does, phase by phase, timed inside a fresh interpreter (so
-# imports are cold, as in the real command). Uses the same functions as the command.
+# What `logist job list --json` does on the lean path, phase by phase, timed inside a fresh
+# interpreter (so imports are cold, as in the real command). Same functions as the command.
 PHASES_SCRIPT = """
 import time
 t = [time.perf_counter()]
 import sys, json
-from pathlib import Path
-from logist_server.cli import main as cli
+from logist_server.cli import entry, fast_list
 t.append(time.perf_counter())
-args = cli.build_parser().parse_args(["job", "list", "--json"])
+request = fast_list.parse_argv(["job", "list", "--json"])
 t.append(time.perf_counter())
-from logist_server.engine import Engine
+fast_list._sqlite()
 t.append(time.perf_counter())
-engine = Engine.for_path(Path.cwd())
+db = fast_list.open_store(".")
 t.append(time.perf_counter())
-store = engine.store
+rows = fast_list.iter_records(db, None)
+first = next(rows, None)
 t.append(time.perf_counter())
-raw = store.list_raw()
-t.append(time.perf_counter())
-sys.stdout.buffer.write(b"[" + b",".join(raw) + b"]\\n")
+fast_list.write_json(first, rows)
 sys.stdout.flush()
 t.append(time.perf_counter())
-names = ["import logist_server.cli.main", "build_parser + parse_args",
-         "import logist_server.engine", "Engine.for_path (git rev-parse)",
-         "open the store (JobStore())", "store.list_raw()", "join + write stdout"]
+db.close()
+t.append(time.perf_counter())
+names = ["import cli.entry + cli.fast_list", "parse the arguments", "import _sqlite3",
+         "find the repository (git) + open", "query + first 2,000 records",
+         "the rest: fetch, join, write", "close the store"]
 sys.stderr.write(json.dumps({n: t[i + 1] - t[i] for i, n in enumerate(names)}))
 """
+
+# The full CLI, as the `logist` console script was before the lean path.
+FULL_CLI = "import sys; from logist_server.cli.main import main; sys.exit(main())"
 
 
 # The same listing through only the modules it needs (repository discovery and the store),
@@ -202,7 +212,7 @@ LEAN_SCRIPT = """
 import sys
 from pathlib import Path
 from logist_server.git import find_repo
-from logist_server.store import JobStore
+from logist_server.store import EventSpec, JobStore
 info = find_repo(Path.cwd())
 raw = JobStore(info.root, info.common_dir).list_raw()
 sys.stdout.buffer.write(b"[" + b",".join(raw) + b"]\\n")
@@ -241,6 +251,12 @@ def main() -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10_000, help="jobs in the store")
     parser.add_argument("--reps", type=int, help="repetitions (default 15, quick 5)")
+    parser.add_argument(
+        "--bytecode",
+        action="store_true",
+        help="let the subprocesses cache bytecode (in a private PYTHONPYCACHEPREFIX) even "
+        "when PYTHONDONTWRITEBYTECODE is set, as an ordinary installation does",
+    )
     args = parser.parse_args()
     reps = args.reps or (5 if args.quick else 15)
 
@@ -254,10 +270,16 @@ def main() -> int:
             populate(store, repo, args.jobs)
         db_size = sum(p.stat().st_size for p in (repo / ".logist").glob("logist.db*"))
         env = bench_env({"LOGIST_WORKSPACE_ROOT": str(tmp / "worktrees")})
+        if args.bytecode:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+        bytecode = "off" if env.get("PYTHONDONTWRITEBYTECODE") else "on"
 
         commands = {
             "json": [LOGIST, "job", "list", "--json"],
             "text": [LOGIST, "job", "list"],
+            "full_json": [PYTHON, "-c", FULL_CLI, "job", "list", "--json"],
+            "full_text": [PYTHON, "-c", FULL_CLI, "job", "list"],
             "pass": [PYTHON, "-c", "pass"],
             "version": [LOGIST, "--version"],
             "lean": [PYTHON, "-c", LEAN_SCRIPT],
@@ -276,19 +298,19 @@ def main() -> int:
             fresh.list_raw()
             fresh.close()
 
-        # Sanity check, and a warm-up for the page cache and .pyc files.
-        out = subprocess.run(
-            [LOGIST, "job", "list", "--json"], cwd=repo, env=env, capture_output=True, check=True
-        ).stdout
+        # Sanity checks, and a warm-up for the page cache and .pyc files.
+        def output(argv: list[str]) -> bytes:
+            return subprocess.run(argv, cwd=repo, env=env, capture_output=True, check=True).stdout
+
+        out = output(commands["json"])
         listed = len(json.loads(out))
         if listed != args.jobs:
             raise RuntimeError(f"logist job list printed {listed} jobs, expected {args.jobs}")
-        for what_if in (LEAN_SCRIPT, FLOOR_SCRIPT):
-            same = subprocess.run(
-                [PYTHON, "-c", what_if], cwd=repo, env=env, capture_output=True, check=True
-            ).stdout
-            if same != out:
-                raise RuntimeError("a what-if script printed something else than job list --json")
+        for key in ("full_json", "lean", "floor"):
+            if output(commands[key]) != out:
+                raise RuntimeError(f"{key} printed something else than logist job list --json")
+        if output(commands["text"]) != output(commands["full_text"]):
+            raise RuntimeError("logist job list and the full CLI's job list differ")
         for argv in commands.values():
             run_measured(argv, repo, env)
         cli_phases(repo, env)
@@ -315,6 +337,8 @@ def main() -> int:
         rows = [
             Row("logist job list --json (subprocess)", samples["json"], samples["pass"]),
             Row("logist job list (subprocess)", samples["text"], samples["pass"]),
+            Row("before: full CLI, job list --json", samples["full_json"], samples["pass"]),
+            Row("before: full CLI, job list", samples["full_text"], samples["pass"]),
             Row("logist --version (subprocess)", samples["version"], samples["pass"]),
             Row("python -c pass (subprocess)", samples["pass"]),
             Row("JobStore.list_raw() (in-process)", samples["raw"]),
@@ -327,6 +351,8 @@ def main() -> int:
         cpu_rows = [
             Row("logist job list --json (subprocess)", cpu["json"], cpu["pass"]),
             Row("logist job list (subprocess)", cpu["text"], cpu["pass"]),
+            Row("before: full CLI, job list --json", cpu["full_json"], cpu["pass"]),
+            Row("before: full CLI, job list", cpu["full_text"], cpu["pass"]),
             Row("logist --version (subprocess)", cpu["version"], cpu["pass"]),
             Row("what-if: git + store modules only (subprocess)", cpu["lean"], cpu["pass"]),
             Row("what-if: stdlib only, streamed (subprocess)", cpu["floor"], cpu["pass"]),
@@ -336,17 +362,30 @@ def main() -> int:
             f"{db_size / 1e6:.1f} MB; `logist job list --json` prints {len(out) / 1e6:.1f} MB"
         )
         print(load_line())
+        print(f"bytecode caching in the subprocesses: {bytecode} (see --bytecode)")
         print_table(f"job list over {args.jobs} jobs, wall time (raw = python -c pass)", rows)
         print_table("the same subprocesses, CPU time (user + system)", cpu_rows)
-        for row in rows[:2]:
+        floor_rows = [
+            Row("logist job list --json (subprocess)", samples["json"], samples["floor"]),
+            Row("logist job list (subprocess)", samples["text"], samples["floor"]),
+            Row("before: full CLI, job list --json", samples["full_json"], samples["floor"]),
+        ]
+        print_table("against the floor (raw = the standard-library script, wall time)", floor_rows)
+        print()
+        for row, floor_row in zip(rows[:2], floor_rows[:2], strict=True):
             verdict = "under" if row.median_ms < BAR_MS else "NOT under"
-            print(f"{row.name}: median {row.median_ms:.1f} ms, {verdict} the {BAR_MS:.0f} ms bar")
+            print(
+                f"{row.name}: median {row.median_ms:.1f} ms, {verdict} the {BAR_MS:.0f} ms bar; "
+                f"{floor_row.ratio:.2f}x the floor (paired {floor_row.paired_ratio:.2f}x)"
+            )
+        speedup = median(samples["full_json"]) / median(samples["json"])
+        print(f"the lean path vs the full CLI for --json: {speedup:.2f}x faster")
         startup = median(samples["version"]) - median(samples["pass"])
         print(
-            f"of which: interpreter {ms(median(samples['pass'])):.1f} ms, logist imports and "
+            f"interpreter {ms(median(samples['pass'])):.1f} ms; the full CLI's imports and "
             f"argument parsing {ms(startup):.1f} ms (logist --version - python -c pass)"
         )
-        print("\n-- where `logist job list --json` spends its time (medians, fresh interpreter):")
+        print("\n-- where `logist job list --json` spends its time (lean path, medians):")
         inside = [sum(p.values()) for p in phase_runs]
         outside = [w - i for w, i in zip(phase_walls, inside, strict=True)]
         print(f"   {'interpreter start-up and exit':<40} {ms(median(outside)):8.1f} ms")
@@ -357,8 +396,10 @@ def main() -> int:
                 "machine": machine_line(),
                 "filesystem": filesystem_of(tmp),
                 "jobs": args.jobs,
+                "bytecode": bytecode,
                 "rows": [r.as_dict() for r in rows],
                 "cpu_rows": [r.as_dict() for r in cpu_rows],
+                "floor_rows": [r.as_dict() for r in floor_rows],
             }
             Path(args.json).write_text(json.dumps(results, indent=2))
         store.close()
