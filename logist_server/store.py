@@ -257,14 +257,7 @@ class JobStore:
     # -- events ----------------------------------------------------------------------------
     def events(self, job_id: str, after: int = 0, limit: int | None = None) -> list[JobEvent]:
         """Events with seq > `after`, in order, one per sequence number."""
-        out: list[JobEvent] = []
-        for row in self.event_rows(job_id, after, limit):
-            if row.span == 1:
-                out.append(row)
-                continue
-            for i, text in enumerate(row.data["texts"]):
-                if row.seq + i > after:
-                    out.append(JobEvent(job_id, row.seq + i, row.time, row.kind, {"text": text}))
+        out = expand_spans(self.event_rows(job_id, after, limit), after)
         return out if limit is None else out[:limit]
 
     def event_rows(self, job_id: str, after: int = 0, limit: int | None = None) -> list[JobEvent]:
@@ -331,3 +324,16 @@ class JobStore:
         )
         db.execute("UPDATE jobs SET last_seq=? WHERE id=?", (seq - 1, job_id))
         return out
+
+
+def expand_spans(rows: list[JobEvent], after: int = 0) -> list[JobEvent]:
+    """Stored rows as one event per sequence number (a run of messages becomes each message)."""
+    out: list[JobEvent] = []
+    for row in rows:
+        if row.span == 1:
+            out.append(row)
+            continue
+        for i, text in enumerate(row.data["texts"]):
+            if row.seq + i > after:
+                out.append(JobEvent(row.job_id, row.seq + i, row.time, row.kind, {"text": text}))
+    return out

@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import Any
 
 from ..model import JobEvent
+from ..store import expand_spans
 from .render import event_line, summarize
 
 
@@ -27,7 +28,7 @@ class PlainProgress:
     def __call__(self, events: list[JobEvent]) -> None:
         if self.quiet:
             return
-        for event in events:
+        for event in expand_spans(events):
             sys.stderr.write(event_line(event) + "\n")
         sys.stderr.flush()
 
@@ -61,6 +62,9 @@ class RichProgress:
 
         last = ""
         for event in events:
+            if event.span > 1:  # a run of messages: the spinner shows the latest
+                last = str(event.data["texts"][-1])
+                continue
             if event.kind == "status":
                 self.status = str(event.data.get("to"))
                 self.console.print(f"[dim]{escape(event_line(event))}[/dim]")
