@@ -30,7 +30,7 @@ from .agents.events import (
 from .errors import JobBusyError, LogistError
 from .fsutil import atomic_write
 from .locks import DriverLock
-from .model import DiffStats, Job, JobEvent, JobStatus, RuntimeHandle, Step
+from .model import DiffStats, Job, JobEvent, JobStatus, RuntimeHandle, Step, Usage
 from .observer import Observer, ObserverHit
 from .plans import Settle, StartStep, consecutive_retries, current_checkpoint, plan_next
 from .prompts import render_prompt
@@ -407,7 +407,9 @@ class JobDriver:
             return self._transition(S.CANCELLED, "cancelled by user")
         step, workspace = job.current_step, job.workspace
         assert step is not None and workspace is not None
-        if code != 0:
+        if code != 0 or (step.failure is not None and not step.transient):
+            # A failure the observer saw (auth, context overflow...) fails the step even
+            # when the agent exits 0 after it.
             return await self._after_failure(job, step, code)
         if job.status == S.NEEDS_INPUT:  # it ended while waiting for an answer
             job = self._transition(S.RUNNING, "the agent finished without waiting for an answer")
@@ -476,7 +478,7 @@ class JobDriver:
             self.store.events(self.job_id, after=max(0, self._seq() - 50))
         )
         reason = reason or f"agent exited with status {code}"
-        if code is not None and str(code) not in reason:
+        if code not in (None, 0) and str(code) not in reason:
             reason = f"{reason} (exit status {code})"
         policy = job.policy
         retries = consecutive_retries(job)
@@ -559,9 +561,13 @@ class JobDriver:
             if failures:
                 step.failure = failures[-1].reason
                 step.transient = failures[-1].transient
-            for event in others:
-                if type(event) is AgentUsage:
-                    _apply_usage(j.result.usage, event)
+            usages = [e for e in others if type(e) is AgentUsage]
+            if usages:
+                if step.usage is None:
+                    step.usage = Usage()
+                for event in usages:
+                    _apply_usage(step.usage, event)
+                j.result.usage = _total_usage(j.steps)
             if ask:
                 j.status = S.NEEDS_INPUT
                 j.status_reason = questions[0]
@@ -671,6 +677,19 @@ def _unpause(job: Job) -> None:
 def _all_json_lines(raw: bytes) -> bool:
     """Every line starts with `{` (two byte counts: much cheaper than a regex scan)."""
     return not raw or (raw.startswith(b"{") and raw.count(b"\n{") >= raw.count(b"\n") - 1)
+
+
+def _total_usage(steps: list[Step]) -> Usage:
+    """The job's usage: every step's, added up (a retried step cost money too)."""
+    total = Usage()
+    for step in steps:
+        if step.usage is not None:
+            total.input_tokens += step.usage.input_tokens
+            total.output_tokens += step.usage.output_tokens
+            total.cache_read_tokens += step.usage.cache_read_tokens
+            total.cost_usd += step.usage.cost_usd
+            total.turns += step.usage.turns
+    return total
 
 
 def _apply_usage(usage: Any, event: AgentUsage) -> None:

@@ -136,6 +136,8 @@ class Step(msgspec.Struct):
     # The observer's verdict on a failure: the pattern's reason, and whether it is transient.
     failure: str | None = None
     transient: bool = False
+    # Tokens and cost of this step alone; the job's result holds the sum over its steps.
+    usage: Usage | None = None
 
 
 class JobResult(msgspec.Struct):
