@@ -78,3 +78,15 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected zero or more, got '{text}'")
     return value
+
+
+def bounded(parse: Callable[[str], int], most: int) -> Callable[[str], int]:
+    """`parse`, then at most `most` (the bounds configuration files have too)."""
+
+    def check(text: str) -> int:
+        value = parse(text)
+        if value > most:
+            raise argparse.ArgumentTypeError(f"expected at most {most}, got '{text}'")
+        return value
+
+    return check

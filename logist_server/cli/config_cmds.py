@@ -47,11 +47,16 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def _shown(value: Any) -> str:
+    """A value on one line, spelled as in YAML (true, [], {}); long text is cut."""
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, dict | list):
-        return "{}" if not value else str(value)
-    return str(value)
+        return ("{}" if isinstance(value, dict) else "[]") if not value else str(value)
+    text = str(value)
+    first = text.splitlines()[0] if text else text
+    return first[:60] + ("..." if first != text or len(first) > 60 else "")
 
 
 def cmd_role_list(args: argparse.Namespace) -> int:

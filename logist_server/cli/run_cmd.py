@@ -9,6 +9,7 @@ from typing import Any
 from ..errors import UsageError
 from ..model import Job, JobStatus
 from .common import (
+    bounded,
     engine_for,
     non_negative_int,
     out_json,
@@ -141,13 +142,13 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-time", type=positive_float, metavar="SECONDS")
     parser.add_argument("--max-turns", type=positive_int, metavar="N")
     parser.add_argument("--hang-timeout", type=positive_float, metavar="SECONDS")
-    parser.add_argument("--retries", type=non_negative_int, metavar="N",
+    parser.add_argument("--retries", type=bounded(non_negative_int, 20), metavar="N",
                         help="retries of a transient failure (rate limit, network)")  # fmt: skip
     parser.add_argument("--fallback-agent", metavar="NAME",
                         help="agent that takes over when the first keeps failing")  # fmt: skip
     parser.add_argument("--supervisor", action=argparse.BooleanOptionalAction, default=None,
                         help="have a supervisor review the change")  # fmt: skip
-    parser.add_argument("--max-rounds", type=positive_int, metavar="N",
+    parser.add_argument("--max-rounds", type=bounded(positive_int, 10), metavar="N",
                         help="supervisor review rounds at most")  # fmt: skip
 
 

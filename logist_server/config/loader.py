@@ -203,6 +203,7 @@ _EXPECTED = {
     "greater_than_equal": "expected a number of at least {ge}",
     "less_than_equal": "expected a number of at most {le}",
     "string_too_short": "expected a non-empty text",
+    "literal_error": "expected {expected}",
 }
 
 
