@@ -124,8 +124,10 @@ def cmd_job_attach(args: argparse.Namespace) -> int:
             f"job {job.id}: {job.status.value}"
             + (f" ({job.status_reason})" if job.status_reason else "")
         )
-        if job.paused or job.status == JobStatus.DRAFT:
-            print(f"  waiting to be run: logist job step {job.id}, or logist job run {job.id}")
+        if job.paused:
+            print(f"  paused by `job step`: continue with logist job run {job.id}")
+        elif job.status == JobStatus.DRAFT:
+            print(f"  a draft: run it with logist job step {job.id}, or logist job run {job.id}")
     return 0 if job.status == JobStatus.REVIEW else 1
 
 

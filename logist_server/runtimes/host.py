@@ -114,6 +114,8 @@ class HostRuntime:
         return -1  # ended without recording a status (killed with its wrapper)
 
     def is_alive(self, handle: RuntimeHandle, paths: JobPaths) -> bool:
+        if paths.exit_status.exists():
+            return False  # the agent ended; its wrapper is only exiting
         child = self._children.get(handle.pid or -1)
         if child is not None:  # started here: a cheap waitpid instead of /proc lookups
             return child.poll() is None
