@@ -50,6 +50,13 @@ def parse_kv(items: Sequence[str], flag: str) -> dict[str, str]:
     return result
 
 
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -61,20 +68,14 @@ def positive_float(text: str) -> float:
 
 
 def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    value = _whole(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got '{text}'")
     return value
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    value = _whole(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected zero or more, got '{text}'")
     return value
