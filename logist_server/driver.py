@@ -156,14 +156,14 @@ class JobDriver:
         if step is None or step.outcome is not None:
             if job.cancel_requested:
                 return self._transition(S.CANCELLED, "cancelled by user"), False
-            plan = plan_next(job, self.engine.policy_roles(job))
+            plan = plan_next(job, self.engine.roles())
             if isinstance(plan, Settle):
                 return self._settle_plan(job, plan), False
             job = await self._start_step(job, plan)
         job = await self._run_current(job)
         if job.status not in SETTLED and job.current_step is not None:
             # Settle right away when nothing else is to run (no pause before a no-op).
-            plan = plan_next(job, self.engine.policy_roles(job))
+            plan = plan_next(job, self.engine.roles())
             if isinstance(plan, Settle) and not job.cancel_requested:
                 job = self._settle_plan(job, plan)
         return job, True

@@ -368,9 +368,6 @@ class Engine:
     def role(self, job: Job, name: str) -> Role:
         return find_role(self.roles(), name)
 
-    def policy_roles(self, job: Job) -> dict[str, Role]:
-        return self.roles()
-
     def job_for_step(self, job: Job, role: Role, agent: str) -> Job:
         """The job as the agent of one step sees it.
 

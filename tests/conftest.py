@@ -8,6 +8,7 @@ Helpers are plain functions so test modules can `from conftest import ...` them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 BIN = Path(sys.executable).parent
@@ -251,3 +253,30 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], status: int = 
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
     assert lines[0].strip(), "the error line is empty"
     return lines[0]
+
+
+def processes_in(directory: Path) -> list[psutil.Process]:
+    """Live (non-zombie) processes whose working directory is inside `directory`."""
+    root = os.path.realpath(directory)
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            cwd = proc.cwd()
+        except psutil.Error:
+            continue
+        if cwd == root or cwd.startswith(root + os.sep):
+            found.append(proc)
+    return found
+
+
+@pytest.fixture
+def no_stray_agents(workspace_root: Path) -> Iterator[None]:
+    """A test that fails half-way must not leave its agents running (assertions come first)."""
+    yield
+    strays = processes_in(workspace_root)
+    for proc in strays:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(strays, timeout=2)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from conftest import (
     parse_json,
     parse_json_lines,
     popen_logist,
+    processes_in,
     review_record,
     run_logist,
     show_job,
@@ -34,32 +33,7 @@ from logist_server.locks import DriverLock, is_locked
 from logist_server.requests import JobRequest
 from logist_server.store import JobStore
 
-
-def processes_in(workspace: Path) -> list[psutil.Process]:
-    """Live (non-zombie) processes whose working directory is inside `workspace`."""
-    root = os.path.realpath(workspace)
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                continue
-            cwd = proc.cwd()
-        except psutil.Error:
-            continue
-        if cwd == root or cwd.startswith(root + os.sep):
-            found.append(proc)
-    return found
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_agents(workspace_root: Path) -> Iterator[None]:
-    """If a test fails half-way, do not leave its agents running (assertions come first)."""
-    yield
-    strays = processes_in(workspace_root)
-    for proc in strays:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(strays, timeout=2)
+pytestmark = pytest.mark.usefixtures("no_stray_agents")
 
 
 def alive(proc: psutil.Process) -> bool:

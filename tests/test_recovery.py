@@ -13,14 +13,12 @@ The BUG_* texts describe bugs this suite found (all fixed); they are the failure
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from conftest import (
     parse_json,
     popen_logist,
     porcelain,
+    processes_in,
     run_logist,
     show_job,
     wait_for,
@@ -66,31 +65,7 @@ KILLED = (-signal.SIGKILL, 128 + signal.SIGKILL)
 
 
 # -- processes -----------------------------------------------------------------------------
-def processes_in(directory: Path) -> list[psutil.Process]:
-    """Live (non-zombie) processes whose working directory is inside `directory`."""
-    root = os.path.realpath(directory)
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                continue
-            cwd = proc.cwd()
-        except psutil.Error:
-            continue
-        if cwd == root or cwd.startswith(root + os.sep):
-            found.append(proc)
-    return found
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_agents(workspace_root: Path) -> Iterator[None]:
-    """A test that fails half-way must not leave its agents running (assertions come first)."""
-    yield
-    strays = processes_in(workspace_root)
-    for proc in strays:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(strays, timeout=2)
+pytestmark = pytest.mark.usefixtures("no_stray_agents")
 
 
 def no_process_left(workspace: Path) -> None:
