@@ -20,20 +20,24 @@ import msgspec
 
 from .errors import JobNotFoundError
 from .fsutil import atomic_write
+from .listing import LINE_SELECT, ordered_query, summary_columns
 from .model import Job, JobEvent, JobStatus
 from .states import check_transition
 
 STORE_DIRNAME = ".logist"
-SCHEMA_VERSION = 1
+# 2: the summary columns (agent, target, headline) and the index `job list` reads them from.
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
     created_at REAL NOT NULL,
     status TEXT NOT NULL,
     last_seq INTEGER NOT NULL DEFAULT 0,
-    record BLOB NOT NULL
+    record BLOB NOT NULL,
+    agent TEXT NOT NULL DEFAULT '',
+    target TEXT,
+    headline TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs(created_at);
 CREATE TABLE IF NOT EXISTS events (
     job_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -43,6 +47,11 @@ CREATE TABLE IF NOT EXISTS events (
     span INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (job_id, seq)
 ) WITHOUT ROWID;
+"""
+# After the columns of older versions are added. `job list` reads only this index.
+_INDEXES = """
+DROP INDEX IF EXISTS jobs_by_created;
+CREATE INDEX IF NOT EXISTS jobs_listing ON jobs(created_at, id, status, agent, target, headline);
 """
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -112,6 +121,22 @@ class JobStore:
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
             if "span" not in columns:  # stores made before message runs were stored as one row
                 self._db.execute("ALTER TABLE events ADD COLUMN span INTEGER NOT NULL DEFAULT 1")
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            if "headline" not in columns:  # version 1: fill the summary columns from records
+                for statement in (
+                    "ALTER TABLE jobs ADD COLUMN agent TEXT NOT NULL DEFAULT ''",
+                    "ALTER TABLE jobs ADD COLUMN target TEXT",
+                    "ALTER TABLE jobs ADD COLUMN headline TEXT NOT NULL DEFAULT ''",
+                ):
+                    self._db.execute(statement)
+                rows = self._db.execute("SELECT id, record FROM jobs").fetchall()
+                self._db.executemany(
+                    "UPDATE jobs SET agent=?, target=?, headline=? WHERE id=?",
+                    [(*summary_columns(_decode_job(raw)), job_id) for job_id, raw in rows],
+                )
+            for statement in _INDEXES.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -152,9 +177,15 @@ class JobStore:
             try:
                 with self._write(durable=True) as db:
                     db.execute(
-                        "INSERT INTO jobs (id, created_at, status, last_seq, record)"
-                        " VALUES (?,?,?,0,?)",
-                        (job.id, job.created_at, job.status.value, _encode(job)),
+                        "INSERT INTO jobs (id, created_at, status, last_seq, record,"
+                        " agent, target, headline) VALUES (?,?,?,0,?,?,?,?)",
+                        (
+                            job.id,
+                            job.created_at,
+                            job.status.value,
+                            _encode(job),
+                            *summary_columns(job),
+                        ),
                     )
                     return self._append(db, job.id, 0, events)
             except sqlite3.IntegrityError:
@@ -186,14 +217,9 @@ class JobStore:
 
     def list_raw(self, statuses: Iterable[JobStatus] | None = None) -> list[bytes]:
         """Job records as stored (JSON bytes), oldest first; the fast path for listings."""
-        sql = "SELECT record FROM jobs"
-        args: tuple[str, ...] = ()
-        if statuses is not None:
-            wanted = tuple(s.value for s in statuses)
-            sql += f" WHERE status IN ({','.join('?' * len(wanted))})"
-            args = wanted
+        sql, args = ordered_query("SELECT record FROM jobs", _values(statuses))
         with self._lock:
-            return [row[0] for row in self._db.execute(sql + " ORDER BY created_at, id", args)]
+            return [row[0] for row in self._db.execute(sql, args)]
 
     def iter_raw(
         self, statuses: Iterable[JobStatus] | None = None, batch: int = 2000
@@ -202,6 +228,12 @@ class JobStore:
         rows = self.list_raw(statuses)
         for start in range(0, len(rows), batch):
             yield rows[start : start + batch]
+
+    def listing_lines(self, statuses: Iterable[JobStatus] | None = None) -> list[str]:
+        """`logist job list`'s lines, oldest first, composed by SQLite from the index."""
+        sql, args = ordered_query(LINE_SELECT, _values(statuses))
+        with self._lock:
+            return [row[0] for row in self._db.execute(sql, args)]
 
     def list_jobs(self, statuses: Iterable[JobStatus] | None = None) -> list[Job]:
         raw = self.list_raw(statuses)
@@ -302,8 +334,8 @@ class JobStore:
 
     def _save(self, db: sqlite3.Connection, job: Job) -> None:
         db.execute(
-            "UPDATE jobs SET status=?, record=? WHERE id=?",
-            (job.status.value, _encode(job), job.id),
+            "UPDATE jobs SET status=?, record=?, agent=?, target=?, headline=? WHERE id=?",
+            (job.status.value, _encode(job), *summary_columns(job), job.id),
         )
 
     def _append(
@@ -324,6 +356,10 @@ class JobStore:
         )
         db.execute("UPDATE jobs SET last_seq=? WHERE id=?", (seq - 1, job_id))
         return out
+
+
+def _values(statuses: Iterable[JobStatus] | None) -> list[str] | None:
+    return None if statuses is None else [s.value for s in statuses]
 
 
 def expand_spans(rows: list[JobEvent], after: int = 0) -> list[JobEvent]:

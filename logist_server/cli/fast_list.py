@@ -10,8 +10,9 @@ and side effects therefore stay exactly those of the full CLI, and the output is
 byte-identical to `cmd_job_list`'s.
 
 What this path saves is the import of argparse, every command module, msgspec, the model and
-the store (`--json` never decodes a record). The human listing still decodes the fields it
-shows with `render.job_summary_line`, which needs msgspec.
+the store. Neither form decodes a record: `--json` copies the stored bytes and the human
+listing prints the lines SQLite composes from the store's summary index
+(`logist_server.listing`).
 
 This module must stay cheap to import: standard-library modules that the interpreter has
 already loaded, and SQLite. Constants copied from `logist_server.store` and
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 # Copies of logist_server.store.STORE_DIRNAME / SCHEMA_VERSION and of the JobStatus values
 # (importing those modules costs msgspec and the model).
 STORE_DIRNAME = ".logist"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = frozenset(
     {
         "draft",
@@ -54,7 +55,14 @@ STATUSES = frozenset(
 EXCLUDE_LINE = b"/" + STORE_DIRNAME.encode() + b"/"
 # The same query as `git.find_repo`.
 GIT_REV_PARSE = ("rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir")
-BATCH_ROWS = 2000  # records per write, as `JobStore.iter_raw`
+# Records per write. Small batches reuse the same memory: a fresh 3 MB buffer per batch
+# costs more in page faults than the extra writes.
+BATCH_ROWS = 200
+# Grow a pipe on stdout to this (Linux caps it at /proc/sys/fs/pipe-max-size, 1 MiB by
+# default): 16 writes of 1 MiB instead of 256 of 64 KiB for 10,000 records, each waking the
+# reader. Halves the listing's wall time when a program reads it.
+PIPE_BYTES = 1 << 20
+F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Linux; the constant is missing before Python 3.10)
 # Read the database through mmap: about 10 ms less for 10,000 records than read() calls.
 MMAP_BYTES = 1 << 30
 # Path.exists() is False for these errors and raises for the others.
@@ -112,9 +120,9 @@ def run(argv: Sequence[str]) -> int | None:
     directory, as_json, statuses = request
     db = None
     try:
-        line = None if as_json else _summary_line()
         db = open_store(directory or ".")
-        rows = iter_records(db, statuses) if db is not None else iter(())
+        query = iter_records if as_json else iter_lines
+        rows = query(db, statuses) if db is not None else iter(())
         first = next(rows, None)  # errors of the query surface here, before any output
     except KeyboardInterrupt:
         return 130
@@ -126,7 +134,7 @@ def run(argv: Sequence[str]) -> int | None:
         if as_json:
             write_json(first, rows)
         else:
-            write_text(first, rows, line)
+            write_text(first, rows)
         return 0
     except KeyboardInterrupt:  # from here on, as `logist_server.cli.main.main`
         return 130
@@ -221,14 +229,20 @@ def find_repo(start: str) -> tuple[str, str]:
 
 def iter_records(db: Any, statuses: list[str] | None) -> Iterator[list[bytes]]:
     """Stored records (JSON bytes) in batches, oldest first: `JobStore.list_raw`'s query."""
-    sql = "SELECT record FROM jobs"
-    args: tuple[str, ...] = ()
-    if statuses is not None:
-        args = tuple(statuses)
-        sql += f" WHERE status IN ({','.join('?' * len(args))})"
-    cursor = db.execute(sql + " ORDER BY created_at, id", args)
+    from ..listing import ordered_query
+
+    cursor = db.execute(*ordered_query("SELECT record FROM jobs", statuses))
     while rows := cursor.fetchmany(BATCH_ROWS):
         yield [row[0] for row in rows]
+
+
+def iter_lines(db: Any, statuses: list[str] | None) -> Iterator[list[Any]]:
+    """The listing's lines in batches, oldest first: `JobStore.listing_lines`' query."""
+    from ..listing import LINE_SELECT, ordered_query
+
+    cursor = db.execute(*ordered_query(LINE_SELECT, statuses))
+    while rows := cursor.fetchmany(BATCH_ROWS * 10):
+        yield rows
 
 
 def write_json(first: list[bytes] | None, rest: Iterator[list[bytes]]) -> None:
@@ -237,6 +251,7 @@ def write_json(first: list[bytes] | None, rest: Iterator[list[bytes]]) -> None:
     if first is None:
         out.write(b"[]\n")
         return
+    _grow_pipe(out)
     out.write(b"[")
     out.write(b",".join(first))
     for batch in rest:
@@ -245,21 +260,25 @@ def write_json(first: list[bytes] | None, rest: Iterator[list[bytes]]) -> None:
     out.write(b"]\n")
 
 
-def write_text(first: list[bytes] | None, rest: Iterator[list[bytes]], line: Any) -> None:
+def write_text(first: list[Any] | None, rest: Iterator[list[Any]]) -> None:
     """`cmd_job_list` without --json: one line per job, or "no jobs"."""
     if first is None:
         sys.stdout.write("no jobs\n")
         return
     out = sys.stdout.buffer
-    out.write("".join(line(raw) for raw in first).encode())
-    for batch in rest:
-        out.write("".join(line(raw) for raw in batch).encode())
+    out.write("".join([row[0] for row in first]).encode())
+    for rows in rest:
+        out.write("".join([row[0] for row in rows]).encode())
 
 
-def _summary_line() -> Any:
-    from .render import job_summary_line  # msgspec: only the human listing decodes records
+def _grow_pipe(out: Any) -> None:
+    """Enlarge stdout's pipe, if it is one (see PIPE_BYTES); anything else is left as it is."""
+    try:
+        import fcntl
 
-    return job_summary_line
+        fcntl.fcntl(out.fileno(), F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, OSError, ValueError):
+        pass  # not a pipe, not Linux, or over the system's limit: the default size works
 
 
 def _sqlite() -> Any:

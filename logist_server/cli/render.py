@@ -2,45 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import msgspec
-
 from ..model import Job, JobEvent
-
-
-class _Named(msgspec.Struct):
-    name: str
-
-
-class _File(msgspec.Struct):
-    file: str
-
-
-class JobSummary(msgspec.Struct):
-    """The fields a listing shows; decoding only these keeps 10,000 records fast."""
-
-    id: str
-    status: str
-    created_at: float
-    prompt: str
-    agent: _Named
-    target: _File | None = None
-
-
-_decode_summary = msgspec.json.Decoder(JobSummary).decode
-
-
-def job_summary_line(raw: bytes) -> str:
-    """One line per job for `job list`, straight from a stored record."""
-    job = _decode_summary(raw)
-    target = job.target.file if job.target else "-"
-    prompt = job.prompt.strip().splitlines()[0] if job.prompt.strip() else ""
-    if len(prompt) > 48:
-        prompt = prompt[:47] + "…"
-    stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at))
-    return f"{job.id}  {job.status:<12} {stamp}  {job.agent.name:<10} {target:<24} {prompt}\n"
 
 
 def job_details(job: Job) -> str:
