@@ -49,6 +49,7 @@ READ_CHUNK = 1 << 20
 # Output lines that are not JSON objects: plain text (stderr, a text-mode agent) to observe.
 PLAIN_LINE = re.compile(rb"(?m)^[^{\n].*$")
 CONTROL_INTERVAL_S = 0.2
+MIN_POLL_S = 0.001  # the output poll right after the agent printed (see `_follow`)
 
 
 def step_paths(job_dir: Path, number: int) -> JobPaths:
@@ -327,8 +328,10 @@ class JobDriver:
                 offset += len(chunk)
                 if complete:
                     events = parser.feed_lines(complete)
-                    job = self._record(events, offset - len(partial), complete, job.status)
+                    plain = complete if not getattr(parser, "only_events", False) else b""
+                    job = self._record(events, offset - len(partial), plain, job.status)
                     faults.point("stream")
+                await asyncio.sleep(0)  # between chunks, let the pump and requests run
                 if len(chunk) == READ_CHUNK:
                     continue
                 stop = self._check_limits(job, started)
@@ -356,7 +359,10 @@ class JobDriver:
                 stop = self._check_limits(job, started)
                 if stop is not None:
                     return await self._stop(stop, handle, paths, runtime)
-            await asyncio.sleep(self.poll_s)
+            # Soon after output, poll often: the agent's next lines or its exit are likely
+            # near. Back off to `poll_s` as it stays quiet.
+            quiet = time.monotonic() - self._last_activity
+            await asyncio.sleep(min(self.poll_s, max(MIN_POLL_S, quiet / 10)))
 
     def _check_limits(self, job: Job, started: float) -> tuple[JobStatus, str] | None:
         limits, usage = job.limits, job.result.usage

@@ -143,6 +143,19 @@ class Engine:
                 self._workspace_root = default_workspace_root()
         return self._workspace_root
 
+    def warm_up(self) -> None:
+        """Read now what the first job would: the configuration, the observer table, roles,
+        the default agent and runtime providers. A long-lived server calls this at start, so
+        that its first job starts as fast as the next ones. Errors are left for a job to
+        report in its own words."""
+        with contextlib.suppress(LogistError, ValueError, OSError):
+            settings = self.config.settings
+            _ = self.observer
+            self.roles()
+            self.agents.get(settings.agent)
+            self.runtimes.get(settings.runtime)
+            _ = self.workspace_root
+
     def has_store(self) -> bool:
         return self._store is not None or (self.repo / STORE_DIRNAME / "logist.db").exists()
 

@@ -74,8 +74,57 @@ def find_repo(start: Path) -> RepoInfo:
 
 def head_and_tree(repo: Path) -> tuple[str | None, str]:
     """HEAD's commit and tree in one git call; (None, the empty tree) before the first commit."""
-    proc = git(["rev-parse", "HEAD", "HEAD^{tree}"], repo, check=False)
-    if proc.returncode != 0:
-        return None, EMPTY_TREE
-    commit, tree = proc.stdout.decode().split()
-    return commit, tree
+    return HeadQuery(repo).result()
+
+
+class GitQuery:
+    """A git command started now and read later, so that other git work overlaps it."""
+
+    def __init__(self, args: Sequence[str], cwd: Path) -> None:
+        self.args = args
+        self._proc = subprocess.Popen(
+            ["git", *args],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self._out: tuple[bytes, bytes] | None = None
+
+    def finish(self) -> tuple[int, bytes]:
+        """(exit status, stdout), waiting for the command if it still runs."""
+        if self._out is None:
+            self._out = self._proc.communicate()
+        return self._proc.returncode, self._out[0]
+
+    def output(self) -> bytes:
+        """Its stdout; GitError with git's message if it failed (as `git`)."""
+        code, out = self.finish()
+        if code != 0:
+            assert self._out is not None
+            message = self._out[1].decode(errors="replace").strip().splitlines()
+            detail = message[-1] if message else f"exit status {code}"
+            raise GitError(f"git {self.args[0]} failed: {detail}")
+        return out
+
+    def text(self) -> str:
+        return self.output().decode().strip()
+
+    def close(self) -> None:
+        """Reap the command when its result is not wanted (after an error elsewhere)."""
+        self.finish()
+
+
+class HeadQuery(GitQuery):
+    """`head_and_tree`, started now and read later."""
+
+    def __init__(self, repo: Path) -> None:
+        super().__init__(["rev-parse", "HEAD", "HEAD^{tree}"], repo)
+
+    def result(self) -> tuple[str | None, str]:
+        """(HEAD's commit, its tree), or (None, the empty tree) before the first commit."""
+        code, out = self.finish()
+        if code != 0:
+            return None, EMPTY_TREE
+        commit, tree = out.decode().split()
+        return commit, tree

@@ -17,7 +17,7 @@ from pathlib import Path
 import msgspec
 
 from .errors import GitError
-from .git import LOGIST_IDENTITY, RepoInfo, git, git_out, head_and_tree
+from .git import LOGIST_IDENTITY, GitQuery, HeadQuery, RepoInfo, git, git_out
 from .locks import repo_lock
 from .model import DiffStats, Workspace
 
@@ -47,19 +47,21 @@ def snapshot_base(info: RepoInfo, overlays: Mapping[str, str] | None = None) -> 
     disk: an editor's unsaved buffers.
     """
     repo = info.root
-    head, head_tree = head_and_tree(repo)
-    with tempfile.TemporaryDirectory(prefix="logist-index-") as tmp:
-        index = Path(tmp) / "index"
-        user_index = info.git_dir / "index"
-        if user_index.exists():
-            shutil.copyfile(user_index, index)  # keeps stat data: only changed files rehash
-        env = {"GIT_INDEX_FILE": str(index)}
-        if head is None and not user_index.exists():
-            git(["read-tree", "--empty"], repo, env)
-        git(["add", "-A", "--", "."], repo, env)
-        for path, text in sorted((overlays or {}).items()):
-            _stage_text(repo, env, path, text)
-        tree = git_out(["write-tree"], repo, env)
+    query = HeadQuery(repo)  # runs while the working tree is staged
+    try:
+        with tempfile.TemporaryDirectory(prefix="logist-index-") as tmp:
+            index = Path(tmp) / "index"
+            user_index = info.git_dir / "index"
+            if user_index.exists():  # else git starts from an empty index
+                shutil.copyfile(user_index, index)  # keeps stat data: only changed files rehash
+            env = {"GIT_INDEX_FILE": str(index)}
+            git(["add", "-A", "--", "."], repo, env)
+            for path, text in sorted((overlays or {}).items()):
+                _stage_text(repo, env, path, text)
+            tree = git_out(["write-tree"], repo, env)
+        head, head_tree = query.result()
+    finally:
+        query.close()
     if head is not None and tree == head_tree:
         return head
     parents = ["-p", head] if head else []
@@ -125,24 +127,30 @@ def harvest(workspace: Workspace, job_id: str) -> Harvest:
     path = Path(workspace.path)
     if not path.is_dir():
         raise GitError(f"the job's workspace is gone: {path}")
-    # The worktree's own index has fresh stat data, so only changed files are rehashed.
-    git(["add", "-A", "--", "."], path)
-    tree = git_out(["write-tree"], path)
-    base_tree = git_out(["rev-parse", f"{workspace.base_commit}^{{tree}}"], path)
-    if tree == base_tree:
-        result = workspace.base_commit
-    else:
-        result = git_out(
-            ["commit-tree", tree, "-p", workspace.base_commit, "-m", f"logist: job {job_id}"],
-            path,
-            LOGIST_IDENTITY,
-        )
-    git(["update-ref", f"refs/heads/{workspace.branch}", result], path)
-    stats = diff_stats(path, workspace.base_commit, result)
-    patch = git(
-        ["diff", "--binary", "-M", "--no-color", "--no-ext-diff", workspace.base_commit, result],
-        path,
-    ).stdout
+    base = workspace.base_commit
+    base_tree = GitQuery(["rev-parse", f"{base}^{{tree}}"], path)  # runs during `add`
+    try:
+        # The worktree's own index has fresh stat data, so only changed files are rehashed.
+        git(["add", "-A", "--", "."], path)
+        tree = git_out(["write-tree"], path)
+        unchanged = tree == base_tree.text()
+    finally:
+        base_tree.close()
+    if unchanged:
+        git(["update-ref", f"refs/heads/{workspace.branch}", base], path)
+        return Harvest(result_commit=base, stats=DiffStats(), patch=b"")
+    result = git_out(
+        ["commit-tree", tree, "-p", base, "-m", f"logist: job {job_id}"], path, LOGIST_IDENTITY
+    )
+    patch_query = GitQuery(
+        ["diff", "--binary", "-M", "--no-color", "--no-ext-diff", base, result], path
+    )
+    try:
+        git(["update-ref", f"refs/heads/{workspace.branch}", result], path)
+        stats = diff_stats(path, base, result)
+        patch = patch_query.output()
+    finally:
+        patch_query.close()
     return Harvest(result_commit=result, stats=stats, patch=patch)
 
 

@@ -417,7 +417,12 @@ def test_a_writer_in_a_transaction_neither_blocks_nor_shows(repo: Path) -> None:
 
 def test_a_reader_that_goes_away_ends_it_quietly(repo: Path) -> None:
     """`logist job list --json | head -c 10`: exit 141 and no traceback, as the full CLI."""
-    add_jobs(repo, 300)  # far more than a pipe holds
+    store = JobStore(repo)
+    for _ in range(300):  # 2.4 MB of records: more than a pipe grown to 1 MiB holds
+        store.insert(
+            Job(id=new_job_id(), prompt="x" * 8000, repo=str(repo), agent=AgentSpec("mock"))
+        )
+    store.close()
 
     def cut_short(argv: list[str]) -> tuple[int, bytes, bytes]:
         proc = subprocess.Popen(

@@ -15,6 +15,9 @@ class JsonLinesParser:
 
     def __init__(self) -> None:
         self.saw_error = False
+        # True when the last `feed_lines` block held events only, no plain-text line: the
+        # driver then skips looking for plain text for the observer.
+        self.only_events = False
 
     def feed(self, line: str) -> list[AgentEvent]:
         if not line.strip():
@@ -30,13 +33,17 @@ class JsonLinesParser:
         return [AgentMessage(text=line)]
 
     def feed_lines(self, data: bytes) -> list[AgentEvent]:
-        """Decode a whole block in one call when every line is an event (a flood)."""
-        lines = data.split(b"\n")
-        lines.pop()  # after the last newline
+        """Decode a whole block in one call when every line is an event (a flood).
+
+        The block's newlines become commas (one pass in C); a blank or non-event line makes
+        that array invalid, and the block is then read line by line."""
         try:
-            events = _decode_many(b"[" + b",".join(lines) + b"]")
-        except msgspec.DecodeError:  # a blank or non-event line: read them one by one
+            events = _decode_many(b"[" + data[:-1].replace(b"\n", b",") + b"]")
+        except msgspec.DecodeError:
+            self.only_events = False
+            lines = data[:-1].split(b"\n")
             return [e for line in lines for e in self.feed(line.decode("utf-8", "replace"))]
+        self.only_events = True
         if not self.saw_error and b"error" in data:  # the byte search spares a pass per event
             self.saw_error = any(type(e) is AgentError for e in events)
         return events

@@ -35,6 +35,9 @@ def cmd_job_list(args: argparse.Namespace) -> int:
     statuses = [JobStatus(s) for s in args.status] if args.status else None
     out = sys.stdout.buffer
     if args.json:
+        from ..pipesize import grow_pipe
+
+        grow_pipe(out.fileno())
         sep = b"["
         for batch in store.iter_raw(statuses) if store is not None else ():
             out.write(sep + b",".join(batch))

@@ -35,6 +35,8 @@ def create_server() -> LogistServer:
         if not roots and server.workspace.root_path:
             roots.append(Path(server.workspace.root_path))
         server.set_workspace_roots(roots)
+        for engine in list(server.engines.values()):
+            engine.warm_up()  # before the first request: the first job starts as fast as any
         server.run_task(pump.run(), "event pump")
         server.run_task(_resume_orphans(server, pump), "resume jobs")
 
@@ -81,4 +83,9 @@ def serve(tcp: str | None = None, **_: Any) -> None:
         host, _sep, port = tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))
     else:
+        import sys
+
+        from ..pipesize import grow_pipe
+
+        grow_pipe(sys.stdout.fileno())  # a flood of notifications wakes the client less often
         server.start_io()

@@ -1,8 +1,11 @@
 """Streaming job events to the client: `logist/jobEvent`, `$/progress`, `window/showMessage`.
 
 The pump reads every job's new events from the stores, whichever process wrote them, so
-jobs driven by the CLI or another editor stream here too. Bursts of messages are coalesced
-into one notification (`firstSeq`..`seq`), so a flood never stalls the server or client.
+jobs driven by the CLI or another editor stream here too. Jobs driven in this process hand
+their committed rows to the pump directly (`wake(events)`), which spares reading them back;
+any gap in what was handed over is read from the store, so nothing is lost either way.
+Bursts of messages are coalesced into one notification (`firstSeq`..`seq`), so a flood
+never stalls the server or client.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ log = logging.getLogger(__name__)
 POLL_S = 0.1
 MAX_EVENTS_PER_ROUND = 20_000
 MAX_COALESCED = 2_000
+MAX_HANDED_ROWS = 10_000  # rows kept per job until sent; beyond, the store is read instead
 PROGRESS_REPORT_INTERVAL_S = 0.25
 
 
@@ -86,6 +90,7 @@ class EventPump:
         self.on_status: list[Callable[[Engine, str, JobStatus], None]] = []
         self._wake = asyncio.Event()
         self._versions: dict[str, int] = {}
+        self._handed: dict[str, list[JobEvent]] = {}  # committed rows from in-process drivers
 
     def watch(self, engine: Engine) -> None:
         """Follow this repository's jobs from now on (history is not replayed)."""
@@ -97,7 +102,14 @@ class EventPump:
             marks = engine.store.changes_since({})
         self.marks[key] = marks
 
-    def wake(self, _events: list[JobEvent] | None = None) -> None:
+    def wake(self, events: list[JobEvent] | None = None) -> None:
+        """Something changed; `events` are rows a driver in this process just committed."""
+        if events:
+            rows = self._handed.setdefault(events[0].job_id, [])
+            if len(rows) < MAX_HANDED_ROWS:
+                rows.extend(events)
+            else:  # the client is far behind: stop holding rows, read the store when it can
+                rows.clear()
         self._wake.set()
 
     async def run(self) -> None:
@@ -125,7 +137,9 @@ class EventPump:
         budget = MAX_EVENTS_PER_ROUND
         for job_id in engine.store.changes_since(marks):
             seen = marks.get(job_id, 0)
-            rows = engine.store.event_rows(job_id, after=seen, limit=budget)
+            rows = self._take_handed(job_id, seen)
+            if not rows:
+                rows = engine.store.event_rows(job_id, after=seen, limit=budget)
             if not rows:
                 continue
             self._send(engine, rows, seen)
@@ -134,6 +148,24 @@ class EventPump:
             if budget <= 0:
                 return True
         return False
+
+    def _take_handed(self, job_id: str, seen: int) -> list[JobEvent]:
+        """The handed-over rows that continue the job's log right after seq `seen`.
+
+        Rows already sent are dropped. Only a gapless run starting at `seen + 1` is used;
+        anything after a gap stays unsent here, and the next round reads it from the store."""
+        rows = self._handed.pop(job_id, None)
+        if not rows:
+            return []
+        start = 0
+        while start < len(rows) and rows[start].last_seq <= seen:
+            start += 1
+        if start == len(rows) or rows[start].seq > seen + 1:
+            return []
+        end = start + 1
+        while end < len(rows) and rows[end].seq == rows[end - 1].last_seq + 1:
+            end += 1
+        return rows[start:end]
 
     def _send(self, engine: Engine, rows: list[JobEvent], seen: int) -> None:
         """Notify the client of stored rows after seq `seen`; messages go out in runs."""
@@ -161,7 +193,7 @@ class EventPump:
                 skip = max(0, seen - event.seq + 1)  # a row partly sent already
                 if not texts:
                     first = event.seq + skip
-                texts.extend(str(t) for t in row_texts[skip:])
+                texts.extend(row_texts[skip:] if skip else row_texts)
                 if len(texts) >= MAX_COALESCED:
                     flush()
                 continue
