@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 S = JobStatus
 EventListener = Callable[[list[JobEvent]], None]
-READ_CHUNK = 1 << 20
+READ_CHUNK = 1 << 18  # output read and recorded at once; the loop is free between two
 # Output lines that are not JSON objects: plain text (stderr, a text-mode agent) to observe.
 PLAIN_LINE = re.compile(rb"(?m)^[^{\n].*$")
 CONTROL_INTERVAL_S = 0.2

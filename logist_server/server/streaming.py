@@ -137,23 +137,24 @@ class EventPump:
         budget = MAX_EVENTS_PER_ROUND
         for job_id in engine.store.changes_since(marks):
             seen = marks.get(job_id, 0)
-            rows = self._take_handed(job_id, seen)
+            rows = self._take_handed(job_id, seen, budget)
             if not rows:
                 rows = engine.store.event_rows(job_id, after=seen, limit=budget)
             if not rows:
                 continue
             self._send(engine, rows, seen)
             marks[job_id] = rows[-1].last_seq
-            budget -= len(rows)
+            budget -= rows[-1].last_seq - seen  # events, not rows: a row can be a long run
             if budget <= 0:
                 return True
         return False
 
-    def _take_handed(self, job_id: str, seen: int) -> list[JobEvent]:
+    def _take_handed(self, job_id: str, seen: int, budget: int) -> list[JobEvent]:
         """The handed-over rows that continue the job's log right after seq `seen`.
 
-        Rows already sent are dropped. Only a gapless run starting at `seen + 1` is used;
-        anything after a gap stays unsent here, and the next round reads it from the store."""
+        Rows already sent are dropped. Only a gapless run starting at `seen + 1` is used,
+        and only up to about `budget` events; the rest waits for the next round (after a
+        gap, the next round reads the store)."""
         rows = self._handed.pop(job_id, None)
         if not rows:
             return []
@@ -163,8 +164,14 @@ class EventPump:
         if start == len(rows) or rows[start].seq > seen + 1:
             return []
         end = start + 1
-        while end < len(rows) and rows[end].seq == rows[end - 1].last_seq + 1:
+        while (
+            end < len(rows)
+            and rows[end].seq == rows[end - 1].last_seq + 1
+            and rows[end - 1].last_seq - seen < budget
+        ):
             end += 1
+        if end < len(rows):
+            self._handed[job_id] = rows[end:]
         return rows[start:end]
 
     def _send(self, engine: Engine, rows: list[JobEvent], seen: int) -> None:
