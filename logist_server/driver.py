@@ -38,7 +38,7 @@ from .roles import SUPERVISOR, parse_verdict, render_instructions
 from .runtimes.base import JobPaths, Runtime
 from .states import SETTLED, can_transition, check_transition
 from .store import EventSpec
-from .workspace import latest_change, reset_workspace
+from .workspace import latest_change, reset_workspace, start_keeping_base
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -130,9 +130,16 @@ class JobDriver:
         if job.workspace is not None and Path(job.workspace.path).is_dir():
             return job
         runtime = self.engine.runtime_for(job)
-        workspace = await asyncio.to_thread(
-            runtime.provision, self.engine.repo_info, job, self.engine.workspace_root
-        )
+        assert job.base_commit is not None
+        # The base stays reachable for reruns after the job's branch is gone.
+        keeper = start_keeping_base(self.engine.repo, job.id, job.base_commit)
+        try:
+            workspace = await asyncio.to_thread(
+                runtime.provision, self.engine.repo_info, job, self.engine.workspace_root
+            )
+            keeper.output()
+        finally:
+            keeper.close()
         faults.point("provision")
 
         def record(j: Job) -> None:

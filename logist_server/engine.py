@@ -181,8 +181,9 @@ class Engine:
         """Validate `request` completely, then store a new job (pending, or draft)."""
         job = self._job_from_request(request)
         job.base_commit = snapshot_base(self.repo_info, request.overlays)
-        keep_base(self.repo, job.id, job.base_commit)
-        self.store.insert(job, [("created", {"status": job.status.value})])
+        self.store.insert(job, [("created", {"status": job.status.value})])  # may change the id
+        if job.status == JobStatus.DRAFT:  # else the driver keeps it while it provisions
+            keep_base(self.repo, job.id, job.base_commit)
         return job
 
     def _job_from_request(self, request: JobRequest) -> Job:

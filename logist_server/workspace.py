@@ -251,6 +251,11 @@ def keep_base(repo: Path, job_id: str, commit: str) -> None:
     git(["update-ref", BASE_REF_PREFIX + job_id, commit], repo)
 
 
+def start_keeping_base(repo: Path, job_id: str, commit: str) -> GitQuery:
+    """`keep_base`, started now (it overlaps the checkout); `output()` waits for it."""
+    return GitQuery(["update-ref", BASE_REF_PREFIX + job_id, commit], repo)
+
+
 def drop_base(repo: Path, job_id: str) -> None:
     git(["update-ref", "-d", BASE_REF_PREFIX + job_id], repo, check=False)
 
