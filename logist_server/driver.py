@@ -369,7 +369,7 @@ class JobDriver:
             # Soon after output, poll often: the agent's next lines or its exit are likely
             # near. Back off to `poll_s` as it stays quiet.
             quiet = time.monotonic() - self._last_activity
-            await asyncio.sleep(min(self.poll_s, max(MIN_POLL_S, quiet / 10)))
+            await asyncio.sleep(min(self.poll_s, max(MIN_POLL_S, quiet / 4)))
 
     def _check_limits(self, job: Job, started: float) -> tuple[JobStatus, str] | None:
         limits, usage = job.limits, job.result.usage
