@@ -10,6 +10,7 @@ import argparse
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -256,6 +257,14 @@ def make_tmpdir(prefix: str, where: str) -> Path:
         Path(where).mkdir(parents=True, exist_ok=True)
         parent = where
     return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+
+
+def release_tmpdir(path: Path, keep: bool) -> None:
+    """Remove the temporary directory of a run, or say where it was kept (`--keep`)."""
+    if keep:
+        print(f"kept {path}", file=sys.stderr)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def filesystem_of(path: Path) -> str:

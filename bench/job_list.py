@@ -23,7 +23,6 @@ from __future__ import annotations
 import gc
 import json
 import random
-import shutil
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ from common import (
     ms,
     phase,
     print_table,
+    release_tmpdir,
     run_measured,
     time_call,
 )
@@ -404,10 +404,7 @@ def main() -> int:
             Path(args.json).write_text(json.dumps(results, indent=2))
         store.close()
     finally:
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        release_tmpdir(tmp, args.keep)
     return 0
 
 

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from common import (
     median,
     ms,
     phase,
+    release_tmpdir,
 )
 
 SERVER = str(VENV_BIN / "logist-server")
@@ -454,10 +454,7 @@ def main() -> int:
             failed = failed or bool(result.problems)
     finally:
         kill_leftovers(base)
-        if args.keep:
-            print(f"# kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+        release_tmpdir(base, args.keep)
     logist = [r.seconds for r in results]
     ratio = median(logist) / median(raw)
     paired = median([s / r for s, r in zip(logist, raw, strict=True)])

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import math
-import shutil
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -40,6 +39,7 @@ from common import (
     median,
     ms,
     phase,
+    release_tmpdir,
 )
 from lsp_flood import JOB_EVENT, LspClient, RpcError, kill_leftovers, server_argv, server_env
 
@@ -282,10 +282,7 @@ def main() -> int:
         result = asyncio.run(run(base, n, args.scenario, args.seconds, args.lines, profile))
     finally:
         kill_leftovers(base)
-        if args.keep:
-            print(f"# kept {base}")
-        else:
-            shutil.rmtree(base, ignore_errors=True)
+        release_tmpdir(base, args.keep)
     phases, info = result["phases"], result["info"]
     print(f"\n== request latency, ms (n={n} each; p99 = nearest rank)")
     header = f"{'request':<12} {'phase':<7} {'median':>8} {'p99':>8} {'max':>8}"

@@ -14,7 +14,6 @@ children it waited for) are reported; the job's own event times give a breakdown
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from common import (
     phase,
     prepare_process_env,
     print_table,
+    release_tmpdir,
     run_measured,
 )
 
@@ -157,10 +157,7 @@ def main() -> int:
             }
             Path(args.json).write_text(json.dumps(results, indent=2))
     finally:
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        release_tmpdir(tmp, args.keep)
     return 0
 
 

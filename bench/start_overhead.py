@@ -47,6 +47,7 @@ from common import (
     phase,
     prepare_process_env,
     print_table,
+    release_tmpdir,
 )
 
 import logist_server.fsutil as fsutil_mod
@@ -407,10 +408,7 @@ def main() -> int:
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2))
     finally:
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        release_tmpdir(tmp, args.keep)
     return 0
 
 

@@ -335,7 +335,7 @@ class JobDriver:
                 offset += len(chunk)
                 if complete:
                     events = parser.feed_lines(complete)
-                    plain = complete if not getattr(parser, "only_events", False) else b""
+                    plain = b"" if parser.only_events else complete
                     job = self._record(events, offset - len(partial), plain, job.status)
                     faults.point("stream")
                 await asyncio.sleep(0)  # between chunks, let the pump and requests run

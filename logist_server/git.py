@@ -34,10 +34,15 @@ def git(
         ["git", *args], cwd=cwd, env=full_env, input=input, capture_output=True, check=False
     )
     if check and proc.returncode != 0:
-        message = proc.stderr.decode(errors="replace").strip().splitlines()
-        detail = message[-1] if message else f"exit status {proc.returncode}"
-        raise GitError(f"git {args[0]} failed: {detail}")
+        raise _failure(args, proc.returncode, proc.stderr)
     return proc
+
+
+def _failure(args: Sequence[str], code: int, stderr: bytes) -> GitError:
+    """GitError with git's own last line of complaint."""
+    message = stderr.decode(errors="replace").strip().splitlines()
+    detail = message[-1] if message else f"exit status {code}"
+    return GitError(f"git {args[0]} failed: {detail}")
 
 
 def git_out(args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None) -> str:
@@ -72,11 +77,6 @@ def find_repo(start: Path) -> RepoInfo:
     return RepoInfo(root, Path(git_dir), common_path)
 
 
-def head_and_tree(repo: Path) -> tuple[str | None, str]:
-    """HEAD's commit and tree in one git call; (None, the empty tree) before the first commit."""
-    return HeadQuery(repo).result()
-
-
 class GitQuery:
     """A git command started now and read later, so that other git work overlaps it."""
 
@@ -102,9 +102,7 @@ class GitQuery:
         code, out = self.finish()
         if code != 0:
             assert self._out is not None
-            message = self._out[1].decode(errors="replace").strip().splitlines()
-            detail = message[-1] if message else f"exit status {code}"
-            raise GitError(f"git {self.args[0]} failed: {detail}")
+            raise _failure(self.args, code, self._out[1])
         return out
 
     def text(self) -> str:
@@ -116,7 +114,7 @@ class GitQuery:
 
 
 class HeadQuery(GitQuery):
-    """`head_and_tree`, started now and read later."""
+    """HEAD's commit and tree in one git call, started now and read later."""
 
     def __init__(self, repo: Path) -> None:
         super().__init__(["rev-parse", "HEAD", "HEAD^{tree}"], repo)

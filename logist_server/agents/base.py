@@ -33,6 +33,10 @@ class AgentContext(msgspec.Struct, frozen=True):
 class OutputParser(Protocol):
     """Stateful reader of one run's output."""
 
+    # True when the last `feed_lines` block held typed events only, no plain-text line: the
+    # driver then does not look for plain text for the observer.
+    only_events: bool
+
     def feed(self, line: str) -> list[AgentEvent]:
         """Events for one complete output line (without its newline)."""
         ...

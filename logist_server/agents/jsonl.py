@@ -15,9 +15,7 @@ class JsonLinesParser:
 
     def __init__(self) -> None:
         self.saw_error = False
-        # True when the last `feed_lines` block held events only, no plain-text line: the
-        # driver then skips looking for plain text for the observer.
-        self.only_events = False
+        self.only_events = False  # see OutputParser
 
     def feed(self, line: str) -> list[AgentEvent]:
         if not line.strip():
