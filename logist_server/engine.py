@@ -568,7 +568,9 @@ class Engine:
         if base is None or result is None or base == result:
             return []
         with repo_lock(self.repo, "working-tree"):  # two accepts must not interleave
-            plan = plan_accept(self.repo, base, result)
+            # The tree recorded at harvest (absent on jobs harvested before it was kept).
+            recorded = getattr(job.result, "result_tree", None)
+            plan = plan_accept(self.repo, base, result, expected_tree=recorded)
             self.store.update(job.id, None, [("accepting", {"files": [w.path for w in plan]})])
             return execute_plan(self.repo, plan)
 
