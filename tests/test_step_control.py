@@ -12,7 +12,6 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,13 @@ from conftest import (
     job_events,
     list_jobs,
     parse_json,
+    popen_logist,
     porcelain,
     run_job,
     run_logist,
     show_job,
     tree_state,
+    wait_for,
     worktree_paths,
 )
 
@@ -158,9 +159,8 @@ def test_job_step_runs_one_phase_and_pauses_and_attach_leaves_it_paused(
     assert branches(repo) == [f"logist/{job_id}"]
 
     # Nothing drives a paused job but `job step` / `job run`: attach says so and returns.
-    started = time.monotonic()
-    attach = run_logist("job", "attach", job_id, cwd=repo, check=False, timeout=20)
-    assert time.monotonic() - started < 10
+    # (The timeout only guards against a hang: an attach that waited would never return.)
+    attach = run_logist("job", "attach", job_id, cwd=repo, check=False, timeout=60)
     assert attach.returncode == 1
     assert "paused" in attach.stdout and f"logist job run {job_id}" in attach.stdout
     job = show_job(repo, job_id)
@@ -551,15 +551,67 @@ def test_a_rate_limit_is_retried_and_the_job_reaches_review(repo: Path) -> None:
 
 
 def test_backoff_doubles_up_to_its_maximum(repo: Path) -> None:
-    (repo / "logist.yml").write_text("retries:\n  backoff_s: 0.1\n  max_backoff_s: 0.3\n")
-    started = time.monotonic()
-    job = run_job(repo, "--prompt", "hi", *fail_args("network", 3), "--retries", "3")
-    elapsed = time.monotonic() - started
+    """Each retry records its delay, min(max_backoff_s, backoff_s * 2^n) for the n-th retry
+    in a row, and the retried step is recorded no sooner than that delay after it."""
+    backoff_s, max_backoff_s, retries = 0.3, 0.6, 3
+    (repo / "logist.yml").write_text(
+        f"retries:\n  backoff_s: {backoff_s}\n  max_backoff_s: {max_backoff_s}\n"
+    )
+    job = run_job(repo, "--prompt", "hi", *fail_args("network", retries), "--retries", "3")
     assert job["status"] == "review"
-    retries = [e["data"] for e in job_events(repo, job["id"]) if e["kind"] == "retry"]
-    assert [(r["attempt"], r["delay_s"]) for r in retries] == [(1, 0.1), (2, 0.2), (3, 0.3)]
-    assert elapsed >= 0.6  # it did wait
-    assert outcomes(job)[-1] == ("mock", "done")
+    assert outcomes(job) == [("mock", "retry")] * retries + [("mock", "done")]
+    events = job_events(repo, job["id"])
+    recorded = [e for e in events if e["kind"] == "retry"]
+    wanted = [min(max_backoff_s, backoff_s * 2**n) for n in range(retries)]
+    assert [(r["data"]["attempt"], r["data"]["delay_s"]) for r in recorded] == [
+        (n + 1, pytest.approx(delay)) for n, delay in enumerate(wanted)
+    ]
+    # The wait happened where it is recorded: between a retry and the step it starts.
+    # (A lower bound the driver guarantees, from the log's own timestamps; no wall clock.)
+    for retry in recorded:
+        step = next(
+            e
+            for e in events
+            if e["kind"] == "step" and e["data"]["step"] == retry["data"]["step"] + 1
+        )
+        assert step["seq"] > retry["seq"]
+        waited = step["time"] - retry["time"]
+        assert waited >= retry["data"]["delay_s"], (retry["data"], waited)
+
+
+def test_a_cancel_cuts_the_backoff_short(repo: Path) -> None:
+    """A retry due in an hour: the job waits without starting the next step, and a cancel
+    ends the wait at once (the run returns long before the hour)."""
+    (repo / "logist.yml").write_text("retries:\n  backoff_s: 3600\n  max_backoff_s: 3600\n")
+    runner = popen_logist(
+        "run", "--json", "--prompt", "hi", *fail_args("network", 1), "--retries", "1", cwd=repo
+    )  # fmt: skip
+    try:
+
+        def retry_recorded() -> list[dict[str, Any]]:
+            jobs = list_jobs(repo)
+            if not jobs:
+                return []
+            return [e for e in job_events(repo, jobs[0]["id"]) if e["kind"] == "retry"]
+
+        (retry,) = wait_for(retry_recorded, timeout=30)
+        assert retry["data"]["delay_s"] == 3600
+        job_id = retry["job_id"]
+        cancelled = run_logist("job", "cancel", job_id, "--json", cwd=repo, timeout=30)
+        assert parse_json(cancelled.stdout)["status"] == "cancelled"
+        out, err = runner.communicate(timeout=30)  # a guard against hanging, not a speed
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
+    assert runner.returncode == 1, err
+    job = parse_json(out)
+    assert job["status"] == "cancelled"
+    # The retried step never started: the driver was waiting when the cancel came.
+    assert outcomes(job) == [("mock", "retry")]
+    events = job_events(repo, job_id)
+    assert not [e for e in events if e.get("data", {}).get("step") == 2]
+    assert [e["data"]["step"] for e in events if e["kind"] == "started"] == [1]
 
 
 def test_a_rate_limit_that_persists_fails_with_the_observers_reason(repo: Path) -> None:
