@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import faults
+from . import faults, repo_guard
 from .agents.base import AgentContext, OutputParser
 from .agents.events import (
     AgentError,
@@ -247,6 +247,7 @@ class JobDriver:
         assert workspace is not None
         runtime = self.replay or self.engine.runtime_for(job)
         self.replay = None  # one step only
+        repo_guard.record(self.engine.repo_info, Path(paths.dir))  # compared when it ends
         handle = runtime.start(step_job, workspace, spec, paths)
         faults.point("start")
 
@@ -415,6 +416,9 @@ class JobDriver:
         job = self.store.get(self.job_id)
         if job.status in SETTLED:
             return job  # a limit or hang already settled it
+        changed = repo_guard.changes_since(self.engine.repo_info, Path(paths.dir))
+        if changed:  # before any git runs on the repository again
+            return self._repo_changed(changed)
         if job.cancel_requested:
             await asyncio.to_thread(runtime.kill, handle, paths, job.workspace)
             return self._transition(S.CANCELLED, "cancelled by user")
@@ -437,6 +441,7 @@ class JobDriver:
         def record_result(j: Job) -> None:
             j.result.diff = harvested.stats
             j.result.result_commit = harvested.result_commit
+            j.result.result_tree = harvested.result_tree
             j.result.exit_code = code
             j.steps[-1].result_commit = harvested.result_commit
             j.steps[-1].outcome = "done"
@@ -450,6 +455,20 @@ class JobDriver:
         )  # fmt: skip
         self._emit(events)
         return job
+
+    def _repo_changed(self, changed: list[str]) -> Job:
+        """The user's git metadata changed during the step: report what, fail the step."""
+        reason = repo_guard.describe(changed)
+        _job, events = self.store.update(
+            self.job_id, None, [("repo_changed", {"changed": changed})]
+        )
+        self._emit(events)
+
+        def record(j: Job) -> None:
+            j.result.error = reason
+            j.steps[-1].outcome = "failed"
+
+        return self._transition(S.FAILED, reason, mutate=record)
 
     def _record_verdict(self, job: Job, step: Step) -> Job:
         """A supervisor's reply: approve, or changes with comments (its edits are undone)."""

@@ -18,8 +18,10 @@ from .config.loader import load as load_config
 from .driver import EventListener, JobDriver, handle_from_pid_file, step_paths
 from .errors import ConfigError, JobBusyError, JobNotFoundError, LogistError, UsageError
 from .fsutil import atomic_write
+from .gc import GcReport
+from .gc import collect as collect_garbage
 from .git import RepoInfo, find_repo
-from .locks import DriverLock, is_locked, repo_lock
+from .locks import DriverLock, repo_lock
 from .model import AgentSpec, Job, JobResult, JobStatus, RuntimeHandle, RuntimeSpec
 from .observer import Observer
 from .plans import Settle, live_steps, plan_next
@@ -32,15 +34,10 @@ from .runtimes.replay import REPLAY, ReplayRuntime
 from .states import ACTIVE, SETTLED
 from .store import STORE_DIRNAME, JobStore, new_job_id
 from .workspace import (
-    BRANCH_PREFIX,
     commit_exists,
     default_workspace_root,
     drop_base,
     keep_base,
-    kept_bases,
-    list_logist_branches,
-    list_worktrees,
-    remove_worktree,
     reset_workspace,
     snapshot_base,
     workspace_path,
@@ -48,8 +45,6 @@ from .workspace import (
 
 S = JobStatus
 CANCEL_WAIT_S = 10.0
-# Settled jobs whose workspace `gc` may remove (review keeps its workspace for inspection).
-GC_STATUSES = frozenset({S.ACCEPTED, S.REJECTED, S.FAILED, S.CANCELLED, S.STUCK, S.HALTED})
 
 
 def default_agents() -> Registry[AgentProvider]:
@@ -74,11 +69,6 @@ class Preview(msgspec.Struct, frozen=True):
     argv: list[str]
     env: dict[str, str]
     prompt: str
-
-
-class GcReport(msgspec.Struct):
-    worktrees: list[str] = msgspec.field(default_factory=list)
-    branches: list[str] = msgspec.field(default_factory=list)
 
 
 class Engine:
@@ -508,43 +498,9 @@ class Engine:
             raise UsageError(f"job {job.id} has no diff yet (it is {job.status})")
         return patch.read_bytes()
 
-    def gc(self) -> GcReport:
-        """Remove worktrees and branches of jobs that are gone or finished with."""
-        report = GcReport()
-        if not self.has_store() and not list_logist_branches(self.repo):
-            return report
-        jobs = {job.id: job for job in self.store.list_jobs()}
-
-        def stale(job_id: str) -> bool:
-            job = jobs.get(job_id)
-            if job is not None and job.status not in GC_STATUSES:
-                return False
-            lock_path = self.store.lock_path(job_id)
-            if not lock_path.exists():
-                return True  # nobody ever drove it here, so nobody drives it now
-            free = not is_locked(lock_path)
-            if free and job is None:
-                lock_path.unlink(missing_ok=True)  # the job is gone: so is its lock file
-            return free
-
-        for path, branch in list_worktrees(self.repo):
-            if branch and branch.startswith(BRANCH_PREFIX) and stale(branch[len(BRANCH_PREFIX) :]):
-                remove_worktree(self.repo, path, branch)
-                report.worktrees.append(str(path))
-        for branch in list_logist_branches(self.repo):
-            if stale(branch[len(BRANCH_PREFIX) :]):
-                remove_worktree(self.repo, Path("/nonexistent"), branch)
-                report.branches.append(branch)
-        for job_id in kept_bases(self.repo):
-            if job_id not in jobs:
-                drop_base(self.repo, job_id)
-        repo_dir = workspace_path(self.workspace_root, self.repo, "x").parent
-        if repo_dir.is_dir():
-            for leftover in repo_dir.iterdir():
-                if leftover.is_dir() and stale(leftover.name) and not (leftover / ".git").exists():
-                    shutil.rmtree(leftover, ignore_errors=True)
-                    report.worktrees.append(str(leftover))
-        return report
+    def gc(self, dry_run: bool = False, force: bool = False) -> GcReport:
+        """Remove the workspaces and branches of this store's settled jobs (see `gc.py`)."""
+        return collect_garbage(self, dry_run=dry_run, force=force)
 
     # -- internals -------------------------------------------------------------------------
     def _require_review(self, ref: str, verb: str) -> Job:

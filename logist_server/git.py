@@ -1,4 +1,14 @@
-"""Thin, fast wrappers over the git CLI."""
+"""Thin, fast wrappers over the git CLI, hardened: no git call Logist makes runs a program
+that configuration names, and none reads replace objects.
+
+Every call gets `--no-replace-objects` (a `refs/replace` entry cannot change what a commit
+holds) and `-c` settings that switch off what configuration could make git execute: hooks,
+fsmonitor, external diff, signing, auto gc, ssh, the pager, submodule recursion. Variables that
+would point git at another repository (`GIT_DIR`, `GIT_WORK_TREE`, `GIT_INDEX_FILE`...) are
+taken from the caller only, never inherited. Filters (`clean`/`smudge`) and textconv named by
+the user's own configuration are the one exception git offers no switch for: diffs are made
+with `--no-textconv --no-ext-diff`, and filters run as in the user's own checkout.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +28,55 @@ LOGIST_IDENTITY = {
 }
 
 
+#: Settings that keep git from running programs named by configuration (the user's, or a
+#: repository's). Passed with `-c`, they win over every configuration file.
+SAFE_CONFIG: tuple[tuple[str, str], ...] = (
+    ("core.hooksPath", "/dev/null"),
+    ("core.fsmonitor", "false"),
+    ("core.sshCommand", "false"),
+    ("core.pager", "cat"),
+    ("core.editor", "false"),
+    ("core.askPass", "false"),
+    ("core.splitIndex", "false"),
+    ("diff.external", ""),
+    ("commit.gpgSign", "false"),
+    ("tag.gpgSign", "false"),
+    ("log.showSignature", "false"),
+    ("credential.helper", ""),
+    ("gc.auto", "0"),
+    ("maintenance.auto", "false"),
+    ("submodule.recurse", "false"),
+)
+#: Global options before every git command.
+SAFE_OPTIONS: tuple[str, ...] = (
+    "--no-replace-objects",
+    *(option for key, value in SAFE_CONFIG for option in ("-c", f"{key}={value}")),
+)
+#: Variables that would make git use another repository, index or object store than the
+#: one Logist names; never inherited from Logist's own environment.
+_LOCATING = (
+    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE", "GIT_REPLACE_REF_BASE",
+    "GIT_EXTERNAL_DIFF", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_ASKPASS", "GIT_PAGER", "GIT_EDITOR",
+    "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT",
+)  # fmt: skip
+
+
+def git_argv(args: Sequence[str]) -> list[str]:
+    """The full, hardened command line for `git args` (for callers that run git themselves)."""
+    return ["git", *SAFE_OPTIONS, *args]
+
+
+def git_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a git call: Logist's own, without repository-locating variables,
+    replace objects off, plus `env`."""
+    full = {k: v for k, v in os.environ.items() if k not in _LOCATING}
+    full["GIT_NO_REPLACE_OBJECTS"] = "1"
+    if env:
+        full.update(env)
+    return full
+
+
 def git(
     args: Sequence[str],
     cwd: Path,
@@ -25,13 +84,9 @@ def git(
     input: bytes | None = None,
     check: bool = True,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run `git args` in `cwd`; raise GitError with git's own message on failure."""
-    full_env = None
-    if env:
-        full_env = dict(os.environ)
-        full_env.update(env)
+    """Run `git args` (hardened) in `cwd`; raise GitError with git's message on failure."""
     proc = subprocess.run(
-        ["git", *args], cwd=cwd, env=full_env, input=input, capture_output=True, check=False
+        git_argv(args), cwd=cwd, env=git_env(env), input=input, capture_output=True, check=False
     )
     if check and proc.returncode != 0:
         raise _failure(args, proc.returncode, proc.stderr)
@@ -62,8 +117,9 @@ def find_repo(start: Path) -> RepoInfo:
     """The repository containing `start`, or NotInRepositoryError."""
     start = start if start.is_dir() else start.parent
     proc = subprocess.run(
-        ["git", "rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"],
+        git_argv(["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"]),
         cwd=start,
+        env=git_env(),
         capture_output=True,
         check=False,
     )
@@ -80,11 +136,14 @@ def find_repo(start: Path) -> RepoInfo:
 class GitQuery:
     """A git command started now and read later, so that other git work overlaps it."""
 
-    def __init__(self, args: Sequence[str], cwd: Path) -> None:
+    def __init__(
+        self, args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None
+    ) -> None:
         self.args = args
         self._proc = subprocess.Popen(
-            ["git", *args],
+            git_argv(args),
             cwd=cwd,
+            env=git_env(env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -116,8 +175,8 @@ class GitQuery:
 class HeadQuery(GitQuery):
     """HEAD's commit and tree in one git call, started now and read later."""
 
-    def __init__(self, repo: Path) -> None:
-        super().__init__(["rev-parse", "HEAD", "HEAD^{tree}"], repo)
+    def __init__(self, repo: Path, env: Mapping[str, str] | None = None) -> None:
+        super().__init__(["rev-parse", "HEAD", "HEAD^{tree}"], repo, env)
 
     def result(self) -> tuple[str | None, str]:
         """(HEAD's commit, its tree), or (None, the empty tree) before the first commit."""

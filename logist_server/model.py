@@ -106,11 +106,17 @@ class RuntimeHandle(msgspec.Struct, frozen=True):
 
 
 class Workspace(msgspec.Struct, frozen=True):
-    """The isolated copy of the repository a job works in."""
+    """The isolated copy of the repository a job works in.
+
+    `git_dir` is the user's git directory the checkout was made from and `index` Logist's
+    private index of the workspace (kept outside it). Both are None for workspaces made by
+    earlier versions, which were `git worktree`s sharing the user's `.git`."""
 
     path: str
     branch: str
     base_commit: str
+    git_dir: str | None = None
+    index: str | None = None
 
 
 class Step(msgspec.Struct):
@@ -145,6 +151,9 @@ class JobResult(msgspec.Struct):
 
     diff: DiffStats | None = None
     result_commit: str | None = None
+    # The tree of `result_commit` as harvested (read with replace objects off): accept checks
+    # that the commit still names exactly this tree.
+    result_tree: str | None = None
     usage: Usage = msgspec.field(default_factory=Usage)
     error: str | None = None
     exit_code: int | None = None

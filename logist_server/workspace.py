@@ -1,7 +1,11 @@
-"""Workspace isolation: a git worktree per job, based on exactly what the user has.
+"""Workspace isolation: a checkout per job, based on exactly what the user has, with git
+metadata of its own.
 
 The base is a commit of HEAD plus uncommitted and untracked-but-not-ignored changes, made
-through a private index file: the user's working tree and index are never touched.
+through a private index file: the user's working tree and index are never touched. The
+workspace is checked out, harvested and reset by git on the user's repository with the
+workspace as work tree and a private index; the agent's own `.git` in it is never used by
+Logist (see `provision`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from .errors import GitError
 from .git import LOGIST_IDENTITY, GitQuery, HeadQuery, RepoInfo, git, git_out
 from .locks import repo_lock
 from .model import DiffStats, Workspace
+from .repo_paths import unsafe_reason
 
 BRANCH_PREFIX = "logist/"
 
@@ -81,86 +86,249 @@ def _stage_text(repo: Path, env: Mapping[str, str], path: str, text: str) -> Non
     git(["update-index", "--add", "--cacheinfo", f"{mode},{sha},{path}"], repo, env)
 
 
-def add_worktree(repo: Path, path: Path, branch: str, commit: str) -> None:
-    """Check `commit` out at `path` on a fresh `branch` (replacing a stale one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        remove_worktree(repo, path, branch)
-    with repo_lock(repo, "worktrees"):
-        git(["worktree", "add", "-q", "-B", branch, str(path), commit], repo)
+def index_path(path: Path) -> Path:
+    """Logist's private index of the workspace at `path`: beside it, never inside it."""
+    return path.parent / f"{path.name}.index"
 
 
-def remove_worktree(repo: Path, path: Path, branch: str | None) -> None:
-    """Remove the worktree and its branch; tolerant of either being gone already."""
-    with repo_lock(repo, "worktrees"):
-        _remove_worktree(repo, path, branch)
+def _workspace_env(git_dir: str, path: Path, index: Path) -> dict[str, str]:
+    """git on the user's repository with the workspace as its work tree and the private
+    index: the agent's own `.git` inside the workspace is never read. Sparse checkout of
+    the user's worktree does not apply to a job's workspace."""
+    return {
+        "GIT_DIR": git_dir,
+        "GIT_WORK_TREE": str(path),
+        "GIT_INDEX_FILE": str(index),
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "core.sparseCheckout",
+        "GIT_CONFIG_VALUE_0": "false",
+    }
 
 
-def _remove_worktree(repo: Path, path: Path, branch: str | None) -> None:
-    if path.exists():
-        proc = git(["worktree", "remove", "--force", "--force", str(path)], repo, check=False)
-        if proc.returncode != 0:
-            shutil.rmtree(path, ignore_errors=True)
-    git(["worktree", "prune"], repo, check=False)
-    if branch:
-        git(["branch", "-D", "-q", branch], repo, check=False)
+def _env_of(workspace: Workspace) -> dict[str, str]:
+    if workspace.git_dir is None or workspace.index is None:
+        raise GitError(
+            f"the workspace {workspace.path} was made by an earlier version of logist "
+            "(a git worktree): rerun the job to get an isolated workspace"
+        )
+    return _workspace_env(workspace.git_dir, Path(workspace.path), Path(workspace.index))
 
 
 def provision(info: RepoInfo, root: Path, job_id: str, base: str) -> Workspace:
-    """Create the job's worktree at its base commit."""
+    """Check `base` out into the job's workspace, with git metadata of its own.
+
+    The files are written by git on the user's repository (`GIT_DIR`) into the workspace
+    (`GIT_WORK_TREE`) through a private index kept outside it. The agent then gets its own
+    `.git`: a fresh repository borrowing the user's objects (`objects/info/alternates`), on
+    branch `logist/<id>` at the base, with a copy of the index (so `git status` is clean).
+    Its config, hooks and refs are its own: nothing it does there reaches the user's `.git`.
+    The user's repository gets the branch `logist/<id>` too, moved to each harvested result.
+    """
     path = workspace_path(root, info.root, job_id)
     branch = BRANCH_PREFIX + job_id
-    add_worktree(info.root, path, branch, base)
-    return Workspace(path=str(path), branch=branch, base_commit=base)
+    index = index_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        remove_worktree(info.root, path, branch)  # a stale one from an interrupted start
+    index.unlink(missing_ok=True)
+    path.mkdir()
+    env = _workspace_env(str(info.common_dir), path, index)
+    ref = GitQuery(["update-ref", f"refs/heads/{branch}", base], info.root)
+    init = _start_agent_git(path, branch, base)  # both overlap the checkout
+    try:
+        git(["read-tree", "-u", "--reset", base], path, env)
+        ref.output()
+        init.output()
+    finally:
+        ref.close()
+        init.close()
+    _finish_agent_git(path, branch, base, info.common_dir, index)
+    return Workspace(
+        path=str(path),
+        branch=branch,
+        base_commit=base,
+        git_dir=str(info.common_dir),
+        index=str(index),
+    )
+
+
+def _start_agent_git(path: Path, branch: str, commit: str) -> GitQuery:
+    """`git init` of the agent's own repository in the workspace (no templates, no hooks)."""
+    args = ["init", "-q", "--template=", f"--initial-branch={branch}"]
+    if len(commit) == 64:
+        args.append("--object-format=sha256")
+    return GitQuery(args, path, {"GIT_DIR": str(path / ".git")})
+
+
+def _finish_agent_git(path: Path, branch: str, commit: str, common_dir: Path, index: Path) -> None:
+    """Point the agent's fresh repository at the user's objects, its branch at `commit`, and
+    give it the checkout's index and the user's excludes."""
+    dot = path / ".git"
+    info = dot / "objects" / "info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "alternates").write_text(f"{common_dir / 'objects'}\n")
+    ref = dot / "refs" / "heads" / branch
+    ref.parent.mkdir(parents=True, exist_ok=True)
+    ref.write_text(commit + "\n")
+    shutil.copyfile(index, dot / "index")
+    with contextlib.suppress(OSError):
+        exclude = (common_dir / "info" / "exclude").read_bytes()
+        (dot / "info").mkdir(exist_ok=True)
+        (dot / "info" / "exclude").write_bytes(exclude)
+
+
+def _renew_agent_git(workspace: Workspace, commit: str) -> None:
+    """Replace whatever the agent made of its `.git` by a fresh repository at `commit`."""
+    path = Path(workspace.path)
+    _remove_path(path / ".git")
+    assert workspace.git_dir is not None and workspace.index is not None
+    _start_agent_git(path, workspace.branch, commit).output()
+    _finish_agent_git(path, workspace.branch, commit, Path(workspace.git_dir),
+                      Path(workspace.index))  # fmt: skip
+
+
+def _remove_path(path: Path) -> None:
+    """Remove a file, symlink or directory tree at `path`, never following a symlink."""
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    elif path.exists():
+        _rmtree(path)
+
+
+def _rmtree(path: Path) -> None:
+    """`shutil.rmtree` that also removes what an agent made read-only (it never follows
+    symlinks)."""
+
+    def make_writable(_func: object, name: str, _exc: object) -> None:
+        parent = os.path.dirname(name)
+        with contextlib.suppress(OSError):
+            os.chmod(parent, 0o700)
+            if os.path.isdir(name) and not os.path.islink(name):
+                os.chmod(name, 0o700)
+                shutil.rmtree(name, ignore_errors=True)
+            else:
+                os.unlink(name)
+
+    shutil.rmtree(path, onerror=make_writable)
+
+
+def is_legacy_worktree(path: Path) -> bool:
+    """True for a workspace made by an earlier version: a linked `git worktree` (its `.git`
+    is a file naming the user's repository)."""
+    return (path / ".git").is_file() and not (path / ".git").is_symlink()
+
+
+def remove_worktree(repo: Path, path: Path, branch: str | None) -> None:
+    """Remove the workspace, its private index and its branch; tolerant of any being gone.
+
+    A legacy `git worktree` is removed through git, so that its record in the user's
+    `.git/worktrees` goes too."""
+    with repo_lock(repo, "worktrees"):
+        if is_legacy_worktree(path):
+            proc = git(["worktree", "remove", "--force", "--force", str(path)], repo, check=False)
+            if proc.returncode != 0:
+                _remove_path(path)
+            git(["worktree", "prune"], repo, check=False)
+        else:
+            _remove_path(path)
+        index_path(path).unlink(missing_ok=True)
+        if branch:
+            git(["branch", "-D", "-q", branch], repo, check=False)
 
 
 class Harvest(msgspec.Struct, frozen=True):
-    """What an agent changed: a commit on the job's branch, its stats and patch."""
+    """What an agent changed: a commit on the job's branch, its tree, stats and patch."""
 
     result_commit: str
     stats: DiffStats
     patch: bytes
+    result_tree: str | None = None
+
+
+class UnsafeResultError(GitError):
+    """The workspace holds a change a job may not make (a reserved path, a nested repo)."""
 
 
 def harvest(workspace: Workspace, job_id: str) -> Harvest:
-    """Commit everything in the worktree (new, deleted, binary, modes) on the job branch."""
+    """Commit everything in the workspace (new, deleted, binary, modes) on the job branch.
+
+    Only the files count: git reads the workspace as the user's repository's work tree,
+    through Logist's private index (whose stat data makes only changed files rehash). The
+    agent's own `.git` (its index, config, hooks, refs) plays no part; `.git` entries are
+    never added. A change to a path that `repo_paths.unsafe_reason` refuses, or a nested
+    repository, fails with UnsafeResultError naming the path.
+    """
     path = Path(workspace.path)
     if not path.is_dir():
         raise GitError(f"the job's workspace is gone: {path}")
+    env = _env_of(workspace)
     base = workspace.base_commit
-    base_tree = GitQuery(["rev-parse", f"{base}^{{tree}}"], path)  # runs during `add`
+    base_tree = GitQuery(["rev-parse", f"{base}^{{tree}}"], path, env)  # runs during `add`
     try:
-        # The worktree's own index has fresh stat data, so only changed files are rehashed.
-        git(["add", "-A", "--", "."], path)
-        tree = git_out(["write-tree"], path)
+        git(["add", "-A", "--", "."], path, env)
+        tree = git_out(["write-tree"], path, env)
         unchanged = tree == base_tree.text()
     finally:
         base_tree.close()
     if unchanged:
-        git(["update-ref", f"refs/heads/{workspace.branch}", base], path)
-        return Harvest(result_commit=base, stats=DiffStats(), patch=b"")
-    result = git_out(
-        ["commit-tree", tree, "-p", base, "-m", f"logist: job {job_id}"], path, LOGIST_IDENTITY
-    )
+        git(["update-ref", f"refs/heads/{workspace.branch}", base], path, env)
+        return Harvest(result_commit=base, stats=DiffStats(), patch=b"", result_tree=tree)
+    changes = GitQuery(["diff-tree", "-r", "-z", "--no-renames", base, tree], path, env)
+    try:
+        result = git_out(
+            ["commit-tree", tree, "-p", base, "-m", f"logist: job {job_id}"],
+            path,
+            {**env, **LOGIST_IDENTITY},
+        )
+        check_changes(changes.output())
+    finally:
+        changes.close()
     patch_query = GitQuery(
-        ["diff", "--binary", "-M", "--no-color", "--no-ext-diff", base, result], path
+        ["diff", "--binary", "-M", "--no-color", "--no-ext-diff", "--no-textconv", base, result],
+        path,
+        env,
     )
     try:
-        git(["update-ref", f"refs/heads/{workspace.branch}", result], path)
-        stats = diff_stats(path, base, result)
+        git(["update-ref", f"refs/heads/{workspace.branch}", result], path, env)
+        stats = diff_stats(path, base, result, env)
         patch = patch_query.output()
     finally:
         patch_query.close()
-    return Harvest(result_commit=result, stats=stats, patch=patch)
+    return Harvest(result_commit=result, stats=stats, patch=patch, result_tree=tree)
 
 
-def diff_stats(repo: Path, base: str, result: str) -> DiffStats:
+GITLINK = "160000"
+
+
+def check_changes(raw: bytes) -> None:
+    """UnsafeResultError for the first change (`diff-tree -r -z` raw output) a job may not
+    make: a path `unsafe_reason` refuses, or a nested repository (a new or changed gitlink)."""
+    fields = raw.split(b"\0")
+    for i in range(0, len(fields) - 1, 2):
+        meta = fields[i].decode(errors="replace").lstrip(":").split(" ")
+        name = fields[i + 1].decode(errors="surrogateescape")
+        shown = name.encode(errors="surrogateescape").decode(errors="replace")
+        reason = unsafe_reason(name)
+        if reason is not None:
+            raise UnsafeResultError(
+                f"the agent's change touches {shown!r}, which a job may not write "
+                f"({reason}): nothing was harvested"
+            )
+        if len(meta) >= 2 and meta[1] == GITLINK:
+            raise UnsafeResultError(
+                f"the agent made a git repository inside the workspace at {shown!r}: logist "
+                "does not harvest nested repositories (remove its .git to keep its files)"
+            )
+
+
+def diff_stats(
+    repo: Path, base: str, result: str, env: Mapping[str, str] | None = None
+) -> DiffStats:
     """Files, insertions and deletions between two commits (binary files count as files)."""
     if base == result:
         return DiffStats()
-    out = git(["diff", "--numstat", "-z", "-M", base, result], repo).stdout.decode(
-        errors="surrogateescape"
-    )
+    args = ["diff", "--numstat", "-z", "-M", "--no-ext-diff", "--no-textconv", base, result]
+    out = git(args, repo, env).stdout.decode(errors="surrogateescape")
     files = insertions = deletions = 0
     paths: list[str] = []
     fields = out.split("\0")
@@ -183,38 +351,62 @@ def diff_stats(repo: Path, base: str, result: str) -> DiffStats:
     return DiffStats(files=files, insertions=insertions, deletions=deletions, paths=paths)
 
 
-def list_logist_branches(repo: Path) -> list[str]:
-    out = git_out(
-        ["for-each-ref", "--format=%(refname:short)", f"refs/heads/{BRANCH_PREFIX}"], repo
-    )
-    return [line for line in out.splitlines() if line]
+def branch_tip(repo: Path, branch: str) -> str | None:
+    """The commit `branch` points at, or None when there is no such branch."""
+    ref = f"refs/heads/{branch}^{{commit}}"
+    proc = git(["rev-parse", "-q", "--verify", ref], repo, check=False)
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.decode().strip() or None
 
 
-def list_worktrees(repo: Path) -> list[tuple[Path, str | None]]:
-    """(path, branch) of every worktree of `repo` except the main one."""
+def delete_branch_at(repo: Path, branch: str, commit: str) -> bool:
+    """Delete `branch` only if it still points at `commit` (atomically); True if deleted."""
+    proc = git(["update-ref", "-d", f"refs/heads/{branch}", commit], repo, check=False)
+    return proc.returncode == 0
+
+
+def checked_out_branches(repo: Path) -> set[str]:
+    """Branches checked out in any worktree of the repository, the main one included."""
     out = git_out(["worktree", "list", "--porcelain"], repo)
-    result: list[tuple[Path, str | None]] = []
-    path: Path | None = None
-    branch: str | None = None
-    for line in [*out.splitlines(), ""]:
-        if line.startswith("worktree "):
-            path = Path(line[len("worktree ") :])
-        elif line.startswith("branch refs/heads/"):
-            branch = line[len("branch refs/heads/") :]
-        elif not line and path is not None:
-            result.append((path, branch))
-            path, branch = None, None
-    with contextlib.suppress(IndexError):
-        result.pop(0)  # the main worktree
-    return result
+    prefix = "branch refs/heads/"
+    return {line[len(prefix) :] for line in out.splitlines() if line.startswith(prefix)}
+
+
+def unharvested_changes(info: RepoInfo, path: Path, commit: str) -> bool:
+    """True when the files at `path` differ from `commit` (what Logist last recorded).
+
+    Read like a harvest (the user's repository, the workspace as work tree) through a
+    throw-away copy of the private index, so nothing of the job's changes; a legacy
+    worktree or a lost index is read from scratch. A path that is not a directory counts
+    as changed (it is not what Logist made)."""
+    if path.is_symlink() or not path.is_dir():
+        return True
+    with tempfile.TemporaryDirectory(prefix="logist-gc-") as tmp:
+        index = Path(tmp) / "index"
+        private = index_path(path)
+        env = _workspace_env(str(info.common_dir), path, index)
+        if private.is_file() and not private.is_symlink():
+            shutil.copyfile(private, index)
+        else:
+            git(["read-tree", commit], path, env)
+        proc = git(["add", "-A", "--", "."], path, env, check=False)
+        if proc.returncode != 0:
+            return True
+        tree = git_out(["write-tree"], path, env)
+    return tree != git_out(["rev-parse", f"{commit}^{{tree}}"], info.root)
 
 
 def reset_workspace(workspace: Workspace, commit: str) -> None:
-    """Put the worktree back to `commit`: tracked files restored, new untracked files gone."""
+    """Put the workspace back to `commit`: tracked files restored, new files gone (ignored
+    ones stay), and a fresh `.git` for the agent at `commit`. git works on the user's
+    repository with the private index, never through the agent's `.git`."""
     path = Path(workspace.path)
-    git(["reset", "-q", "--hard", commit], path)
-    git(["clean", "-q", "-fd"], path)
-    git(["update-ref", f"refs/heads/{workspace.branch}", commit], path)
+    env = _env_of(workspace)
+    git(["add", "-A", "--", "."], path, env)  # the index now knows every file there
+    git(["read-tree", "-u", "--reset", commit], path, env)
+    _renew_agent_git(workspace, commit)
+    git(["update-ref", f"refs/heads/{workspace.branch}", commit], path, env)
 
 
 def latest_change(path: Path) -> float:

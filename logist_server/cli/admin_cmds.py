@@ -38,16 +38,19 @@ def cmd_runtime_list(args: argparse.Namespace) -> int:
 
 def cmd_gc(args: argparse.Namespace) -> int:
     engine = engine_for(args)
-    report = engine.gc()
+    report = engine.gc(dry_run=args.dry_run, force=args.force)
     if args.json:
         out_json(report)
-    else:
-        for path in report.worktrees:
-            print(f"removed worktree {path}")
-        for branch in report.branches:
-            print(f"removed branch {branch}")
-        if not report.worktrees and not report.branches:
-            print("nothing to remove")
+        return 0
+    verb = "would remove" if report.dry_run else "removed"
+    for path in report.worktrees:
+        print(f"{verb} workspace {path}")
+    for branch in report.branches:
+        print(f"{verb} branch {branch}")
+    for reason in report.kept:
+        print(f"kept {reason}")
+    if not report.worktrees and not report.branches:
+        print("nothing to remove")
     return 0
 
 
@@ -76,7 +79,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                                          parser_class=OneLineParser)  # fmt: skip
     runtime_sub.add_parser("list", parents=[common]).set_defaults(handler=cmd_runtime_list)
 
-    gc = sub.add_parser("gc", parents=[common], help="remove stale worktrees and branches")
+    gc = sub.add_parser(
+        "gc", parents=[common], help="remove workspaces and branches of settled jobs"
+    )
+    gc.add_argument("--dry-run", action="store_true", help="print what would be removed")
+    gc.add_argument(
+        "--force", action="store_true", help="also remove workspaces with unharvested changes"
+    )
     gc.set_defaults(handler=cmd_gc)
 
     serve = sub.add_parser("serve", help="run the language server (stdio, or --tcp HOST:PORT)")
