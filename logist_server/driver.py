@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import re
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from .agents.events import (
     event_data,
     event_kind,
 )
-from .errors import JobBusyError, LogistError
+from .errors import JobBusyError, LogistError, StoreError, StoreFullError
 from .fsutil import atomic_write
 from .locks import DriverLock
 from .model import DiffStats, Job, JobEvent, JobStatus, RuntimeHandle, Step, Usage
@@ -633,28 +634,48 @@ class JobDriver:
         return job
 
     def _fail(self, job: Job, exc: Exception) -> Job:
-        reason = str(exc) if isinstance(exc, LogistError) else f"{type(exc).__name__}: {exc}"
-        current = self.store.get(self.job_id)
-        step = current.current_step
-        if (
-            step is not None
-            and step.handle is not None
-            and current.status in (S.RUNNING, S.NEEDS_INPUT)
-        ):
-            with contextlib.suppress(Exception):
-                runtime = self.engine.runtime_for(current)
-                runtime.kill(
-                    step.handle,
-                    step_paths(self.store.job_dir(job.id), step.number),
-                    current.workspace,
-                )
-        if not can_transition(current.status, S.FAILED):
-            return current
+        """Stop the agent, then settle the job `failed` with the reason.
+
+        When the store cannot record it because its disk is full, the store has given up
+        its reserve by then (the agent filling the disk is stopped), so a second try
+        records it. When nothing can be recorded, a StoreError says so: the job stays
+        active with no agent, and the next driver (`logist job attach`) settles it."""
+        reason = failure_reason(exc)
+        try:
+            current = self.store.get(self.job_id)
+        except StoreError:
+            current = job  # the last record this driver read
+        self._kill_agent(current)
 
         def record(j: Job) -> None:
             j.result.error = reason
 
-        return self._transition(S.FAILED, reason, mutate=record)
+        for attempt in (1, 2):
+            try:
+                current = self.store.get(self.job_id)
+                if not can_transition(current.status, S.FAILED):
+                    return current
+                return self._transition(S.FAILED, reason, mutate=record)
+            except StoreError as error:
+                if attempt == 2 or not isinstance(error, StoreFullError):
+                    why = "" if reason == str(error) else f" ({reason})"
+                    raise StoreError(
+                        f"job {self.job_id} failed{why} but the store cannot record it: "
+                        f"{error}; once it can, `logist job attach {self.job_id}` settles it"
+                    ) from None
+        raise AssertionError("unreachable")
+
+    def _kill_agent(self, job: Job) -> None:
+        """Kill the current step's agent, if one may run (found by its pid file if need be)."""
+        step = job.current_step
+        if step is None or job.status not in (S.RUNNING, S.NEEDS_INPUT):
+            return
+        with contextlib.suppress(Exception):
+            runtime = self.engine.runtime_for(job)
+            paths = step_paths(self.store.job_dir(job.id), step.number)
+            handle = step.handle or handle_from_pid_file(runtime, paths)
+            if handle is not None:
+                runtime.kill(handle, paths, job.workspace)
 
     def _seq(self) -> int:
         return self.store.last_seq(self.job_id)
@@ -662,6 +683,16 @@ class JobDriver:
     def _emit(self, events: list[JobEvent]) -> None:
         if self.listener is not None and events:
             self.listener(events)
+
+
+def failure_reason(exc: Exception) -> str:
+    """The reason a job failed on `exc`, as a person reads it (a full disk says so)."""
+    if isinstance(exc, LogistError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" for {exc.filename}" if exc.filename else ""
+        return f"no space left on the disk{where} ({exc.strerror})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _event_specs(events: list[AgentEvent]) -> tuple[list[EventSpec], list[AgentEvent]]:

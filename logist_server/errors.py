@@ -27,6 +27,14 @@ class IllegalTransitionError(UsageError):
     """A status change the state machine does not allow."""
 
 
+class StoreError(UsageError):
+    """The job store cannot be opened, read or written; the message names the file and the fix."""
+
+
+class StoreFullError(StoreError):
+    """The job store's file system is full."""
+
+
 class JobBusyError(LogistError):
     """Another process is driving the job."""
 

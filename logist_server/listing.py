@@ -30,6 +30,23 @@ LINE_SELECT = (
 )
 
 
+# Control characters (C0, DEL, C1, and the Unicode line and paragraph separators) and the
+# backslash, as C-style escapes: `\n`, `\t`, `\x1b`, `\\`.
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\\": "\\\\"}
+_ESCAPES = {
+    code: _NAMED.get(chr(code), f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    for code in [*range(0x20), 0x5C, *range(0x7F, 0xA0), 0x2028, 0x2029]
+}
+
+
+def printable(text: str) -> str:
+    """`text` on one line with nothing a terminal acts on: control characters escaped.
+
+    A file name or prompt holding a newline stays one listing line (and cannot pass for a
+    second job); an escape sequence cannot drive the terminal."""
+    return text.translate(_ESCAPES)
+
+
 def headline(prompt: str) -> str:
     """The prompt's first line once stripped (what `job list` shows of it, untruncated)."""
     stripped = prompt.strip()
@@ -37,8 +54,9 @@ def headline(prompt: str) -> str:
 
 
 def summary_columns(job: Job) -> tuple[str, str | None, str]:
-    """(agent, target file, headline): what the store keeps beside the record."""
-    return job.agent.name, job.target.file if job.target else None, headline(job.prompt)
+    """(agent, target file, headline), printable: what the store keeps beside the record."""
+    target = printable(job.target.file) if job.target else None
+    return printable(job.agent.name), target, printable(headline(job.prompt))
 
 
 def ordered_query(select: str, statuses: Iterable[str] | None) -> tuple[str, tuple[str, ...]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,12 @@ def resolve_target(request: JobRequest, repo: Path) -> Target | None:
         raise UsageError(f"file is inside git's or logist's own data: {request.file}")
     if not real.is_file():
         raise UsageError(f"no such file: {request.file}")
+    nested = nested_repository(root, real)
+    if nested is not None:
+        raise UsageError(
+            f"file {request.file} is inside the submodule {nested} (a repository of its own, "
+            f"whose files a job cannot change): run logist in it, e.g. logist -C {nested} ..."
+        )
     text = request.selected_text
     if request.range is not None:
         lines = real.read_text(errors="replace").splitlines(keepends=True)
@@ -79,11 +86,22 @@ def resolve_target(request: JobRequest, repo: Path) -> Target | None:
     return Target(file=relative, range=request.range, text=text)
 
 
+def nested_repository(root: Path, path: Path) -> str | None:
+    """The submodule (or other nested repository) below `root` holding `path`, if any.
+
+    Its directory has its own `.git` (a file for a submodule, a directory for a nested
+    clone); the outer repository records it as one commit, never its files."""
+    for parent in reversed(path.relative_to(root).parents[:-1]):
+        if os.path.lexists(root / parent / ".git"):
+            return parent.as_posix()
+    return None
+
+
 def validate_limits(limits: Limits) -> None:
     for name in ("max_cost_usd", "max_time_s", "max_turns", "hang_timeout_s"):
         value = getattr(limits, name)
-        if value is not None and value <= 0:
-            raise UsageError(f"limit {name} must be positive, got {value}")
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UsageError(f"limit {name} must be a positive finite number, got {value}")
 
 
 def request_from_settings(settings: Settings, prompt: str, **fields: Any) -> JobRequest:

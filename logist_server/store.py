@@ -7,6 +7,7 @@ can share a repository; a status change is committed before the caller acts on i
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import sqlite3
 import threading
@@ -23,10 +24,13 @@ from .fsutil import atomic_write
 from .listing import LINE_SELECT, ordered_query, summary_columns
 from .model import Job, JobEvent, JobStatus
 from .states import check_transition
+from .store_faults import SQLITE_FULL, Reserve, explain, is_busy, primary_code
 
 STORE_DIRNAME = ".logist"
 # 2: the summary columns (agent, target, headline) and the index `job list` reads them from.
-SCHEMA_VERSION = 2
+# 3: the same columns with control characters escaped (`listing.printable`).
+SCHEMA_VERSION = 3
+BUSY_TIMEOUT_S = 30.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -98,23 +102,40 @@ class JobStore:
     def __init__(self, repo: Path, git_common_dir: Path | None = None) -> None:
         self.repo = repo
         self.dir = repo / STORE_DIRNAME
-        if not self.dir.is_dir():
-            self.dir.mkdir(parents=True, exist_ok=True)
-        ensure_excluded(repo, git_common_dir or repo / ".git")
+        self.path = self.dir / "logist.db"
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(
-            self.dir / "logist.db", timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._reserve = Reserve(self.dir)
         self._durable = False
-        self._db.execute("PRAGMA busy_timeout=30000")
-        if self._db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-            self._migrate()
+        db: sqlite3.Connection | None = None
+        try:
+            if not self.dir.is_dir():
+                self.dir.mkdir(parents=True, exist_ok=True)
+            ensure_excluded(repo, git_common_dir or repo / ".git")
+            db = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            self._db = db
+            _retry_busy(lambda: db.execute("PRAGMA journal_mode=WAL"))
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                self._migrate()
+        except BaseException as exc:
+            if db is not None:
+                db.close()
+            if isinstance(exc, OSError | sqlite3.Error):
+                raise explain(exc, self.dir) from None
+            raise
+        self._reserve.keep()
 
     def _migrate(self) -> None:
-        """Create or upgrade the schema (once per store, not on every open)."""
+        """Create or upgrade the schema (once per store, not on every open).
+
+        Under the write lock, so that processes opening a fresh store at once migrate it once."""
         with self._write():
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version >= SCHEMA_VERSION:
+                return  # another process did it while this one waited for the lock
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
@@ -122,18 +143,20 @@ class JobStore:
             if "span" not in columns:  # stores made before message runs were stored as one row
                 self._db.execute("ALTER TABLE events ADD COLUMN span INTEGER NOT NULL DEFAULT 1")
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
-            if "headline" not in columns:  # version 1: fill the summary columns from records
+            if "headline" not in columns:  # version 1: no summary columns yet
                 for statement in (
                     "ALTER TABLE jobs ADD COLUMN agent TEXT NOT NULL DEFAULT ''",
                     "ALTER TABLE jobs ADD COLUMN target TEXT",
                     "ALTER TABLE jobs ADD COLUMN headline TEXT NOT NULL DEFAULT ''",
                 ):
                     self._db.execute(statement)
-                rows = self._db.execute("SELECT id, record FROM jobs").fetchall()
-                self._db.executemany(
-                    "UPDATE jobs SET agent=?, target=?, headline=? WHERE id=?",
-                    [(*summary_columns(_decode_job(raw)), job_id) for job_id, raw in rows],
-                )
+            # Versions 1 and 2: (re)compute the summary columns, now with control characters
+            # escaped (version 2 kept a file name's newline, which broke a listing line).
+            rows = self._db.execute("SELECT id, record FROM jobs").fetchall()
+            self._db.executemany(
+                "UPDATE jobs SET agent=?, target=?, headline=? WHERE id=?",
+                [(*summary_columns(_decode_job(raw)), job_id) for job_id, raw in rows],
+            )
             for statement in _INDEXES.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
@@ -155,18 +178,35 @@ class JobStore:
     def _write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction. In WAL mode every commit survives a crash of the
         process (kill -9); `durable` also fsyncs it, for status changes that announce a
-        side effect (surviving a power loss too)."""
-        with self._lock:
+        side effect (surviving a power loss too). A failed commit is rolled back."""
+        with self._reading():
             if durable != self._durable:
                 self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 self._durable = durable
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # SQLite may have rolled back already (disk full)
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Hold the connection; an SQLite error becomes a StoreError naming the file.
+
+        A full disk also gives up the reserve, so that the failure can still be recorded."""
+        with self._lock:
+            try:
+                yield
+            except sqlite3.IntegrityError:
+                raise  # a taken job id: `insert` retries
+            except sqlite3.Error as exc:
+                if primary_code(exc) == SQLITE_FULL:
+                    self._reserve.release()
+                raise explain(exc, self.dir) from None
 
     # -- jobs ------------------------------------------------------------------------------
     def insert(self, job: Job, events: Sequence[EventSpec] = ()) -> list[JobEvent]:
@@ -193,7 +233,7 @@ class JobStore:
         raise RuntimeError("could not find a free job id")
 
     def get(self, job_id: str) -> Job:
-        with self._lock:
+        with self._reading():
             row = self._db.execute("SELECT record FROM jobs WHERE id=?", (job_id,)).fetchone()
         if row is None:
             raise JobNotFoundError(f"no job '{job_id}' in {self.repo}")
@@ -204,7 +244,7 @@ class JobStore:
         ref = ref.strip().lower()
         if not ref or any(c not in _ID_ALPHABET for c in ref):
             raise JobNotFoundError(f"'{ref}' is not a job id")
-        with self._lock:
+        with self._reading():
             rows = self._db.execute(
                 "SELECT id FROM jobs WHERE id >= ? AND id < ? ORDER BY id LIMIT 2",
                 (ref, ref + "~"),
@@ -218,8 +258,18 @@ class JobStore:
     def list_raw(self, statuses: Iterable[JobStatus] | None = None) -> list[bytes]:
         """Job records as stored (JSON bytes), oldest first; the fast path for listings."""
         sql, args = ordered_query("SELECT record FROM jobs", _values(statuses))
-        with self._lock:
+        with self._reading():
             return [row[0] for row in self._db.execute(sql, args)]
+
+    def summaries(
+        self, statuses: Iterable[JobStatus] | None = None
+    ) -> list[tuple[str, str, float, str, str | None, str]]:
+        """(id, status, created_at, agent, target file, headline) per job, oldest first, from
+        the listing index (no record read)."""
+        select = "SELECT id, status, created_at, agent, target, headline FROM jobs"
+        sql, args = ordered_query(select, _values(statuses))
+        with self._reading():
+            return list(self._db.execute(sql, args))
 
     def iter_raw(
         self, statuses: Iterable[JobStatus] | None = None, batch: int = 2000
@@ -232,7 +282,7 @@ class JobStore:
     def listing_lines(self, statuses: Iterable[JobStatus] | None = None) -> list[str]:
         """`logist job list`'s lines, oldest first, composed by SQLite from the index."""
         sql, args = ordered_query(LINE_SELECT, _values(statuses))
-        with self._lock:
+        with self._reading():
             return [row[0] for row in self._db.execute(sql, args)]
 
     def list_jobs(self, statuses: Iterable[JobStatus] | None = None) -> list[Job]:
@@ -300,7 +350,7 @@ class JobStore:
         )
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        with self._lock:
+        with self._reading():
             rows = self._db.execute(sql, (job_id, after)).fetchall()
         return [
             JobEvent(job_id, seq, t, kind, _decode_data(data), span)
@@ -308,20 +358,22 @@ class JobStore:
         ]
 
     def last_seq(self, job_id: str) -> int:
-        with self._lock:
+        with self._reading():
             row = self._db.execute("SELECT last_seq FROM jobs WHERE id=?", (job_id,)).fetchone()
         if row is None:
             raise JobNotFoundError(f"no job '{job_id}' in {self.repo}")
         return int(row[0])
 
-    def data_version(self) -> int:
-        """Changes whenever another connection commits (SQLite's `data_version`)."""
-        with self._lock:
-            return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+    def data_version(self) -> tuple[int, int]:
+        """Changes whenever anyone commits: another connection (SQLite's `data_version`) or
+        this one (its `total_changes`, which `data_version` does not count)."""
+        with self._reading():
+            other = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+            return other, self._db.total_changes
 
     def changes_since(self, marks: dict[str, int]) -> dict[str, int]:
         """Jobs whose last event is newer than `marks` (job id -> seq already seen)."""
-        with self._lock:
+        with self._reading():
             rows = self._db.execute("SELECT id, last_seq FROM jobs").fetchall()
         return {jid: seq for jid, seq in rows if marks.get(jid, 0) < seq}
 
@@ -356,6 +408,24 @@ class JobStore:
         )
         db.execute("UPDATE jobs SET last_seq=? WHERE id=?", (seq - 1, job_id))
         return out
+
+
+def _retry_busy(statement: Callable[[], object]) -> None:
+    """Run `statement`, retrying while another connection holds the lock it needs.
+
+    Switching a fresh database to WAL takes an exclusive lock, and SQLite reports a busy
+    database there at once instead of waiting for the busy timeout: wait here as it would."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.001
+    while True:
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 def _values(statuses: Iterable[JobStatus] | None) -> list[str] | None:

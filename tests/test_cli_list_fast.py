@@ -9,6 +9,7 @@ lean path must serve the invocation itself, the test also checks that `fast_list
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -483,3 +484,31 @@ def test_it_is_served_without_a_second_python_import_of_the_cli(repo: Path) -> N
         proc = run([PYTHON, "-c", code, *args], repo)
         assert proc.returncode == 0
         assert proc.stderr == b"False"
+
+
+def test_a_file_name_with_a_newline_stays_one_escaped_line(repo: Path) -> None:
+    """A hostile repository's file name cannot forge a second job or drive the terminal."""
+    name = "evil\nzzzzzzzzzz  review       2026-01-01 00:00  mock  -  forged\x1b[2J.txt"
+    (repo / name).write_text("x\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "a file with a newline in its name")
+    run_logist("run", "--agent-opt", "scenario=noop", "--file", name, "--prompt", "p\x1b]0;t\x07",
+               cwd=repo)  # fmt: skip
+    for args in few_variants():
+        assert_same(args, repo)
+    got = logist(["job", "list"], repo).stdout.decode()
+    assert got.count("\n") == 1, got
+    assert "evil\\nzzzzzzzzzz" in got and "forged\\x1b[2J.txt" in got
+    assert "p\\x1b]0;t\\x07" in got
+    assert "\x1b" not in got
+    shown = json.loads(logist(["job", "list", "--json"], repo).stdout)
+    assert shown[0]["target"]["file"] == name  # the record keeps the real name
+
+
+def test_a_store_path_that_is_a_file_is_the_full_clis_error(repo: Path) -> None:
+    (repo / STORE_DIRNAME).write_text("in the way\n")
+    for args in (["job", "list"], ["job", "list", "--json"]):
+        want = assert_same(args, repo, served=False)
+        assert want.returncode == 2
+        assert b"is not a directory" in want.stderr and want.stderr.count(b"\n") == 1
+    assert (repo / STORE_DIRNAME).read_text() == "in the way\n"

@@ -22,15 +22,34 @@ PROMPTS = [
     "y" * 49,  # one over: cut to 47 and an ellipsis
     "Ünïcödé prompt, wide characters: 日本語のテキストを少し長めに書いてみると",
     "tab\tinside and a very long line " + "z" * 400,
+    "\x1b[31mred\x1b[0m, a back\\slash, a bell\x07 and a C1\x9b control",
     "",
     "   ",
 ]
 
 
+def escaped(text: str) -> str:
+    """C-style escapes for control characters and the backslash, written out independently."""
+    names = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\\": "\\\\"}
+    out = []
+    for c in text:
+        code = ord(c)
+        if c in names:
+            out.append(names[c])
+        elif code < 0x20 or 0x7F <= code < 0xA0:
+            out.append(f"\\x{code:02x}")
+        elif code in (0x2028, 0x2029):
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
 def expected_line(job: Job) -> str:
-    """The listing line as the Python f-string it replaced would print it."""
-    target = job.target.file if job.target else "-"
+    """The listing line as the Python f-string it replaced would print it, escaped."""
+    target = escaped(job.target.file) if job.target else "-"
     prompt = job.prompt.strip().splitlines()[0] if job.prompt.strip() else ""
+    prompt = escaped(prompt)
     if len(prompt) > 48:
         prompt = prompt[:47] + "…"
     stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at))
@@ -40,7 +59,8 @@ def expected_line(job: Job) -> str:
 def make_jobs(repo: Path) -> list[Job]:
     jobs = []
     for i, prompt in enumerate(PROMPTS):
-        target = Target(file=f"dir/ファイル_{i}.py", range=LineRange(1, 2)) if i % 2 else None
+        name = f"dir/ファイル_{i}.py" if i % 4 != 3 else f"dir/new\nline\x1b_{i}.py"
+        target = Target(file=name, range=LineRange(1, 2)) if i % 2 else None
         jobs.append(
             Job(
                 id=new_job_id(),
@@ -128,3 +148,27 @@ def test_a_version_1_store_gets_its_summary_columns_on_open(repo: Path) -> None:
     check.close()
     assert "jobs_listing" in indexes and "jobs_by_created" not in indexes
     assert [j.id for j in JobStore(repo).list_jobs()] == [j.id for j in jobs]
+
+
+def test_a_version_2_store_gets_its_columns_escaped_on_open(repo: Path) -> None:
+    """Version 2 stored a file name's newline as is: opening the store escapes the columns."""
+    jobs = make_jobs(repo)
+    store = JobStore(repo)
+    for job in jobs:
+        store.insert(job)
+    store.close()
+    db = sqlite3.connect(repo / STORE_DIRNAME / "logist.db")
+    for job in jobs:  # the columns as version 2 wrote them
+        db.execute(
+            "UPDATE jobs SET target=?, headline=? WHERE id=?",
+            (job.target.file if job.target else None, headline(job.prompt), job.id),
+        )
+    db.execute("PRAGMA user_version=2")
+    db.commit()
+    db.close()
+    got = run_logist("job", "list", cwd=repo).stdout
+    assert got == "".join(expected_line(job) for job in jobs)
+    assert got.count("\n") == len(jobs)
+    check = sqlite3.connect(repo / STORE_DIRNAME / "logist.db")
+    assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    check.close()

@@ -256,6 +256,7 @@ def test_job_id_collision_does_not_break_job_creation(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import secrets
+    import time
     import types
 
     from logist_server import store as store_module
@@ -263,7 +264,8 @@ def test_job_id_collision_does_not_break_job_creation(
     from logist_server.requests import JobRequest
 
     # Rare by nature (the same second and the same random bits), forced here.
-    monkeypatch.setattr(store_module, "time", types.SimpleNamespace(time=lambda: 1.8e9))
+    clock = types.SimpleNamespace(time=lambda: 1.8e9, monotonic=time.monotonic, sleep=time.sleep)
+    monkeypatch.setattr(store_module, "time", clock)
     monkeypatch.setattr(secrets, "randbits", lambda bits: 0x5A5A5)
     engine = Engine.for_path(repo)
     try:

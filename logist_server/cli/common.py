@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,13 +33,31 @@ def out_json(value: Any) -> None:
 
 def start_dir(args: argparse.Namespace) -> Path:
     """`-C DIR` (given before or after the subcommand), else the current directory."""
-    return Path(getattr(args, "directory", None) or args.top_directory or ".").resolve()
+    given = getattr(args, "directory", None) or args.top_directory
+    if given and not os.path.isdir(given):
+        why = "no such directory" if not os.path.lexists(given) else "not a directory"
+        raise UsageError(f"-C {given}: {why}")
+    return Path(given or ".").resolve()
 
 
 def engine_for(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from ..engine import Engine
 
     return Engine.for_path(start_dir(args))
+
+
+def read_text_file(path: Path, flag: str, given: str) -> str:
+    """The UTF-8 text of the file a flag names; a UsageError names the flag and the file."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {flag} {given}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{flag} {given} is not UTF-8 text (byte {exc.start} is 0x{data[exc.start]:02x})"
+        ) from None
 
 
 def parse_kv(items: Sequence[str], flag: str) -> dict[str, str]:
@@ -62,8 +82,8 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got '{text}'")
     return value
 
 

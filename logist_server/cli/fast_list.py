@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 # Copies of logist_server.store.STORE_DIRNAME / SCHEMA_VERSION and of the JobStatus values
 # (importing those modules costs msgspec and the model).
 STORE_DIRNAME = ".logist"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATUSES = frozenset(
     {
         "draft",
@@ -60,8 +60,6 @@ GIT_REV_PARSE = ("rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-co
 BATCH_ROWS = 200
 # Read the database through mmap: about 10 ms less for 10,000 records than read() calls.
 MMAP_BYTES = 1 << 30
-# Path.exists() is False for these errors and raises for the others.
-_MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
 
 
 class Fallback(Exception):
@@ -155,13 +153,17 @@ def open_store(directory: str) -> Any:
     if not os.path.isdir(start):  # a file (find_repo uses its parent) or nothing there
         raise Fallback
     root, common = find_repo(start)
-    db_path = os.path.join(root, STORE_DIRNAME, "logist.db")
+    store_dir = os.path.join(root, STORE_DIRNAME)
+    db_path = os.path.join(store_dir, "logist.db")
     try:
         os.stat(db_path)
     except OSError as exc:
-        if exc.errno in _MISSING:
+        # No jobs yet: no `.logist`, or one without a database (`job_cmds.open_store`).
+        if exc.errno == errno.ENOENT and (
+            os.path.isdir(store_dir) or not os.path.lexists(store_dir)
+        ):
             return None
-        raise
+        raise Fallback from None  # the full CLI says what is wrong with it
     if not os.path.isabs(common):
         common = os.path.realpath(os.path.join(start, common))
     try:

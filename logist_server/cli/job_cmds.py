@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Any
@@ -22,8 +23,11 @@ def open_store(args: argparse.Namespace) -> Any:
     from ..store import STORE_DIRNAME, JobStore
 
     info = find_repo(start_dir(args))
-    if not (info.root / STORE_DIRNAME / "logist.db").exists():
-        return None
+    store_dir = info.root / STORE_DIRNAME
+    if not os.path.lexists(store_dir) or (
+        store_dir.is_dir() and not (store_dir / "logist.db").exists()
+    ):
+        return None  # no jobs yet (a `.logist` that is not a directory is an error)
     return JobStore(info.root, info.common_dir)
 
 

@@ -16,6 +16,7 @@ from .common import (
     parse_kv,
     positive_float,
     positive_int,
+    read_text_file,
     start_dir,
 )
 
@@ -30,12 +31,7 @@ def request_from_args(args: argparse.Namespace, engine: Any) -> Any:
         raise UsageError("give --prompt or --prompt-file, not both")
     base = start_dir(args)
     if args.prompt_file is not None:
-        try:
-            prompt = (base / args.prompt_file).read_text()
-        except OSError as exc:
-            raise UsageError(
-                f"cannot read --prompt-file {args.prompt_file}: {exc.strerror}"
-            ) from None
+        prompt = read_text_file(base / args.prompt_file, "--prompt-file", args.prompt_file)
     else:
         prompt = args.prompt
     settings = engine.configure(overrides_from_args(args)).settings
