@@ -42,7 +42,12 @@ class RepoTree:
     """
 
     def __init__(self, root: os.PathLike[str] | str) -> None:
-        self._fds: dict[str, int] = {"": os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)}
+        top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._fds: dict[str, int] = {"": top}
+        try:
+            self.name_max = os.fpathconf(top, "PC_NAME_MAX")
+        except OSError:
+            self.name_max = 255
         self.created: list[str] = []  # directories made by `directory(create=True)`, in order
 
     def __enter__(self) -> RepoTree:
@@ -109,6 +114,8 @@ class RepoTree:
         A refused directory is reported against `path`, naming the directory.
         """
         parent_rel, name = split(path)
+        if any(len(os.fsencode(part)) > self.name_max for part in path.split("/")):
+            raise PathRefused(path, "the name is too long for this file system")
         try:
             return self.directory(parent_rel, create), name
         except PathRefused as refused:

@@ -77,7 +77,7 @@ def write_files(root: Path, writes: Sequence[PlannedWrite]) -> list[str]:
         try:
             for write in writes:
                 current = write.path
-                staged.append(_prepare(tree, write))
+                _prepare(tree, write, staged)
             for item in staged:
                 current = item.write.path
                 _commit(item)
@@ -100,10 +100,12 @@ def _failure(path: str, exc: OSError | PathRefused, leftovers: list[str]) -> str
     return f"cannot accept: {detail} (nothing was written)"
 
 
-def _prepare(tree: RepoTree, write: PlannedWrite) -> _Staged:
+def _prepare(tree: RepoTree, write: PlannedWrite, staged: list[_Staged]) -> None:
+    """Stage `write` (appended to `staged` before anything is made, so undo finds it)."""
     fd, name = tree.parent(write.path, create=write.content is not None)
     if fd is None:  # deleting in a directory that is gone: nothing to do
-        return _Staged(write, -1, name)
+        staged.append(_Staged(write, -1, name))
+        return
     try:
         st: os.stat_result | None = os.lstat(name, dir_fd=fd)
     except FileNotFoundError:
@@ -111,6 +113,7 @@ def _prepare(tree: RepoTree, write: PlannedWrite) -> _Staged:
     if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
         raise PathRefused(write.path, "something other than a file is in the way")
     item = _Staged(write, fd, name, existed=st is not None)
+    staged.append(item)
     if st is not None:
         backup = temp_name("bak")
         try:
@@ -119,12 +122,12 @@ def _prepare(tree: RepoTree, write: PlannedWrite) -> _Staged:
         except OSError:
             pass  # no hard links here: this one file cannot be restored if a later step fails
     if write.content is None:
-        return item
+        return
     temp = temp_name("tmp")
     item.temp = temp  # set first: a half-made temporary is removed too
     if write.mode == MODE_LINK:
         os.symlink(os.fsdecode(write.content), temp, dir_fd=fd)
-        return item
+        return
     mode = (0o777 if write.mode == MODE_EXEC else 0o666) & ~_umask()
     handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode, dir_fd=fd)
     try:
@@ -135,7 +138,6 @@ def _prepare(tree: RepoTree, write: PlannedWrite) -> _Staged:
         os.fsync(handle)
     finally:
         os.close(handle)
-    return item
 
 
 def _commit(item: _Staged) -> None:

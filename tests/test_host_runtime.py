@@ -1,4 +1,5 @@
-"""The host runtime on real processes: output file, exit status, kill of the whole tree."""
+"""The host runtime on real processes: output file, exit status, kill of the whole tree
+(cgroup, session, workspace), and the refusal of a program that is not an absolute path."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
+from logist_server.errors import RuntimeProviderError
 from logist_server.model import Workspace
+from logist_server.runtimes import cgroups
 from logist_server.runtimes.base import JobPaths, ProcessSpec
 from logist_server.runtimes.host import HostRuntime
 
@@ -50,42 +54,123 @@ def test_exit_status_is_known_to_a_runtime_that_did_not_start_it(tmp_path: Path)
     assert not other.is_alive(handle, paths)
 
 
-def test_kill_takes_down_the_session_and_processes_in_the_workspace(tmp_path: Path) -> None:
+def sleepers(tag: str) -> list[psutil.Process]:
+    """Live processes whose command line holds `tag`."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if tag in proc.cmdline() and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def wait_output(runtime: HostRuntime, handle, paths, text: bytes) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 15
+    while runtime.read_output(handle, paths, 0) != text:
+        assert time.monotonic() < deadline, runtime.read_output(handle, paths, 0)
+        time.sleep(0.01)
+
+
+def unique_seconds(salt: int) -> str:
+    """A `sleep` duration no other test uses: its command line finds exactly its processes."""
+    return str(10_000_000 + os.getpid() * 10 + salt)
+
+
+@pytest.mark.parametrize("use_cgroups", [True, False], ids=["cgroup", "session-only"])
+def test_kill_takes_down_the_session_and_processes_in_the_workspace(
+    tmp_path: Path, use_cgroups: bool
+) -> None:
     workspace_dir = tmp_path / "ws"
     workspace_dir.mkdir()
     workspace = Workspace(path=str(workspace_dir), branch="logist/x", base_commit="0" * 40)
-    runtime = HostRuntime()
-    # Children in the agent's session, and one that left it (setsid) but works in the workspace.
-    script = "sleep 3600 & setsid sleep 3601 & sleep 3602 & echo started; wait"
+    runtime = HostRuntime(use_cgroups=use_cgroups)
+    tag = unique_seconds(int(use_cgroups))
+    # A child in the agent's session, one that moved elsewhere (still in the session), and
+    # one that left the session (setsid) but works in the workspace.
+    script = (
+        f"sleep {tag} & (cd / && exec sleep {tag}) & "
+        f"setsid sh -c 'exec sleep {tag}' & echo started; wait"
+    )
     handle, paths = start(runtime, tmp_path, "s1", script, cwd=workspace_dir)
-    deadline = time.monotonic() + 10
-    while runtime.read_output(handle, paths, 0) != b"started\n":
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-
-    def sleepers() -> list[psutil.Process]:
-        found = []
-        for proc in psutil.process_iter():
-            try:
-                if (
-                    proc.cmdline()[:1] == ["sleep"]
-                    and proc.cwd() == str(workspace_dir)
-                    and proc.status() != psutil.STATUS_ZOMBIE
-                ):
-                    found.append(proc)
-            except psutil.Error:
-                continue
-        return found
-
-    victims = sleepers()
-    assert sorted(p.cmdline()[1] for p in victims) == ["3600", "3601", "3602"]
+    wait_output(runtime, handle, paths, b"started\n")
+    victims = wait_for_count(tag, 3)
     assert runtime.is_alive(handle, paths)
-    runtime.kill(handle, paths, workspace)
-    psutil.wait_procs(victims, timeout=2)
-    assert sleepers() == []
+    killed = runtime.kill(handle, paths, workspace)
+    assert {p.pid for p in victims} <= {int(str(k["pid"])) for k in killed}
+    assert sleepers(tag) == []
     assert not runtime.is_alive(handle, paths)
     assert runtime.exit_status(handle, paths) is not None
-    runtime.kill(handle, paths, workspace)  # idempotent
+    assert runtime.kill(handle, paths, workspace) == []  # idempotent: nothing left
+
+
+def wait_for_count(tag: str, count: int) -> list[psutil.Process]:
+    deadline = time.monotonic() + 15
+    while len(found := sleepers(tag)) < count:
+        assert time.monotonic() < deadline, found
+        time.sleep(0.01)
+    assert len(found) == count
+    return found
+
+
+@pytest.mark.skipif(cgroups.detect() is None, reason="never: CI machines have a writable cgroup")
+def test_a_double_forked_daemon_that_left_for_root_is_killed_through_its_cgroup(
+    tmp_path: Path,
+) -> None:
+    """Neither its session, its parent nor its working directory lead to it: only the cgroup."""
+    runtime = HostRuntime()
+    tag = unique_seconds(2)
+    script = f"(setsid sh -c 'cd / && sleep {tag} &' &); echo started"
+    handle, paths = start(runtime, tmp_path, "s1", script, cwd=tmp_path)
+    assert wait_exit(runtime, handle, paths) == 0
+    (daemon,) = wait_for_count(tag, 1)
+    assert os.getsid(daemon.pid) != handle.pid and daemon.cwd() == "/"
+    group = Path((Path(paths.dir) / "cgroup").read_text())
+    assert group.is_dir() and daemon.pid in cgroups.members(group)
+    killed = runtime.kill(handle, paths, None)
+    assert killed == [{"pid": daemon.pid, "name": "sleep", "found": "cgroup"}]
+    assert sleepers(tag) == []
+    assert not group.exists()  # the cgroup goes with its last process
+
+
+def test_without_a_cgroup_the_daemon_outlives_the_kill(tmp_path: Path) -> None:
+    """The fallback's documented limit (and the proof that the test above can fail)."""
+    runtime = HostRuntime(use_cgroups=False)
+    tag = unique_seconds(3)
+    script = f"(setsid sh -c 'cd / && sleep {tag} &' &); echo started"
+    handle, paths = start(runtime, tmp_path, "s1", script, cwd=tmp_path)
+    assert wait_exit(runtime, handle, paths) == 0
+    (daemon,) = wait_for_count(tag, 1)
+    try:
+        assert runtime.kill(handle, paths, None) == []
+        assert daemon.is_running()
+    finally:
+        daemon.kill()
+
+
+def test_a_bare_program_name_is_refused(tmp_path: Path) -> None:
+    """A bare name is looked up in PATH, which may hold `.` or the workspace."""
+    runtime = HostRuntime()
+    paths = JobPaths(dir=str(tmp_path / "s1"))
+    for argv in (["true"], ["./agent"], []):
+        spec = ProcessSpec(argv=argv, cwd=str(tmp_path))
+        with pytest.raises(RuntimeProviderError, match="not an absolute path"):
+            runtime.start(None, None, spec, paths)  # type: ignore[arg-type]
+    assert not paths.pid.exists()
+
+
+class WindowCounter(HostRuntime):
+    """Counts how often `exit_status` found no status file and then the wrapper gone: the
+    window the race test is about (the wrapper ended between the two looks)."""
+
+    hits = 0
+
+    def is_alive(self, handle, paths) -> bool:  # type: ignore[no-untyped-def]
+        alive = super().is_alive(handle, paths)
+        if not alive:
+            self.hits += 1
+        return alive
 
 
 def test_exit_status_of_a_process_that_exited_0_is_never_minus_one(tmp_path: Path) -> None:
@@ -95,17 +180,21 @@ def test_exit_status_of_a_process_that_exited_0_is_never_minus_one(tmp_path: Pat
     affinity = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(affinity)})
     try:
-        runtime = HostRuntime()
+        runtime = WindowCounter()
         wrong = []
-        for i in range(100):
-            paths = JobPaths(dir=str(tmp_path / f"s{i}"))
-            spec = ProcessSpec(argv=["true"], cwd=str(tmp_path))
+        runs = 0
+        while runtime.hits < 5 and runs < 1000:  # until the window was hit often enough
+            paths = JobPaths(dir=str(tmp_path / f"s{runs}"))
+            spec = ProcessSpec(argv=["/bin/true"], cwd=str(tmp_path))
             handle = runtime.start(None, None, spec, paths)  # type: ignore[arg-type]
+            runs += 1
             while (code := runtime.exit_status(handle, paths)) is None:
                 pass
             if code != 0:
-                wrong.append((i, code, paths.exit_status.read_text()))
+                wrong.append((runs, code, paths.exit_status.read_text()))
                 break
     finally:
         os.sched_setaffinity(0, affinity)
     assert wrong == []
+    # Proof that the race was run into, not only that it was not lost.
+    assert runtime.hits >= 1, f"the window was never hit in {runs} runs"

@@ -348,7 +348,13 @@ def job(options: dict[str, str]) -> Job:
 
 
 def arg(argv: list[str], flag: str) -> str:
-    return argv[argv.index(flag) + 1]
+    """The value given to `flag`, as `--flag value` or `--flag=value`."""
+    for index, item in enumerate(argv):
+        if item == flag:
+            return argv[index + 1]
+        if item.startswith(f"{flag}="):
+            return item[len(flag) + 1 :]
+    raise AssertionError(f"{flag} not in {argv}")
 
 
 def test_build_passes_the_rendered_prompt_role_and_job_dir(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ parser that turns the output stream, line by line, into `AgentEvent`s.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import msgspec
@@ -13,6 +15,7 @@ import msgspec
 from ..model import Job
 from ..runtimes.base import ProcessSpec
 from .events import AgentEvent
+from .options import PathSyntax, check_path_options
 
 
 class AgentContext(msgspec.Struct, frozen=True):
@@ -66,9 +69,13 @@ class AgentProvider(Protocol):
     name: str
     description: str
     program: str
+    #: Options whose values name files, and how (see `options.PathSyntax`): each must stay
+    #: inside the workspace, checked for every provider by `options.check_path_options`.
+    path_options: Mapping[str, PathSyntax]
 
     def build(self, job: Job, ctx: AgentContext) -> ProcessSpec:
-        """The command line and environment for one non-interactive run."""
+        """The command line and environment for one non-interactive run: `argv[0]` is the
+        installed program's absolute path (see `ProcessSpec`)."""
         ...
 
     def validate_options(self, options: dict[str, str]) -> None:
@@ -82,3 +89,11 @@ class AgentProvider(Protocol):
     def version(self) -> str | None:
         """The installed program's version, or None when it is not installed."""
         ...
+
+
+def build_spec(provider: AgentProvider, job: Job, ctx: AgentContext) -> ProcessSpec:
+    """`provider.build`, once every option that names a file is checked against the
+    workspace the agent will run in (roles and configuration may have changed since the
+    job was created)."""
+    check_path_options(provider.path_options, job.agent.options, Path(ctx.workspace))
+    return provider.build(job, ctx)

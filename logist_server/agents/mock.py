@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ..errors import UsageError
 from ..model import Job
@@ -11,6 +11,7 @@ from ..runtimes.base import ProcessSpec
 from .base import AgentContext, OutputParser
 from .jsonl import JsonLinesParser
 from .mock_program import FAILURES, SCENARIOS, VERDICTS, default_scenario
+from .options import PathSyntax
 
 
 def _number(key: str, text: str, kind: type[int] | type[float]) -> None:
@@ -45,12 +46,20 @@ class MockAgent:
     name = "mock"
     description = "scripted test agent: " + ", ".join(sorted(SCENARIOS))
     program = "logist-mock-agent"
+    path_options: Mapping[str, PathSyntax] = {
+        "delete": "paths",
+        "rename": "path-pairs",
+        "binary": "paths",
+        "chmod": "paths",
+    }
 
     def build(self, job: Job, ctx: AgentContext) -> ProcessSpec:
         options = dict(job.agent.options)
         scenario = options.pop("scenario", default_scenario(ctx.role_kind))
         _check_scenario(scenario)
-        argv = [sys.executable, "-m", "logist_server.agents.mock_program"]
+        # The installed interpreter, isolated: neither the workspace (the working directory)
+        # nor PYTHONPATH, PYTHONSTARTUP or user site-packages can put code in its way.
+        argv = [sys.executable, "-I", "-m", "logist_server.agents.mock_program"]
         argv += ["--prompt-file", f"{ctx.job_dir}/user-prompt.txt", "--scenario", scenario]
         argv += ["--rendered-prompt-file", ctx.prompt_file, "--role", ctx.role_kind]
         if job.target is not None:
@@ -66,11 +75,13 @@ class MockAgent:
         for key in ("seconds", "interval"):
             if key in options:
                 _number(key, options[key], float)
-        for key in ("lines", "steps", "times"):
+        for key in ("lines", "steps", "times", "code"):
             if key in options:
                 _number(key, options[key], int)
         if "kind" in options:
             _choice("kind", options["kind"], FAILURES)
+        if "hold" in options:
+            _choice("hold", options["hold"], ("true", "false"))
         if "verdict" in options:
             _choice("verdict", options["verdict"], VERDICTS)
 

@@ -32,11 +32,22 @@ Scenarios (`--scenario`; without one: `review` when `--role supervisor`, else `e
 
   When it approves, the verdict line is `VERDICT: APPROVE` with no comment line after it,
   and the summary is `review: approved`. It exits with 0 either way.
+- `linger` (for reaping tests): starts three processes that outlive it (a background
+  child, a double-forked `setsid` daemon, and a child that moves to `/`), each running
+  `sleep` with `tag=` in its command line, and writes their pids to `$LOGIST_JOB_DIR/
+  linger-pids` once all three run. Then it exits with `code=` (default 0), or waits to be
+  killed with `hold=true`.
+
+Every path it touches (the target, `delete`, `rename`, `binary`, `chmod`) is opened from the
+working directory one part at a time without following symlinks (the repository controls
+them), and must pass `repo_paths.unsafe_reason`; otherwise it prints an `error` and exits
+with 2, touching nothing outside.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import subprocess
@@ -44,6 +55,8 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from logist_server.repo_paths import unsafe_reason
 
 DEFAULT_FILE = "LOGIST_MOCK.md"
 PROPOSED_CHANGE = "## Proposed change"
@@ -142,24 +155,116 @@ def reviewer_comment(rendered: str | None) -> str | None:
     return next((line.strip() for line in body if line.strip()), "")
 
 
+# -- files, reached without following symlinks -------------------------------------------
+class Refused(Exception):
+    """A path the mock will not touch: outside the working directory, or through a symlink."""
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _parent(path: str, create: bool = False) -> tuple[int, str]:
+    """An open descriptor of `path`'s directory and its last part. Each directory is opened
+    from the working directory with O_NOFOLLOW: a symlinked directory is refused."""
+    reason = unsafe_reason(path)
+    if reason is not None:
+        raise Refused(f"{path}: {reason}")
+    *dirs, last = path.split("/")
+    fd = os.open(".", _DIR_FLAGS)
+    try:
+        for part in dirs:
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                os.mkdir(part, dir_fd=fd)
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise Refused(f"{path}: {part} is a symlink or not a directory") from None
+                raise
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, last
+
+
+def _open_file(path: str, flags: int, create: bool = False) -> int:
+    parent, name = _parent(path, create)
+    try:
+        return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=parent)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise Refused(f"{path}: is a symlink") from None
+        raise
+    finally:
+        os.close(parent)
+
+
+def read_file(path: str) -> bytes | None:
+    """The file's bytes; None when it does not exist."""
+    try:
+        fd = _open_file(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
+
+
+def write_file(path: str, data: bytes) -> None:
+    fd = _open_file(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, create=True)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def delete_file(path: str) -> None:
+    parent, name = _parent(path)
+    try:
+        os.unlink(name, dir_fd=parent)  # a symlink itself goes, never what it points at
+    finally:
+        os.close(parent)
+
+
+def rename_file(old: str, new: str) -> None:
+    src, old_name = _parent(old)
+    try:
+        dst, new_name = _parent(new, create=True)
+        try:
+            os.rename(old_name, new_name, src_dir_fd=src, dst_dir_fd=dst)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
+def flip_executable(path: str) -> None:
+    fd = _open_file(path, os.O_RDONLY)
+    try:
+        os.fchmod(fd, os.fstat(fd).st_mode ^ 0o111)
+    finally:
+        os.close(fd)
+
+
 # -- actions ---------------------------------------------------------------------------------
 def do_edit(run: Run) -> None:
     """Append `logist-mock: <first prompt line>` to the target (or LOGIST_MOCK.md) and,
     after a review, `logist-mock: addressed: <first comment line>`."""
-    path = Path(run.target or DEFAULT_FILE)
+    path = run.target or DEFAULT_FILE
     line = f"logist-mock: {first_line(run.prompt)}\n"
     comment = reviewer_comment(run.rendered)
     if comment is not None:
         line += f"{ADDRESSED}: {comment}\n"
-    emit("tool_call", tool="read", input={"path": str(path)})
-    existed = path.exists()
-    current = path.read_bytes() if existed else b""
+    emit("tool_call", tool="read", input={"path": path})
+    existing = read_file(path)
+    current = existing or b""
     if current and not current.endswith(b"\n"):
         current += b"\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(current + line.encode())
-    emit("tool_call", tool="edit", input={"path": str(path), "append": line.rstrip("\n")})
-    emit("file_change", path=str(path), action="modify" if existed else "create")
+    write_file(path, current + line.encode())
+    emit("tool_call", tool="edit", input={"path": path, "append": line.rstrip("\n")})
+    emit("file_change", path=path, action="modify" if existing is not None else "create")
 
 
 def usage(tokens_in: int, tokens_out: int, cost: float) -> None:
@@ -169,19 +274,17 @@ def usage(tokens_in: int, tokens_out: int, cost: float) -> None:
 def do_extra_actions(opts: dict[str, str]) -> None:
     """Optional file operations, for exercising harvest: comma-separated paths."""
     for path in filter(None, opts.get("delete", "").split(",")):
-        Path(path).unlink()
+        delete_file(path)
         emit("file_change", path=path, action="delete")
     for pair in filter(None, opts.get("rename", "").split(",")):
         old, new = pair.split(":", 1)
-        Path(new).parent.mkdir(parents=True, exist_ok=True)
-        Path(old).rename(new)
+        rename_file(old, new)
         emit("file_change", path=new, action="rename")
     for path in filter(None, opts.get("binary", "").split(",")):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_bytes(bytes(range(256)) * 4)
+        write_file(path, bytes(range(256)) * 4)
         emit("file_change", path=path, action="create")
     for path in filter(None, opts.get("chmod", "").split(",")):
-        Path(path).chmod(Path(path).stat().st_mode ^ 0o111)
+        flip_executable(path)
         emit("file_change", path=path, action="modify")
 
 
@@ -319,7 +422,58 @@ def scenario_review(run: Run) -> int:
     return 0
 
 
+# A process that outlives the mock: `daemon` double-forks into a new session and moves to
+# `/`, `elsewhere` only moves to `/`; each writes its pid to its file once it runs.
+_LINGERER = """
+import os, sys, time
+path, kind = sys.argv[1], sys.argv[2]
+if kind == "daemon":
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+if kind != "child":
+    os.chdir("/")
+with open(path + ".tmp", "w") as fh:
+    fh.write(str(os.getpid()))
+os.replace(path + ".tmp", path)
+time.sleep(3600)
+"""
+LINGER_KINDS = ("child", "daemon", "elsewhere")
+LINGER_PIDS = "linger-pids"
+
+
+def scenario_linger(run: Run) -> int:
+    tag = run.opts.get("tag", "logist-linger")
+    job_dir = Path(os.environ.get("LOGIST_JOB_DIR", "."))
+    files = [job_dir / f"linger-{kind}.pid" for kind in LINGER_KINDS]
+    for path in files:
+        path.unlink(missing_ok=True)  # from an earlier step
+    for kind, path in zip(LINGER_KINDS, files, strict=True):
+        subprocess.Popen(
+            [sys.executable, "-I", "-c", _LINGERER, str(path), kind, tag],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    while not all(path.exists() for path in files):
+        time.sleep(0.01)
+    pids = {kind: int(path.read_text()) for kind, path in zip(LINGER_KINDS, files, strict=True)}
+    (job_dir / f"{LINGER_PIDS}.tmp").write_text(json.dumps(pids))
+    (job_dir / f"{LINGER_PIDS}.tmp").replace(job_dir / LINGER_PIDS)
+    emit("message", text=f"started {', '.join(f'{k} {v}' for k, v in pids.items())}")
+    if run.opts.get("hold") == "true":
+        while True:
+            time.sleep(3600)
+    code = int(run.opts.get("code", "0"))
+    if code == 0:
+        emit("done", success=True, summary="left processes behind")
+    return code
+
+
 SCENARIOS: dict[str, Callable[[Run], int]] = {
+    "linger": scenario_linger,
     "edit": scenario_edit,
     "slow": scenario_slow,
     "hang": scenario_hang,
@@ -363,7 +517,13 @@ def main(argv: list[str] | None = None) -> int:
     rendered = Path(args.rendered_prompt_file).read_text() if args.rendered_prompt_file else None
     opts = dict(item.split("=", 1) for item in args.opt if "=" in item)
     run = Run(prompt=prompt, target=args.target, opts=opts, rendered=rendered, role=args.role)
-    return SCENARIOS[args.scenario or default_scenario(args.role)](run)
+    try:
+        return SCENARIOS[args.scenario or default_scenario(args.role)](run)
+    except Refused as exc:
+        message = f"refused to touch {exc}"
+        sys.stderr.write(f"logist-mock-agent: {message}\n")
+        emit("error", message=message)
+        return 2
 
 
 if __name__ == "__main__":

@@ -18,7 +18,10 @@ from ..workspace import Harvest
 
 
 class ProcessSpec(msgspec.Struct, frozen=True):
-    """One non-interactive agent run: argv, extra environment and working directory."""
+    """One non-interactive agent run: argv, extra environment and working directory.
+
+    `argv[0]` is an absolute path to the installed program (never a bare name looked up in
+    PATH, nor anything inside the workspace); a Python program runs isolated (`-I`)."""
 
     argv: list[str]
     env: dict[str, str] = msgspec.field(default_factory=dict)
@@ -86,8 +89,12 @@ class Runtime(Protocol):
         """True while any process of the agent is alive."""
         ...
 
-    def kill(self, handle: RuntimeHandle, paths: JobPaths, workspace: Workspace | None) -> None:
-        """Kill the agent and every process it started; idempotent."""
+    def kill(
+        self, handle: RuntimeHandle, paths: JobPaths, workspace: Workspace | None
+    ) -> list[dict[str, object]]:
+        """Kill the agent and every process it started; idempotent. Called when a step ends
+        however it ends (exit, crash, cancel, limit). Returns what it killed, one
+        `{"pid", "name", "found"}` per process (`found`: how it was found)."""
         ...
 
     def harvest(self, job: Job, workspace: Workspace) -> Harvest:

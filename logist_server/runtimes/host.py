@@ -1,14 +1,17 @@
-"""The host runtime: the agent runs as a local process in its own session.
+"""The host runtime: the agent runs as a local process in its own session (and cgroup).
 
-A tiny `sh` wrapper, started with `setsid`, runs the agent with its output in a file and
-writes the exit status to another file when it ends, so the status is known even when the
-process that started it has died. Cancel kills the session, its descendants and any process
-still working inside the job's workspace.
+A tiny `sh` wrapper, started with `setsid`, joins the agent's own cgroup where the machine
+allows one (see `cgroups`), runs the agent with its output in a file and writes the exit
+status to another file when it ends, so the status is known even when the process that
+started it has died. `kill` (at the end of every step, and on cancel) takes down the
+cgroup, the session, its descendants and any process still working inside the job's
+workspace, and says what it killed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import subprocess
@@ -21,16 +24,23 @@ from ..errors import RuntimeProviderError
 from ..git import RepoInfo
 from ..model import Job, RuntimeHandle, Workspace
 from ..workspace import Harvest, harvest, provision, remove_worktree
+from . import cgroups
 from .base import JobPaths, ProcessSpec
 
-# $1 output file, $2 exit-status file, $3 pid file; the agent's argv follows.
+# $1 output file, $2 exit-status file, $3 pid file, $4 the agent's cgroup (or empty), $5 the
+# file that records the cgroup once joined; the agent's argv follows. The wrapper joins the
+# cgroup before it starts anything, so no process of the agent is ever outside it.
 _WRAPPER = (
-    'out=$1; st=$2; pidf=$3; shift 3; printf %s "$$" > "$pidf"; '
+    "out=$1; st=$2; pidf=$3; cg=$4; cgf=$5; shift 5; "
+    'if [ -n "$cg" ] && printf "%s\\n" "$$" > "$cg/cgroup.procs"; then '
+    'printf %s "$cg" > "$cgf"; fi; '
+    'printf %s "$$" > "$pidf"; '
     '"$@" > "$out" 2>&1 < /dev/null; code=$?; '
     'printf %s "$code" > "$st.tmp" && mv -f "$st.tmp" "$st"'
 )
 KILL_GRACE_S = 0.5
-KILL_WAIT_S = 2.0
+KILL_WAIT_S = 5.0
+CGROUP_FILE = "cgroup"
 
 
 class HostRuntime:
@@ -39,8 +49,16 @@ class HostRuntime:
     name = "host"
     description = "local process in its own session, workspace is a git worktree"
 
-    def __init__(self) -> None:
+    def __init__(self, use_cgroups: bool = True) -> None:
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._use_cgroups = use_cgroups
+
+    @property
+    def mechanism(self) -> str:
+        """How this runtime finds every process of an agent on this machine."""
+        root = cgroups.detect() if self._use_cgroups else None
+        kept = root.mechanism if root is not None else "no writable cgroup"
+        return f"{kept}, session, descendants, working directory"
 
     @property
     def supports_reattach(self) -> bool:
@@ -61,15 +79,23 @@ class HostRuntime:
     def start(
         self, job: Job, workspace: Workspace, spec: ProcessSpec, paths: JobPaths
     ) -> RuntimeHandle:
+        if not spec.argv or not os.path.isabs(spec.argv[0]):
+            raise RuntimeProviderError(
+                f"agent program {spec.argv[:1]} is not an absolute path: a bare name would be"
+                " looked up in PATH, which may lead into the workspace"
+            )
         Path(paths.dir).mkdir(parents=True, exist_ok=True)
-        for stale in (paths.exit_status, paths.pid):
+        marker = Path(paths.dir) / CGROUP_FILE
+        for stale in (paths.exit_status, paths.pid, marker):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
         env = dict(os.environ)
         env.update(spec.env)
+        group = self._new_cgroup(paths)
         argv = [
             "/bin/sh", "-c", _WRAPPER, "logist-agent",
-            str(paths.output), str(paths.exit_status), str(paths.pid), *spec.argv,
+            str(paths.output), str(paths.exit_status), str(paths.pid),
+            str(group or ""), str(marker), *spec.argv,
         ]  # fmt: skip
         try:
             proc = subprocess.Popen(
@@ -127,33 +153,48 @@ class HostRuntime:
         except psutil.Error:
             return False
 
-    def kill(self, handle: RuntimeHandle, paths: JobPaths, workspace: Workspace | None) -> None:
-        victims = self._tree(handle, workspace)
-        if handle.pid is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(handle.pid, signal.SIGTERM)
+    def kill(
+        self, handle: RuntimeHandle, paths: JobPaths, workspace: Workspace | None
+    ) -> list[dict[str, object]]:
+        """Kill every process of the agent; each one killed, as `{pid, name, found}`."""
+        group = _cgroup_of(paths)
+        killed: dict[int, dict[str, object]] = {}
+        victims = self._victims(handle, workspace, group, killed)
+        self._signal_group(handle, signal.SIGTERM)
         for proc in victims:
             with contextlib.suppress(psutil.Error):
                 proc.terminate()
-        _gone, alive = psutil.wait_procs(victims, timeout=KILL_GRACE_S)
+        alive = _wait_gone(victims, KILL_GRACE_S)
         deadline = time.monotonic() + KILL_WAIT_S
         while True:
-            victims = alive + [p for p in self._tree(handle, workspace) if p not in alive]
-            if handle.pid is not None:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(handle.pid, signal.SIGKILL)
-            for proc in victims:
+            if group is not None:
+                cgroups.kill_all(group)
+            self._signal_group(handle, signal.SIGKILL)
+            for proc in alive:
                 with contextlib.suppress(psutil.Error):
                     proc.kill()
-            _gone, alive = psutil.wait_procs(victims, timeout=0.2)
+            alive = _wait_gone(alive, 0.2)
             self._reap(handle)
+            more = self._victims(handle, workspace, group, killed)
+            alive += [p for p in more if p not in alive]
             if not alive or time.monotonic() > deadline:
                 break
+        if group is not None:
+            cgroups.remove(group)
+        own = {handle.pid}
+        return [info for pid, info in sorted(killed.items()) if pid not in own]
 
     def harvest(self, job: Job, workspace: Workspace) -> Harvest:
         return harvest(workspace, job.id)
 
     def cleanup(self, info: RepoInfo, workspace: Workspace) -> None:
+        """Kill what still works in the workspace (a last resort: steps reap their own),
+        then remove it."""
+        stray = self._victims(RuntimeHandle(runtime=self.name), workspace, None, {})
+        for proc in stray:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        _wait_gone(stray, KILL_WAIT_S)
         remove_worktree(info.root, Path(workspace.path), workspace.branch)
 
     # -- internals -------------------------------------------------------------------------
@@ -174,30 +215,99 @@ class HostRuntime:
         except psutil.Error:
             return None
 
-    def _tree(self, handle: RuntimeHandle, workspace: Workspace | None) -> list[psutil.Process]:
-        """Every live process of the agent: its session, descendants, or inside the workspace."""
-        found: dict[int, psutil.Process] = {}
+    def _new_cgroup(self, paths: JobPaths) -> Path | None:
+        """A fresh cgroup for the step whose files are in `paths`, where one can be made."""
+        root = cgroups.detect() if self._use_cgroups else None
+        if root is None:
+            return None
+        digest = hashlib.sha256(os.path.realpath(paths.dir).encode()).hexdigest()[:20]
+        return root.create(f"agent-{digest}")
+
+    def _signal_group(self, handle: RuntimeHandle, sig: signal.Signals) -> None:
+        """Signal the wrapper's process group (its id cannot be reused while it exists)."""
+        if handle.pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(handle.pid, sig)
+
+    def _victims(
+        self,
+        handle: RuntimeHandle,
+        workspace: Workspace | None,
+        group: Path | None,
+        seen: dict[int, dict[str, object]],
+    ) -> list[psutil.Process]:
+        """Every live process of the agent: in its cgroup, its session, its descendants or
+        working inside the workspace. Each new one is added to `seen` with how it was found."""
+        found: dict[int, tuple[psutil.Process, str]] = {}
+        mine = _self_and_ancestors()  # `logist` run from inside a workspace spares its shell
+
+        def add(proc: psutil.Process, how: str) -> None:
+            if proc.pid not in mine and proc.pid not in found:
+                found[proc.pid] = (proc, how)
+
+        for pid in cgroups.members(group) if group is not None else []:
+            with contextlib.suppress(psutil.Error):
+                add(psutil.Process(pid), "cgroup")
         root = self._process(handle)
         if root is not None:
-            found[root.pid] = root
+            add(root, "wrapper")
             with contextlib.suppress(psutil.Error):
                 for child in root.children(recursive=True):
-                    found[child.pid] = child
+                    add(child, "descendant")
         ws = os.path.realpath(workspace.path) if workspace else None
-        me = os.getpid()
         for proc in psutil.process_iter():
-            if proc.pid in found or proc.pid == me:
+            if proc.pid in found or proc.pid in mine:
                 continue
             try:
                 if handle.pid is not None and os.getsid(proc.pid) == handle.pid:
-                    found[proc.pid] = proc
+                    add(proc, "session")
                 elif ws is not None:
                     cwd = proc.cwd()
                     if cwd == ws or cwd.startswith(ws + os.sep):
-                        found[proc.pid] = proc
+                        add(proc, "workspace")
             except (psutil.Error, OSError):
                 continue
-        return [p for p in found.values() if _not_zombie(p)]
+        live = []
+        for pid, (proc, how) in found.items():
+            if not _not_zombie(proc):
+                continue
+            live.append(proc)
+            if pid not in seen:
+                seen[pid] = {"pid": pid, "name": _name(proc), "found": how}
+        return live
+
+
+def _cgroup_of(paths: JobPaths) -> Path | None:
+    """The cgroup the step's wrapper joined, if it joined one."""
+    try:
+        text = (Path(paths.dir) / CGROUP_FILE).read_text().strip()
+    except OSError:
+        return None
+    return Path(text) if text else None
+
+
+def _self_and_ancestors() -> set[int]:
+    mine = {os.getpid()}
+    with contextlib.suppress(psutil.Error):
+        mine.update(p.pid for p in psutil.Process().parents())
+    return mine
+
+
+def _name(proc: psutil.Process) -> str:
+    try:
+        return proc.name()
+    except psutil.Error:
+        return "?"
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """The processes still alive (not zombies) after up to `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    alive = [p for p in procs if _not_zombie(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+        alive = [p for p in alive if _not_zombie(p)]
+    return alive
 
 
 def _read_status(paths: JobPaths) -> int | None:

@@ -1,0 +1,133 @@
+"""No process outlives its job: whatever an agent leaves running is killed when its step ends.
+
+The mock's `linger` scenario starts, like a hostile or careless agent would, a background
+child, a double-forked `setsid` daemon that moved to `/`, and a child that moved to `/`, then
+exits 0, crashes, or waits to be cancelled or stopped by a limit. Each runs through the real
+`logist` CLI in a real repository; afterwards none of the three may be alive, and the job's
+`reaped` event names them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from conftest import job_events, popen_logist, run_logist, show_job, wait_for
+
+from logist_server.runtimes import cgroups
+
+KINDS = ("child", "daemon", "elsewhere")
+SETTLED = {"review", "done", "failed", "cancelled", "halted", "stuck"}
+
+
+@pytest.fixture
+def tag(tmp_path: Path) -> Iterator[str]:
+    """A tag in the lingerers' command lines; whatever carries it is killed at teardown."""
+    value = f"logist-linger-{os.getpid()}-{tmp_path.name}"
+    yield value
+    strays = tagged(value)
+    for proc in strays:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+
+
+def tagged(tag: str) -> list[psutil.Process]:
+    """Live (non-zombie) processes with `tag` in their command line."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if tag in proc.cmdline() and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def lingerers(repo: Path, job_id: str) -> dict[str, int]:
+    """The pids the agent wrote once all three were running."""
+    path = repo / ".logist" / "jobs" / job_id / "linger-pids"
+    pids: dict[str, int] = json.loads(path.read_text())
+    return pids
+
+
+def reaped(repo: Path, job_id: str) -> list[dict[str, Any]]:
+    return [
+        process
+        for event in job_events(repo, job_id)
+        if event["kind"] == "reaped"
+        for process in event["data"]["processes"]
+    ]
+
+
+def assert_all_reaped(repo: Path, job_id: str, tag: str) -> None:
+    pids = lingerers(repo, job_id)
+    assert sorted(pids) == sorted(KINDS)  # all three ran: the test attacked something
+    assert tagged(tag) == []
+    assert not any(alive(pid) for pid in pids.values())
+    report = {p["pid"]: p for p in reaped(repo, job_id)}
+    assert set(pids.values()) <= set(report), report
+    assert all(report[pid]["name"] not in ("", "?") for pid in pids.values()), report
+    if cgroups.detect() is not None:
+        assert report[pids["daemon"]]["found"] == "cgroup"
+
+
+def linger_run(repo: Path, tag: str, *extra: str) -> dict[str, Any]:
+    proc = run_logist(
+        "run", "--json", "--prompt", "linger", "--retries", "0",
+        "--agent-opt", "scenario=linger", "--agent-opt", f"tag={tag}", *extra,
+        cwd=repo, check=False,
+    )  # fmt: skip
+    assert "Traceback" not in proc.stderr, proc.stderr
+    record: dict[str, Any] = json.loads(proc.stdout)
+    return record
+
+
+def test_processes_left_by_an_agent_that_exits_0_are_killed(repo: Path, tag: str) -> None:
+    record = linger_run(repo, tag)
+    assert record["status"] in SETTLED
+    assert_all_reaped(repo, record["id"], tag)
+
+
+def test_processes_left_by_a_crashing_agent_are_killed(repo: Path, tag: str) -> None:
+    record = linger_run(repo, tag, "--agent-opt", "code=3")
+    assert record["status"] == "failed"
+    assert_all_reaped(repo, record["id"], tag)
+
+
+def test_processes_of_a_cancelled_agent_are_killed(repo: Path, tag: str) -> None:
+    proc = popen_logist(
+        "run", "--json", "--prompt", "linger", "--retries", "0",
+        "--agent-opt", "scenario=linger", "--agent-opt", f"tag={tag}",
+        "--agent-opt", "hold=true", cwd=repo,
+    )  # fmt: skip
+    try:
+        jobs = repo / ".logist" / "jobs"
+        pids_file = wait_for(lambda: next(jobs.glob("*/linger-pids"), None), timeout=60)
+        job_id = pids_file.parent.name
+        run_logist("job", "cancel", job_id, cwd=repo)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert show_job(repo, job_id)["status"] == "cancelled"
+    assert_all_reaped(repo, job_id, tag)
+
+
+def test_processes_of_an_agent_stopped_by_a_limit_are_killed(repo: Path, tag: str) -> None:
+    record = linger_run(repo, tag, "--agent-opt", "hold=true", "--max-time", "1")
+    assert record["status"] == "halted"
+    assert_all_reaped(repo, record["id"], tag)
