@@ -1,33 +1,74 @@
-"""A raw JSON-RPC-over-stdio client, able to send anything, even malformed messages."""
+"""A raw JSON-RPC client over stdio or TCP, able to send anything, even malformed messages."""
 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import threading
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 
 class RawClient:
     """Frames messages with Content-Length, collects responses by id, answers the server's
-    own requests with null, and keeps notifications."""
+    own requests with null, and keeps notifications.
 
-    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
-        )
+    Over stdio (`argv`: the server is started here) or over a connected socket (`sock`)."""
+
+    def __init__(
+        self,
+        argv: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        sock: socket.socket | None = None,
+    ) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.sock = sock
+        if sock is not None:
+            self._in: BinaryIO = sock.makefile("rb")
+        else:
+            assert argv is not None
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+            )
+            assert self.proc.stdout is not None
+            self._in = self.proc.stdout
         self.responses: dict[Any, dict[str, Any]] = {}
         self.notifications: list[dict[str, Any]] = []
         self.server_requests: list[dict[str, Any]] = []
         self.sent: dict[Any, dict[str, Any]] = {}
         # Results for the server's own requests, by method (default: null).
         self.answers: dict[str, Any] = {}
+        self.eof = threading.Event()  # the server closed the stream
+        self.received: list[dict[str, Any]] = []  # every message, in order
         self._cond = threading.Condition()
         self._write_lock = threading.Lock()
         self._next_id = 0
-        threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
         self.stderr_tail: list[bytes] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        if self.proc is not None:
+            threading.Thread(target=self._drain_stderr, daemon=True).start()
+
+    @classmethod
+    def connect(cls, port: int, host: str = "127.0.0.1") -> RawClient:
+        return cls(sock=socket.create_connection((host, port), timeout=None))
+
+    def initialize(self, root: Path, token: str | None = None, **extra: Any) -> dict[str, Any]:
+        """`initialize` (with `token` in initializationOptions) and `initialized`."""
+        uri = root.resolve().as_uri()
+        params: dict[str, Any] = {
+            "processId": None,
+            "rootUri": uri,
+            "capabilities": {},
+            "workspaceFolders": [{"uri": uri, "name": root.name}],
+            **extra,
+        }
+        if token is not None:
+            params["initializationOptions"] = {"token": token}
+        answer = self.request("initialize", params)
+        if "result" in answer:
+            self.notify("initialized", {})
+        return answer
 
     def _drain_stderr(self) -> None:
         assert self.proc.stderr is not None
@@ -35,8 +76,17 @@ class RawClient:
             self.stderr_tail = [*self.stderr_tail[-50:], line]
 
     def _read(self) -> None:
-        out = self.proc.stdout
-        assert out is not None
+        try:
+            self._read_messages()
+        except (OSError, ValueError):
+            pass
+        finally:
+            with self._cond:
+                self.eof.set()
+                self._cond.notify_all()
+
+    def _read_messages(self) -> None:
+        out = self._in
         while True:
             length = 0
             while True:
@@ -48,6 +98,8 @@ class RawClient:
                 if header.lower().startswith(b"content-length:"):
                     length = int(header.split(b":", 1)[1])
             message = json.loads(out.read(length))
+            with self._cond:
+                self.received.append(message)
             if "method" in message and "id" in message:
                 self.server_requests.append(message)
                 result = self.answers.get(message["method"])
@@ -69,11 +121,17 @@ class RawClient:
                 self.sent[message["id"]] = message
         except ValueError:
             pass
-        stdin = self.proc.stdin
-        assert stdin is not None
+        self.send_bytes(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    def send_bytes(self, data: bytes) -> None:
+        """Write `data` as is: no framing added."""
         with self._write_lock:
-            stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-            stdin.flush()
+            if self.sock is not None:
+                self.sock.sendall(data)
+                return
+            assert self.proc is not None and self.proc.stdin is not None
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
 
     def new_id(self) -> int:
         self._next_id += 1
@@ -93,11 +151,14 @@ class RawClient:
 
     def wait_response(self, msg_id: Any, timeout: float = 30) -> dict[str, Any]:
         with self._cond:
-            ok = self._cond.wait_for(lambda: msg_id in self.responses, timeout)
-        if not ok:
+            self._cond.wait_for(lambda: msg_id in self.responses or self.eof.is_set(), timeout)
+        if msg_id not in self.responses:
             tail = b"".join(self.stderr_tail[-10:]).decode(errors="replace")
             request = json.dumps(self.sent.get(msg_id))[:300]
-            raise AssertionError(f"no response within {timeout} s to {request}; stderr: {tail}")
+            closed = " (the server closed the stream)" if self.eof.is_set() else ""
+            raise AssertionError(
+                f"no response within {timeout} s{closed} to {request}; stderr: {tail}"
+            )
         return self.responses[msg_id]
 
     def wait_notification(self, predicate: Any, timeout: float = 30) -> dict[str, Any]:
@@ -106,11 +167,22 @@ class RawClient:
         assert ok, "notification never arrived"
         return next(n for n in self.notifications if predicate(n))
 
+    def wait_eof(self, timeout: float = 30) -> None:
+        """Wait until the server closes the stream."""
+        assert self.eof.wait(timeout), "the server never closed the connection"
+
     def close(self) -> None:
         try:
             self.request("shutdown", None, timeout=10)
             self.notify("exit", None)
-            self.proc.wait(timeout=10)
+            if self.proc is not None:
+                self.proc.wait(timeout=10)
+            else:
+                self.wait_eof(10)
         except Exception:
-            self.proc.kill()
-            self.proc.wait()
+            if self.proc is not None:
+                self.proc.kill()
+                self.proc.wait()
+        finally:
+            if self.sock is not None:
+                self.sock.close()

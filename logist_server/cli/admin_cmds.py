@@ -55,15 +55,23 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ..errors import UsageError
     from ..server.main import serve
 
-    serve(tcp=args.tcp)
-    return 0
+    if args.tcp is None and args.token_file is not None:
+        raise UsageError("--token-file needs --tcp (over stdio no token is used)")
+    return serve(tcp=args.tcp, token_file=args.token_file)
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stdio", action="store_true", help="talk LSP over stdio (the default)")
-    parser.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead (127.0.0.1:PORT)")
+    tcp_help = "listen on TCP instead (HOST defaults to 127.0.0.1; PORT 0: any free port)"
+    parser.add_argument("--tcp", metavar="HOST:PORT", help=tcp_help)
+    token_help = (
+        "with --tcp: read the token clients must send from FILE "
+        "(default: LOGIST_TOKEN, else a new one, written to a 0600 file)"
+    )
+    parser.add_argument("--token-file", metavar="FILE", help=token_help)
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:

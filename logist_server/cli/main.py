@@ -65,4 +65,8 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"logist-server {__version__}")
     admin_cmds.add_serve_arguments(parser)
     args = parser.parse_args(argv)
-    return admin_cmds.cmd_serve(args)
+    try:
+        return admin_cmds.cmd_serve(args)
+    except LogistError as exc:
+        sys.stderr.write(f"logist-server: error: {exc}\n")
+        return exc.exit_status

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -16,30 +16,34 @@ from pygls.uris import to_fs_path
 
 from .. import __version__
 from ..engine import Engine
-from ..errors import JobBusyError, JobNotFoundError, NotInRepositoryError
+from ..errors import JobNotFoundError, NotInRepositoryError
 from ..git import find_repo
 from ..model import Job
+from .hub import Hub
 from .jsonrpc import LogistProtocol, raw_json_converter
 
 log = logging.getLogger(__name__)
 
 
 class LogistServer(LanguageServer):
-    """One language server over the job engines of the workspace's repositories."""
+    """One client's language server over the job engines of its workspace's repositories."""
 
-    def __init__(self) -> None:
+    protocol: LogistProtocol
+
+    def __init__(self, hub: Hub | None = None, token: str | None = None) -> None:
         super().__init__(
             "logist-server",
             __version__,
             protocol_cls=LogistProtocol,
             converter_factory=raw_json_converter,
         )
-        self.engines: dict[Path, Engine] = {}
+        self.hub = hub or Hub()
+        self.protocol.token = token
+        self.engines: dict[Path, Engine] = {}  # this client's: its workspace's repositories
         self.workspace_roots: list[Path] = []
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.concurrency: int | None = None  # from the configuration of the first job's repo
-        self._slots: asyncio.Semaphore | None = None
         self.on_engine_added: list[Any] = []
+        self.on_closed: list[Callable[[], None]] = []
 
     # -- background work -------------------------------------------------------------------
     def run_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
@@ -60,24 +64,25 @@ class LogistServer(LanguageServer):
                 types.LogMessageParams(types.MessageType.Error, f"{task.get_name()} failed: {exc}")
             )
 
-    def submit(self, engine: Engine, job_id: str, listener: Any) -> None:
-        """Drive the job in the background, at most `concurrency` at once."""
-        self.run_task(self._drive(engine, job_id, listener), f"drive job {job_id}")
-
-    async def _drive(self, engine: Engine, job_id: str, listener: Any) -> None:
-        if self._slots is None:
-            if self.concurrency is None:
-                self.concurrency = engine.config.settings.concurrency
-            self._slots = asyncio.Semaphore(self.concurrency)
-        async with self._slots:
-            try:
-                await engine.drive(job_id, listener)
-            except JobBusyError:
-                log.info("job %s is driven by another process; following its events", job_id)
+    def close(self) -> None:
+        """The client is gone: stop this client's tasks and requests (an accept waiting for
+        its editor's answer gives up, and its lock); the jobs go on in the hub."""
+        for callback in self.on_closed:
+            callback()
+        for task in list(self.tasks):
+            task.cancel()
+        for future in list(self.protocol._request_futures.values()):
+            future.cancel()
 
     # -- repositories ----------------------------------------------------------------------
     def set_workspace_roots(self, roots: list[Path]) -> None:
+        """The workspace folders now: repositories of removed folders are dropped (their
+        jobs are no longer this client's), those of added folders are watched."""
         self.workspace_roots = [Path(os.path.realpath(r)) for r in roots]
+        if self.workspace_roots:
+            for repo in list(self.engines):
+                if not any(_related(repo, root) for root in self.workspace_roots):
+                    del self.engines[repo]
         for root in self.workspace_roots:
             try:
                 self.engine_for_path(root)
@@ -89,13 +94,10 @@ class LogistServer(LanguageServer):
         known = [root for root in self.engines if root == path or root in path.parents]
         if known:
             return self.engines[max(known, key=lambda r: len(r.parts))]
-        info = find_repo(path)
-        engine = self.engines.get(info.root)
-        if engine is None:
-            engine = Engine(info)
-            self.engines[info.root] = engine
-            for callback in self.on_engine_added:
-                callback(engine)
+        engine, _new = self.hub.engine(find_repo(path))
+        self.engines[engine.repo] = engine
+        for callback in self.on_engine_added:
+            callback(engine)
         return engine
 
     def default_engine(self) -> Engine:
@@ -154,3 +156,8 @@ class LogistServer(LanguageServer):
             if document.source != on_disk:
                 result[path.relative_to(engine.repo).as_posix()] = document.source
         return result
+
+
+def _related(repo: Path, root: Path) -> bool:
+    """The repository is the folder, holds it, or lies inside it."""
+    return repo == root or repo in root.parents or root in repo.parents

@@ -65,6 +65,12 @@ def register(server: LogistServer, pump: EventPump, review: Review) -> None:
     async def create_job(params: p.CreateJobParams) -> dict[str, Any]:
         if not params.prompt.strip():
             raise JsonRpcInvalidParams(f"{p.CREATE_JOB}: prompt is empty")
+        size = len(params.prompt.encode("utf-8", "surrogatepass"))
+        if size > p.MAX_PROMPT_BYTES:
+            raise JsonRpcInvalidParams(
+                f"{p.CREATE_JOB}: the prompt is {size} bytes, over the limit of "
+                f"{p.MAX_PROMPT_BYTES // 1024} KiB ({p.MAX_PROMPT_BYTES} bytes)"
+            )
         file: str | None = None
         line_range: LineRange | None = None
         selected: str | None = None
@@ -106,7 +112,7 @@ def register(server: LogistServer, pump: EventPump, review: Review) -> None:
         job = await asyncio.to_thread(engine.create_job, request)
         pump.watch(engine)
         pump.wake()
-        server.submit(engine, job.id, pump.wake)
+        server.hub.submit(engine, job.id)
         return {"jobId": job.id, "status": job.status.value}
 
     @rpc(server, p.LIST_JOBS, p.ListJobsParams)
@@ -115,12 +121,13 @@ def register(server: LogistServer, pump: EventPump, review: Review) -> None:
             statuses = [JobStatus(s) for s in params.status] if params.status else None
         except ValueError as exc:
             raise JsonRpcInvalidParams(f"{p.LIST_JOBS}: {exc}") from None
-        raw: list[bytes] = []
+        rows: list[tuple[str, str, float, str, str | None, str]] = []
         for engine in server.engines.values():
             if engine.has_store():
-                raw += engine.store.list_raw(statuses)
-        result: list[Any] = msgspec.json.decode(b"[" + b",".join(raw) + b"]")
-        return result
+                rows += engine.store.summaries(statuses)
+        rows.sort(key=lambda row: (row[2], row[0]))  # oldest first across repositories
+        keys = ("id", "status", "created_at", "agent", "file", "headline")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
 
     @rpc(server, p.GET_JOB, p.JobIdParams)
     async def get_job(params: p.JobIdParams) -> Any:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
-from typing import Any
 
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from .app import LogistServer
+from .hub import Hub
 from .jobs import register
 from .review import Review
 from .streaming import EventPump
@@ -17,16 +18,18 @@ from .streaming import EventPump
 log = logging.getLogger(__name__)
 
 
-def create_server() -> LogistServer:
-    server = LogistServer()
+def create_server(hub: Hub | None = None, token: str | None = None) -> LogistServer:
+    """One client's server over `hub`'s engines; `token`: what its `initialize` must carry."""
+    server = LogistServer(hub, token)
     pump = EventPump(server)
     review = Review(server)
     server.on_engine_added.append(pump.watch)
     pump.on_status.append(review.job_changed)
+    server.hub.listeners.add(pump.committed)
+    server.on_closed.append(lambda: server.hub.listeners.discard(pump.committed))
     register(server, pump, review)
 
-    @server.feature(types.INITIALIZED)
-    def initialized(params: types.InitializedParams) -> None:
+    def folders() -> list[Path]:
         roots: list[Path] = []
         for folder in server.workspace.folders.values():
             fs = to_fs_path(folder.uri)
@@ -34,11 +37,20 @@ def create_server() -> LogistServer:
                 roots.append(Path(fs))
         if not roots and server.workspace.root_path:
             roots.append(Path(server.workspace.root_path))
-        server.set_workspace_roots(roots)
+        return roots
+
+    @server.feature(types.INITIALIZED)
+    def initialized(params: types.InitializedParams) -> None:
+        server.set_workspace_roots(folders())
         for engine in list(server.engines.values()):
             engine.warm_up()  # before the first request: the first job starts as fast as any
         server.run_task(pump.run(), "event pump")
-        server.run_task(_resume_orphans(server, pump), "resume jobs")
+        server.run_task(_resume_orphans(server), "resume jobs")
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    def folders_changed(params: types.DidChangeWorkspaceFoldersParams) -> None:
+        server.set_workspace_roots(folders())  # pygls has updated workspace.folders
+        review.refresh_all()
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(params: types.DidOpenTextDocumentParams) -> None:
@@ -62,7 +74,7 @@ def create_server() -> LogistServer:
     return server
 
 
-async def _resume_orphans(server: LogistServer, pump: EventPump) -> None:
+async def _resume_orphans(server: LogistServer) -> None:
     """Drive jobs that nobody drives any more (their driver died): re-attach or settle."""
     from ..locks import is_locked
     from ..states import ACTIVE
@@ -72,20 +84,40 @@ async def _resume_orphans(server: LogistServer, pump: EventPump) -> None:
             continue
         for job in engine.store.list_jobs(ACTIVE):
             if not job.paused and not is_locked(engine.store.lock_path(job.id)):
-                server.submit(engine, job.id, pump.wake)
+                server.hub.submit(engine, job.id)
 
 
-def serve(tcp: str | None = None, **_: Any) -> None:
-    """Run the server over stdio, or TCP when `tcp` is HOST:PORT."""
+def serve(tcp: str | None = None, token_file: str | None = None) -> int:
+    """Run the server over stdio, or TCP when `tcp` is HOST:PORT; the exit status."""
     logging.basicConfig(level=logging.WARNING, format="logist-server: %(levelname)s %(message)s")
+    if tcp is not None:
+        from .tcp import serve_tcp
+
+        return serve_tcp(tcp, token_file)
+    return serve_stdio()
+
+
+def serve_stdio() -> int:
+    """One client on stdin/stdout, no token: the editor started this process. Exits at the
+    end of stdin, or on `exit` (status 0 after `shutdown`, else 1)."""
+    import asyncio
+    import sys
+
+    from pygls.io_ import StdinAsyncReader, StdoutWriter
+
+    from ..pipesize import grow_pipe
+    from .framing import serve_stream
+
+    grow_pipe(sys.stdout.fileno())  # a flood of notifications wakes the client less often
     server = create_server()
-    if tcp:
-        host, _sep, port = tcp.rpartition(":")
-        server.start_tcp(host or "127.0.0.1", int(port))
-    else:
-        import sys
+    server.protocol.set_writer(StdoutWriter(sys.stdout.buffer))
 
-        from ..pipesize import grow_pipe
+    async def run() -> None:
+        reader = StdinAsyncReader(sys.stdin.buffer, server.thread_pool)
+        await serve_stream(server.protocol, reader, strict=False)
+        server.close()
 
-        grow_pipe(sys.stdout.fileno())  # a flood of notifications wakes the client less often
-        server.start_io()
+    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+        asyncio.run(run())
+    status = server.protocol.exit_status
+    return 0 if status is None else status

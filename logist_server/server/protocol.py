@@ -21,6 +21,7 @@ CANCEL_JOB = "logist/cancelJob"
 LIST_AGENTS = "logist/listAgents"
 LIST_RUNTIMES = "logist/listRuntimes"
 JOB_EVENT = "logist/jobEvent"
+MAX_PROMPT_BYTES = 256 * 1024  # a prompt is a request, not a file: larger ones are refused
 
 REQUESTS = (
     CREATE_JOB,
@@ -92,7 +93,7 @@ P = TypeVar("P")
 
 def convert_params(method: str, raw: Any, kind: type[P]) -> P:
     """Strictly convert raw JSON params to `kind`, or raise InvalidParams naming the problem."""
-    if raw is None:
+    if raw is None or raw == []:  # Neovim sends an empty Lua table `{}` as `[]`
         raw = {}
     if not isinstance(raw, dict):
         raise JsonRpcInvalidParams(f"{method}: params must be an object, got {_json_type(raw)}")

@@ -425,8 +425,12 @@ def _lsp_range(lines: list[str], item: MappedHunk) -> types.Range:
 
 
 def _line_span(lines: list[str], item: MappedHunk) -> tuple[int, int]:
-    rng = _lsp_range(lines, item)
-    return rng.start.line, rng.end.line
+    """The lines where the hunk's actions are offered: its diagnostic's, and those of the
+    range `getJobDiff` reports (an insertion at the end of a file sits past the last line)."""
+    shown, edit = _lsp_range(lines, item), _edit_range(lines, item)
+    whole_lines = edit.end.character == 0 and edit.end.line > edit.start.line
+    edit_last = edit.end.line - 1 if whole_lines else edit.end.line
+    return min(shown.start.line, edit.start.line), max(shown.end.line, edit_last)
 
 
 def _describe(job: Job, item: MappedHunk) -> str:

@@ -89,7 +89,7 @@ class EventPump:
         self.progress: dict[str, JobProgress] = {}
         self.on_status: list[Callable[[Engine, str, JobStatus], None]] = []
         self._wake = asyncio.Event()
-        self._versions: dict[str, int] = {}
+        self._versions: dict[str, tuple[int, int]] = {}
         self._handed: dict[str, list[JobEvent]] = {}  # committed rows from in-process drivers
 
     def watch(self, engine: Engine) -> None:
@@ -111,6 +111,11 @@ class EventPump:
             else:  # the client is far behind: stop holding rows, read the store when it can
                 rows.clear()
         self._wake.set()
+
+    def committed(self, engine: Engine, events: list[JobEvent]) -> None:
+        """Rows a driver of this process committed (any client's job): handed over when
+        this client follows that repository, else only a wake-up."""
+        self.wake(events if self.server.engines.get(engine.repo) is engine else None)
 
     async def run(self) -> None:
         while True:

@@ -1,0 +1,318 @@
+"""`logist serve --tcp` attacked the way another local process or a web page would: real
+sockets against a real server process. Only a client holding the token gets in; each client
+has its own state; one leaving does not stop the others; HTTP is refused unread."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import make_repo
+from jsonrpc_raw import RawClient
+from tcp_server import TcpServer
+
+LOGIST = str(Path(sys.executable).parent / "logist")
+SERVER = str(Path(sys.executable).parent / "logist-server")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[TcpServer]:
+    started = TcpServer(tmp_path / "runtime")
+    yield started
+    started.stop()
+
+
+def _status_event(job_id: str, status: str) -> object:
+    def match(n: dict[str, object]) -> bool:
+        params = n.get("params")
+        return (
+            n.get("method") == "logist/jobEvent"
+            and isinstance(params, dict)
+            and params.get("jobId") == job_id
+            and params.get("status") == status
+        )
+
+    return match
+
+
+def _job_in_review(client: RawClient, repo: Path, prompt: str) -> str:
+    uri = (repo / "a.txt").resolve().as_uri()
+    created = client.request("logist/createJob", {"prompt": prompt, "agent": "mock", "uri": uri})
+    assert "result" in created, created
+    job_id: str = created["result"]["jobId"]
+    client.wait_notification(_status_event(job_id, "review"), timeout=60)
+    return job_id
+
+
+def _framed(message: object) -> bytes:
+    body = json.dumps(message).encode()
+    return b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def _no_store(repo: Path) -> bool:
+    return not (repo / ".logist" / "logist.db").exists()
+
+
+def _recv_all(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    sock.settimeout(30)
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_the_token_file_is_private_and_goes_away_with_the_server(tmp_path: Path) -> None:
+    server = TcpServer(tmp_path / "runtime")
+    assert server.token_file is not None and server.token
+    assert server.token_file.name == f"serve-{server.port}.token"
+    assert stat.S_IMODE(server.token_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(server.token_file.parent.stat().st_mode) == 0o700
+    assert server.token_file.read_text().strip() == server.token
+    assert server.stderr().count(server.token) == 1  # printed once
+    assert server.stop() == 0
+    assert not server.token_file.exists()
+
+
+@pytest.mark.parametrize("with_token", [False, True])
+def test_an_http_post_of_json_rpc_is_refused_unread(
+    server: TcpServer, tmp_path: Path, with_token: bool
+) -> None:
+    """What a web page can send with fetch(): a POST whose body is valid JSON-RPC (here even
+    carrying the token). Nothing is executed: no answer, no job, the connection closed."""
+    repo = make_repo(tmp_path / "repo")
+    uri = repo.resolve().as_uri()
+    init = {
+        "processId": None,
+        "rootUri": uri,
+        "capabilities": {},
+        "initializationOptions": {"token": server.token if with_token else "x"},
+    }
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init})
+    create = {"prompt": "from the browser", "agent": "mock", "uri": f"{uri}/a.txt"}
+    body2 = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "logist/createJob", "params": create})
+    for request_line in (b"POST / HTTP/1.1", b"GET /?x HTTP/1.1", b"OPTIONS * HTTP/1.1"):
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            payload = (
+                request_line + b"\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body.encode())
+            )
+            sock.sendall(payload + b"Content-Length: %d\r\n\r\n%s" % (len(body2), body2.encode()))
+            assert _recv_all(sock) == b"", request_line
+    assert _no_store(repo)
+    assert server.alive()
+
+
+def test_anything_but_lsp_framing_is_refused_unread(server: TcpServer, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    listing = b'{"jsonrpc": "2.0", "id": 1, "method": "logist/listJobs", "params": {}}'
+    attacks = [
+        b"\r\n" + listing,  # no Content-Length header at all
+        b"Host: 127.0.0.1\r\nContent-Length: %d\r\n\r\n%s" % (len(listing), listing),
+        b"Content-Length: -5\r\n\r\n" + listing,
+        b"Content-Length: 99999999999\r\n\r\n" + listing,  # over the limit
+        listing + b"\r\n\r\n",  # a bare body
+    ]
+    for attack in attacks:
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(attack)
+            assert _recv_all(sock) == b"", attack
+    assert _no_store(repo)
+    # the server still serves a real client
+    client = RawClient.connect(server.port)
+    assert "result" in client.initialize(repo, server.token)
+    assert client.request("logist/listJobs", {})["result"] == []
+    client.close()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [None, {}, {"token": None}, {"token": ""}, {"token": "wrong-token-of-some-length"}, "text"],
+)
+def test_initialize_without_the_token_is_refused_and_closed(
+    server: TcpServer, tmp_path: Path, options: object
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    client = RawClient.connect(server.port)
+    params = {"processId": None, "rootUri": repo.as_uri(), "capabilities": {}}
+    if options is not None:
+        params["initializationOptions"] = options
+    answer = client.request("initialize", params)
+    assert answer["error"]["code"] == -32001, answer
+    assert "token" in answer["error"]["message"]
+    assert server.token not in json.dumps(answer)
+    client.wait_eof()
+    assert len(client.received) == 1  # nothing but the refusal
+
+
+def test_before_a_good_initialize_nothing_is_answered(server: TcpServer, tmp_path: Path) -> None:
+    """A second process without the token, trying what it could before: list the prompts,
+    create a job, answer the server's requests, or send the right initialize only after a
+    first message. The first message that is not a good initialize ends the connection."""
+    repo = make_repo(tmp_path / "repo")
+    uri = repo.resolve().as_uri()
+    for first in (
+        {"jsonrpc": "2.0", "id": 7, "method": "logist/listJobs", "params": {}},
+        {"jsonrpc": "2.0", "id": 7, "method": "logist/createJob", "params": {"prompt": "p"}},
+        {"jsonrpc": "2.0", "id": 7, "result": {"applied": True}},  # a forged editor answer
+        {"jsonrpc": "2.0", "method": "initialized", "params": {}},
+        {"jsonrpc": "2.0", "method": "exit"},
+    ):
+        init = {"processId": None, "rootUri": uri, "capabilities": {},
+                "initializationOptions": {"token": server.token}}  # fmt: skip
+        late = {"jsonrpc": "2.0", "id": 8, "method": "initialize", "params": init}
+        client = RawClient.connect(server.port)
+        with contextlib.suppress(OSError):  # the right initialize, too late: the same packet
+            client.send_bytes(_framed(first) + _framed(late))
+        client.wait_eof()
+        for message in client.received:
+            assert message.get("error", {}).get("code") == -32001, message
+            assert message.get("id") == 7, message
+    client = RawClient.connect(server.port)
+    client.send_bytes(b"Content-Length: 5\r\n\r\n{oops")  # not JSON, before initialize
+    client.wait_eof()
+    assert [m["error"]["code"] for m in client.received] == [-32700]
+    assert _no_store(repo)
+    assert server.alive()
+    # and a real client sees no job from any of this
+    good = RawClient.connect(server.port)
+    assert "result" in good.initialize(repo, server.token)
+    assert good.request("logist/listJobs", {})["result"] == []
+    good.close()
+
+
+def test_each_client_has_its_own_state_and_outlives_the_others(
+    server: TcpServer, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    editor = RawClient.connect(server.port)
+    assert "result" in editor.initialize(repo, server.token)
+    uri = (repo / "a.txt").resolve().as_uri()
+    text = (repo / "a.txt").read_text()
+    editor.answers["workspace/applyEdit"] = {"applied": True}
+    editor.notify(
+        "textDocument/didOpen",
+        {"textDocument": {"uri": uri, "languageId": "plaintext", "version": 1, "text": text}},
+    )
+    # another authenticated client opens the same file with other text, then leaves rudely
+    other = RawClient.connect(server.port)
+    assert "result" in other.initialize(repo, server.token)
+    other.answers["workspace/applyEdit"] = {"applied": True}
+    other.notify(
+        "textDocument/didOpen",
+        {"textDocument": {"uri": uri, "languageId": "plaintext", "version": 1, "text": "x\n"}},
+    )
+    job_id = _job_in_review(editor, repo, "mine")
+    other.notify("exit", None)  # exit without shutdown: ends that connection only
+    other.wait_eof()
+    third = RawClient.connect(server.port)
+    assert "result" in third.initialize(repo, server.token)
+    third.sock.close()  # type: ignore[union-attr]  # a crash: no shutdown, no exit
+
+    # the editor's accept asks the editor (not another client) to apply the edit to its text
+    accepted = editor.request("logist/acceptJob", {"jobId": job_id})
+    assert accepted["result"]["applied"] == [f"{job_id}/1"], accepted
+    (apply,) = [r for r in editor.server_requests if r["method"] == "workspace/applyEdit"]
+    edit = apply["params"]["edit"]["documentChanges"][0]["edits"][0]
+    assert edit["range"]["start"]["line"] == len(text.splitlines())  # the editor's buffer
+    assert not [r for r in other.server_requests if r["method"] == "workspace/applyEdit"]
+    assert server.alive()
+    editor.close()
+    # after every client left, the server still takes new ones
+    again = RawClient.connect(server.port)
+    assert "result" in again.initialize(repo, server.token)
+    assert job_id in {j["id"] for j in again.request("logist/listJobs", {})["result"]}
+    again.close()
+    assert server.alive()
+
+
+def test_a_token_passed_by_the_editor(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    token = "editor-chosen-secret-0123456789"
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    for how, extra, env in (
+        ("env", (), dict(os.environ, LOGIST_TOKEN=token)),
+        ("file", ("--token-file", str(token_file)), None),
+    ):
+        server = TcpServer(tmp_path / f"runtime-{how}", *extra, env=env)
+        try:
+            assert token not in server.stderr()
+            assert not list((tmp_path / f"runtime-{how}").rglob("*.token"))
+            bad = RawClient.connect(server.port)
+            assert bad.initialize(repo, "some-other-token-000000")["error"]["code"] == -32001
+            good = RawClient.connect(server.port)
+            assert "result" in good.initialize(repo, token), how
+            good.close()
+        finally:
+            server.stop()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--tcp", "127.0.0.1:99999"],
+        ["--tcp", "127.0.0.1:http"],
+        ["--tcp", "nonsense"],
+        ["--tcp", "127.0.0.1:-1"],
+        ["--tcp", ""],
+        ["--tcp", "no-such-host.invalid:0"],
+        ["--tcp", "192.0.2.1:0"],  # not an address of this machine
+        ["--token-file", "/nonexistent"],  # without --tcp
+        ["--tcp", "127.0.0.1:0", "--token-file", "/nonexistent/token"],
+    ],
+)
+def test_bad_serve_arguments_are_one_line_exit_2(args: list[str], tmp_path: Path) -> None:
+    for program in ([LOGIST, "serve"], [SERVER]):
+        proc = subprocess.run(
+            [*program, *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+        )
+        assert proc.returncode == 2, (program, args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert "Traceback" not in proc.stderr and "error" in proc.stderr
+
+
+def test_bad_tokens_and_a_busy_port_are_one_line_exit_2(tmp_path: Path) -> None:
+    readable = tmp_path / "token"
+    readable.write_text("a-long-enough-token-but-world-readable")
+    readable.chmod(0o644)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cases = [
+            (["--tcp", f"127.0.0.1:{port}"], {}),
+            (["--tcp", "127.0.0.1:0", "--token-file", str(readable)], {}),
+            (["--tcp", "127.0.0.1:0"], {"LOGIST_TOKEN": "short"}),
+        ]
+        for args, env in cases:
+            proc = subprocess.run(
+                [LOGIST, "serve", *args],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path), **env),
+                stdin=subprocess.DEVNULL,
+            )
+            assert proc.returncode == 2, (args, proc.stderr)
+            assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+            assert "Traceback" not in proc.stderr
+    assert (
+        "chmod 600"
+        in subprocess.run(
+            [LOGIST, "serve", "--tcp", "127.0.0.1:0", "--token-file", str(readable)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        ).stderr
+    )
