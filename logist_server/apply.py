@@ -38,9 +38,11 @@ __all__ = [
     "ResultMismatchError",
     "UnsafeResultError",
     "changed_files",
+    "content_writes",
     "execute_plan",
     "plan_accept",
     "read_blobs",
+    "read_current",
     "verify_result",
 ]
 
@@ -196,6 +198,36 @@ def plan_accept(
 def execute_plan(repo: Path, plan: list[PlannedWrite]) -> list[str]:
     """Write the planned files, all or nothing (`tree_write`); returns the paths written."""
     return write_files(repo, plan)
+
+
+def read_current(repo: Path, path: str) -> bytes | None:
+    """The user's regular file `path` as it is now, read without following a symlinked
+    directory; None when it is missing, unsafe, or not a regular file."""
+    if unsafe_reason(path) is not None:
+        return None
+    try:
+        with RepoTree(repo) as tree:
+            st = tree.lstat(path)
+            if st is None or not stat.S_ISREG(st.st_mode):
+                return None
+            return tree.read(path)
+    except (PathRefused, OSError):
+        return None
+
+
+def content_writes(repo: Path, contents: dict[str, bytes]) -> list[PlannedWrite]:
+    """Writes replacing whole files with `contents`, each keeping its current mode (for
+    hunk-by-hunk accepts: pass them to `execute_plan` with the rest, as one set)."""
+    writes = []
+    with RepoTree(repo) as tree:
+        for path, content in contents.items():
+            try:
+                st = tree.lstat(path)
+            except PathRefused:
+                st = None  # execute_plan refuses it, naming the reason
+            mode = MODE_EXEC if st is not None and st.st_mode & 0o111 else MODE_FILE
+            writes.append(PlannedWrite(path, content, mode))
+    return writes
 
 
 # -- planning one file -----------------------------------------------------------------------

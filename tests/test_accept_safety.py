@@ -19,11 +19,13 @@ from logist_server.apply import (
     PlannedWrite,
     ResultMismatchError,
     UnsafeResultError,
+    content_writes,
     execute_plan,
     plan_accept,
+    read_current,
 )
 from logist_server.errors import ConflictError, GitError
-from logist_server.tree_write import MODE_FILE, AcceptWriteError
+from logist_server.tree_write import MODE_EXEC, MODE_FILE, AcceptWriteError
 
 
 @pytest.fixture
@@ -339,3 +341,21 @@ def test_a_filter_named_by_the_job_never_runs(tmp_path: Path) -> None:
     execute_plan(repo, plan_accept(repo, base, result))
     assert not flag.exists()
     assert (repo / ".gitattributes").read_bytes() == b"* filter=marker\n"
+
+
+# -- helpers for hunk-by-hunk accepts (the language server) ---------------------------------
+def test_hunk_writes_never_go_through_a_symlinked_directory(arepo: Path, elsewhere: Path) -> None:
+    (arepo / "tool.sh").write_bytes(b"#!/bin/sh\n")
+    (arepo / "tool.sh").chmod(0o755)
+    assert read_current(arepo, "docs/guide.md") == b"guide\n"
+    assert read_current(arepo, ".git/config") is None
+    writes = content_writes(arepo, {"a.txt": b"one\n", "tool.sh": b"#!/bin/sh\necho\n"})
+    assert [(w.path, w.mode) for w in writes] == [("a.txt", MODE_FILE), ("tool.sh", MODE_EXEC)]
+    (arepo / "link").symlink_to(elsewhere)
+    assert read_current(arepo, "link/guide.md") is None  # elsewhere/guide.md exists
+    before = snapshot(arepo)
+    with pytest.raises(AcceptWriteError) as info:
+        execute_plan(arepo, writes + content_writes(arepo, {"link/guide.md": b"owned\n"}))
+    assert "link/guide.md: link is a symbolic link" in str(info.value)
+    assert snapshot(arepo) == before
+    assert (elsewhere / "guide.md").read_bytes() == b"guide\n"
