@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import faults, repo_guard
-from .agents.base import AgentContext, OutputParser
+from .agents.base import AgentContext, OutputParser, build_spec
 from .agents.events import (
     AgentError,
     AgentEvent,
@@ -31,7 +31,7 @@ from .agents.events import (
 from .errors import JobBusyError, LogistError, StoreError, StoreFullError
 from .fsutil import atomic_write
 from .locks import DriverLock
-from .model import DiffStats, Job, JobEvent, JobStatus, RuntimeHandle, Step, Usage
+from .model import DiffStats, Job, JobEvent, JobStatus, RuntimeHandle, Step, Usage, Workspace
 from .observer import Observer, ObserverHit
 from .plans import Settle, StartStep, consecutive_retries, current_checkpoint, plan_next
 from .prompts import render_prompt
@@ -222,7 +222,7 @@ class JobDriver:
             step=number,
             role_kind=role.kind,
         )
-        spec = self.engine.agents.get(step_job.agent.name).build(step_job, ctx)
+        spec = build_spec(self.engine.agents.get(step_job.agent.name), step_job, ctx)
         checkpoint = current_checkpoint(job)
 
         def add_step(j: Job) -> None:
@@ -363,7 +363,7 @@ class JobDriver:
                 next_control = now + CONTROL_INTERVAL_S
                 job = self.store.get(self.job_id)
                 if job.cancel_requested:
-                    runtime.kill(handle, paths, job.workspace)
+                    await self._reap(handle, paths, runtime, job.workspace)
                     continue  # the exit status follows
                 stop = self._check_limits(job, started)
                 if stop is not None:
@@ -407,21 +407,31 @@ class JobDriver:
         """Settle the job for a limit or a hang, then kill the agent; no exit status."""
         status, reason = stop
         job = self._transition(status, reason, mutate=lambda j: setattr(j.result, "error", reason))
-        await asyncio.to_thread(runtime.kill, handle, paths, job.workspace)
+        await self._reap(handle, paths, runtime, job.workspace)
         return None
+
+    async def _reap(
+        self, handle: RuntimeHandle, paths: JobPaths, runtime: Runtime, workspace: Workspace | None
+    ) -> None:
+        """Kill every process the step's agent left (or still runs): a `reaped` event names
+        them. Runs whenever a step ends: exit, crash, cancel, limit."""
+        killed = await asyncio.to_thread(runtime.kill, handle, paths, workspace)
+        if killed:
+            _job, events = self.store.update(self.job_id, None, [("reaped", {"processes": killed})])
+            self._emit(events)
 
     async def _judge(
         self, code: int | None, handle: RuntimeHandle, paths: JobPaths, runtime: Runtime
     ) -> Job:
         """Decide what the ended step amounts to: done (harvested), retry, failover, failed."""
         job = self.store.get(self.job_id)
+        await self._reap(handle, paths, runtime, job.workspace)  # nothing outlives its step
         if job.status in SETTLED:
             return job  # a limit or hang already settled it
         changed = repo_guard.changes_since(self.engine.repo_info, Path(paths.dir))
         if changed:  # before any git runs on the repository again
             return self._repo_changed(changed)
         if job.cancel_requested:
-            await asyncio.to_thread(runtime.kill, handle, paths, job.workspace)
             return self._transition(S.CANCELLED, "cancelled by user")
         step, workspace = job.current_step, job.workspace
         assert step is not None and workspace is not None

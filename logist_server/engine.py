@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 
 from .agents.base import AgentContext, AgentProvider
+from .agents.options import check_path_options
 from .apply import execute_plan, plan_accept
 from .config.loader import Effective
 from .config.loader import load as load_config
@@ -118,9 +119,26 @@ class Engine:
         if role is None or role.kind == SUPERVISOR:
             return effective
         layer = {"agent": role.agent, "model": role.model, "agent_options": role.agent_options}
-        if not any(layer.values()):
-            return effective
-        return load_config(self.repo, overrides, source, role=(f"role {name}", layer))
+        if any(layer.values()):
+            effective = load_config(self.repo, overrides, source, role=(f"role {name}", layer))
+        return self._checked_paths(effective)
+
+    def _checked_paths(self, effective: Effective) -> Effective:
+        """UsageError naming file and key when an agent option names a file outside the
+        repository (`logist.yml` and roles are the repository's: not to be trusted)."""
+        settings = effective.settings
+        if settings.agent_options:
+            try:
+                provider = self.agents.get(settings.agent)
+            except UsageError:
+                return effective  # the job's own validation names the unknown agent
+            check_path_options(
+                provider.path_options,
+                settings.agent_options,
+                self.repo,
+                lambda key: effective.source_of(f"agent_options.{key}"),
+            )
+        return effective
 
     @property
     def workspace_root(self) -> Path:
@@ -191,10 +209,19 @@ class Engine:
                 f"role '{request.role}' reviews changes and cannot start a job: "
                 "give a worker role, and --supervisor to have it reviewed"
             )
+        provider = self.agents.get(request.agent)
+        check_path_options(provider.path_options, request.agent_options, self.repo)
         if request.policy.supervise:
             supervisor = find_role(self.roles(), request.policy.supervisor_role)
             if supervisor.agent:
                 self.agents.check(supervisor.agent)
+            reviewer = self.agents.get(supervisor.agent or request.agent)
+            check_path_options(
+                reviewer.path_options,
+                supervisor.agent_options,
+                self.repo,
+                lambda _key: f"role {supervisor.name} ({supervisor.source})",
+            )
         target = resolve_target(request, self.repo)
         for path in request.overlays:
             if path.startswith(("/", "../")) or "/../" in path:
@@ -553,7 +580,9 @@ class Engine:
         if handle is None:
             handle = handle_from_pid_file(runtime, paths)
         if handle is not None:
-            runtime.kill(handle, paths, job.workspace)
+            killed = runtime.kill(handle, paths, job.workspace)
+            if killed:
+                self.store.update(job.id, None, [("reaped", {"processes": killed})])
 
 
 def _request_cancel(job: Job) -> None:
