@@ -166,9 +166,9 @@ def plan_accept(
     """
     verify_result(repo, base, result, expected_tree)
     changes = changed_files(repo, base, result)
+    _refuse_unsafe(changes)  # all of them: a forged result is refused even in part
     if only is not None:
         changes = [c for c in changes if c.path in only]
-    _refuse_unsafe(changes)
     changes = [c for c in changes if MODE_GITLINK not in (c.old_mode, c.new_mode)]
     blobs = read_blobs(repo, sorted({b for c in changes for b in (c.old_blob, c.new_blob) if b}))
     plan: list[PlannedWrite] = []

@@ -126,6 +126,8 @@ def _prepare(tree: RepoTree, write: PlannedWrite, staged: list[_Staged]) -> None
     temp = temp_name("tmp")
     item.temp = temp  # set first: a half-made temporary is removed too
     if write.mode == MODE_LINK:
+        if not write.content or b"\0" in write.content:
+            raise PathRefused(write.path, "not a valid symbolic link target")
         os.symlink(os.fsdecode(write.content), temp, dir_fd=fd)
         return
     mode = (0o777 if write.mode == MODE_EXEC else 0o666) & ~_umask()

@@ -359,3 +359,47 @@ def test_hunk_writes_never_go_through_a_symlinked_directory(arepo: Path, elsewhe
     assert "link/guide.md: link is a symbolic link" in str(info.value)
     assert snapshot(arepo) == before
     assert (elsewhere / "guide.md").read_bytes() == b"guide\n"
+
+
+def test_a_forged_path_refuses_even_a_partial_accept(arepo: Path) -> None:
+    base = head(arepo)
+    result = forge_commit(
+        arepo, base, {".git": {"hooks": {"pre-commit": b"evil\n"}}, "a.txt": A_TXT + b"x\n"}
+    )
+    with pytest.raises(UnsafeResultError):
+        plan_accept(arepo, base, result, only={"a.txt"})
+
+
+def test_a_symlink_target_that_cannot_exist_is_refused_cleanly(arepo: Path) -> None:
+    base = head(arepo)
+    index = arepo.parent / "nul-index"
+    env = {"GIT_INDEX_FILE": str(index)}
+    git(arepo, "read-tree", base, env=env)
+    target = git(arepo, "hash-object", "-w", "--stdin", input=b"/tmp\0/x").strip()
+    git(arepo, "update-index", "--add", "--cacheinfo", f"120000,{target},link", env=env)
+    blob = git(arepo, "hash-object", "-w", "--stdin", input=A_TXT + b"x\n").strip()
+    git(arepo, "update-index", "--cacheinfo", f"100644,{blob},a.txt", env=env)
+    tree = git(arepo, "write-tree", env=env).strip()
+    result = git(arepo, "commit-tree", tree, "-p", base, "-m", "nul").strip()
+    before = snapshot(arepo)
+    with pytest.raises(AcceptWriteError) as info:
+        execute_plan(arepo, plan_accept(arepo, base, result))
+    assert "link: not a valid symbolic link target" in str(info.value)
+    assert snapshot(arepo) == before
+    assert leftovers(arepo) == []
+
+
+def test_a_working_tree_encoding_is_compared_and_written_as_checked_out(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": A_TXT})
+    (repo / ".gitattributes").write_bytes(b"*.txt text working-tree-encoding=UTF-16\n")
+    git(repo, "add", ".gitattributes")
+    git(repo, "commit", "-q", "-m", "utf-16")
+    (repo / "a.txt").unlink()
+    git(repo, "checkout", "--", "a.txt")
+    assert (repo / "a.txt").read_bytes() == A_TXT.decode().encode("utf-16")
+    base = head(repo)
+    result = commit_result(repo, base, {"a.txt": A_TXT + b"agent\n"})
+    user = b"user first\n" + A_TXT[len(b"line 1\n") :]
+    (repo / "a.txt").write_bytes(user.decode().encode("utf-16"))
+    execute_plan(repo, plan_accept(repo, base, result))
+    assert (repo / "a.txt").read_bytes().decode("utf-16") == (user + b"agent\n").decode()
