@@ -3,7 +3,9 @@
 Every directory of a path is opened with `O_NOFOLLOW | O_DIRECTORY` relative to the one
 before it (openat semantics), starting from the repository's top directory. A symlinked
 directory anywhere in a path, the user's own or one a job planted, is refused and never
-followed, so nothing read or written through a `RepoTree` lies outside the repository.
+followed, so nothing read or written through a `RepoTree` lies outside the repository. A
+directory with a `.git` of its own (a submodule, a nested clone) is another repository: it
+is refused too.
 """
 
 from __future__ import annotations
@@ -92,6 +94,9 @@ class RepoTree:
             fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
         except OSError as exc:
             raise PathRefused(rel, self._why_not_a_directory(parent, name, exc)) from exc
+        if _holds_git(fd):
+            os.close(fd)
+            raise PathRefused(rel, "is another git repository (a submodule or a nested clone)")
         self._fds[rel] = fd
         return fd
 
@@ -151,6 +156,15 @@ class RepoTree:
         if fd is None:
             raise PathRefused(path, "does not exist")
         return os.fsencode(os.readlink(name, dir_fd=fd))
+
+
+def _holds_git(fd: int) -> bool:
+    """True when the directory has a `.git` of its own: another repository's working tree."""
+    try:
+        os.lstat(".git", dir_fd=fd)
+    except OSError:
+        return False
+    return True
 
 
 def _describe(exc: OSError) -> str:

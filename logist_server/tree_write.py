@@ -156,12 +156,14 @@ def _undo(tree: RepoTree, staged: list[_Staged]) -> list[str]:
     leftovers: list[str] = []
     for item in reversed(staged):
         try:
-            if item.done and item.backup is not None:
+            if not item.done or (not item.existed and item.write.content is None):
+                pass  # untouched, or a deletion of what was not there
+            elif item.backup is not None:
                 os.replace(item.backup, item.name, src_dir_fd=item.fd, dst_dir_fd=item.fd)
                 item.backup = None
-            elif item.done and not item.existed and item.write.content is not None:
+            elif not item.existed:
                 os.unlink(item.name, dir_fd=item.fd)
-            elif item.done:
+            else:
                 leftovers.append(item.write.path)  # changed with no backup to restore from
         except OSError:
             leftovers.append(item.write.path)

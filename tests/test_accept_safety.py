@@ -403,3 +403,31 @@ def test_a_working_tree_encoding_is_compared_and_written_as_checked_out(tmp_path
     (repo / "a.txt").write_bytes(user.decode().encode("utf-16"))
     execute_plan(repo, plan_accept(repo, base, result))
     assert (repo / "a.txt").read_bytes().decode("utf-16") == (user + b"agent\n").decode()
+
+
+def test_undo_after_a_deletion_of_what_was_not_there_reports_nothing_lost(arepo: Path) -> None:
+    writes = [
+        PlannedWrite("gone/x.txt", None, MODE_FILE),  # its directory does not exist
+        PlannedWrite("b.txt", None, MODE_FILE),
+        PlannedWrite("a.txt", b"new\n", MODE_FILE),
+        PlannedWrite("docs/guide.md", None, MODE_FILE),  # fails: docs/ refuses changes
+    ]
+    before = snapshot(arepo)
+    with unwritable(arepo / "docs"), pytest.raises(AcceptWriteError) as info:
+        execute_plan(arepo, writes)
+    assert str(info.value).endswith("(nothing was written)"), str(info.value)
+    assert snapshot(arepo) == before
+    assert leftovers(arepo) == []
+
+
+def test_files_inside_a_nested_repository_are_refused(arepo: Path) -> None:
+    """A result writing into a submodule's or nested clone's working tree (say, next to its
+    own hooks' config) is refused: that is another repository."""
+    base = head(arepo)
+    result = commit_result(arepo, base, {"vendor/lib/evil.py": b"import os\n"})
+    make_repo(arepo / "vendor" / "lib", {"lib.py": b"pass\n"})
+    before = snapshot(arepo)
+    with pytest.raises(ConflictError) as info:
+        plan_accept(arepo, base, result)
+    assert "vendor/lib/evil.py: vendor/lib is another git repository" in str(info.value)
+    assert snapshot(arepo) == before
