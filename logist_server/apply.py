@@ -15,6 +15,7 @@ git's normalised form and written in the checkout's form (`checkout_form`).
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 import tempfile
@@ -27,7 +28,7 @@ from .errors import ConflictError, GitError, LogistError
 from .git import git
 from .repo_paths import unsafe_reason
 from .repo_tree import PathRefused, RepoTree
-from .tree_write import MODE_EXEC, MODE_FILE, MODE_LINK, PlannedWrite, write_files
+from .tree_write import MODE_EXEC, MODE_FILE, MODE_LINK, PlannedWrite, identity, write_files
 
 __all__ = [
     "MODE_EXEC",
@@ -256,7 +257,9 @@ def _plan_file(
     """The write that brings `change` into the user's tree (None: already there)."""
     base = blobs[change.old_blob] if change.old_blob else None
     new = blobs[change.new_blob] if change.new_blob else None
-    current, current_mode = _current(tree, form, change.path)
+    st = tree.lstat(change.path)
+    seen = identity(st)
+    current, current_mode = _current(tree, form, change.path, st)
     if current == new and (new is None or current_mode == change.new_mode):
         return None  # already there
     if current == base and (base is None or _kind(current_mode) == _kind(change.old_mode)):
@@ -264,8 +267,9 @@ def _plan_file(
         if current_mode not in (None, change.old_mode) and change.new_mode == change.old_mode:
             mode = current_mode  # keep a mode the user set
         if new is None or mode == MODE_LINK:
-            return PlannedWrite(change.path, new, mode)
-        return PlannedWrite(change.path, form.smudge(change.path, new, change.new_blob), mode)
+            return PlannedWrite(change.path, new, mode, seen)
+        content = form.smudge(change.path, new, change.new_blob)
+        return PlannedWrite(change.path, content, mode, seen)
     if current is None:
         assert base is not None
         raise _Conflict(renames.describe(change.path, change.old_blob))
@@ -283,16 +287,18 @@ def _plan_file(
     if merged is None:
         raise _Conflict("you changed the same lines")
     mode = change.new_mode if change.new_mode != change.old_mode else (current_mode or MODE_FILE)
-    return PlannedWrite(change.path, form.smudge(change.path, merged), mode)
+    return PlannedWrite(change.path, form.smudge(change.path, merged), mode, seen)
 
 
 def _kind(mode: int | None) -> str:
     return "link" if mode == MODE_LINK else "file"
 
 
-def _current(tree: RepoTree, form: CheckoutForm, path: str) -> tuple[bytes | None, int | None]:
-    """The user's current content (normalised) and git-style mode of `path`, or (None, None)."""
-    st = tree.lstat(path)
+def _current(
+    tree: RepoTree, form: CheckoutForm, path: str, st: os.stat_result | None
+) -> tuple[bytes | None, int | None]:
+    """The user's current content (normalised) and git-style mode of `path` (whose status
+    is `st`), or (None, None)."""
     if st is None:
         return None, None
     if stat.S_ISLNK(st.st_mode):

@@ -32,10 +32,24 @@ MODE_EXEC = 0o100755
 MODE_LINK = 0o120000
 
 
+#: `PlannedWrite.seen` of a path where nothing was.
+NOTHING = (0, -1, 0)
+
+
 class PlannedWrite(msgspec.Struct, frozen=True):
     path: str
     content: bytes | None  # None: delete
     mode: int
+    # What was at `path` when the write was planned (`identity`); when given, the write is
+    # refused if the file changed since (the user saved meanwhile): nothing is lost.
+    seen: tuple[int, int, int] | None = None
+
+
+def identity(st: os.stat_result | None) -> tuple[int, int, int]:
+    """(inode, size, modification time in ns) of a file, or NOTHING."""
+    if st is None:
+        return NOTHING
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class AcceptWriteError(LogistError):
@@ -112,6 +126,8 @@ def _prepare(tree: RepoTree, write: PlannedWrite, staged: list[_Staged]) -> None
         st = None
     if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
         raise PathRefused(write.path, "something other than a file is in the way")
+    if write.seen is not None and identity(st) != write.seen:
+        raise PathRefused(write.path, "changed while accepting (run accept again)")
     item = _Staged(write, fd, name, existed=st is not None)
     staged.append(item)
     if st is not None:

@@ -431,3 +431,15 @@ def test_files_inside_a_nested_repository_are_refused(arepo: Path) -> None:
         plan_accept(arepo, base, result)
     assert "vendor/lib/evil.py: vendor/lib is another git repository" in str(info.value)
     assert snapshot(arepo) == before
+
+
+def test_a_file_saved_between_plan_and_write_is_not_overwritten(arepo: Path) -> None:
+    base = head(arepo)
+    result = commit_result(arepo, base, {"a.txt": A_TXT + b"agent\n", "b.txt": b"b\n"})
+    plan = plan_accept(arepo, base, result)
+    (arepo / "b.txt").write_bytes(B_TXT + b"saved by the editor just now\n")
+    before = snapshot(arepo)
+    with pytest.raises(AcceptWriteError) as info:
+        execute_plan(arepo, plan)
+    assert "b.txt: changed while accepting" in str(info.value)
+    assert snapshot(arepo) == before
