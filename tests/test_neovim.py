@@ -110,6 +110,10 @@ def test_neovim_creates_a_job_streams_events_and_accepts_the_hunk(tmp_path: Path
     edited = [UNSAVED, *A_TXT.splitlines()[1:]]
     assert result["edited_lines"] == edited, diagnosis
 
+    # listJobs with Neovim's `{}` (sent as `[]`): job summaries, the prompt's first line only
+    (listed,) = [j for j in result["listed"] if j["id"] == job_id]
+    assert listed["headline"] == PROMPT.splitlines()[0] and "prompt" not in listed, listed
+
     # events: this job's, strictly increasing seq, up to review
     mine = [e for e in result["events"] if e["jobId"] == job_id]
     seqs = [e["seq"] for e in mine]

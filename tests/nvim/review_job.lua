@@ -140,6 +140,20 @@ local function main()
   result.job_id = job_id
   result.created_status = created.result.status
 
+  -- An empty Lua table: Neovim sends `{}` params as `[]`, which must mean "no params".
+  step('list jobs')
+  local listed
+  client.request('logist/listJobs', {}, function(err, res)
+    listed = { error = err and (err.message or vim.inspect(err)) or nil, result = res }
+  end, buf)
+  wait_for('the logist/listJobs response', function()
+    return listed ~= nil
+  end)
+  if listed.error then
+    error('logist/listJobs {} failed: ' .. listed.error, 0)
+  end
+  result.listed = listed.result
+
   step('wait for review')
   wait_for('a logist/jobEvent with status review or failed', function()
     for _, e in ipairs(result.events) do
