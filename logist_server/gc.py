@@ -79,7 +79,7 @@ def collect(engine: Engine, dry_run: bool = False, force: bool = False) -> GcRep
 def _collect_job(
     engine: Engine,
     job: Job,
-    checked_out: set[str],
+    checked_out: dict[str, Path],
     report: GcReport,
     dry_run: bool,
     force: bool,
@@ -90,6 +90,7 @@ def _collect_job(
     if job.workspace is not None:
         paths.add(Path(job.workspace.path))
     kept_workspace = False
+    removed: set[Path] = set()
     for path in sorted(paths):
         if not (path.exists() or path.is_symlink()):
             continue
@@ -103,12 +104,13 @@ def _collect_job(
             continue
         if not dry_run:
             remove_worktree(engine.repo, path, None)
+        removed.add(path)
         report.worktrees.append(str(path))
     branch = BRANCH_PREFIX + job.id
     tip = branch_tip(engine.repo, branch)
     if tip is None or kept_workspace:
         return
-    if branch in checked_out:
+    if branch in checked_out and checked_out[branch] not in removed:  # (a legacy worktree)
         report.kept.append(f"branch {branch}: it is checked out")
     elif tip not in known:
         report.kept.append(f"branch {branch}: it has commits logist did not make")

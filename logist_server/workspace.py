@@ -366,11 +366,18 @@ def delete_branch_at(repo: Path, branch: str, commit: str) -> bool:
     return proc.returncode == 0
 
 
-def checked_out_branches(repo: Path) -> set[str]:
-    """Branches checked out in any worktree of the repository, the main one included."""
+def checked_out_branches(repo: Path) -> dict[str, Path]:
+    """Branch -> the worktree that has it checked out, over every worktree of the
+    repository, the main one included."""
     out = git_out(["worktree", "list", "--porcelain"], repo)
-    prefix = "branch refs/heads/"
-    return {line[len(prefix) :] for line in out.splitlines() if line.startswith(prefix)}
+    found: dict[str, Path] = {}
+    path = Path()
+    for line in out.splitlines():
+        if line.startswith("worktree "):
+            path = Path(line[len("worktree ") :])
+        elif line.startswith("branch refs/heads/"):
+            found[line[len("branch refs/heads/") :]] = path
+    return found
 
 
 def unharvested_changes(info: RepoInfo, path: Path, commit: str) -> bool:
