@@ -176,7 +176,7 @@ def plan_accept(
     conflicts: dict[str, str] = {}
     files = [c.path for c in changes if MODE_LINK not in (c.old_mode, c.new_mode)]
     with RepoTree(repo) as tree, CheckoutForm(repo, files) as form:
-        renames = _UserRenames(repo)
+        renames = _UserRenames(repo, tree, form)
         for change in changes:
             try:
                 write = _plan_file(change, blobs, tree, form, renames)
@@ -272,7 +272,7 @@ def _plan_file(
         return PlannedWrite(change.path, content, mode, seen)
     if current is None:
         assert base is not None
-        raise _Conflict(renames.describe(change.path, change.old_blob))
+        raise _Conflict(renames.describe(change.path, change.old_blob, len(base)))
     if base is None:
         raise _Conflict("you created a different file there")
     if new is None:
@@ -326,14 +326,19 @@ def _merge(current: bytes, base: bytes, result: bytes) -> bytes | None:
 
 
 class _UserRenames:
-    """Why a file the job changed is missing: a rename staged in the index, or a deletion."""
+    """Why a file the job changed is missing: renamed (a rename staged in the index, or an
+    untracked file with exactly its content), or deleted."""
 
-    def __init__(self, repo: Path) -> None:
-        self.repo = repo
+    MAX_CANDIDATES = 2000
+
+    def __init__(self, repo: Path, tree: RepoTree, form: CheckoutForm) -> None:
+        self.repo, self.tree, self.form = repo, tree, form
         self._index: dict[str, list[str]] | None = None
         self._paths: set[str] = set()
+        self._untracked: list[str] | None = None
 
-    def describe(self, path: str, blob: str | None) -> str:
+    def describe(self, path: str, blob: str | None, size: int) -> str:
+        """`you renamed it to NEW` or `you deleted it`, for `path` that held `blob`."""
         if self._index is None:
             self._index = {}
             out = git(["ls-files", "-s", "-z"], self.repo, env=READ_ENV, check=False).stdout
@@ -345,4 +350,42 @@ class _UserRenames:
         others = [p for p in self._index.get(blob or "", []) if p != path]
         if others and path not in self._paths:
             return f"you renamed it to {others[0]}"
+        moved = self._untracked_copy(path, blob, size) if blob else None
+        if moved is not None:
+            return f"you renamed it to {moved}"
         return "you deleted it"
+
+    def _untracked_copy(self, path: str, blob: str, size: int) -> str | None:
+        """An untracked file whose content (as git would store it) is `blob`."""
+        if self._untracked is None:
+            out = git(
+                ["ls-files", "-o", "--exclude-standard", "-z"], self.repo, env=READ_ENV, check=False
+            ).stdout
+            names = [n.decode(errors="surrogateescape") for n in out.split(b"\0") if n]
+            self._untracked = [n for n in names if "\n" not in n][: self.MAX_CANDIDATES]
+        converted = path in self.form.paths
+        candidates = []
+        for name in self._untracked:
+            try:
+                st = self.tree.lstat(name)
+            except PathRefused:
+                continue
+            if st is None or not stat.S_ISREG(st.st_mode):
+                continue
+            if st.st_size == size or (converted and st.st_size <= 2 * size + 64):
+                candidates.append(name)
+        if not candidates:
+            return None
+        out = git(
+            ["hash-object", "--stdin-paths"],
+            self.repo,
+            env=READ_ENV,
+            input="".join(f"{n}\n" for n in candidates).encode(errors="surrogateescape"),
+            check=False,
+        )
+        if out.returncode != 0:
+            return None
+        for name, oid in zip(candidates, out.stdout.decode().split(), strict=False):
+            if oid == blob:
+                return name
+        return None

@@ -260,3 +260,17 @@ def test_file_in_the_way_of_a_new_directory_is_a_conflict(arepo: Path) -> None:
         plan_accept(arepo, base, result)
     assert info.value.files == ["docs/new.md"]
     assert tree_state(arepo) == before
+
+
+def test_a_file_the_user_moved_is_named_with_where_it_went(arepo: Path) -> None:
+    base = head(arepo)
+    result = commit_result(arepo, base, {"a.txt": A_TXT + b"agent\n", "b.txt": B_TXT + b"x\n"})
+    (arepo / "a.txt").rename(arepo / "moved-a.txt")  # a plain mv: the index still has a.txt
+    (arepo / "b.txt").write_bytes(B_TXT + b"edited, then moved\n")
+    (arepo / "b.txt").rename(arepo / "moved-b.txt")
+    with pytest.raises(ConflictError) as info:
+        plan_accept(arepo, base, result)
+    message = str(info.value)
+    assert "a.txt: you renamed it to moved-a.txt" in message, message
+    assert "b.txt: you deleted it" in message, message  # not the same content any more
+    assert sorted(info.value.files) == ["a.txt", "b.txt"]
