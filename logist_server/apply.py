@@ -376,16 +376,16 @@ class _UserRenames:
                 candidates.append(name)
         if not candidates:
             return None
-        out = git(
+        hashed = git(
             ["hash-object", "--stdin-paths"],
             self.repo,
             env=READ_ENV,
             input="".join(f"{n}\n" for n in candidates).encode(errors="surrogateescape"),
             check=False,
         )
-        if out.returncode != 0:
+        if hashed.returncode != 0:
             return None
-        for name, oid in zip(candidates, out.stdout.decode().split(), strict=False):
+        for name, oid in zip(candidates, hashed.stdout.decode().split(), strict=False):
             if oid == blob:
                 return name
         return None
