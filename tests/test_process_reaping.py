@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -131,3 +133,32 @@ def test_processes_of_an_agent_stopped_by_a_limit_are_killed(repo: Path, tag: st
     record = linger_run(repo, tag, "--agent-opt", "hold=true", "--max-time", "1")
     assert record["status"] == "halted"
     assert_all_reaped(repo, record["id"], tag)
+
+
+def test_reject_kills_what_still_works_in_the_workspace_before_removing_it(
+    repo: Path, tag: str
+) -> None:
+    """A last resort (a driver killed before it could reap leaves such a process): nothing
+    keeps running in a deleted worktree."""
+    record = run_logist_json_review(repo)
+    workspace = Path(record["workspace"]["path"])
+    stray = subprocess.Popen(
+        [sys.executable, "-I", "-c", "import time; time.sleep(3600)", tag],
+        cwd=workspace, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: tagged(tag))
+        run_logist("job", "reject", record["id"], cwd=repo)
+        assert stray.wait(timeout=30) is not None  # killed (it would sleep an hour)
+        assert not workspace.exists()
+    finally:
+        if stray.poll() is None:
+            stray.kill()
+            stray.wait()
+
+
+def run_logist_json_review(repo: Path) -> dict[str, Any]:
+    proc = run_logist("run", "--json", "--prompt", "x", cwd=repo)
+    record: dict[str, Any] = json.loads(proc.stdout)
+    assert record["status"] == "review"
+    return record
