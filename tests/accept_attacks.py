@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,19 +68,31 @@ def leftovers(root: Path) -> list[str]:
 
 @contextlib.contextmanager
 def unwritable(directory: Path) -> Iterator[None]:
-    """`directory` refuses every change, for root too (chattr +i); 0555 for anyone else."""
-    if os.geteuid() == 0:
-        subprocess.run(["chattr", "+i", str(directory)], check=True)
-        try:
-            yield
-        finally:
-            subprocess.run(["chattr", "-i", str(directory)], check=True)
-    else:
+    """`directory` refuses every change, for root too: immutable (chattr +i) where the file
+    system allows it, else a read-only bind mount; mode 0555 for anyone else."""
+    if os.geteuid() != 0:
         directory.chmod(0o555)
         try:
             yield
         finally:
             directory.chmod(0o755)
+        return
+    chattr = shutil.which("chattr")
+    if (
+        chattr
+        and subprocess.run([chattr, "+i", str(directory)], capture_output=True).returncode == 0
+    ):
+        try:
+            yield
+        finally:
+            subprocess.run([chattr, "-i", str(directory)], check=True)
+        return
+    subprocess.run(["mount", "--bind", str(directory), str(directory)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(directory)], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(directory)], check=True)
 
 
 @contextlib.contextmanager
