@@ -104,14 +104,14 @@ class RepoTree:
         try:
             st = os.lstat(name, dir_fd=parent)
         except OSError:
-            return exc.strerror or str(exc)
+            return _describe(exc)
         if stat.S_ISLNK(st.st_mode):
             return "is a symbolic link (accept never writes through one)"
         if stat.S_ISREG(st.st_mode):
             return "is a file here, where the job has a directory"
         if exc.errno in (errno.ENOTDIR, errno.ELOOP):
             return "is not a directory"
-        return exc.strerror or str(exc)
+        return _describe(exc)
 
     def parent(self, path: str, create: bool = False) -> tuple[int | None, str]:
         """(handle on the directory holding `path`, or None if it is missing; its name).
