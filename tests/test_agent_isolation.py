@@ -28,6 +28,7 @@ from conftest import (
 
 from logist_server.agents.base import AgentContext, build_spec
 from logist_server.agents.mock import MockAgent
+from logist_server.agents.program import installed_program
 from logist_server.errors import UsageError
 from logist_server.model import AgentSpec, Job
 from logist_server.runtimes.base import JobPaths
@@ -287,3 +288,25 @@ def test_python_variables_cannot_steer_the_agent(
     assert (workspace / "LOGIST_MOCK.md").read_text() == "logist-mock: x\n"
     assert not marker.exists()
     assert os.path.isabs(spec.argv[0]) and "-I" in spec.argv[1:2]
+
+
+def test_an_agent_program_is_found_in_absolute_path_entries_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repository that commits `./claude` (or `bin/claude`) is not what runs."""
+    work = tmp_path / "ws"
+    (work / "bin").mkdir(parents=True)
+    installed = tmp_path / "installed"
+    installed.mkdir()
+    for directory in (work, work / "bin", installed):
+        program = directory / "agent-cli"
+        program.write_text("#!/bin/sh\n")
+        program.chmod(0o755)
+    search = os.pathsep.join([".", "", "bin", str(installed)])
+    monkeypatch.chdir(work)
+    assert installed_program("agent-cli", search) == str(installed / "agent-cli")
+    assert installed_program("agent-cli", os.pathsep.join([".", "bin"])) is None
+    assert installed_program("./agent-cli", search) is None
+    assert installed_program("bin/agent-cli", search) is None
+    assert installed_program(str(installed / "agent-cli")) == str(installed / "agent-cli")
+    assert installed_program(str(installed / "missing")) is None
