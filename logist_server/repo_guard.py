@@ -154,12 +154,12 @@ def _global_configs() -> list[Path]:
 
 def _hooks_path(info: RepoInfo) -> Path | None:
     """The `core.hooksPath` directory the user configured, if any."""
-    args = ["config", "--show-scope", "--path", "--get-all", "core.hooksPath"]
+    args = ["config", "--show-origin", "--path", "--get-all", "core.hooksPath"]
     proc = git(args, info.root, check=False)
     values = [
         line.split("\t", 1)[1]
         for line in proc.stdout.decode(errors="replace").splitlines()
-        if "\t" in line and not line.startswith("command\t")  # not Logist's own `-c`
+        if "\t" in line and not line.startswith("command line:")  # not Logist's own `-c`
     ]
     value = values[-1] if values else ""
     if not value:

@@ -134,7 +134,7 @@ def provision(info: RepoInfo, root: Path, job_id: str, base: str) -> Workspace:
     path.mkdir()
     env = _workspace_env(str(info.common_dir), path, index)
     ref = GitQuery(["update-ref", f"refs/heads/{branch}", base], info.root)
-    init = _start_agent_git(path, branch, base)  # both overlap the checkout
+    init = _start_agent_git(path, base)  # both overlap the checkout
     try:
         git(["read-tree", "-u", "--reset", base], path, env)
         ref.output()
@@ -152,9 +152,9 @@ def provision(info: RepoInfo, root: Path, job_id: str, base: str) -> Workspace:
     )
 
 
-def _start_agent_git(path: Path, branch: str, commit: str) -> GitQuery:
+def _start_agent_git(path: Path, commit: str) -> GitQuery:
     """`git init` of the agent's own repository in the workspace (no templates, no hooks)."""
-    args = ["init", "-q", "--template=", f"--initial-branch={branch}"]
+    args = ["init", "-q", "--template="]
     if len(commit) == 64:
         args.append("--object-format=sha256")
     return GitQuery(args, path, {"GIT_DIR": str(path / ".git")})
@@ -170,6 +170,7 @@ def _finish_agent_git(path: Path, branch: str, commit: str, common_dir: Path, in
     ref = dot / "refs" / "heads" / branch
     ref.parent.mkdir(parents=True, exist_ok=True)
     ref.write_text(commit + "\n")
+    (dot / "HEAD").write_text(f"ref: refs/heads/{branch}\n")
     shutil.copyfile(index, dot / "index")
     with contextlib.suppress(OSError):
         exclude = (common_dir / "info" / "exclude").read_bytes()
@@ -182,7 +183,7 @@ def _renew_agent_git(workspace: Workspace, commit: str) -> None:
     path = Path(workspace.path)
     _remove_path(path / ".git")
     assert workspace.git_dir is not None and workspace.index is not None
-    _start_agent_git(path, workspace.branch, commit).output()
+    _start_agent_git(path, commit).output()
     _finish_agent_git(path, workspace.branch, commit, Path(workspace.git_dir),
                       Path(workspace.index))  # fmt: skip
 

@@ -156,6 +156,17 @@ def test_agent_changing_the_users_git_metadata_fails_the_step(
     assert not ran.exists(), ran.read_text()
 
 
+def test_a_hook_planted_in_the_users_own_hooks_path_fails_the_step(
+    repo: Path, tmp_path: Path
+) -> None:
+    hooks = tmp_path / "my-hooks"
+    hooks.mkdir()
+    git(repo, "config", "core.hooksPath", str(hooks))
+    _engine, job = run_hostile(repo, f"printf '#!/bin/sh\\n' > {hooks}/pre-push\n")
+    assert job.status == JobStatus.FAILED
+    assert job.status_reason is not None and f"{hooks}/pre-push (added)" in job.status_reason
+
+
 def test_the_user_committing_while_the_agent_runs_is_no_alarm(repo: Path) -> None:
     script = """
         git -C "$USER_REPO" commit -q --allow-empty -m "the user's own work"
