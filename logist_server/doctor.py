@@ -163,7 +163,12 @@ def check_store(start: Path) -> Outcome:
             return False, f"{store} is not a directory", f"move it away: mv {store} {store}.old"
         problem = _probe_write(store)
         if problem is not None:
-            fix = f"make it writable (as its owner): chmod u+rwx {store}"
+            from .store_faults import read_only_mount
+
+            if read_only_mount(store):
+                fix = f"{store} is on a read-only mount: remount it read-write, or move it"
+            else:
+                fix = f"make it writable (as its owner): chmod u+rwx {store}"
             return False, f"cannot write in {store}: {problem}", fix
         database = store / "logist.db"
         if os.path.exists(database) and not os.access(database, os.R_OK | os.W_OK):

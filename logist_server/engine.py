@@ -33,7 +33,7 @@ from .roles import SUPERVISOR, Role, find_role, load_roles, render_instructions
 from .runtimes.base import Runtime
 from .runtimes.replay import REPLAY, ReplayRuntime
 from .states import ACTIVE, SETTLED
-from .store import STORE_DIRNAME, JobStore, new_job_id
+from .store import JobStore, new_job_id, store_present
 from .workspace import (
     commit_exists,
     default_workspace_root,
@@ -165,7 +165,7 @@ class Engine:
             _ = self.workspace_root
 
     def has_store(self) -> bool:
-        return self._store is not None or (self.repo / STORE_DIRNAME / "logist.db").exists()
+        return self._store is not None or store_present(self.repo)
 
     @classmethod
     def for_path(cls, path: Path) -> Engine:

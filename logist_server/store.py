@@ -8,6 +8,7 @@ can share a repository; a status change is committed before the caller acts on i
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import sqlite3
 import threading
@@ -94,6 +95,15 @@ def ensure_excluded(repo: Path, git_common_dir: Path) -> None:
         return
     prefix = current if not current or current.endswith(b"\n") else current + b"\n"
     atomic_write(exclude, prefix + line.encode() + b"\n")
+
+
+def store_present(repo: Path) -> bool:
+    """Whether `repo` has a job store, or something in its place that opening it reports
+    (a `.logist` that is not a directory). False means: no jobs yet, nothing to open."""
+    store_dir = repo / STORE_DIRNAME
+    if not os.path.lexists(store_dir):
+        return False
+    return not store_dir.is_dir() or (store_dir / "logist.db").exists()
 
 
 class JobStore:

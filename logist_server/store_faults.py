@@ -82,14 +82,15 @@ def _full(db: Path, detail: str) -> StoreFullError:
 
 
 def _read_only(db: Path, store_dir: Path, what: str) -> StoreError:
-    if _read_only_mount(store_dir):
+    if read_only_mount(store_dir):
         why = f"{store_dir} is on a read-only file system: Logist needs it writable"
     else:
         why = f"make {store_dir} and {db.name} writable for you (chmod u+rwX)"
     return StoreError(f"the job store {what}: {why}")
 
 
-def _read_only_mount(path: Path) -> bool:
+def read_only_mount(path: Path) -> bool:
+    """Whether `path` is on a file system (or bind mount) mounted read-only."""
     try:
         return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
     except OSError:
@@ -97,7 +98,7 @@ def _read_only_mount(path: Path) -> bool:
 
 
 def _not_writable(store_dir: Path) -> bool:
-    return _read_only_mount(store_dir) or (
+    return read_only_mount(store_dir) or (
         store_dir.is_dir() and not os.access(store_dir, os.W_OK | os.X_OK)
     )
 

@@ -62,10 +62,10 @@ class MockAgent:
         argv = [sys.executable, "-I", "-m", "logist_server.agents.mock_program"]
         argv += ["--prompt-file", f"{ctx.job_dir}/user-prompt.txt", "--scenario", scenario]
         argv += ["--rendered-prompt-file", ctx.prompt_file, "--role", ctx.role_kind]
-        if job.target is not None:
-            argv += ["--target", job.target.file]
+        if job.target is not None:  # `--flag=value`: a name such as `-rf` is never an option
+            argv.append(f"--target={job.target.file}")
         for key, value in sorted(options.items()):
-            argv += ["--opt", f"{key}={value}"]
+            argv.append(f"--opt={key}={value}")
         env = {"LOGIST_ANSWER_FILE": ctx.answer_file, "LOGIST_JOB_DIR": ctx.job_dir}
         return ProcessSpec(argv=argv, env=env, cwd=ctx.workspace)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from typing import Any
@@ -20,14 +19,11 @@ from .step_cmds import register_job_actions
 def open_store(args: argparse.Namespace) -> Any:
     """The repository's store without the engine (a fast path for listings), or None."""
     from ..git import find_repo
-    from ..store import STORE_DIRNAME, JobStore
+    from ..store import JobStore, store_present
 
     info = find_repo(start_dir(args))
-    store_dir = info.root / STORE_DIRNAME
-    if not os.path.lexists(store_dir) or (
-        store_dir.is_dir() and not (store_dir / "logist.db").exists()
-    ):
-        return None  # no jobs yet (a `.logist` that is not a directory is an error)
+    if not store_present(info.root):
+        return None  # no jobs yet
     return JobStore(info.root, info.common_dir)
 
 
