@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import re
 from pathlib import Path
 
 import msgspec
@@ -47,9 +48,16 @@ class MappedHunk(msgspec.Struct, frozen=True):
     conflict: bool
 
 
+# str.splitlines also breaks at these; LSP breaks lines at \n, \r\n and \r only.
+_NOT_LSP_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_LSP_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
 def split_lines(text: str) -> list[str]:
-    """Lines with their endings, as difflib wants them."""
-    return text.splitlines(keepends=True)
+    """Lines with their endings, as difflib wants them, numbered as an LSP client does."""
+    if _NOT_LSP_BREAKS.search(text) is None:
+        return text.splitlines(keepends=True)
+    return _LSP_LINE.findall(text)
 
 
 def job_hunks(repo: Path, job: Job) -> list[FileHunks]:

@@ -1,0 +1,190 @@
+"""Helpers for the review, hunk-mapping and server-job tests: jobs in review made through the
+real CLI (`job create` + `job poststep --patch`, so a job proposes exactly a chosen change),
+a language-server session over stdio, and waiting on what the server publishes.
+
+The editor model here applies `workspace/applyEdit` with UTF-16 columns, as LSP defines
+them, so a server that counted code points or bytes would leave a visibly wrong buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from conftest import git, run_logist
+from lsp_client import Editor, client_converter
+from lsprotocol import types
+from pygls.uris import from_fs_path
+from pytest_lsp import LanguageClient, client_capabilities
+from pytest_lsp.client import register_lsp_features
+
+SERVER = str(Path(sys.executable).parent / "logist-server")
+DONE_RESPONSE = '{"type": "message", "text": "replayed"}\n{"type": "done", "success": true}\n'
+T = TypeVar("T")
+
+# LSP line breaks are \n, \r\n and \r only (not form feed, not U+2028 as str.splitlines has).
+_LSP_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+def lsp_lines(text: str) -> list[str]:
+    """The lines of `text` as an LSP client counts them, with their endings."""
+    return _LSP_LINE.findall(text)
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def offset_of(text: str, pos: types.Position) -> int:
+    """The string index of an LSP position (line, UTF-16 column) in `text`."""
+    lines = lsp_lines(text)
+    before = sum(len(line) for line in lines[: pos.line])
+    line = lines[pos.line] if pos.line < len(lines) else ""
+    units = 0
+    for index, char in enumerate(line):
+        if units >= pos.character:
+            return before + index
+        units += utf16_len(char)
+    return before + len(line)
+
+
+def apply_edits_utf16(text: str, edits: Sequence[types.TextEdit]) -> str:
+    ordered = sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character))
+    for edit in reversed(ordered):
+        start, end = offset_of(text, edit.range.start), offset_of(text, edit.range.end)
+        text = text[:start] + edit.new_text + text[end:]
+    return text
+
+
+class Utf16Editor(Editor):
+    """The test editor, with applyEdit positions read as UTF-16 code units."""
+
+    def _on_apply_edit(
+        self, params: types.ApplyWorkspaceEditParams
+    ) -> types.ApplyWorkspaceEditResult:
+        for change in params.edit.document_changes or []:
+            assert isinstance(change, types.TextDocumentEdit)
+            uri = change.text_document.uri
+            edits = [e for e in change.edits if isinstance(e, types.TextEdit)]
+            self.change(uri, apply_edits_utf16(self.buffers[uri], edits))
+        return types.ApplyWorkspaceEditResult(applied=True)
+
+    def diagnostics(self, uri: str) -> list[types.Diagnostic]:
+        return [d for d in self.client.diagnostics.get(uri, []) if d.source == "logist"]
+
+    async def lenses(self, uri: str) -> list[types.CodeLens]:
+        result = await self.client.text_document_code_lens_async(
+            types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
+        return list(result or [])
+
+    async def actions(self, uri: str, line: int) -> list[types.CodeAction]:
+        result = await self.client.text_document_code_action_async(
+            types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                range=types.Range(types.Position(line, 0), types.Position(line, 0)),
+                context=types.CodeActionContext(diagnostics=[]),
+            )
+        )
+        return [a for a in result or [] if isinstance(a, types.CodeAction)]
+
+    async def run_command(self, command: types.Command) -> Any:
+        return await self.client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command=command.command, arguments=command.arguments)
+        )
+
+
+@asynccontextmanager
+async def lsp_session(
+    roots: Sequence[Path], env: dict[str, str] | None = None
+) -> AsyncIterator[Utf16Editor]:
+    """The real `logist-server` over stdio, initialised with `roots` as workspace folders."""
+    client = LanguageClient(converter_factory=client_converter)
+    register_lsp_features(client)
+    editor = Utf16Editor(client)
+    await client.start_io(SERVER, env=env)
+    uris = [from_fs_path(str(root)) or "" for root in roots]
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities("visual-studio-code"),
+            root_uri=uris[0],
+            workspace_folders=[
+                types.WorkspaceFolder(uri=uri, name=root.name)
+                for uri, root in zip(uris, roots, strict=True)
+            ],
+        )
+    )
+    try:
+        yield editor
+    finally:
+        await client.shutdown_session()
+
+
+async def until(
+    what: Callable[[], T | None], description: str | Callable[[], str], timeout: float = 30
+) -> T:
+    """Poll `what()` until it is truthy; fail naming `description` after `timeout` s (a
+    guard against hangs only: nothing here measures time)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = what()
+        if value:
+            return value
+        if loop.time() > deadline:
+            text = description() if callable(description) else description
+            raise AssertionError(f"timed out waiting for {text}")
+        await asyncio.sleep(0.02)
+
+
+# -- jobs in review with a chosen change -----------------------------------------------------
+def make_patch(repo: Path, work: Path, name: str, edits: dict[str, bytes | None]) -> Path:
+    """A binary-safe patch of `edits` (None deletes the file) against `repo`'s HEAD."""
+    clone = work / f"clone-{name}"
+    git(work, "clone", "-q", str(repo), str(clone))
+    for file, content in edits.items():
+        target = clone / file
+        if content is None:
+            target.unlink()
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+    git(clone, "add", "-A")
+    patch = work / f"{name}.patch"
+    patch.write_bytes(
+        git_bytes(clone, "diff", "--cached", "--binary", "--no-renames", "--no-color")
+    )
+    return patch
+
+
+def git_bytes(repo: Path, *args: str) -> bytes:
+    import subprocess
+
+    proc = subprocess.run(["git", *args], cwd=repo, capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc.stdout
+
+
+def job_in_review(
+    repo: Path, work: Path, edits: dict[str, bytes | None], prompt: str = "patched"
+) -> dict[str, Any]:
+    """A job (through the CLI) whose only step replays a response and applies `edits`."""
+    work.mkdir(parents=True, exist_ok=True)
+    name = f"p{len(list(work.glob('*.patch')))}"
+    patch = make_patch(repo, work, name, edits)
+    response = work / f"{name}.jsonl"
+    response.write_text(DONE_RESPONSE)
+    created = json.loads(run_logist("job", "create", "--json", "--prompt", prompt, cwd=repo).stdout)
+    proc = run_logist(
+        "job", "poststep", created["id"], "--json", "--response", str(response),
+        "--patch", str(patch), cwd=repo,
+    )  # fmt: skip
+    job: dict[str, Any] = json.loads(proc.stdout)
+    assert job["status"] == "review", job
+    return job
