@@ -120,6 +120,8 @@ def test_anything_but_lsp_framing_is_refused_unread(server: TcpServer, tmp_path:
         b"Content-Length: -5\r\n\r\n" + listing,
         b"Content-Length: 99999999999\r\n\r\n" + listing,  # over the limit
         listing + b"\r\n\r\n",  # a bare body
+        b"Content-Length: 70" + b" " * 5000 + b"\r\n\r\n" + listing,  # a header line too long
+        b"X" * 100_000,  # a line longer than the server buffers, never ended
     ]
     for attack in attacks:
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
@@ -306,6 +308,8 @@ def test_bad_tokens_and_a_busy_port_are_one_line_exit_2(tmp_path: Path) -> None:
             assert proc.returncode == 2, (args, proc.stderr)
             assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
             assert "Traceback" not in proc.stderr
+            if "LOGIST_TOKEN" not in env and "--token-file" not in args:
+                assert proc.stderr.endswith(": Address already in use\n"), proc.stderr
     assert (
         "chmod 600"
         in subprocess.run(

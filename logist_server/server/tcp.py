@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import signal
 import sys
 
@@ -78,7 +79,9 @@ async def _serve(host: str, port: int, token: str, announce: bool) -> int:
     try:
         listener = await asyncio.start_server(connection, host, port, limit=READ_LIMIT)
     except OSError as exc:
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        errno = exc.errno or 0  # a resolver error's is negative
+        reason = os.strerror(errno) if errno > 0 else (exc.strerror or str(exc))
+        raise UsageError(f"cannot listen on {host}:{port}: {reason}") from None
     bound = listener.sockets[0].getsockname()[1]
     token_path = write_token_file(token, bound) if announce else None
     _say(f"listening on {host}:{bound}")
