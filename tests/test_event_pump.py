@@ -1,193 +1,231 @@
-"""The event pump: every stored event reaches the client once, in order, whoever wrote it.
+"""The event pump through the real server: every stored event reaches the client once, in
+order, whoever wrote it.
 
-Rows a driver in the server's own process commits are handed to the pump (`wake(events)`)
-and sent without reading them back; anything not handed over (another process wrote it, a
-gap) is read from the store. These tests use a real store and check the notifications.
+`logist-server` runs over stdio with a real LSP client (pytest-lsp). Jobs it drives hand
+their committed rows to the pump; jobs the `logist` CLI drives in another process are read
+from the store; a job the server drives while the CLI writes into its log (`job answer`)
+has a gap in what was handed over, which the pump fills from the store. In every case the
+`logist/jobEvent` notifications must tile seq 1..last of the job's log exactly: none lost,
+none twice, in order, and with the stored content.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import pytest
+import pytest_asyncio
+from conftest import LOGIST
+from lsp_client import Editor, client_converter
+from lsprotocol import types
+from pygls.uris import from_fs_path
+from pytest_lsp import LanguageClient, client_capabilities
+from pytest_lsp.client import register_lsp_features
 
-from logist_server.engine import Engine
-from logist_server.git import find_repo
-from logist_server.model import AgentSpec, Job, JobEvent, JobStatus
-from logist_server.requests import JobRequest
-from logist_server.server.streaming import EventPump
-from logist_server.store import JobStore, new_job_id
+from logist_server.model import JobEvent
+from logist_server.store import JobStore
+
+SERVER = str(Path(sys.executable).parent / "logist-server")
+FLOOD_LINES = 30_000  # more than one round of the pump (MAX_EVENTS_PER_ROUND = 20 000)
+TIMEOUT_S = 120  # only guards against a hang
 
 
-class FakeServer:
-    """What the pump uses of the language server: notifications are recorded."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engines = {engine.repo: engine}
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-        self.shown: list[str] = []
-        self.protocol = SimpleNamespace(
-            notify=lambda method, params: self.sent.append((method, params))
+@pytest_asyncio.fixture
+async def editor(repo: Path) -> AsyncIterator[Editor]:
+    client = LanguageClient(converter_factory=client_converter)
+    register_lsp_features(client)
+    ed = Editor(client)
+    await client.start_io(SERVER)
+    uri = from_fs_path(str(repo))
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities("visual-studio-code"),
+            root_uri=uri,
+            workspace_folders=[types.WorkspaceFolder(uri=uri or "", name="repo")],
         )
-        self.client_capabilities = SimpleNamespace(window=None)
-
-    def window_show_message(self, params: Any) -> None:
-        self.shown.append(params.message)
-
-
-@pytest.fixture
-def engine(repo: Path) -> Engine:
-    return Engine(find_repo(repo))
+    )
+    try:
+        yield ed
+    finally:
+        await client.shutdown_session()
 
 
-def new_job(store: JobStore, repo: Path) -> str:
-    job = Job(id=new_job_id(), prompt="p", repo=str(repo), agent=AgentSpec("mock"))
-    store.insert(job, [("created", {"status": "pending"})])
-    return job.id
+# -- what the client received ----------------------------------------------------------------
+def notifications(editor: Editor, job_id: str) -> list[dict[str, Any]]:
+    return [e for e in editor.events if e.get("jobId") == job_id]
 
 
-def messages(store: JobStore, job_id: str, texts: list[str]) -> list[JobEvent]:
-    """Store `texts` as one run of messages (as the driver does); the committed rows."""
-    spec: Any = ("message", {"text": texts[0]})
-    if len(texts) > 1:
-        spec = ("message", {"texts": texts}, len(texts))
-    _job, rows = store.update(job_id, None, [spec])
-    return rows
-
-
-def covered(server: FakeServer, job_id: str) -> list[int]:
-    """Every seq the notifications of `job_id` cover, in the order sent."""
+def covered(editor: Editor, job_id: str) -> list[int]:
+    """Every seq the job's notifications cover, in the order they arrived."""
     seqs: list[int] = []
-    for method, params in server.sent:
-        if method == "logist/jobEvent" and params["jobId"] == job_id:
-            seqs.extend(range(params.get("firstSeq", params["seq"]), params["seq"] + 1))
+    for event in notifications(editor, job_id):
+        seqs.extend(range(event.get("firstSeq", event["seq"]), event["seq"] + 1))
     return seqs
 
 
-def texts_sent(server: FakeServer, job_id: str) -> list[str]:
-    out: list[str] = []
-    for _method, params in server.sent:
-        if params["jobId"] == job_id and params["kind"] == "message":
-            text = params["data"]["text"]
-            out.extend(text.split("\n") if "firstSeq" in params else [text])
+def received(editor: Editor, job_id: str) -> list[tuple[int, str, Any]]:
+    """(seq, kind, data) per event, coalesced message runs split back into single events."""
+    out: list[tuple[int, str, Any]] = []
+    for event in notifications(editor, job_id):
+        if "firstSeq" in event:
+            texts = event["data"]["text"].split("\n")
+            assert len(texts) == event["data"]["count"] == event["seq"] - event["firstSeq"] + 1
+            first = event["firstSeq"]
+            out.extend((first + i, "message", {"text": t}) for i, t in enumerate(texts))
+        else:
+            out.append((event["seq"], event["kind"], event["data"]))
     return out
 
 
-def start_pump(engine: Engine) -> tuple[FakeServer, EventPump]:
-    server = FakeServer(engine)
-    pump = EventPump(server)  # type: ignore[arg-type]
-    pump.watch(engine)
-    return server, pump
+def stored(repo: Path, job_id: str) -> list[JobEvent]:
+    store = JobStore(repo)
+    try:
+        return store.events(job_id)
+    finally:
+        store.close()
 
 
-def test_rows_handed_over_are_sent_without_reading_the_store(
-    engine: Engine, repo: Path, monkeypatch: pytest.MonkeyPatch
+async def wait_until(editor: Editor, done: Any, what: str) -> None:
+    """Wait for notifications until `done()` holds; fail after TIMEOUT_S."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TIMEOUT_S
+    while not done():
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise AssertionError(f"timed out waiting for {what}")
+        editor.event_arrived.clear()
+        with contextlib.suppress(TimeoutError):  # a re-check now and then: no lost wake-up
+            await asyncio.wait_for(editor.event_arrived.wait(), min(remaining, 1.0))
+
+
+async def settled_and_delivered(editor: Editor, repo: Path, job_id: str) -> list[JobEvent]:
+    """Wait for the job to settle and for the client to have caught up with its log."""
+    await editor.wait_status(job_id, {"review", "failed", "stuck", "halted", "cancelled"}, 120)
+
+    def caught_up() -> bool:
+        got = covered(editor, job_id)
+        return bool(got) and got[-1] >= stored(repo, job_id)[-1].seq
+
+    await wait_until(editor, caught_up, f"every event of job {job_id}")
+    return stored(repo, job_id)
+
+
+def assert_tiles_the_log(editor: Editor, job_id: str, log: list[JobEvent]) -> None:
+    """The notifications cover seq 1..last exactly once, in order, with the stored data."""
+    assert [e.seq for e in log] == list(range(1, len(log) + 1))
+    got = covered(editor, job_id)
+    assert got == list(range(1, len(log) + 1)), (
+        f"lost {sorted(set(range(1, len(log) + 1)) - set(got))[:10]}, "
+        f"twice {sorted({s for s in got if got.count(s) > 1})[:10]}"
+    )
+    assert [(s, k, d) for s, k, d in received(editor, job_id)] == [
+        (e.seq, e.kind, e.data) for e in log
+    ]
+
+
+# -- the cases -------------------------------------------------------------------------------
+async def test_a_job_the_server_drives_reaches_the_client_whole(editor: Editor, repo: Path) -> None:
+    """Rows handed over by the server's own driver are sent: a slow job, event by event."""
+    created = await editor.request(
+        "logist/createJob",
+        {"prompt": "handed", "agent": "mock",
+         "agentOptions": {"scenario": "slow", "seconds": "1"}},
+    )  # fmt: skip
+    job_id = created["jobId"]
+    log = await settled_and_delivered(editor, repo, job_id)
+    assert_tiles_the_log(editor, job_id, log)
+    statuses = [e.get("status") for e in notifications(editor, job_id) if "status" in e]
+    assert statuses == ["provisioning", "running", "review"]
+    texts = [d["text"] for _s, k, d in received(editor, job_id) if k == "message"]
+    assert texts[:4] == [f"thinking {i}/4" for i in range(1, 5)]
+
+
+async def test_a_job_another_process_drives_is_read_from_the_store(
+    editor: Editor, repo: Path
 ) -> None:
-    store = engine.store
-    job_id = new_job(store, repo)
-    server, pump = start_pump(engine)  # history (the `created` event) is not replayed
-    rows = messages(store, job_id, [f"line {i}" for i in range(5000)])
-    rows += messages(store, job_id, ["one more"])
-    pump.wake(rows)
-
-    def no_reads(*_args: object, **_kwargs: object) -> list[JobEvent]:
-        raise AssertionError("the pump read rows it was handed")
-
-    monkeypatch.setattr(store, "event_rows", no_reads)
-    assert pump._send_new(engine) is False
-    assert covered(server, job_id) == list(range(2, 5003))
-    assert texts_sent(server, job_id) == [f"line {i}" for i in range(5000)] + ["one more"]
+    """Nothing is handed over for a job the CLI drives: the pump reads what it wrote."""
+    proc = await asyncio.create_subprocess_exec(
+        str(LOGIST), "run", "--json", "--prompt", "elsewhere", "--agent-opt", "scenario=slow",
+        "--agent-opt", "seconds=1", cwd=repo,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
+    assert proc.returncode == 0, err
+    job_id = JobStore(repo).list_jobs()[0].id
+    assert job_id in out.decode()
+    log = await settled_and_delivered(editor, repo, job_id)
+    assert_tiles_the_log(editor, job_id, log)
 
 
-def test_rows_another_process_wrote_are_read_from_the_store(engine: Engine, repo: Path) -> None:
-    store = engine.store
-    job_id = new_job(store, repo)
-    server, pump = start_pump(engine)
-    other = JobStore(repo)  # another process's connection: nothing is handed over
-    messages(other, job_id, ["a", "b"])
-    other.transition(job_id, JobStatus.PROVISIONING)
-    other.close()
-    pump.wake()
-    pump._send_new(engine)
-    assert covered(server, job_id) == [2, 3, 4]
-    statuses = [p.get("status") for _m, p in server.sent if "status" in p]
-    assert statuses == ["provisioning"]
+async def test_a_gap_another_process_writes_is_filled_and_nothing_is_sent_twice(
+    editor: Editor, repo: Path
+) -> None:
+    """The server drives a job that asks a question; `logist job answer`, another process,
+    writes the answer's status event into its log. The driver's next rows, handed over,
+    follow that gap: the pump must read the gap from the store and send every row once."""
+    created = await editor.request(
+        "logist/createJob",
+        {"prompt": "ask", "agent": "mock",
+         "agentOptions": {"scenario": "question", "question": "Which one?"}},
+    )  # fmt: skip
+    job_id = created["jobId"]
+    await editor.wait_status(job_id, {"needs_input"}, TIMEOUT_S)
+    proc = await asyncio.create_subprocess_exec(
+        str(LOGIST), "job", "answer", job_id, "this one", cwd=repo,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
+    assert proc.returncode == 0, err
+    log = await settled_and_delivered(editor, repo, job_id)
+    assert_tiles_the_log(editor, job_id, log)
+    statuses = [e.get("status") for e in notifications(editor, job_id) if "status" in e]
+    assert statuses == ["provisioning", "running", "needs_input", "running", "review"]
+    answered = next(e for e in log if e.kind == "status" and e.data.get("reason") == "answered")
+    assert answered.data["answer"] == "this one"
+    texts = [d["text"] for _s, k, d in received(editor, job_id) if k == "message"]
+    assert "got the answer: this one" in texts
 
 
-def test_a_gap_in_what_was_handed_over_is_filled_from_the_store(engine: Engine, repo: Path) -> None:
-    store = engine.store
-    job_id = new_job(store, repo)
-    server, pump = start_pump(engine)
-    first = messages(store, job_id, ["1", "2"])  # seq 2-3, handed over
-    pump.wake(first)
-    pump._send_new(engine)
-    other = JobStore(repo)
-    messages(other, job_id, ["3", "4"])  # seq 4-5: written elsewhere, never handed over
-    other.close()
-    later = messages(store, job_id, ["5"])  # seq 6: handed over, after the gap
-    later += store.update(job_id, None, [("usage", {"input_tokens": 3})])[1]  # seq 7
-    pump.wake(later)
-    for _ in range(3):  # the gap is read from the store; what follows arrives too
-        pump._send_new(engine)
-    assert covered(server, job_id) == list(range(2, 8))
-    assert texts_sent(server, job_id) == ["1", "2", "3", "4", "5"]
+async def test_a_flood_tiles_seq_1_to_last(editor: Editor, repo: Path) -> None:
+    """A flood larger than one round of the pump arrives coalesced, whole and in order."""
+    created = await editor.request(
+        "logist/createJob",
+        {"prompt": "flood", "agent": "mock",
+         "agentOptions": {"scenario": "flood", "lines": str(FLOOD_LINES)}},
+    )  # fmt: skip
+    job_id = created["jobId"]
+    log = await settled_and_delivered(editor, repo, job_id)
+    assert_tiles_the_log(editor, job_id, log)
+    texts = [d["text"] for _s, k, d in received(editor, job_id) if k == "message"]
+    floods = [t for t in texts if t.startswith("flood line ")]
+    assert floods == [f"flood line {i}" for i in range(FLOOD_LINES)]
+    # Coalesced: far fewer notifications than events.
+    assert len(notifications(editor, job_id)) < len(log) // 10
 
 
-def test_rows_already_sent_are_not_sent_twice(engine: Engine, repo: Path) -> None:
-    store = engine.store
-    job_id = new_job(store, repo)
-    server, pump = start_pump(engine)
-    rows = messages(store, job_id, ["x", "y", "z"])  # seq 2-4
-    pump.wake()  # a wake without rows: the pump reads the store
-    pump._send_new(engine)
-    pump.wake(rows)  # the same rows handed over late
-    pump._send_new(engine)
-    more = messages(store, job_id, ["w"])
-    pump.wake(rows + more)  # a run partly sent already, then a new row
-    pump._send_new(engine)
-    assert covered(server, job_id) == [2, 3, 4, 5]
-
-
-def test_a_partly_sent_run_resumes_after_the_last_seq_sent(engine: Engine, repo: Path) -> None:
-    store = engine.store
-    job_id = new_job(store, repo)
-    server, pump = start_pump(engine)
-    rows = messages(store, job_id, [str(i) for i in range(10)])  # seq 2-11
-    pump.marks[str(engine.repo)][job_id] = 6  # as if seq 2-6 had gone out in an earlier round
-    pump.wake(rows)
-    pump._send_new(engine)
-    assert covered(server, job_id) == list(range(7, 12))
-    assert texts_sent(server, job_id) == ["5", "6", "7", "8", "9"]
-
-
-def test_the_run_loop_delivers_a_driven_job_to_review(engine: Engine, repo: Path) -> None:
-    """End to end in one process: a real mock job driven with the pump as its listener."""
-
-    async def scenario() -> FakeServer:
-        server, pump = start_pump(engine)
-        request = JobRequest(
-            prompt="flood", agent="mock", agent_options={"scenario": "flood", "lines": "3000"}
-        )
-        job = engine.create_job(request)
-        runner = asyncio.create_task(pump.run())
-        try:
-            await engine.drive(job.id, pump.wake)
-            for _ in range(50):
-                if covered(server, job.id)[-1:] == [engine.store.last_seq(job.id)]:
-                    break
-                await asyncio.sleep(0.05)
-        finally:
-            runner.cancel()
-        server.job_id = job.id  # type: ignore[attr-defined]
-        return server
-
-    server = asyncio.run(scenario())
-    job_id = server.job_id  # type: ignore[attr-defined]
-    assert covered(server, job_id) == list(range(1, engine.store.last_seq(job_id) + 1))
-    assert texts_sent(server, job_id)[:2] == ["flood line 0", "flood line 1"]
-    assert len(texts_sent(server, job_id)) == 3000
-    assert engine.get(job_id).status == JobStatus.REVIEW
-    assert any("ready for review" in text for text in server.shown)
+async def test_a_job_the_cli_drives_while_the_server_drives_another(
+    editor: Editor, repo: Path
+) -> None:
+    """Both paths at once on one store: handed rows of one job, read rows of the other."""
+    created = await editor.request(
+        "logist/createJob",
+        {"prompt": "mine", "agent": "mock",
+         "agentOptions": {"scenario": "flood", "lines": "5000"}},
+    )  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        str(LOGIST), "run", "--json", "--prompt", "theirs", "--file", "a.txt",
+        "--agent-opt", "scenario=flood", "--agent-opt", "lines=5000", cwd=repo,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
+    assert proc.returncode == 0, err
+    store = JobStore(repo)
+    theirs = next(j.id for j in store.list_jobs() if j.prompt == "theirs")
+    store.close()
+    for job_id in (created["jobId"], theirs):
+        log = await settled_and_delivered(editor, repo, job_id)
+        assert_tiles_the_log(editor, job_id, log)
