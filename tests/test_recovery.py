@@ -308,8 +308,10 @@ def test_kill_at_fault_point_then_attach_settles_by_what_happened(
         assert job["steps"], "running with no step"
     # The job is orphaned (nobody holds its lock); before provisioning there is no agent.
     committed = job_events(repo, job["id"])
-    if any(e["kind"] == "question" for e in committed):  # the question and its status: one
-        assert job["status"] == "needs_input", BUG_QUESTION_LOST
+    # A question and its move to needs_input are one commit: never the one without the other.
+    questions = sum(1 for e in committed if e["kind"] == "question")
+    asked = sum(1 for e in committed if e["kind"] == "status" and e["data"]["to"] == "needs_input")
+    assert asked == questions, BUG_QUESTION_LOST
     asks = scenario == "question" and fault != "harvest"
     record = attach(repo, job["id"], answer=asks, timeout=60)
     events = check_settled(repo, record, scenario, prompt)
