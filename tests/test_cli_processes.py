@@ -80,7 +80,7 @@ def test_cancel_of_a_hanging_job_from_another_process_leaves_no_process(repo: Pa
         cwd=repo,
     )
     try:
-        job = wait_for(lambda: running_job(repo), timeout=20)
+        job = wait_for(lambda: running_job(repo), timeout=60)
         workspace = Path(job["workspace"]["path"])
 
         def agent_processes() -> list[psutil.Process] | None:
@@ -89,14 +89,14 @@ def test_cancel_of_a_hanging_job_from_another_process_leaves_no_process(repo: Pa
             return procs if sleeps else None
 
         # The mock and its `sleep 3600` helper are working in the job's workspace.
-        victims = wait_for(agent_processes, timeout=20)
+        victims = wait_for(agent_processes, timeout=60)
         sleeper = next(p for p in victims if p.cmdline() == ["sleep", "3600"])
         assert runner.poll() is None
 
         cancel = run_logist("job", "cancel", job["id"], "--json", cwd=repo)
         assert parse_json(cancel.stdout)["status"] == "cancelled"
 
-        out, _err = runner.communicate(timeout=20)
+        out, _err = runner.communicate(timeout=60)
         assert runner.returncode != 0
         assert parse_json(out)["status"] == "cancelled"
     finally:
@@ -199,7 +199,7 @@ def test_a_job_driven_by_one_process_is_refused_to_others(repo: Path) -> None:
             [PYTHON, "-c", _DRIVE, str(repo), job["id"]],
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=60,
             check=False,
         )
         assert other.returncode == 75, other.stdout + other.stderr
@@ -220,7 +220,7 @@ def test_a_job_driven_by_one_process_is_refused_to_others(repo: Path) -> None:
     review_record(runner.returncode, out, err)
     events = job_events(repo, job["id"])
     # `job log --follow`, started while the job ran, ends once it settles, with every event.
-    followed, _ = follower.communicate(timeout=10)
+    followed, _ = follower.communicate(timeout=60)
     assert follower.returncode == 0
     assert parse_json_lines(followed) == events
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
@@ -265,7 +265,7 @@ def test_driver_lock_held_by_another_process_makes_drive_raise_busy(repo: Path) 
         assert run_logist("job", "delete", job.id, cwd=repo, check=False).returncode == 1
         assert engine.store.get(job.id).id == job.id
     finally:
-        holder.communicate(input="", timeout=10)
+        holder.communicate(input="", timeout=60)
     # The lock dies with its holder: now this process may drive the job.
     assert not is_locked(lock_path)
     done = asyncio.run(engine.drive(job.id))
@@ -283,9 +283,9 @@ def start_hanging_job(repo: Path) -> tuple[subprocess.Popen[str], dict[str, Any]
     runner = popen_logist(
         "run", "--json", "--prompt", "hang", "--agent-opt", "scenario=hang", cwd=repo
     )
-    job = wait_for(lambda: job_in(repo, "running"), timeout=20)
+    job = wait_for(lambda: job_in(repo, "running"), timeout=60)
     workspace = Path(job["workspace"]["path"])
-    victims = wait_for(lambda: agent_in(workspace), timeout=20)
+    victims = wait_for(lambda: agent_in(workspace), timeout=60)
     return runner, job, workspace, victims
 
 
@@ -293,7 +293,7 @@ def test_ctrl_c_of_logist_run_cancels_the_job_and_its_processes(repo: Path) -> N
     runner, job, workspace, victims = start_hanging_job(repo)
     try:
         runner.send_signal(signal.SIGINT)
-        _out, err = runner.communicate(timeout=30)
+        _out, err = runner.communicate(timeout=60)
     finally:
         if runner.poll() is None:
             runner.kill()
@@ -338,12 +338,12 @@ def test_job_attach_resumes_a_job_whose_driver_was_killed(repo: Path) -> None:
         "seconds=1.2",
         cwd=repo,
     )
-    job = wait_for(lambda: job_in(repo, "running", events_of_kind="message"), timeout=20)
+    job = wait_for(lambda: job_in(repo, "running", events_of_kind="message"), timeout=60)
     runner.kill()  # the driver dies; the agent goes on writing its output file
     runner.communicate()
     assert show_job(repo, job["id"])["status"] == "running"
 
-    attached = run_logist("job", "attach", job["id"], "--json", cwd=repo, timeout=30, check=False)
+    attached = run_logist("job", "attach", job["id"], "--json", cwd=repo, timeout=60, check=False)
     review_record(attached.returncode, attached.stdout, attached.stderr)
     events = job_events(repo, job["id"])
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
@@ -369,12 +369,12 @@ def test_question_waits_in_needs_input_until_answered(repo: Path) -> None:
         cwd=repo,
     )
     try:
-        job = wait_for(lambda: job_in(repo, "needs_input"), timeout=20)
+        job = wait_for(lambda: job_in(repo, "needs_input"), timeout=60)
         assert job["status_reason"] == "Which greeting?"
         assert runner.poll() is None  # still waiting
         answered = run_logist("job", "answer", job["id"], "hello there", cwd=repo)
         assert answered.returncode == 0
-        out, err = runner.communicate(timeout=20)
+        out, err = runner.communicate(timeout=60)
     finally:
         if runner.poll() is None:
             runner.kill()
@@ -529,7 +529,7 @@ def test_accept_while_the_job_is_held_is_refused_busy(repo: Path) -> None:
         assert (repo / "b.txt").read_bytes() == before
         assert show_job(repo, job_id)["status"] == "review"
     finally:
-        holder.communicate(input="", timeout=10)
+        holder.communicate(input="", timeout=60)
     assert (
         parse_json(run_logist("job", "accept", job_id, "--json", cwd=repo).stdout)["status"]
         == "accepted"

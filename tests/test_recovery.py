@@ -68,7 +68,7 @@ pytestmark = pytest.mark.usefixtures("no_stray_agents")
 
 def no_process_left(workspace: Path) -> None:
     """Nothing runs in the job's workspace any more (a killed wrapper may take a moment)."""
-    wait_for(lambda: not processes_in(workspace), timeout=10)
+    wait_for(lambda: not processes_in(workspace), timeout=60)
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
@@ -228,7 +228,7 @@ def die_at(repo: Path, fault: str, scenario: str, prompt: str) -> dict[str, Any]
     runner = popen_with_fault(repo, fault, run_args(scenario, prompt))
     try:
         if scenario == "question" and fault == "harvest":  # the answer comes before harvest
-            job_id = wait_for(lambda: [j["id"] for j in list_jobs(repo)], timeout=20)[0]
+            job_id = wait_for(lambda: [j["id"] for j in list_jobs(repo)], timeout=60)[0]
             answer_when_asked(repo, job_id)
         out, err = runner.communicate(timeout=60)
     finally:
@@ -248,7 +248,7 @@ def attach(repo: Path, job_id: str, answer: bool = False, timeout: float = 60) -
     proc = popen_logist("job", "attach", job_id, "--json", cwd=repo)
     try:
         if answer:
-            answer_when_asked(repo, job_id, timeout=10)
+            answer_when_asked(repo, job_id, timeout=60)
         out, err = proc.communicate(timeout=timeout)
     finally:
         stop(proc)
@@ -266,7 +266,7 @@ def orphan_slow_job(repo: Path, prompt: str, seconds: float) -> str:
         "--agent-opt", f"seconds={seconds}", cwd=repo,
     )  # fmt: skip
     try:
-        (job_id,) = wait_for(lambda: jobs_with(repo, prompt, "message"), timeout=20)
+        (job_id,) = wait_for(lambda: jobs_with(repo, prompt, "message"), timeout=60)
         runner.kill()
         runner.communicate()
     finally:
@@ -460,7 +460,7 @@ def test_logist_serve_re_drives_a_job_whose_run_was_killed(repo: Path) -> None:
         )  # fmt: skip
         assert "capabilities" in init["result"]
         client.notify("initialized", {})
-        wait_for(lambda: show_job(repo, job_id)["status"] == "review", timeout=30, interval=0.2)
+        wait_for(lambda: show_job(repo, job_id)["status"] == "review", timeout=60, interval=0.2)
         assert client.proc.poll() is None
     finally:
         client.close()
@@ -575,7 +575,7 @@ def test_hang_ends_stuck_with_no_process_left(repo: Path) -> None:
 def test_cost_over_the_limit_ends_halted_and_says_cost(repo: Path) -> None:
     proc = run_logist(
         "run", "--agent-opt", "scenario=cost", "--max-cost", "0.01", "--prompt", "spend",
-        "--json", cwd=repo, check=False, timeout=30,
+        "--json", cwd=repo, check=False, timeout=60,
     )  # fmt: skip
     record = parse_json(proc.stdout)
     assert proc.returncode == 1

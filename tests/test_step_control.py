@@ -594,12 +594,12 @@ def test_a_cancel_cuts_the_backoff_short(repo: Path) -> None:
                 return []
             return [e for e in job_events(repo, jobs[0]["id"]) if e["kind"] == "retry"]
 
-        (retry,) = wait_for(retry_recorded, timeout=30)
+        (retry,) = wait_for(retry_recorded, timeout=60)
         assert retry["data"]["delay_s"] == 3600
         job_id = retry["job_id"]
-        cancelled = run_logist("job", "cancel", job_id, "--json", cwd=repo, timeout=30)
+        cancelled = run_logist("job", "cancel", job_id, "--json", cwd=repo, timeout=60)
         assert parse_json(cancelled.stdout)["status"] == "cancelled"
-        out, err = runner.communicate(timeout=30)  # a guard against hanging, not a speed
+        out, err = runner.communicate(timeout=60)  # a guard against hanging, not a speed
     finally:
         if runner.poll() is None:
             runner.kill()
