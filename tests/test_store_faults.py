@@ -14,7 +14,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from conftest import git, list_jobs, make_repo, processes_in, run_logist
+from conftest import git, list_jobs, make_repo, popen_logist, processes_in, run_logist, wait_for
 from mounts import tmpfs
 
 from logist_server.locks import is_locked
@@ -122,3 +122,44 @@ def test_opening_a_fresh_store_waits_for_a_writer_holding_it(tmp_path: Path) -> 
     """The WAL switch of a fresh store meets another connection's write lock: before the fix
     it failed with `database is locked` instead of waiting as every write does."""
     _open_at_once(make_repo(tmp_path / "repo", {"a.txt": b"a\n"}), 4, hold_s=1.0)
+
+
+def test_when_nothing_can_be_recorded_attach_settles_the_job(
+    tmp_path: Path, workspace_root: Path, no_stray_agents: None
+) -> None:
+    """The reserve is deleted as the agent starts, so a full disk leaves no room to record
+    the failure: the driver stops the agent, says so in one line (exit 2) and how to settle
+    the job; once there is room, `logist job attach` settles it `failed`, naming the disk.
+    Three tries; the unrecordable case must come up at least once (it is the point)."""
+    unrecorded = 0
+    for attempt in range(3):
+        with tmpfs(tmp_path / f"disk-{attempt}", "2m") as disk:
+            repo = make_repo(disk / "repo")
+            room = disk / "room-to-free-later"
+            room.write_bytes(b"\0" * 300_000)
+            proc = popen_logist("run", "--prompt", "flood", "--agent-opt", "scenario=flood",
+                                "--agent-opt", "lines=200000", cwd=repo)  # fmt: skip
+            jobs = repo / STORE_DIRNAME / "jobs"
+            wait_for(lambda jobs=jobs: list(jobs.glob("*/step-1/output.log")), timeout=120)
+            (repo / STORE_DIRNAME / "reserve").unlink()
+            _, stderr = proc.communicate(timeout=300)
+            assert "Traceback" not in stderr, stderr
+            (job,) = list_jobs(repo)
+            lock = repo / STORE_DIRNAME / "locks" / f"{job['id']}.lock"
+            if job["status"] == "running":
+                unrecorded += 1
+                assert proc.returncode == 2
+                (line,) = stderr.splitlines()[-1:]
+                assert FULL.search(line) and f"logist job attach {job['id']}" in line, line
+                assert not is_locked(lock)
+                assert processes_in(workspace_root) == []  # the agent was stopped
+                room.unlink()
+                attach = run_logist("job", "attach", job["id"], cwd=repo, check=False,
+                                    timeout=300)  # fmt: skip
+                assert "Traceback" not in attach.stderr
+                (job,) = list_jobs(repo)
+            assert job["status"] == "failed", (attempt, job["status"])
+            assert FULL.search(job["status_reason"] or ""), job["status_reason"]
+            assert not is_locked(lock)
+            assert processes_in(workspace_root) == []
+    assert unrecorded >= 1, "the store always had room: the case under test never came up"
