@@ -105,7 +105,9 @@ def _workspace_env(git_dir: str, path: Path, index: Path) -> dict[str, str]:
     }
 
 
-def _env_of(workspace: Workspace) -> dict[str, str]:
+def workspace_env(workspace: Workspace) -> dict[str, str]:
+    """The environment for any git command on the workspace's files: the user's repository
+    with the workspace as work tree and the private index (never the agent's `.git`)."""
     if workspace.git_dir is None or workspace.index is None:
         raise GitError(
             f"the workspace {workspace.path} was made by an earlier version of logist "
@@ -262,7 +264,7 @@ def harvest(workspace: Workspace, job_id: str) -> Harvest:
     path = Path(workspace.path)
     if not path.is_dir():
         raise GitError(f"the job's workspace is gone: {path}")
-    env = _env_of(workspace)
+    env = workspace_env(workspace)
     base = workspace.base_commit
     base_tree = GitQuery(["rev-parse", f"{base}^{{tree}}"], path, env)  # runs during `add`
     try:
@@ -410,7 +412,7 @@ def reset_workspace(workspace: Workspace, commit: str) -> None:
     ones stay), and a fresh `.git` for the agent at `commit`. git works on the user's
     repository with the private index, never through the agent's `.git`."""
     path = Path(workspace.path)
-    env = _env_of(workspace)
+    env = workspace_env(workspace)
     git(["add", "-A", "--", "."], path, env)  # the index now knows every file there
     git(["read-tree", "-u", "--reset", commit], path, env)
     _renew_agent_git(workspace, commit)
