@@ -14,6 +14,7 @@ from ..errors import RuntimeProviderError
 from ..fsutil import atomic_write
 from ..git import git
 from ..model import Job, RuntimeHandle, Workspace
+from ..workspace import workspace_env
 from .base import JobPaths, ProcessSpec
 from .host import HostRuntime
 
@@ -37,7 +38,7 @@ class ReplayRuntime(HostRuntime):
         Path(paths.dir).mkdir(parents=True, exist_ok=True)
         if self.patch is not None:
             proc = git(["apply", "--whitespace=nowarn", str(self.patch)], Path(workspace.path),
-                       check=False)  # fmt: skip
+                       workspace_env(workspace), check=False)  # fmt: skip
             if proc.returncode != 0:
                 detail = proc.stderr.decode(errors="replace").strip().splitlines()
                 raise RuntimeProviderError(
