@@ -44,6 +44,42 @@ def pytest_configure(config: pytest.Config) -> None:
     config.add_cleanup(lambda: shutil.rmtree(config.option.basetemp, ignore_errors=True))
 
 
+_OWN_PACKAGE = "logist_server"
+
+
+def _own_import_skip(excinfo: pytest.ExceptionInfo[BaseException] | None) -> str | None:
+    """The message when a skip hides a failed import of the project's own package."""
+    if excinfo is None or not excinfo.errisinstance(pytest.skip.Exception):
+        return None
+    message = str(excinfo.value)
+    if "could not import" in message and f"'{_OWN_PACKAGE}" in message:
+        return f"the project's own module failed to import (a skip would hide it): {message}"
+    return None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A test skipped because `logist_server` does not import fails instead."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    message = _own_import_skip(call.excinfo) if report.skipped else None
+    if message:
+        report.outcome = "failed"
+        report.longrepr = message
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    """The same for a module-level `importorskip` of the project's own package."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and isinstance(report.longrepr, tuple):
+        message = report.longrepr[2]
+        if "could not import" in message and f"'{_OWN_PACKAGE}" in message:
+            report.outcome = "failed"
+            report.longrepr = f"the project's own module failed to import: {message}"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch

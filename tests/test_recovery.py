@@ -461,7 +461,7 @@ def test_logist_serve_re_drives_a_job_whose_run_was_killed(repo: Path) -> None:
         assert "capabilities" in init["result"]
         client.notify("initialized", {})
         wait_for(lambda: show_job(repo, job_id)["status"] == "review", timeout=60, interval=0.2)
-        assert client.proc.poll() is None
+        assert client.proc is not None and client.proc.poll() is None
     finally:
         client.close()
     record = show_job(repo, job_id)
