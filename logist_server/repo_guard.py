@@ -8,7 +8,9 @@ directory), `info/` (attributes select filters, excludes hide files, grafts rewr
 history), `objects/info/alternates`, `shallow`, a gitfile `.git`, and the user's global git
 config. After the step the fingerprint is compared: any difference fails the step and is
 reported by name (Logist cannot tell who made it, so a change the user makes meanwhile is
-reported too). Refs and HEAD are not watched: they change legitimately as the user works.
+reported too). Refs and HEAD are not watched: they change legitimately as the user works;
+neither are the config entries `push -u`/`branch --track` write, nor linked worktrees that
+come or go.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -36,13 +39,15 @@ def fingerprint(info: RepoInfo) -> dict[str, str]:
     common = info.common_dir
     prints: dict[str, str] = {}
     configs = [common / "config", common / "config.worktree", *_global_configs()]
-    for path in configs:
-        _add(prints, path)
     worktrees = common / "worktrees"
     with contextlib.suppress(OSError):
         for entry in sorted(worktrees.iterdir())[:_MAX_ENTRIES]:
-            for name in ("config.worktree", "commondir"):
-                _add(prints, entry / name)
+            configs.append(entry / "config.worktree")
+            _add(prints, entry / "commondir")
+    for path in configs:
+        digest = _config_digest(path)
+        if digest is not None:
+            prints[str(path)] = digest
     _add_tree(prints, common / "hooks")
     _add_tree(prints, common / "info", skip=_DERIVED)
     for name in ("objects/info/alternates", "objects/info/http-alternates", "shallow"):
@@ -73,8 +78,8 @@ def changes_since(info: RepoInfo, step_dir: Path) -> list[str]:
     found = []
     for path in sorted(before.keys() | after.keys()):
         old, new = before.get(path), after.get(path)
-        if old == new:
-            continue
+        if old == new or (path.endswith("/commondir") and (old is None or new is None)):
+            continue  # a linked worktree added or removed (`git worktree add`) redirects nothing
         what = "added" if old is None else "removed" if new is None else "changed"
         found.append(f"{_shown(info, path)} ({what})")
     return found
@@ -91,6 +96,33 @@ def describe(changed: list[str]) -> str:
 
 
 # -- internals -----------------------------------------------------------------------------
+#: Configuration keys that git writes as the user works (`push -u`, `branch --track`) and
+#: that neither run a program nor redirect anything: a change to them is no alarm.
+_HARMLESS_KEY = re.compile(r"branch\..*\.(remote|merge|rebase|pushremote|description)")
+
+
+def _config_digest(path: Path) -> str | None:
+    """A digest of a git config file's entries, harmless branch-tracking keys left out; of
+    its bytes when git cannot read it as configuration."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return _digest(path)
+    except OSError:
+        return None
+    proc = git(["config", "--file", str(path), "--list", "-z", "--no-includes"], path.parent,
+               check=False)  # fmt: skip
+    if proc.returncode != 0:
+        return _digest(path)
+    entries = [
+        entry
+        for entry in proc.stdout.split(b"\0")
+        if entry and not _HARMLESS_KEY.fullmatch(entry.split(b"\n", 1)[0].decode(errors="replace"))
+    ]
+    hint = ":hookspath" if any(e.startswith(b"core.hookspath\n") for e in entries) else ""
+    digest = hashlib.sha256(b"\0".join(entries)).hexdigest()
+    return f"config:{digest}{hint}"
+
+
 def _digest(path: Path) -> str | None:
     """A digest of what is at `path` (type, permission bits, content or link target)."""
     try:

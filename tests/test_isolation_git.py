@@ -168,9 +168,14 @@ def test_a_hook_planted_in_the_users_own_hooks_path_fails_the_step(
 
 
 def test_the_user_committing_while_the_agent_runs_is_no_alarm(repo: Path) -> None:
+    """Commits, branches, upstream tracking (`push -u` writes it) and a new linked worktree
+    change refs and config entries that neither run nor redirect anything."""
     script = """
         git -C "$USER_REPO" commit -q --allow-empty -m "the user's own work"
         git -C "$USER_REPO" branch user-side
+        git -C "$USER_REPO" config branch.user-side.remote origin
+        git -C "$USER_REPO" config branch.user-side.merge refs/heads/user-side
+        git -C "$USER_REPO" worktree add -q "$USER_REPO/../another" user-side
         echo agent >> a.txt
     """
     _engine, job = run_hostile(repo, script)
