@@ -218,7 +218,7 @@ def popen_with_fault(repo: Path, fault: str, args: list[str]) -> subprocess.Pope
     )
 
 
-def answer_when_asked(repo: Path, job_id: str, timeout: float = 20) -> None:
+def answer_when_asked(repo: Path, job_id: str, timeout: float = 60) -> None:
     wait_for(lambda: status_of(repo, job_id) == "needs_input", timeout=timeout)
     run_logist("job", "answer", job_id, ANSWER, cwd=repo)
 
@@ -322,8 +322,9 @@ def test_kill_at_fault_point_then_attach_settles_by_what_happened(
 
 
 def started_but_unrecorded(repo: Path, prompt: str) -> tuple[dict[str, Any], int]:
-    """A job whose driver died at `start`: the agent runs, its handle was never recorded."""
-    job = die_at(repo, "start", "slow", prompt)
+    """A job whose driver died at `start`: the agent runs, its handle was never recorded.
+    The agent waits for an answer, so it is still running whenever the test looks."""
+    job = die_at(repo, "start", "question", prompt)
     step = job["steps"][-1]
     assert step["handle"] is None
     pid_file = repo / ".logist" / "jobs" / job["id"] / f"step-{step['number']}" / "pid"
@@ -334,8 +335,8 @@ def started_but_unrecorded(repo: Path, prompt: str) -> tuple[dict[str, Any], int
 
 def test_a_kill_at_start_re_attaches_to_the_same_agent_through_its_pid_file(repo: Path) -> None:
     job, _pid = started_but_unrecorded(repo, "pid file")
-    record = attach(repo, job["id"])
-    events = check_settled(repo, record, "slow", "pid file")
+    record = attach(repo, job["id"], answer=True)
+    events = check_settled(repo, record, "question", "pid file")
     assert not any(e["kind"] == "restart" for e in events)  # no second agent
 
 
@@ -348,7 +349,7 @@ BUG_HANDLE_NOT_RECORDED = (
 
 def test_a_recovered_start_is_recorded(repo: Path) -> None:
     job, pid = started_but_unrecorded(repo, "record me")
-    record = attach(repo, job["id"])
+    record = attach(repo, job["id"], answer=True)
     assert record["status"] == "review"
     assert (record["steps"][-1]["handle"] or {}).get("pid") == pid, BUG_HANDLE_NOT_RECORDED
     started = [e["data"]["pid"] for e in job_events(repo, job["id"]) if e["kind"] == "started"]
