@@ -24,7 +24,7 @@ import stat
 from pathlib import Path
 
 from .fsutil import atomic_write
-from .git import RepoInfo, git
+from .git import GitQuery, RepoInfo, git
 
 FINGERPRINT_FILE = "repo-guard.json"
 # Bounds: the watched directories are small; a huge one is summarised by its listing.
@@ -44,8 +44,9 @@ def fingerprint(info: RepoInfo) -> dict[str, str]:
         for entry in sorted(worktrees.iterdir())[:_MAX_ENTRIES]:
             configs.append(entry / "config.worktree")
             _add(prints, entry / "commondir")
-    for path in configs:
-        digest = _config_digest(path)
+    queries = [(path, _ConfigQuery(path)) for path in configs]  # git reads them in parallel
+    for path, query in queries:
+        digest = query.digest()
         if digest is not None:
             prints[str(path)] = digest
     _add_tree(prints, common / "hooks")
@@ -101,26 +102,40 @@ def describe(changed: list[str]) -> str:
 _HARMLESS_KEY = re.compile(r"branch\..*\.(remote|merge|rebase|pushremote|description)")
 
 
-def _config_digest(path: Path) -> str | None:
-    """A digest of a git config file's entries, harmless branch-tracking keys left out; of
-    its bytes when git cannot read it as configuration."""
-    try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            return _digest(path)
-    except OSError:
-        return None
-    proc = git(["config", "--file", str(path), "--list", "-z", "--no-includes"], path.parent,
-               check=False)  # fmt: skip
-    if proc.returncode != 0:
-        return _digest(path)
-    entries = [
-        entry
-        for entry in proc.stdout.split(b"\0")
-        if entry and not _HARMLESS_KEY.fullmatch(entry.split(b"\n", 1)[0].decode(errors="replace"))
-    ]
-    hint = ":hookspath" if any(e.startswith(b"core.hookspath\n") for e in entries) else ""
-    digest = hashlib.sha256(b"\0".join(entries)).hexdigest()
-    return f"config:{digest}{hint}"
+class _ConfigQuery:
+    """A digest of a git config file's entries, harmless branch-tracking keys left out (of
+    its bytes when git cannot read it as configuration); git starts reading at once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._query: GitQuery | None = None
+        try:
+            regular = stat.S_ISREG(os.lstat(path).st_mode)
+        except OSError:
+            self._absent = True
+            return
+        self._absent = False
+        if regular:
+            args = ["config", "--file", str(path), "--list", "-z", "--no-includes"]
+            self._query = GitQuery(args, path.parent)
+
+    def digest(self) -> str | None:
+        if self._absent:
+            return None
+        if self._query is None:
+            return _digest(self.path)
+        code, out = self._query.finish()
+        if code != 0:
+            return _digest(self.path)
+        entries = [
+            entry
+            for entry in out.split(b"\0")
+            if entry
+            and not _HARMLESS_KEY.fullmatch(entry.split(b"\n", 1)[0].decode(errors="replace"))
+        ]
+        hint = ":hookspath" if any(e.startswith(b"core.hookspath\n") for e in entries) else ""
+        digest = hashlib.sha256(b"\0".join(entries)).hexdigest()
+        return f"config:{digest}{hint}"
 
 
 def _digest(path: Path) -> str | None:
