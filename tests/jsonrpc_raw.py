@@ -39,6 +39,7 @@ class RawClient:
         self.sent: dict[Any, dict[str, Any]] = {}
         # Results for the server's own requests, by method (default: null).
         self.answers: dict[str, Any] = {}
+        self.unanswered: set[str] = set()  # the server's requests of these methods get no answer
         self.eof = threading.Event()  # the server closed the stream
         self.received: list[dict[str, Any]] = []  # every message, in order
         self._cond = threading.Condition()
@@ -101,7 +102,11 @@ class RawClient:
             with self._cond:
                 self.received.append(message)
             if "method" in message and "id" in message:
-                self.server_requests.append(message)
+                with self._cond:
+                    self.server_requests.append(message)
+                    self._cond.notify_all()
+                if message["method"] in self.unanswered:
+                    continue
                 result = self.answers.get(message["method"])
                 reply = {"jsonrpc": "2.0", "id": message["id"], "result": result}
                 self.send_raw(json.dumps(reply).encode())
@@ -166,6 +171,24 @@ class RawClient:
             ok = self._cond.wait_for(lambda: any(predicate(n) for n in self.notifications), timeout)
         assert ok, "notification never arrived"
         return next(n for n in self.notifications if predicate(n))
+
+    def wait_server_request(self, method: str, timeout: float = 30) -> dict[str, Any]:
+        """Wait for the server to send us a request of `method`."""
+
+        def found() -> dict[str, Any] | None:
+            return next((r for r in self.server_requests if r["method"] == method), None)
+
+        with self._cond:
+            self._cond.wait_for(lambda: found() is not None, timeout)
+        request = found()
+        assert request is not None, f"the server never sent {method}"
+        return request
+
+    def drop(self) -> None:
+        """Break the connection off, as a crashed client would: no shutdown, no exit."""
+        assert self.sock is not None
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
 
     def wait_eof(self, timeout: float = 30) -> None:
         """Wait until the server closes the stream."""

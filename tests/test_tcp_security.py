@@ -217,7 +217,7 @@ def test_each_client_has_its_own_state_and_outlives_the_others(
     other.wait_eof()
     third = RawClient.connect(server.port)
     assert "result" in third.initialize(repo, server.token)
-    third.sock.close()  # type: ignore[union-attr]  # a crash: no shutdown, no exit
+    third.drop()  # a crash: no shutdown, no exit
 
     # the editor's accept asks the editor (not another client) to apply the edit to its text
     accepted = editor.request("logist/acceptJob", {"jobId": job_id})
@@ -320,3 +320,35 @@ def test_bad_tokens_and_a_busy_port_are_one_line_exit_2(tmp_path: Path) -> None:
             stdin=subprocess.DEVNULL,
         ).stderr
     )
+
+
+def test_a_client_leaving_mid_accept_does_not_hold_the_repository(
+    server: TcpServer, tmp_path: Path
+) -> None:
+    """An editor disconnects while the server waits for its `workspace/applyEdit` answer: the
+    accept ends (a conflict: nothing applied), the working-tree lock is released, and another
+    client accepts the job."""
+    repo = make_repo(tmp_path / "repo")
+    original = (repo / "a.txt").read_text()
+    leaving = RawClient.connect(server.port)
+    assert "result" in leaving.initialize(repo, server.token)
+    uri = (repo / "a.txt").resolve().as_uri()
+    leaving.notify(
+        "textDocument/didOpen",
+        {"textDocument": {"uri": uri, "languageId": "plaintext", "version": 1, "text": original}},
+    )
+    job_id = _job_in_review(leaving, repo, "half accepted")
+    leaving.unanswered.add("workspace/applyEdit")
+    leaving.send_raw(
+        json.dumps(
+            {"jsonrpc": "2.0", "id": 99, "method": "logist/acceptJob", "params": {"jobId": job_id}}
+        ).encode()
+    )
+    leaving.wait_server_request("workspace/applyEdit")
+    leaving.drop()
+    other = RawClient.connect(server.port)
+    assert "result" in other.initialize(repo, server.token)
+    accepted = other.request("logist/acceptJob", {"jobId": job_id}, timeout=60)
+    assert accepted["result"]["status"] == "accepted", accepted
+    assert (repo / "a.txt").read_text() == original + "logist-mock: half accepted\n"
+    other.close()

@@ -65,14 +65,19 @@ class LogistServer(LanguageServer):
             )
 
     def close(self) -> None:
-        """The client is gone: stop this client's tasks and requests (an accept waiting for
-        its editor's answer gives up, and its lock); the jobs go on in the hub."""
+        """The client is gone: stop this client's tasks, and fail what the server asked of
+        it (an accept waiting for its `workspace/applyEdit` answer reports a conflict and
+        releases the lock). Its own requests run to the end (a job being created is still
+        driven); the jobs go on in the hub."""
         for callback in self.on_closed:
             callback()
         for task in list(self.tasks):
             task.cancel()
-        for future in list(self.protocol._request_futures.values()):
-            future.cancel()
+        protocol = self.protocol
+        for msg_id in list(protocol._result_types):  # the server's requests still unanswered
+            future = protocol._request_futures.pop(msg_id, None)
+            if future is not None and not future.done():
+                future.set_exception(ConnectionError("the client disconnected"))
 
     # -- repositories ----------------------------------------------------------------------
     def set_workspace_roots(self, roots: list[Path]) -> None:
