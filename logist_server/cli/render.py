@@ -4,23 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..listing import printable
 from ..model import Job, JobEvent
 
 
 def job_details(job: Job) -> str:
-    """A multi-line description for `job show`."""
+    """A multi-line description for `job show` (names and texts from the job escaped)."""
     lines = [
         f"job       {job.id}",
-        f"status    {job.status.value}" + (f" ({job.status_reason})" if job.status_reason else ""),
-        f"prompt    {job.prompt.strip()}",
+        f"status    {job.status.value}"
+        + (f" ({printable(job.status_reason)})" if job.status_reason else ""),
+        "prompt    " + "\n".join(printable(line) for line in job.prompt.strip().split("\n")),
         f"agent     {job.agent.name}"
         + (f" model={job.agent.model}" if job.agent.model else "")
-        + "".join(f" {k}={v}" for k, v in sorted(job.agent.options.items())),
+        + "".join(f" {printable(k)}={printable(v)}" for k, v in sorted(job.agent.options.items())),
         f"runtime   {job.runtime.name}",
         f"repo      {job.repo}",
     ]
     if job.target:
-        where = job.target.file
+        where = printable(job.target.file)
         if job.target.range:
             where += f" lines {job.target.range.start}-{job.target.range.end}"
         lines.append(f"target    {where}")
@@ -37,9 +39,9 @@ def job_details(job: Job) -> str:
     if job.result.diff:
         d = job.result.diff
         lines.append(f"diff      {d.files} file(s), +{d.insertions} -{d.deletions}")
-        lines.extend(f"          {p}" for p in d.paths)
+        lines.extend(f"          {printable(p)}" for p in d.paths)
     if job.result.error:
-        lines.append(f"error     {job.result.error}")
+        lines.append(f"error     {printable(job.result.error)}")
     return "\n".join(lines)
 
 
@@ -49,6 +51,11 @@ def event_line(event: JobEvent) -> str:
 
 
 def summarize(kind: str, data: dict[str, Any]) -> str:
+    """An event's data as one line: an agent's text cannot break it or drive the terminal."""
+    return printable(_summary(kind, data))
+
+
+def _summary(kind: str, data: dict[str, Any]) -> str:
     if kind == "status":
         text = f"{data.get('from')} -> {data.get('to')}"
         return text + (f": {data['reason']}" if data.get("reason") else "")
