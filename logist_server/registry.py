@@ -75,8 +75,9 @@ def _resolve(path: str) -> Callable[[], T]:
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        log.warning("cannot load provider %s: %s", path, exc)
-        raise UsageError(f"provider {path} cannot be loaded: {exc}") from exc
-    factory: Callable[[], T] = getattr(module, attr)
+        factory: Callable[[], T] = getattr(module, attr)
+    except Exception as exc:  # any import-time failure: one provider must not break the rest
+        detail = str(exc) if isinstance(exc, ImportError) else f"{type(exc).__name__}: {exc}"
+        log.info("cannot load provider %s: %s", path, detail)
+        raise UsageError(f"provider {path} cannot be loaded: {detail}") from exc
     return factory
