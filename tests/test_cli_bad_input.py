@@ -55,6 +55,7 @@ RUN_CASES = {
         "seconds",
     ),
     "prompt and prompt file": (["run", "--prompt", "hi", "--prompt-file", "a.txt"], "not both"),
+    "a value that looks like a flag": (["run", "--prompt", "hi", "--file", "-rf"], "--flag=VALUE"),
     "json mode too": (["run", "--json", "--prompt", "hi", "--agent", "nope"], "nope"),
 }
 

@@ -57,3 +57,24 @@ def test_agent_output_is_escaped_in_log_show_and_progress(repo: Path, tmp_path: 
     assert HOSTILE[1]["text"] in texts
     shown = run_logist("job", "show", job_id, cwd=repo).stdout
     assert_no_control(shown)
+
+
+def test_a_repositorys_settings_and_roles_are_shown_escaped(repo: Path) -> None:
+    """`logist.yml` and role files are the repository's: `config show`, `role list` and
+    `role inspect` print what they say without letting it drive the terminal."""
+    (repo / "logist.yml").write_text('model: "evil\\e[2J\\e]0;pwned\\amodel"\n')
+    roles = repo / ".logist" / "roles"
+    roles.mkdir(parents=True)
+    (roles / "sneaky.yml").write_text(
+        'kind: worker\ndescription: "looks fine\\e[8m hidden"\n'
+        'instructions: "do it\\e[2J\\nsecond line"\n'
+    )
+    shown = run_logist("config", "show", cwd=repo).stdout
+    assert_no_control(shown)
+    assert "evil\\x1b[2J\\x1b]0;pwned\\x07model" in shown
+    listed = run_logist("role", "list", cwd=repo).stdout
+    assert_no_control(listed)
+    assert "looks fine\\x1b[8m hidden" in listed
+    inspected = run_logist("role", "inspect", "sneaky", cwd=repo).stdout
+    assert_no_control(inspected)
+    assert "  do it\\x1b[2J\n  second line" in inspected

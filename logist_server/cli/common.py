@@ -22,6 +22,8 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse that reports bad usage as one line and exit status 2."""
 
     def error(self, message: str) -> NoReturn:
+        if message.endswith("expected one argument"):  # `--file -rf`: the value looks like a flag
+            message += " (a value that starts with '-' is given as --flag=VALUE)"
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         sys.exit(2)
 

@@ -47,46 +47,52 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def _shown(value: Any) -> str:
-    """A value on one line, spelled as in YAML (true, [], {}); long text is cut."""
+    """A value on one line, spelled as in YAML (true, [], {}); long text is cut, control
+    characters escaped (a repository's `logist.yml` cannot drive the terminal)."""
+    from ..listing import printable
+
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict | list):
-        return ("{}" if isinstance(value, dict) else "[]") if not value else str(value)
+        return ("{}" if isinstance(value, dict) else "[]") if not value else printable(str(value))
     text = str(value)
     first = text.splitlines()[0] if text else text
-    return first[:60] + ("..." if first != text or len(first) > 60 else "")
+    return printable(first[:60]) + ("..." if first != text or len(first) > 60 else "")
 
 
 def cmd_role_list(args: argparse.Namespace) -> int:
+    from ..listing import printable
+
     roles = engine_for(args).roles()
     if args.json:
         out_json([_role_row(r) for r in roles.values()])
         return 0
     for role in roles.values():
-        print(f"{role.name:<14} {role.kind:<11} {role.description}")
+        print(f"{printable(role.name):<14} {role.kind:<11} {printable(role.description)}")
     return 0
 
 
 def cmd_role_inspect(args: argparse.Namespace) -> int:
+    from ..listing import printable
     from ..roles import find_role
 
     role = find_role(engine_for(args).roles(), args.name)
     if args.json:
         out_json(_role_row(role))
         return 0
-    print(f"name:        {role.name}")
+    print(f"name:        {printable(role.name)}")
     print(f"kind:        {role.kind}")
-    print(f"description: {role.description}")
+    print(f"description: {printable(role.description)}")
     print(f"defined in:  {role.source}")
-    print(f"agent:       {role.agent or '(the job agent)'}")
-    print(f"model:       {role.model or '(the agent default)'}")
+    print(f"agent:       {printable(role.agent or '(the job agent)')}")
+    print(f"model:       {printable(role.model or '(the agent default)')}")
     if role.agent_options:
-        print(f"options:     {role.agent_options}")
+        print(f"options:     {printable(str(role.agent_options))}")
     print("instructions:")
-    for line in role.instructions.splitlines():
-        print(f"  {line}")
+    for line in role.instructions.split("\n"):
+        print(f"  {printable(line)}")
     return 0
 
 
