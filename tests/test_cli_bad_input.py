@@ -310,3 +310,11 @@ def test_dash_c_to_a_missing_directory_with_every_command(
         line = assert_one_line_error(run_logist(*argv, cwd=repo, check=False))
         assert line == f"logist: error: -C {missing}: no such directory", line
     assert not missing.exists()
+
+
+def test_init_in_a_read_only_repository_names_the_file(repo: Path) -> None:
+    before = tree_state(repo)
+    with read_only(repo):
+        line = assert_one_line_error(run_logist("init", cwd=repo, check=False))
+    assert line.startswith(f"logist: error: cannot write {repo / 'logist.yml'}: "), line
+    assert tree_state(repo) == before

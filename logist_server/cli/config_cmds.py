@@ -19,7 +19,10 @@ def cmd_init(args: argparse.Namespace) -> int:
     path = engine.repo / REPO_CONFIG
     if path.exists() and not args.force:
         raise UsageError(f"{path} exists already (--force replaces it)")
-    atomic_write(path, STARTER.encode())
+    try:
+        atomic_write(path, STARTER.encode())
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
     if args.json:
         out_json({"path": str(path)})
     else:

@@ -53,6 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("LOGIST_DEBUG", "0") not in ("", "0"):
             raise
+        if isinstance(exc, OSError) and exc.filename is not None:
+            # A file the command needed and could not use: say which (a permission, a
+            # read-only mount, a full disk), not a traceback.
+            sys.stderr.write(f"logist: error: {exc.filename}: {exc.strerror or exc}\n")
+            return 2
         sys.stderr.write(
             f"logist: internal error: {type(exc).__name__}: {exc} (LOGIST_DEBUG=1 shows details)\n"
         )
