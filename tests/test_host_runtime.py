@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -114,9 +115,16 @@ def wait_for_count(tag: str, count: int) -> list[psutil.Process]:
     return found
 
 
-@pytest.mark.skipif(cgroups.detect() is None, reason="never: CI machines have a writable cgroup")
+@pytest.fixture
+def cgroup_root() -> cgroups.CgroupRoot:
+    """The machine's writable cgroup hierarchy (CI machines have one: root, cgroup v2)."""
+    root = cgroups.detect()
+    assert root is not None, "no writable cgroup here: agents fall back to sessions"
+    return root
+
+
 def test_a_double_forked_daemon_that_left_for_root_is_killed_through_its_cgroup(
-    tmp_path: Path,
+    tmp_path: Path, cgroup_root: cgroups.CgroupRoot
 ) -> None:
     """Neither its session, its parent nor its working directory lead to it: only the cgroup."""
     runtime = HostRuntime()
@@ -147,6 +155,28 @@ def test_without_a_cgroup_the_daemon_outlives_the_kill(tmp_path: Path) -> None:
         assert daemon.is_running()
     finally:
         daemon.kill()
+
+
+def test_kill_never_empties_a_cgroup_the_step_file_names(
+    tmp_path: Path, cgroup_root: cgroups.CgroupRoot
+) -> None:
+    """The `cgroup` file is in reach of the agent: naming another cgroup in it (here one
+    holding a bystander) must not make `kill` empty that one."""
+    other = cgroup_root.create(f"bystanders-{os.getpid()}")
+    assert other is not None
+    bystander = subprocess.Popen(["sleep", unique_seconds(4)], stdin=subprocess.DEVNULL)
+    try:
+        (other / "cgroup.procs").write_text(str(bystander.pid))
+        runtime = HostRuntime()
+        handle, paths = start(runtime, tmp_path, "s1", "exit 0")
+        assert wait_exit(runtime, handle, paths) == 0
+        (Path(paths.dir) / "cgroup").write_text(str(other))
+        assert runtime.kill(handle, paths, None) == []
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+        cgroups.remove(other)
 
 
 def test_a_bare_program_name_is_refused(tmp_path: Path) -> None:
@@ -198,3 +228,32 @@ def test_exit_status_of_a_process_that_exited_0_is_never_minus_one(tmp_path: Pat
     assert wrong == []
     # Proof that the race was run into, not only that it was not lost.
     assert runtime.hits >= 1, f"the window was never hit in {runs} runs"
+
+
+def test_stale_empty_agent_cgroups_are_swept_busy_and_fresh_ones_kept(
+    cgroup_root: cgroups.CgroupRoot,
+) -> None:
+    """A driver killed before it reaped leaves an empty cgroup; the next start removes it."""
+    private = cgroup_root.path.parent / f"logist-sweep-test-{os.getpid()}"
+    private.mkdir()
+    sleeper = subprocess.Popen(["sleep", unique_seconds(5)], stdin=subprocess.DEVNULL)
+    try:
+        for name in ("agent-empty", "agent-busy", "not-an-agent"):
+            (private / name).mkdir()
+        (private / "agent-busy" / "cgroup.procs").write_text(str(sleeper.pid))
+        cgroups.sweep(private)  # all of them are fresh
+        assert sorted(p.name for p in private.iterdir() if p.is_dir()) == [
+            "agent-busy", "agent-empty", "not-an-agent",
+        ]  # fmt: skip
+        cgroups.sweep(private, now=time.time() + cgroups.STALE_S + 60)
+        assert sorted(p.name for p in private.iterdir() if p.is_dir()) == [
+            "agent-busy", "not-an-agent",
+        ]  # fmt: skip
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        for sub in private.iterdir():
+            if sub.is_dir():
+                cgroups.remove(sub)
+        private.rmdir()

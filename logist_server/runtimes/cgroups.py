@@ -15,10 +15,15 @@ import contextlib
 import functools
 import os
 import signal
+import time
 from pathlib import Path
 
 MOUNTS = Path("/proc/self/mounts")
 DIRNAME = "logist"
+PREFIX = "agent-"
+#: An empty agent cgroup older than this was left by a process that died before it could
+#: remove it (the age keeps the sweep away from one that a wrapper is about to join).
+STALE_S = 600.0
 V1_CONTROLLERS = ("pids", "freezer")
 
 
@@ -73,8 +78,21 @@ def detect() -> CgroupRoot | None:
         except OSError:
             continue
         if os.access(root, os.W_OK) and (root / "cgroup.procs").exists():
+            sweep(root)
             return CgroupRoot(root, version)
     return None
+
+
+def sweep(root: Path, now: float | None = None) -> None:
+    """Remove the empty agent cgroups under `root` that are older than STALE_S."""
+    cutoff = (time.time() if now is None else now) - STALE_S
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(root):
+            if not entry.name.startswith(PREFIX) or not entry.is_dir(follow_symlinks=False):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.rmdir(entry.path)  # refused while a process is in it
 
 
 def _groups(group: Path) -> list[Path]:

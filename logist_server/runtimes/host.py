@@ -218,10 +218,7 @@ class HostRuntime:
     def _new_cgroup(self, paths: JobPaths) -> Path | None:
         """A fresh cgroup for the step whose files are in `paths`, where one can be made."""
         root = cgroups.detect() if self._use_cgroups else None
-        if root is None:
-            return None
-        digest = hashlib.sha256(os.path.realpath(paths.dir).encode()).hexdigest()[:20]
-        return root.create(f"agent-{digest}")
+        return root.create(_cgroup_name(paths)) if root is not None else None
 
     def _signal_group(self, handle: RuntimeHandle, sig: signal.Signals) -> None:
         """Signal the wrapper's process group (its id cannot be reused while it exists)."""
@@ -277,13 +274,18 @@ class HostRuntime:
         return live
 
 
+def _cgroup_name(paths: JobPaths) -> str:
+    digest = hashlib.sha256(os.path.realpath(paths.dir).encode()).hexdigest()[:20]
+    return f"{cgroups.PREFIX}{digest}"
+
+
 def _cgroup_of(paths: JobPaths) -> Path | None:
-    """The cgroup the step's wrapper joined, if it joined one."""
-    try:
-        text = (Path(paths.dir) / CGROUP_FILE).read_text().strip()
-    except OSError:
-        return None
-    return Path(text) if text else None
+    """The step's cgroup, where it exists. Its path is derived from the step's directory,
+    never read from the `cgroup` file (which only records that the wrapper joined it): the
+    agent can write that file, and must not make `kill` empty another cgroup."""
+    root = cgroups.detect()
+    group = root.path / _cgroup_name(paths) if root is not None else None
+    return group if group is not None and group.is_dir() else None
 
 
 def _self_and_ancestors() -> set[int]:
