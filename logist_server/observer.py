@@ -49,6 +49,7 @@ RESERVED_KINDS = frozenset(
         "done",
         "file_change",
         "message",
+        "reaped",
         "restart",
         "started",
         "status",
