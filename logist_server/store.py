@@ -20,8 +20,9 @@ from typing import Any
 
 import msgspec
 
-from .errors import JobNotFoundError
+from .errors import JobNotFoundError, StoreError
 from .fsutil import atomic_write
+from .git import git
 from .listing import LINE_SELECT, ordered_query, summary_columns
 from .model import Job, JobEvent, JobStatus
 from .states import check_transition
@@ -106,6 +107,33 @@ def store_present(repo: Path) -> bool:
     return not store_dir.is_dir() or (store_dir / "logist.db").exists()
 
 
+STORE_FILES = ("logist.db", "logist.db-wal", "logist.db-shm")
+
+
+def refuse_foreign_store(repo: Path) -> None:
+    """StoreError unless the store is Logist's own: not a symbolic link (which would put it,
+    and every file Logist writes there, anywhere), and no database file tracked by git.
+
+    A repository that commits `.logist/logist.db` would hand Logist job records of its own
+    making: workspaces, pids and commits that `attach`, `cancel` and `gc` act on."""
+    store_dir = repo / STORE_DIRNAME
+    if store_dir.is_symlink():
+        raise StoreError(
+            f"{store_dir} is a symbolic link (to {os.readlink(store_dir)}): Logist keeps its "
+            f"job store only in a directory of the repository; move the link aside "
+            f"(mv {store_dir} {store_dir}.link)"
+        )
+    paths = [f"{STORE_DIRNAME}/{name}" for name in STORE_FILES]
+    proc = git(["ls-files", "-z", "--cached", "--", *paths], repo, check=False)
+    tracked = [name for name in proc.stdout.decode(errors="replace").split("\0") if name]
+    if proc.returncode == 0 and tracked:
+        raise StoreError(
+            f"{repo / tracked[0]} is tracked by git: a job store is made by Logist, never "
+            f"brought by a repository (its records could point anywhere); untrack it "
+            f"(git rm --cached {tracked[0]}) and move {store_dir} aside"
+        )
+
+
 class JobStore:
     """Job records and event logs of one repository."""
 
@@ -118,6 +146,7 @@ class JobStore:
         self._durable = False
         db: sqlite3.Connection | None = None
         try:
+            refuse_foreign_store(repo)
             if not self.dir.is_dir():
                 self.dir.mkdir(parents=True, exist_ok=True)
             ensure_excluded(repo, git_common_dir or repo / ".git")

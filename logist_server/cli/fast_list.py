@@ -53,6 +53,9 @@ STATUSES = frozenset(
 # The line `store.ensure_excluded` adds to `.git/info/exclude` (if it is missing, the full
 # CLI writes it: leave that to the full CLI).
 EXCLUDE_LINE = b"/" + STORE_DIRNAME.encode() + b"/"
+# `store.STORE_FILES` share this prefix: a tracked one appears in the index as these bytes.
+STORE_DB_PATH = STORE_DIRNAME.encode() + b"/logist.db"
+SPARSE_STORE_DIR = STORE_DIRNAME.encode() + b"/\0"  # a sparse index's entry for the directory
 # The same query as `git.find_repo`.
 GIT_REV_PARSE = ("rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir")
 # Records per write. Small batches reuse the same memory: a fresh 3 MB buffer per batch
@@ -152,8 +155,10 @@ def open_store(directory: str) -> Any:
     start = os.path.realpath(directory)  # `Path(directory).resolve()`
     if not os.path.isdir(start):  # a file (find_repo uses its parent) or nothing there
         raise Fallback
-    root, common = find_repo(start)
+    root, git_dir, common = find_repo(start)
     store_dir = os.path.join(root, STORE_DIRNAME)
+    if os.path.islink(store_dir) or may_track_store(git_dir):
+        raise Fallback  # JobStore() refuses a store the repository brought: its words
     db_path = os.path.join(store_dir, "logist.db")
     try:
         os.stat(db_path)
@@ -189,8 +194,8 @@ def open_store(directory: str) -> Any:
     return db
 
 
-def find_repo(start: str) -> tuple[str, str]:
-    """(top level, git common dir as git prints it) of the repository containing `start`.
+def find_repo(start: str) -> tuple[str, str, str]:
+    """(top level, git dir, git common dir as git prints it) of the repository of `start`.
 
     `git.find_repo` without the subprocess module: the same git command, run in `start`
     (`git -C start` is `cwd=start`), its stderr discarded. Raises Fallback when git fails,
@@ -220,8 +225,27 @@ def find_repo(start: str) -> tuple[str, str]:
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise Fallback
-    top, _git_dir, common = b"".join(chunks).decode().splitlines()[:3]
-    return top, common
+    top, git_dir, common = b"".join(chunks).decode().splitlines()[:3]
+    return top, git_dir, common
+
+
+def may_track_store(git_dir: str) -> bool:
+    """Whether the index may track `.logist/logist.db*` (then `JobStore()` decides).
+
+    `store.refuse_foreign_store` asks `git ls-files`; this reads the index itself: its
+    version 2 and 3 entries hold each path whole. Version 4 (compressed paths), a split
+    index (entries in `sharedindex.*`) and a sparse index's `.logist/` directory entry
+    count as "may"."""
+    try:
+        with open(os.path.join(git_dir, "index"), "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return False  # nothing tracked yet
+    if data[:4] != b"DIRC" or data[4:8] not in (b"\0\0\0\x02", b"\0\0\0\x03"):
+        return True
+    if STORE_DB_PATH in data or SPARSE_STORE_DIR in data:
+        return True
+    return any(name.startswith("sharedindex.") for name in os.listdir(git_dir))
 
 
 def iter_records(db: Any, statuses: list[str] | None) -> Iterator[list[bytes]]:
