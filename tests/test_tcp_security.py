@@ -270,6 +270,7 @@ def test_a_token_passed_by_the_editor(tmp_path: Path) -> None:
         ["--tcp", "no-such-host.invalid:0"],
         ["--tcp", "192.0.2.1:0"],  # not an address of this machine
         ["--token-file", "/nonexistent"],  # without --tcp
+        ["--stdio", "--tcp", "127.0.0.1:0"],
         ["--tcp", "127.0.0.1:0", "--token-file", "/nonexistent/token"],
     ],
 )

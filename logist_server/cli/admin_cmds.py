@@ -58,6 +58,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ..errors import UsageError
     from ..server.main import serve
 
+    if args.tcp is not None and args.stdio:
+        raise UsageError("--stdio and --tcp exclude each other")
     if args.tcp is None and args.token_file is not None:
         raise UsageError("--token-file needs --tcp (over stdio no token is used)")
     return serve(tcp=args.tcp, token_file=args.token_file)

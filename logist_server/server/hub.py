@@ -32,7 +32,7 @@ class Hub:
         self.listeners: set[Listener] = set()
         self.concurrency: int | None = None  # from the configuration of the first job's repo
         self._slots: asyncio.Semaphore | None = None
-        self._drivers: set[asyncio.Task[Any]] = set()
+        self._driving: dict[tuple[Path, str], asyncio.Task[Any]] = {}
 
     def engine(self, info: RepoInfo) -> tuple[Engine, bool]:
         """The engine of this repository, and whether it was just made."""
@@ -51,14 +51,17 @@ class Hub:
     def submit(self, engine: Engine, job_id: str) -> None:
         """Drive the job in the background, at most `concurrency` at once, whichever
         connection asked: it goes on when that connection closes."""
+        key = (engine.repo, job_id)
+        if key in self._driving:  # queued or driven here already (another client resumed it)
+            return
         task = asyncio.get_running_loop().create_task(
             self._drive(engine, job_id), name=f"drive job {job_id}"
         )
-        self._drivers.add(task)
-        task.add_done_callback(self._driver_done)
+        self._driving[key] = task
+        task.add_done_callback(lambda done: self._driver_done(key, done))
 
-    def _driver_done(self, task: asyncio.Task[Any]) -> None:
-        self._drivers.discard(task)
+    def _driver_done(self, key: tuple[Path, str], task: asyncio.Task[Any]) -> None:
+        self._driving.pop(key, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("%s failed: %s", task.get_name(), task.exception())
 
