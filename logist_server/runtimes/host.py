@@ -190,11 +190,7 @@ class HostRuntime:
     def cleanup(self, info: RepoInfo, workspace: Workspace) -> None:
         """Kill what still works in the workspace (a last resort: steps reap their own),
         then remove it."""
-        stray = self._victims(RuntimeHandle(runtime=self.name), workspace, None, {})
-        for proc in stray:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-        _wait_gone(stray, KILL_WAIT_S)
+        kill_working_in(Path(workspace.path))
         remove_worktree(info.root, Path(workspace.path), workspace.branch)
 
     # -- internals -------------------------------------------------------------------------
@@ -272,6 +268,20 @@ class HostRuntime:
             if pid not in seen:
                 seen[pid] = {"pid": pid, "name": _name(proc), "found": how}
         return live
+
+
+def kill_working_in(directory: Path) -> list[dict[str, object]]:
+    """SIGKILL every process whose working directory is inside `directory` (never this
+    process or its ancestors): what must not keep running in a worktree about to be removed.
+    Returns each one killed, as `kill` does."""
+    seen: dict[int, dict[str, object]] = {}
+    workspace = Workspace(path=str(directory), branch="", base_commit="")
+    stray = HostRuntime()._victims(RuntimeHandle(runtime=HostRuntime.name), workspace, None, seen)
+    for proc in stray:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    _wait_gone(stray, KILL_WAIT_S)
+    return list(seen.values())
 
 
 def _cgroup_name(paths: JobPaths) -> str:
