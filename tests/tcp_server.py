@@ -17,9 +17,14 @@ START_TIMEOUT_S = 60
 class TcpServer:
     """Starts the server, reads `listening on HOST:PORT` and the announced token."""
 
-    def __init__(self, runtime_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
-        runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.env = dict(os.environ if env is None else env, XDG_RUNTIME_DIR=str(runtime_dir))
+    def __init__(
+        self, runtime_dir: Path | None, *extra: str, env: dict[str, str] | None = None
+    ) -> None:
+        """`runtime_dir`: made and set as XDG_RUNTIME_DIR (None: `env` decides)."""
+        self.env = dict(os.environ if env is None else env)
+        if runtime_dir is not None:
+            runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.env["XDG_RUNTIME_DIR"] = str(runtime_dir)
         self.proc = subprocess.Popen(
             [LOGIST, "serve", "--tcp", "127.0.0.1:0", *extra],
             stdin=subprocess.DEVNULL,

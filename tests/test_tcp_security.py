@@ -353,3 +353,38 @@ def test_a_client_leaving_mid_accept_does_not_hold_the_repository(
     assert accepted["result"]["status"] == "accepted", accepted
     assert (repo / "a.txt").read_text() == original + "logist-mock: half accepted\n"
     other.close()
+
+
+def test_the_token_file_never_goes_through_a_symlink_or_into_an_open_directory(
+    tmp_path: Path,
+) -> None:
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (runtime / "logist").symlink_to(elsewhere)
+    proc = subprocess.run(
+        [LOGIST, "serve", "--tcp", "127.0.0.1:0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, XDG_RUNTIME_DIR=str(runtime)),
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "not a directory of yours" in proc.stderr
+    assert list(elsewhere.iterdir()) == []
+
+    # a directory others can enter is closed first; without XDG_RUNTIME_DIR, XDG_STATE_HOME
+    state = tmp_path / "state"
+    (state / "logist").mkdir(parents=True, mode=0o755)
+    (state / "logist").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    server = TcpServer(None, env=dict(env, XDG_STATE_HOME=str(state)))
+    try:
+        assert server.token_file is not None
+        assert server.token_file.parent == state / "logist"
+        assert stat.S_IMODE(server.token_file.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(server.token_file.stat().st_mode) == 0o600
+    finally:
+        assert server.stop() == 0
