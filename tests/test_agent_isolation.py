@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    LOGIST,
     assert_one_line_error,
     branches,
     git,
@@ -25,6 +26,7 @@ from conftest import (
     run_logist,
     worktree_paths,
 )
+from jsonrpc_raw import RawClient
 
 from logist_server.agents.base import AgentContext, build_spec
 from logist_server.agents.mock import MockAgent
@@ -310,3 +312,27 @@ def test_an_agent_program_is_found_in_absolute_path_entries_only(
     assert installed_program("bin/agent-cli", search) is None
     assert installed_program(str(installed / "agent-cli")) == str(installed / "agent-cli")
     assert installed_program(str(installed / "missing")) is None
+
+
+def test_the_language_server_refuses_a_hostile_option_naming_file_and_key(
+    repo: Path, victim: Path
+) -> None:
+    """`logist/createJob` goes through the same configuration check as `logist run`."""
+    commit(repo, {"logist.yml": f"agent_options:\n  delete: '{victim}'\n"})
+    client = RawClient([str(LOGIST), "serve"], env=dict(os.environ))
+    try:
+        client.initialize(repo)
+        answer = client.request("logist/createJob", {"prompt": "x"}, timeout=60)
+        message = answer["error"]["message"]
+        assert f"{repo / 'logist.yml'}: agent_options.delete:" in message, answer
+        flag = client.request(
+            "logist/createJob",
+            {"prompt": "x", "agentOptions": {"binary": "../escaped.bin"}},
+            timeout=60,
+        )
+        assert "request: agent_options.binary:" in flag["error"]["message"], flag
+    finally:
+        client.close()
+    assert victim.read_text() == "keep me\n"
+    assert not (repo.parent / "escaped.bin").exists()
+    assert_nothing_created(repo)
