@@ -212,6 +212,8 @@ def test_each_client_has_its_own_state_and_outlives_the_others(
         "textDocument/didOpen",
         {"textDocument": {"uri": uri, "languageId": "plaintext", "version": 1, "text": "x\n"}},
     )
+    watcher = RawClient.connect(server.port)  # a third editor on the same repository
+    assert "result" in watcher.initialize(repo, server.token)
     job_id = _job_in_review(editor, repo, "mine")
     other.notify("exit", None)  # exit without shutdown: ends that connection only
     other.wait_eof()
@@ -226,6 +228,11 @@ def test_each_client_has_its_own_state_and_outlives_the_others(
     edit = apply["params"]["edit"]["documentChanges"][0]["edits"][0]
     assert edit["range"]["start"]["line"] == len(text.splitlines())  # the editor's buffer
     assert not [r for r in other.server_requests if r["method"] == "workspace/applyEdit"]
+    assert not [r for r in watcher.server_requests if r["method"] == "workspace/applyEdit"]
+    # every client following the repository sees the job's events, whoever drove it
+    watcher.wait_notification(_status_event(job_id, "review"))
+    watcher.wait_notification(_status_event(job_id, "accepted"))
+    watcher.close()
     assert server.alive()
     editor.close()
     # after every client left, the server still takes new ones
