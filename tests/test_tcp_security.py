@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from conftest import make_repo
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jsonrpc_raw import RawClient
 from tcp_server import TcpServer
 
@@ -395,3 +397,73 @@ def test_the_token_file_never_goes_through_a_symlink_or_into_an_open_directory(
         assert stat.S_IMODE(server.token_file.stat().st_mode) == 0o600
     finally:
         assert server.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TcpServer]:
+    started = TcpServer(tmp_path_factory.mktemp("runtime") / "run")
+    yield started
+    started.stop()
+
+
+def _replies(data: bytes) -> list[dict[str, object]]:
+    """The LSP messages in `data` (what the server sent before it closed)."""
+    messages = []
+    while data:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        assert sep, data[:200]
+        length = int(head.split(b":", 1)[1])
+        messages.append(json.loads(rest[:length]))
+        data = rest[length:]
+    return messages
+
+
+LISTING = b'{"jsonrpc": "2.0", "id": 1, "method": "logist/listJobs", "params": {}}'
+PIECES = st.sampled_from(
+    [
+        b"Content-Length: %d\r\n" % len(LISTING),
+        b"Content-Type: application/vscode-jsonrpc; charset=utf-8\r\n",
+        b"\r\n",
+        LISTING,
+        b"POST / HTTP/1.1\r\n",
+        b"Host: 127.0.0.1\r\n",
+        b"Content-Length: 0\r\n",
+        b'{"jsonrpc": "2.0", "id": 2, "method": "initialize", "params": {}}',
+        b"\n",
+    ]
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(PIECES | st.binary(max_size=40), max_size=8))
+def test_whatever_a_stranger_sends_it_gets_at_most_one_error(
+    shared_server: TcpServer, chunks: list[bytes]
+) -> None:
+    """Any bytes from a client without the token: the server answers with at most one error
+    (never a result), then closes; it stays up and never executes anything."""
+    with socket.create_connection(("127.0.0.1", shared_server.port)) as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(b"".join(chunks))
+            sock.shutdown(socket.SHUT_WR)  # the end of what it sends
+        replies = _replies(_recv_all(sock))
+    assert len(replies) <= 1, replies
+    for reply in replies:
+        assert "result" not in reply and reply["error"]["code"] in (-32001, -32700, -32600)  # type: ignore[index]
+    assert shared_server.alive()
+
+
+def test_strangers_holding_connections_do_not_block_the_editor(
+    shared_server: TcpServer, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    idle = [socket.create_connection(("127.0.0.1", shared_server.port)) for _ in range(20)]
+    try:
+        for number, sock in enumerate(idle):
+            sock.sendall(b"Content-Length: 100\r\n" if number % 2 else b"Content-Le")
+        client = RawClient.connect(shared_server.port)
+        assert "result" in client.initialize(repo, shared_server.token)
+        assert client.request("logist/listJobs", {})["result"] == []
+        client.close()
+    finally:
+        for sock in idle:
+            sock.close()
