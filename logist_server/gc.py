@@ -26,6 +26,7 @@ import msgspec
 from .locks import DriverLock, is_locked
 from .model import Job, JobStatus
 from .plans import current_checkpoint
+from .runtimes.host import kill_working_in
 from .workspace import (
     BRANCH_PREFIX,
     branch_tip,
@@ -103,6 +104,7 @@ def _collect_job(
             )
             continue
         if not dry_run:
+            kill_working_in(path)  # nothing keeps running in a removed worktree
             remove_worktree(engine.repo, path, None)
         removed.add(path)
         report.worktrees.append(str(path))

@@ -162,3 +162,27 @@ def run_logist_json_review(repo: Path) -> dict[str, Any]:
     record: dict[str, Any] = json.loads(proc.stdout)
     assert record["status"] == "review"
     return record
+
+
+def test_gc_kills_what_still_works_in_a_worktree_it_removes(repo: Path, tag: str) -> None:
+    proc = run_logist(
+        "run", "--json", "--prompt", "x", "--retries", "0", "--agent-opt", "scenario=crash",
+        cwd=repo, check=False,
+    )  # fmt: skip
+    record = json.loads(proc.stdout)
+    assert record["status"] == "failed"
+    workspace = Path(record["workspace"]["path"])
+    assert workspace.is_dir()
+    stray = subprocess.Popen(
+        [sys.executable, "-I", "-c", "import time; time.sleep(3600)", tag],
+        cwd=workspace, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: tagged(tag))
+        run_logist("gc", cwd=repo)
+        assert stray.wait(timeout=30) is not None  # killed (it would sleep an hour)
+        assert not workspace.exists()
+    finally:
+        if stray.poll() is None:
+            stray.kill()
+            stray.wait()
