@@ -107,15 +107,18 @@ def store_present(repo: Path) -> bool:
     return not store_dir.is_dir() or (store_dir / "logist.db").exists()
 
 
-STORE_FILES = ("logist.db", "logist.db-wal", "logist.db-shm")
+# The one part of `.logist/` a repository may bring: role definitions.
+SHARED_PART = "roles/"
 
 
 def refuse_foreign_store(repo: Path) -> None:
-    """StoreError unless the store is Logist's own: not a symbolic link (which would put it,
-    and every file Logist writes there, anywhere), and no database file tracked by git.
+    """StoreError unless the store is Logist's own: `.logist` not a symbolic link (which
+    would put the store, and every file Logist writes there, anywhere), and nothing in it
+    tracked by git but `.logist/roles/`.
 
     A repository that commits `.logist/logist.db` would hand Logist job records of its own
-    making: workspaces, pids and commits that `attach`, `cancel` and `gc` act on."""
+    making (workspaces, pids and commits that `attach`, `cancel` and `gc` act on); one that
+    commits `.logist/jobs` as a link would receive every job file where it points."""
     store_dir = repo / STORE_DIRNAME
     if store_dir.is_symlink():
         raise StoreError(
@@ -123,14 +126,18 @@ def refuse_foreign_store(repo: Path) -> None:
             f"job store only in a directory of the repository; move the link aside "
             f"(mv {store_dir} {store_dir}.link)"
         )
-    paths = [f"{STORE_DIRNAME}/{name}" for name in STORE_FILES]
-    proc = git(["ls-files", "-z", "--cached", "--", *paths], repo, check=False)
-    tracked = [name for name in proc.stdout.decode(errors="replace").split("\0") if name]
+    proc = git(["ls-files", "-z", "--cached", "--", STORE_DIRNAME], repo, check=False)
+    prefix = f"{STORE_DIRNAME}/"
+    tracked = [
+        name
+        for name in proc.stdout.decode(errors="replace").split("\0")
+        if name and not name.startswith(prefix + SHARED_PART)
+    ]
     if proc.returncode == 0 and tracked:
         raise StoreError(
             f"{repo / tracked[0]} is tracked by git: a job store is made by Logist, never "
-            f"brought by a repository (its records could point anywhere); untrack it "
-            f"(git rm --cached {tracked[0]}) and move {store_dir} aside"
+            f"brought by a repository (only {prefix}{SHARED_PART} may be); untrack it "
+            f"(git rm -r --cached {tracked[0]}) and move it aside"
         )
 
 

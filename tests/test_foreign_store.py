@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import assert_one_line_error, git, make_repo, run_logist, tree_state
+from conftest import assert_one_line_error, git, make_repo, parse_json, run_logist, tree_state
 
 from logist_server.model import AgentSpec, Job, JobStatus, RuntimeHandle, Step, Workspace
 from logist_server.store import STORE_DIRNAME, JobStore, new_job_id
@@ -137,3 +137,34 @@ def test_a_link_to_an_empty_directory_gets_no_store_either(tmp_path: Path) -> No
     )
     assert "is a symbolic link" in line
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_committed_jobs_link_is_refused_and_committed_roles_are_fine(tmp_path: Path) -> None:
+    """`.logist/jobs -> elsewhere` would receive every job's files; `.logist/roles/` is the
+    one part of `.logist` a repository may bring."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    hostile = make_repo(tmp_path / "hostile")
+    roles = hostile / STORE_DIRNAME / "roles"
+    roles.mkdir(parents=True)
+    (roles / "careful.yml").write_text("kind: worker\ndescription: a shared role\n")
+    git(hostile, "add", "-f", STORE_DIRNAME)
+    git(hostile, "commit", "-q", "-m", "a shared role")
+    fine = tmp_path / "fine"
+    git(tmp_path, "clone", "-q", str(hostile), str(fine))
+    job = parse_json(run_logist("run", "--json", "--prompt", "hi", "--role", "careful",
+                                "--agent-opt", "scenario=noop", cwd=fine).stdout)  # fmt: skip
+    assert job["status"] == "review"
+    assert run_logist("job", "list", cwd=fine).stdout.startswith(job["id"])
+    os.symlink(elsewhere, hostile / STORE_DIRNAME / "jobs")
+    git(hostile, "add", "-f", f"{STORE_DIRNAME}/jobs")
+    git(hostile, "commit", "-q", "-m", "a link for the job files")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(hostile), str(clone))
+    for args in (["run", "--prompt", "hi", "--agent-opt", "scenario=noop"],
+                 ["job", "create", "--prompt", "hi"]):  # fmt: skip
+        line = assert_one_line_error(run_logist(*args, cwd=clone, check=False))
+        assert f"{STORE_DIRNAME}/jobs is tracked by git" in line, line
+    assert run_logist("job", "list", cwd=clone).stdout == "no jobs\n"  # and nothing made
+    assert list(elsewhere.iterdir()) == []
+    assert not (clone / STORE_DIRNAME / "logist.db").exists()

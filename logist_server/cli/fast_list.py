@@ -53,9 +53,8 @@ STATUSES = frozenset(
 # The line `store.ensure_excluded` adds to `.git/info/exclude` (if it is missing, the full
 # CLI writes it: leave that to the full CLI).
 EXCLUDE_LINE = b"/" + STORE_DIRNAME.encode() + b"/"
-# `store.STORE_FILES` share this prefix: a tracked one appears in the index as these bytes.
-STORE_DB_PATH = STORE_DIRNAME.encode() + b"/logist.db"
-SPARSE_STORE_DIR = STORE_DIRNAME.encode() + b"/\0"  # a sparse index's entry for the directory
+# How a path under `.logist/` starts in the index (`store.refuse_foreign_store`).
+STORE_PREFIX = STORE_DIRNAME.encode() + b"/"
 # The same query as `git.find_repo`.
 GIT_REV_PARSE = ("rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir")
 # Records per write. Small batches reuse the same memory: a fresh 3 MB buffer per batch
@@ -230,11 +229,11 @@ def find_repo(start: str) -> tuple[str, str, str]:
 
 
 def may_track_store(git_dir: str) -> bool:
-    """Whether the index may track `.logist/logist.db*` (then `JobStore()` decides).
+    """Whether the index may track a path in `.logist/` but a role (`JobStore()` decides).
 
     `store.refuse_foreign_store` asks `git ls-files`; this reads the index itself: its
-    version 2 and 3 entries hold each path whole. Version 4 (compressed paths), a split
-    index (entries in `sharedindex.*`) and a sparse index's `.logist/` directory entry
+    version 2 and 3 entries hold each path whole (a sparse index's `.logist/` directory entry
+    included). Version 4 (compressed paths) and a split index (entries in `sharedindex.*`)
     count as "may"."""
     try:
         with open(os.path.join(git_dir, "index"), "rb") as handle:
@@ -243,8 +242,11 @@ def may_track_store(git_dir: str) -> bool:
         return False  # nothing tracked yet
     if data[:4] != b"DIRC" or data[4:8] not in (b"\0\0\0\x02", b"\0\0\0\x03"):
         return True
-    if STORE_DB_PATH in data or SPARSE_STORE_DIR in data:
-        return True
+    start = 0
+    while (at := data.find(STORE_PREFIX, start)) != -1:  # an entry under `.logist/`...
+        start = at + len(STORE_PREFIX)
+        if not data.startswith(b"roles/", start):  # ...other than a role: JobStore refuses
+            return True
     return any(name.startswith("sharedindex.") for name in os.listdir(git_dir))
 
 
