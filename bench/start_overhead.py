@@ -272,10 +272,11 @@ class Case:
 
     @property
     def extra(self) -> list[float]:
-        """Per job: logist's time minus its own `git worktree add`, i.e. what logist adds
-        to the checkout (robust to the checkout's own run-to-run variation)."""
+        """Per job: logist's time minus its own checkout (`git read-tree -u` into the
+        isolated workspace; `git worktree add` in earlier versions), i.e. what logist adds to the
+        checkout (robust to the checkout's own run-to-run variation)."""
         return [
-            total - parts.get("git worktree add", 0.0)
+            total - parts.get("git read-tree", parts.get("git worktree add", 0.0))
             for total, parts in zip(self.logist, self.parts, strict=True)
         ]
 

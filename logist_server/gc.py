@@ -112,7 +112,8 @@ def _collect_job(
     tip = branch_tip(engine.repo, branch)
     if tip is None or kept_workspace:
         return
-    if branch in checked_out and checked_out[branch] not in removed:  # (a legacy worktree)
+    gone = {path.resolve() for path in removed}  # a removed legacy worktree had it checked out
+    if branch in checked_out and checked_out[branch].resolve() not in gone:
         report.kept.append(f"branch {branch}: it is checked out")
     elif tip not in known:
         report.kept.append(f"branch {branch}: it has commits logist did not make")

@@ -97,6 +97,9 @@ def _failure(args: Sequence[str], code: int, stderr: bytes) -> GitError:
     """GitError with git's own last line of complaint."""
     message = stderr.decode(errors="replace").strip().splitlines()
     detail = message[-1] if message else f"exit status {code}"
+    cause = next((line for line in message[:-1] if line.startswith("error: ")), None)
+    if cause is not None:  # `fatal: adding files failed` says less than the error before it
+        detail = f"{cause}; {detail}"
     return GitError(f"git {args[0]} failed: {detail}")
 
 

@@ -215,10 +215,18 @@ def _rmtree(path: Path) -> None:
     shutil.rmtree(path, onerror=make_writable)
 
 
-def is_legacy_worktree(path: Path) -> bool:
-    """True for a workspace made by an earlier version: a linked `git worktree` (its `.git`
-    is a file naming the user's repository)."""
-    return (path / ".git").is_file() and not (path / ".git").is_symlink()
+def is_legacy_worktree(repo: Path, path: Path) -> bool:
+    """True for a workspace made by an earlier version: a linked `git worktree` of `repo`
+    (its `.git` is a file, and the repository lists the path among its worktrees; a `.git`
+    file alone is what an agent could fake)."""
+    if not (path / ".git").is_file() or (path / ".git").is_symlink():
+        return False
+    listed = git_out(["worktree", "list", "--porcelain"], repo).splitlines()
+    where = path.resolve()
+    return any(
+        line.startswith("worktree ") and Path(line[len("worktree ") :]).resolve() == where
+        for line in listed
+    )
 
 
 def remove_worktree(repo: Path, path: Path, branch: str | None) -> None:
@@ -227,7 +235,7 @@ def remove_worktree(repo: Path, path: Path, branch: str | None) -> None:
     A legacy `git worktree` is removed through git, so that its record in the user's
     `.git/worktrees` goes too."""
     with repo_lock(repo, "worktrees"):
-        if is_legacy_worktree(path):
+        if is_legacy_worktree(repo, path):
             proc = git(["worktree", "remove", "--force", "--force", str(path)], repo, check=False)
             if proc.returncode != 0:
                 _remove_path(path)
@@ -268,7 +276,11 @@ def harvest(workspace: Workspace, job_id: str) -> Harvest:
     base = workspace.base_commit
     base_tree = GitQuery(["rev-parse", f"{base}^{{tree}}"], path, env)  # runs during `add`
     try:
-        git(["add", "-A", "--", "."], path, env)
+        try:
+            git(["add", "-A", "--", "."], path, env)
+        except GitError as exc:  # a path git itself refuses (`sub/.GIT/x`), a full disk...
+            message = f"cannot harvest the workspace: {exc}: nothing was harvested"
+            raise UnsafeResultError(message) from None
         tree = git_out(["write-tree"], path, env)
         unchanged = tree == base_tree.text()
     finally:

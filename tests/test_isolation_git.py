@@ -19,9 +19,11 @@ from conftest import (
     git,
     job_events,
     make_repo,
+    porcelain,
     run_job,
     run_logist,
     show_job,
+    tree_state,
     worktree_paths,
 )
 from hostile_agent import SCRIPT_AGENT, engine_with, run_hostile
@@ -188,13 +190,14 @@ def test_the_user_committing_while_the_agent_runs_is_no_alarm(repo: Path) -> Non
     [
         ("mkdir -p .LOGIST/roles && echo 'agent: x' > .LOGIST/roles/worker.yml", ".LOGIST/roles"),
         ("mkdir -p sub/.logist && echo x > sub/.logist/config.yml", "sub/.logist/config.yml"),
+        ("mkdir -p sub/.GIT && echo x > sub/.GIT/config", "sub/.GIT/config"),
         (
             "mkdir vendor && cd vendor && git init -q && echo x > f && git add f && "
             "git -c user.name=a -c user.email=b@c commit -qm x",
             "'vendor'",
         ),
     ],
-    ids=["reserved-case", "reserved-nested", "nested-repository"],
+    ids=["reserved-case", "reserved-nested", "dot-git-case", "nested-repository"],
 )
 def test_harvest_refuses_a_path_a_job_may_not_write(repo: Path, script: str, named: str) -> None:
     _engine, job = run_hostile(repo, f"echo agent >> a.txt\n{script}\n")
@@ -348,3 +351,20 @@ def test_a_read_only_tree_left_by_an_agent_is_removed(repo: Path) -> None:
     run_logist("job", "reject", job.id, cwd=repo)
     assert not ws.exists()
     assert branches(repo) == []
+
+
+def test_a_faked_gitfile_does_not_make_removal_go_through_the_users_repository(
+    repo: Path,
+) -> None:
+    """An agent that turns its `.git` into a gitfile naming the user's repository does not
+    make reject treat the workspace as a worktree of it."""
+    before = tree_state(repo)
+    script = 'echo agent >> a.txt\nrm -rf .git\necho "gitdir: $USER_REPO/.git" > .git\n'
+    _engine, job = run_hostile(repo, script)
+    assert job.status == JobStatus.REVIEW, job.status_reason
+    ws = Path(job.workspace.path) if job.workspace else None
+    assert ws is not None and (ws / ".git").is_file()
+    run_logist("job", "reject", job.id, cwd=repo)
+    assert not ws.exists()
+    assert tree_state(repo) == before and porcelain(repo) == ""
+    assert worktree_paths(repo) == [str(repo)] and branches(repo) == []
