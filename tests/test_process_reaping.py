@@ -186,3 +186,11 @@ def test_gc_kills_what_still_works_in_a_worktree_it_removes(repo: Path, tag: str
         if stray.poll() is None:
             stray.kill()
             stray.wait()
+
+
+def test_an_agent_that_leaves_nothing_behind_gets_no_reaped_event(repo: Path) -> None:
+    """The wrapper's own last steps (its `mv` of the status file) are not reported."""
+    for _ in range(3):
+        record = run_logist_json_review(repo)
+        assert reaped(repo, record["id"]) == []
+        run_logist("job", "reject", record["id"], cwd=repo)

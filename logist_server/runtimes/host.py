@@ -40,6 +40,7 @@ _WRAPPER = (
 )
 KILL_GRACE_S = 0.5
 KILL_WAIT_S = 5.0
+WRAPPER_EXIT_S = 2.0
 CGROUP_FILE = "cgroup"
 
 
@@ -157,6 +158,8 @@ class HostRuntime:
         self, handle: RuntimeHandle, paths: JobPaths, workspace: Workspace | None
     ) -> list[dict[str, object]]:
         """Kill every process of the agent; each one killed, as `{pid, name, found}`."""
+        if paths.exit_status.exists():  # the agent ended: let its wrapper (and `mv`) finish
+            self._wait_wrapper(handle, WRAPPER_EXIT_S)
         group = _cgroup_of(paths)
         killed: dict[int, dict[str, object]] = {}
         victims = self._victims(handle, workspace, group, killed)
@@ -215,6 +218,17 @@ class HostRuntime:
         """A fresh cgroup for the step whose files are in `paths`, where one can be made."""
         root = cgroups.detect() if self._use_cgroups else None
         return root.create(_cgroup_name(paths)) if root is not None else None
+
+    def _wait_wrapper(self, handle: RuntimeHandle, timeout: float) -> None:
+        """Wait until the wrapper has exited (it only renames the status file into place)."""
+        child = self._children.get(handle.pid or -1)
+        if child is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout)
+            return
+        wrapper = self._process(handle)
+        if wrapper is not None:
+            _wait_gone([wrapper], timeout)
 
     def _signal_group(self, handle: RuntimeHandle, sig: signal.Signals) -> None:
         """Signal the wrapper's process group (its id cannot be reused while it exists)."""
