@@ -14,9 +14,12 @@ The BUG_* texts describe bugs this suite found (all fixed); they are the failure
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -505,6 +508,86 @@ def test_two_attaches_racing_for_an_orphan_both_end_in_review_one_drives(
         assert tos == ["provisioning", "running", "review"]
         assert sum(1 for e in events if e["kind"] == "started") == 1
     assert not lost, f"{BUG_ATTACH_RACE} ({lost} of 3 races)"
+
+
+_HOLD = """
+import sys
+from pathlib import Path
+from logist_server.locks import DriverLock
+lock = DriverLock(Path(sys.argv[1]))
+assert lock.try_acquire()
+print("held", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_attach_follows_while_another_process_holds_the_job_then_takes_over(
+    repo: Path,
+) -> None:
+    """The loser's side of the attach race, made deterministic: while another process holds
+    the job, `job attach` follows it (it shows an event written meanwhile) instead of giving
+    up; once the holder goes, it drives the job to the end itself."""
+    runner = popen_logist(*run_args("question", "held"), cwd=repo)
+    try:
+        (job_id,) = wait_for(lambda: jobs_with(repo, "held", "question"), timeout=60)
+        answer_before = status_of(repo, job_id)
+        runner.kill()
+    finally:
+        stop(runner)
+    assert answer_before == "needs_input"
+    lock_path = repo / ".logist" / "locks" / f"{job_id}.lock"
+    holder = subprocess.Popen(
+        [PYTHON, "-c", _HOLD, str(lock_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    out_file = repo.parent / "attach.out"
+    with out_file.open("w") as out_stream:
+        follower = subprocess.Popen(
+            [str(LOGIST), "job", "attach", job_id], cwd=repo, stdin=subprocess.DEVNULL,
+            stdout=out_stream, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    lines: queue.Queue[str] = queue.Queue()
+    stderr = follower.stderr
+    assert stderr is not None
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in stderr], daemon=True)
+    reader.start()
+
+    def shown(text: str, ping: bool = False) -> None:
+        """Wait until the attach prints a line with `text` (pinging the log meanwhile)."""
+        deadline = time.monotonic() + 60  # a guard against a hang only
+        while time.monotonic() < deadline:
+            if ping:  # another writer's event: shown only by a process that follows
+                store = JobStore(repo)
+                store.update(job_id, None, [("test_ping", {"by": "the test"})])
+                store.close()
+            try:
+                if text in lines.get(timeout=0.5):
+                    return
+            except queue.Empty:
+                continue
+        raise AssertionError(f"`job attach` never showed {text!r}")
+
+    try:
+        shown("test_ping", ping=True)  # the attach follows the holder: not refused, not driving
+        run_logist("job", "answer", job_id, ANSWER, cwd=repo)  # written by a third process
+        shown("needs_input -> running: answered")
+        assert follower.poll() is None
+        assert status_of(repo, job_id) == "running"
+        holder.communicate(input="", timeout=60)  # the holder lets go
+        follower.wait(timeout=120)
+        reader.join(timeout=60)
+    finally:
+        for proc in (follower, holder):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    out = out_file.read_text()
+    assert follower.returncode == 0, list(lines.queue)
+    assert f"job {job_id}: review" in out
+    events = check_settled(repo, show_job(repo, job_id), "question", "held")
+    tos = [e["data"]["to"] for e in events if e["kind"] == "status"]
+    assert tos == ["provisioning", "running", "needs_input", "running", "review"]
 
 
 _PROBE = """
