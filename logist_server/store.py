@@ -8,6 +8,7 @@ can share a repository; a status change is committed before the caller acts on i
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import sqlite3
@@ -95,7 +96,10 @@ def ensure_excluded(repo: Path, git_common_dir: Path) -> None:
     if line.encode() in current.splitlines():
         return
     prefix = current if not current or current.endswith(b"\n") else current + b"\n"
-    atomic_write(exclude, prefix + line.encode() + b"\n")
+    try:
+        atomic_write(exclude, prefix + line.encode() + b"\n")
+    except OSError as exc:
+        raise StoreError(f"cannot add {line} to {exclude}: {exc.strerror or exc}") from None
 
 
 def store_present(repo: Path) -> bool:
@@ -154,9 +158,11 @@ class JobStore:
         db: sqlite3.Connection | None = None
         try:
             refuse_foreign_store(repo)
+            if os.path.lexists(self.dir) and not self.dir.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(self.dir))
+            ensure_excluded(repo, git_common_dir or repo / ".git")  # before anything is made
             if not self.dir.is_dir():
                 self.dir.mkdir(parents=True, exist_ok=True)
-            ensure_excluded(repo, git_common_dir or repo / ".git")
             db = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )

@@ -53,9 +53,11 @@ def explain(exc: OSError | sqlite3.Error, store_dir: Path) -> StoreError:
             f"move it aside (mv {store_dir} {store_dir}.old)"
         )
     if isinstance(exc, OSError):
-        where = exc.filename or store_dir
+        where = Path(exc.filename) if exc.filename else store_dir
         if exc.errno in _FULL_ERRNOS:
             return _full(db, str(where))
+        if store_dir not in (where, *where.parents):  # `.git/info/exclude`, the repository
+            return StoreError(f"cannot write {where}: {exc.strerror or exc}")
         if exc.errno in _WRITE_ERRNOS:
             return _read_only(db, store_dir, f"cannot write {where}")
         return StoreError(f"the job store {store_dir}: {exc.strerror or exc}")

@@ -318,3 +318,16 @@ def test_init_in_a_read_only_repository_names_the_file(repo: Path) -> None:
         line = assert_one_line_error(run_logist("init", cwd=repo, check=False))
     assert line.startswith(f"logist: error: cannot write {repo / 'logist.yml'}: "), line
     assert tree_state(repo) == before
+
+
+def test_a_read_only_git_info_directory_names_the_exclude_file(
+    repo: Path, workspace_root: Path
+) -> None:
+    """The store's first write is `/.logist/` into info/exclude: refused there, nothing made."""
+    before = tree_state(repo)
+    with read_only(repo / ".git" / "info"):
+        proc = run_logist("run", "--prompt", "hi", "--agent-opt", "scenario=noop", cwd=repo,
+                          check=False)  # fmt: skip
+    line = assert_one_line_error(proc)
+    assert f"cannot add /.logist/ to {repo / '.git' / 'info' / 'exclude'}: " in line, line
+    assert_nothing_created(repo, workspace_root, before)
