@@ -426,11 +426,11 @@ class JobDriver:
         """Decide what the ended step amounts to: done (harvested), retry, failover, failed."""
         job = self.store.get(self.job_id)
         await self._reap(handle, paths, runtime, job.workspace)  # nothing outlives its step
-        if job.status in SETTLED:
-            return job  # a limit or hang already settled it
         changed = repo_guard.changes_since(self.engine.repo_info, Path(paths.dir))
         if changed:  # before any git runs on the repository again
             return self._repo_changed(changed)
+        if job.status in SETTLED:
+            return job  # a limit or hang already settled it
         if job.cancel_requested:
             return self._transition(S.CANCELLED, "cancelled by user")
         step, workspace = job.current_step, job.workspace
@@ -470,10 +470,12 @@ class JobDriver:
     def _repo_changed(self, changed: list[str]) -> Job:
         """The user's git metadata changed during the step: report what, fail the step."""
         reason = repo_guard.describe(changed)
-        _job, events = self.store.update(
+        job, events = self.store.update(
             self.job_id, None, [("repo_changed", {"changed": changed})]
         )
         self._emit(events)
+        if job.status in SETTLED:
+            return job  # a limit, a hang or a cancel settled it: the event reports it
 
         def record(j: Job) -> None:
             j.result.error = reason

@@ -28,7 +28,7 @@ from conftest import (
 )
 from hostile_agent import SCRIPT_AGENT, engine_with, run_hostile
 
-from logist_server.model import JobPolicy, JobStatus
+from logist_server.model import JobPolicy, JobStatus, Limits
 from logist_server.requests import JobRequest
 from logist_server.store import JobStore
 
@@ -368,3 +368,13 @@ def test_a_faked_gitfile_does_not_make_removal_go_through_the_users_repository(
     assert not ws.exists()
     assert tree_state(repo) == before and porcelain(repo) == ""
     assert worktree_paths(repo) == [str(repo)] and branches(repo) == []
+
+
+def test_a_change_by_an_agent_stopped_for_its_time_limit_is_reported(repo: Path) -> None:
+    script = 'git --git-dir="$USER_REPO/.git" config core.fsmonitor "$0"\nexec sleep 60\n'
+    engine = engine_with(repo, script)
+    request = JobRequest(prompt="slow", agent=SCRIPT_AGENT, limits=Limits(max_time_s=1.0))
+    job = asyncio.run(engine.drive(engine.create_job(request).id))
+    assert job.status == JobStatus.HALTED
+    reports = [e for e in job_events(repo, job.id) if e["kind"] == "repo_changed"]
+    assert [r["data"]["changed"] for r in reports] == [[".git/config (changed)"]]
