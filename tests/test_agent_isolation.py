@@ -8,6 +8,7 @@ CLI in a real repository, or through the real host runtime running the real mock
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from conftest import (
     LOGIST,
@@ -24,6 +26,7 @@ from conftest import (
     make_repo,
     run_job,
     run_logist,
+    wait_for,
     worktree_paths,
 )
 from jsonrpc_raw import RawClient
@@ -32,8 +35,8 @@ from logist_server.agents.base import AgentContext, build_spec
 from logist_server.agents.mock import MockAgent
 from logist_server.agents.program import installed_program
 from logist_server.errors import UsageError
-from logist_server.model import AgentSpec, Job
-from logist_server.runtimes.base import JobPaths
+from logist_server.model import AgentSpec, Job, RuntimeHandle
+from logist_server.runtimes.base import JobPaths, ProcessSpec
 from logist_server.runtimes.host import HostRuntime
 
 
@@ -255,6 +258,22 @@ def test_a_repository_with_its_own_logist_server_does_not_run_it(tmp_path: Path)
     assert not marker.exists()
 
 
+def start_mock(
+    tmp_path: Path, workspace: Path, options: dict[str, str]
+) -> tuple[HostRuntime, RuntimeHandle, JobPaths, ProcessSpec]:
+    """The mock as a step runs it: built by its provider, started by the host runtime."""
+    job = Job(id="j1", prompt="x", repo="/r", agent=AgentSpec("mock", options=options))
+    ctx = step_context(workspace, tmp_path)
+    Path(ctx.job_dir).mkdir()
+    (Path(ctx.job_dir) / "user-prompt.txt").write_text("x\n")
+    Path(ctx.prompt_file).write_text("x\n")
+    spec = build_spec(MockAgent(), job, ctx)
+    runtime = HostRuntime()
+    paths = JobPaths(dir=str(tmp_path / "step"))
+    handle = runtime.start(job, None, spec, paths)  # type: ignore[arg-type]
+    return runtime, handle, paths, spec
+
+
 def test_python_variables_cannot_steer_the_agent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -271,15 +290,7 @@ def test_python_variables_cannot_steer_the_agent(
     monkeypatch.setenv("PYTHONSTARTUP", "startup.py")
     monkeypatch.setenv("PYTHONUSERBASE", str(workspace))
     monkeypatch.setenv("PYTHONINSPECT", "1")
-    job = Job(id="j1", prompt="x", repo="/r", agent=AgentSpec("mock", options={}))
-    ctx = step_context(workspace, tmp_path)
-    Path(ctx.job_dir).mkdir()
-    (Path(ctx.job_dir) / "user-prompt.txt").write_text("x\n")
-    Path(ctx.prompt_file).write_text("x\n")
-    spec = build_spec(MockAgent(), job, ctx)
-    runtime = HostRuntime()
-    paths = JobPaths(dir=str(tmp_path / "step"))
-    handle = runtime.start(job, None, spec, paths)  # type: ignore[arg-type]
+    runtime, handle, paths, spec = start_mock(tmp_path, workspace, {})
     deadline = time.monotonic() + 60
     while (code := runtime.exit_status(handle, paths)) is None:
         assert time.monotonic() < deadline, "the mock did not end"
@@ -336,3 +347,33 @@ def test_the_language_server_refuses_a_hostile_option_naming_file_and_key(
     assert victim.read_text() == "keep me\n"
     assert not (repo.parent / "escaped.bin").exists()
     assert_nothing_created(repo)
+
+
+def test_the_mock_starts_the_installed_sleep_not_the_workspace_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hang` starts a `sleep` helper: with `.` in PATH, a committed `./sleep` would run."""
+    marker = tmp_path / "marker"
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    fake = workspace / "sleep"
+    fake.write_text(f"#!/bin/sh\necho ran > {marker}\nexec /bin/sleep 3600\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", os.pathsep.join([".", os.environ.get("PATH", os.defpath)]))
+    runtime, handle, paths, _spec = start_mock(tmp_path, workspace, {"scenario": "hang"})
+    try:
+        wait_for(lambda: marker.exists() or helper_of(handle.pid), timeout=60)
+        assert not marker.exists(), "the workspace's ./sleep ran"
+    finally:
+        runtime.kill(handle, paths, None)
+    assert not marker.exists()
+
+
+def helper_of(wrapper: int | None) -> psutil.Process | None:
+    """The `sleep 3600` among the wrapper's descendants, once it runs."""
+    assert wrapper is not None
+    for proc in psutil.Process(wrapper).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if proc.cmdline() == ["sleep", "3600"]:
+                return proc
+    return None

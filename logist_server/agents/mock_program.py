@@ -56,6 +56,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from logist_server.agents.program import installed_program
 from logist_server.repo_paths import unsafe_reason
 
 DEFAULT_FILE = "LOGIST_MOCK.md"
@@ -309,8 +310,10 @@ def scenario_slow(run: Run) -> int:
 
 def scenario_hang(run: Run) -> int:
     emit("message", text="starting, then hanging")
-    # A helper child, as real agents start: cancel must take it down too.
-    subprocess.Popen(["sleep", "3600"], stdin=subprocess.DEVNULL)
+    # A helper child, as real agents start: cancel must take it down too. The installed
+    # `sleep` (PATH's absolute entries only), never one the workspace holds.
+    sleep = installed_program("sleep") or installed_program("sleep", os.defpath)
+    subprocess.Popen(["sleep", "3600"], executable=sleep, stdin=subprocess.DEVNULL)
     while True:
         time.sleep(3600)
 
