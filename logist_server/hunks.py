@@ -114,16 +114,43 @@ def map_hunks(base_text: str, current_text: str, hunks: list[Hunk]) -> list[Mapp
     current_lines = split_lines(current_text)
     if base_lines == current_lines:
         return [MappedHunk(h, h.old_start, h.old_end, False) for h in hunks]
-    # base line index -> current line index, for lines the user left alone
-    same: dict[int, int] = {}
-    matcher = difflib.SequenceMatcher(None, base_lines, current_lines, autojunk=False)
-    for block in matcher.get_matching_blocks():
-        for k in range(block.size):
-            same[block.a + k] = block.b + k
+    same = _same_lines(base_lines, current_lines)  # the lines the user left alone
+    n_base, n_current = len(base_lines), len(current_lines)
     mapped: list[MappedHunk] = []
     for hunk in hunks:
-        mapped.append(_locate(hunk, same, len(base_lines), len(current_lines)))
+        mapped.append(_locate(hunk, same, n_base, n_current))
     return mapped
+
+
+def _same_lines(a: list[str], b: list[str]) -> dict[int, int]:
+    """Index in `a` -> index in `b` of the lines both have in common, in order.
+
+    One exact difflib diff of two whole files is quadratic in their repeated lines (blank
+    lines, closing braces): seconds for a few thousand lines. So the common head and tail
+    are taken as they are; in the rest, difflib with its popularity heuristic finds the
+    distinctive lines that anchor the alignment, and only the gaps between two anchors,
+    where the repeated lines are, get an exact diff each."""
+    n_a, n_b = len(a), len(b)
+    head, tail, shortest = 0, 0, min(n_a, n_b)
+    while head < shortest and a[head] == b[head]:
+        head += 1
+    while tail < shortest - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    same = {i: i for i in range(head)}
+    same.update({n_a - 1 - k: n_b - 1 - k for k in range(tail)})
+    mid_a, mid_b = a[head : n_a - tail], b[head : n_b - tail]
+    done_a = done_b = 0
+    for anchor in difflib.SequenceMatcher(None, mid_a, mid_b).get_matching_blocks():
+        if anchor.a > done_a and anchor.b > done_b:
+            gap_a, gap_b = mid_a[done_a : anchor.a], mid_b[done_b : anchor.b]
+            gap = difflib.SequenceMatcher(None, gap_a, gap_b, autojunk=False)
+            for block in gap.get_matching_blocks():
+                for k in range(block.size):
+                    same[head + done_a + block.a + k] = head + done_b + block.b + k
+        for k in range(anchor.size):
+            same[head + anchor.a + k] = head + anchor.b + k
+        done_a, done_b = anchor.a + anchor.size, anchor.b + anchor.size
+    return same
 
 
 def _locate(hunk: Hunk, same: dict[int, int], n_base: int, n_current: int) -> MappedHunk:

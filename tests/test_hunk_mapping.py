@@ -7,6 +7,8 @@ deleted and binary files."""
 
 from __future__ import annotations
 
+import difflib
+import random
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +138,67 @@ def test_edits_inside_a_hunk_or_at_its_insertion_point_conflict_only_that_hunk(
     ]
     removed = [r for r in ROWS if r != "row 18\n"]  # the user already deleted it
     assert [m.conflict for m in map_hunks(base, "".join(removed), hunks)] == [False, False, True]
+
+
+def random_case(seed: int) -> tuple[str, str, list[Hunk], str] | None:
+    """A file of repeated lines (blank, braces) and distinctive ones; a job and the user
+    each change some distinctive lines (replace, or insert before), never within a line of
+    each other. Returns base, the user's text, the job's hunks and the expected merge."""
+    rng = random.Random(seed)
+    common = ["\n", "}\n", "    pass\n", "x\n"]
+    base = [
+        rng.choice(common) if rng.random() < 0.5 else f"own {i}\n"
+        for i in range(rng.randint(5, 400))
+    ]
+    distinctive = [i for i, line in enumerate(base) if line.startswith("own")]
+    if len(distinctive) < 4:
+        return None
+    spots = sorted(rng.sample(distinctive, min(len(distinctive), rng.randint(2, 8))))
+    job = {s: rng.choice(["replace", "insert"]) for s in spots if rng.random() < 0.5}
+    user = {
+        s: rng.choice(["replace", "insert"])
+        for s in spots
+        if s not in job and all(abs(s - j) >= 2 for j in job)
+    }
+    result: list[str] = []
+    current: list[str] = []
+    expected: list[str] = []
+    for i, line in enumerate(base):
+        if job.get(i) == "insert":
+            result.append(f"job {i}\n")
+        result.append(f"job {i}\n" if job.get(i) == "replace" else line)
+        if user.get(i) == "insert":
+            current.append(f"user {i}\n")
+            expected.append(f"user {i}\n")
+        if job.get(i) == "insert":
+            expected.append(f"job {i}\n")
+        mine = f"user {i}\n" if user.get(i) == "replace" else line
+        current.append(mine)
+        expected.append(f"job {i}\n" if job.get(i) == "replace" else mine)
+    matcher = difflib.SequenceMatcher(None, base, result, autojunk=False)
+    hunks = [
+        Hunk(f"j/{n}", "f", i1, i2, base[i1:i2], result[j1:j2])
+        for n, (_tag, i1, i2, j1, j2) in enumerate(
+            (op for op in matcher.get_opcodes() if op[0] != "equal"), start=1
+        )
+    ]
+    return "".join(base), "".join(current), hunks, "".join(expected)
+
+
+def test_edits_away_from_every_hunk_never_conflict_in_files_of_repeated_lines() -> None:
+    """Random files full of repeated lines: the user's edits (a line away from every hunk
+    at least) never make a hunk conflict, and applying all hunks gives the exact merge."""
+    checked = 0
+    for seed in range(150):
+        case = random_case(seed)
+        if case is None:
+            continue
+        base, current, hunks, expected = case
+        mapped = map_hunks(base, current, hunks)
+        assert not [m.hunk.id for m in mapped if m.conflict], f"seed {seed}"
+        assert apply_to_text(current, mapped) == expected, f"seed {seed}"
+        checked += 1
+    assert checked > 100
 
 
 # -- through the server: partial then full accept --------------------------------------------
