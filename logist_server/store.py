@@ -23,13 +23,13 @@ import msgspec
 
 from .errors import JobNotFoundError, StoreError
 from .fsutil import atomic_write
-from .git import git
 from .listing import LINE_SELECT, ordered_query, summary_columns
 from .model import Job, JobEvent, JobStatus
 from .states import check_transition
 from .store_faults import SQLITE_FULL, Reserve, explain, is_busy, primary_code
+from .store_guard import STORE_DIRNAME as STORE_DIRNAME
+from .store_guard import refuse_foreign_store
 
-STORE_DIRNAME = ".logist"
 # 2: the summary columns (agent, target, headline) and the index `job list` reads them from.
 # 3: the same columns with control characters escaped (`listing.printable`).
 SCHEMA_VERSION = 3
@@ -109,40 +109,6 @@ def store_present(repo: Path) -> bool:
     if not os.path.lexists(store_dir):
         return False
     return not store_dir.is_dir() or (store_dir / "logist.db").exists()
-
-
-# The one part of `.logist/` a repository may bring: role definitions.
-SHARED_PART = "roles/"
-
-
-def refuse_foreign_store(repo: Path) -> None:
-    """StoreError unless the store is Logist's own: `.logist` not a symbolic link (which
-    would put the store, and every file Logist writes there, anywhere), and nothing in it
-    tracked by git but `.logist/roles/`.
-
-    A repository that commits `.logist/logist.db` would hand Logist job records of its own
-    making (workspaces, pids and commits that `attach`, `cancel` and `gc` act on); one that
-    commits `.logist/jobs` as a link would receive every job file where it points."""
-    store_dir = repo / STORE_DIRNAME
-    if store_dir.is_symlink():
-        raise StoreError(
-            f"{store_dir} is a symbolic link (to {os.readlink(store_dir)}): Logist keeps its "
-            f"job store only in a directory of the repository; move the link aside "
-            f"(mv {store_dir} {store_dir}.link)"
-        )
-    proc = git(["ls-files", "-z", "--cached", "--", STORE_DIRNAME], repo, check=False)
-    prefix = f"{STORE_DIRNAME}/"
-    tracked = [
-        name
-        for name in proc.stdout.decode(errors="replace").split("\0")
-        if name and not name.startswith(prefix + SHARED_PART)
-    ]
-    if proc.returncode == 0 and tracked:
-        raise StoreError(
-            f"{repo / tracked[0]} is tracked by git: a job store is made by Logist, never "
-            f"brought by a repository (only {prefix}{SHARED_PART} may be); untrack it "
-            f"(git rm -r --cached {tracked[0]}) and move it aside"
-        )
 
 
 class JobStore:

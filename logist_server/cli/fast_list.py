@@ -53,7 +53,7 @@ STATUSES = frozenset(
 # The line `store.ensure_excluded` adds to `.git/info/exclude` (if it is missing, the full
 # CLI writes it: leave that to the full CLI).
 EXCLUDE_LINE = b"/" + STORE_DIRNAME.encode() + b"/"
-# How a path under `.logist/` starts in the index (`store.refuse_foreign_store`).
+# How a path under `.logist/` starts in the index (`store_guard.refuse_foreign_store`).
 STORE_PREFIX = STORE_DIRNAME.encode() + b"/"
 # The same query as `git.find_repo`.
 GIT_REV_PARSE = ("rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir")
@@ -231,7 +231,7 @@ def find_repo(start: str) -> tuple[str, str, str]:
 def may_track_store(git_dir: str) -> bool:
     """Whether the index may track a path in `.logist/` but a role (`JobStore()` decides).
 
-    `store.refuse_foreign_store` asks `git ls-files`; this reads the index itself: its
+    `store_guard.refuse_foreign_store` asks `git ls-files`; this reads the index itself: its
     version 2 and 3 entries hold each path whole (a sparse index's `.logist/` directory entry
     included). Version 4 (compressed paths) and a split index (entries in `sharedindex.*`)
     count as "may"."""
