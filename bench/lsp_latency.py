@@ -1,17 +1,27 @@
-"""(b) Latency of `textDocument/codeAction` and `logist/listJobs`, idle and while 20 jobs stream.
+"""(b) Latency of `textDocument/codeAction` and `logist/listJobs` on an edited buffer of a
+few thousand lines with several jobs in review, idle and under a flood of 20 jobs.
 
-One `logist-server` over stdio (LOGIST_CONCURRENCY=20, so all 20 jobs run at once) with a
-document open on which a mock `edit` job is in review, so that a code action at the hunk has
-work to do (it offers "Accept change", "Accept all", "Reject"; the benchmark checks it).
+One `logist-server` over stdio (LOGIST_CONCURRENCY=20, so all 20 load jobs run at once).
+Before it starts, `--review-jobs` jobs (5; `--quick` 3) are put in review on one document of
+`--doc-lines` lines (3000) through the CLI (`job create` + `job poststep --patch`), each
+proposing three hunks spread over the file (a replaced line, an inserted line, a deleted
+line). The document is opened in the server; then the user's edit is sent with didChange:
+lines typed above every hunk, a line changed near the top and one near the end. From then
+on the buffer differs from each job's base, so every codeAction maps the hunks of every job
+onto it (the line diff of base -> buffer in `hunks.map_hunks`): the shortcut for an
+unedited buffer is never taken. The benchmark checks that the hint for a known hunk moved
+by the lines typed above, and that a code action at the moved line offers "Accept change".
 
 Each phase sends N requests of each kind, one at a time, alternating codeAction (at the
-hunk's line) and listJobs, and times each from writing the request to reading its response:
-  idle    nothing else running (the store holds the one job in review);
-  loaded  20 mock jobs started at once (`slow` scenario: a line every 0.25 s per job, or
-          `--scenario flood --lines N`), measured once all 20 are running; the benchmark
-          reports how many were still streaming when the phase ended;
-  after   idle again once the 20 have been cancelled (listJobs then lists 21 jobs, as in the
-          loaded phase, which separates the cost of the longer list from that of the load).
+moved hunk) and listJobs, and times each from writing the request to reading its response:
+  unedited  the document as on disk (the mapping shortcut), for reference;
+  idle      the edited buffer, nothing else running;
+  loaded    the edited buffer while 20 mock jobs flood (`flood` scenario, `--lines` each:
+            100,000, --quick 30,000; or `--scenario slow`: a line every 0.25 s per job),
+            measured from the moment the 20 createJob requests are sent; the benchmark
+            reports how many jobs were running as each codeAction was sent and how many
+            message events arrived during the phase;
+  after     idle again once the 20 have ended (cancelled if need be).
 Medians and p99 (nearest rank) in milliseconds, and loaded/idle ratios. Nothing is asserted
 on time; the issue's bar is a codeAction p99 under 100 ms while 20 jobs stream.
 """
@@ -22,6 +32,7 @@ import asyncio
 import contextlib
 import json
 import math
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from common import (
+    LOGIST,
     base_parser,
     filesystem_of,
     git,
@@ -45,7 +57,9 @@ from lsp_flood import JOB_EVENT, LspClient, RpcError, kill_leftovers, server_arg
 
 JOBS = 20
 SETTLED = {"review", "accepted", "rejected", "failed", "cancelled", "stuck", "halted"}
-DOC_LINES = 300
+DOC_PATH = "src/module.py"
+TYPED_ABOVE = 5  # lines the user types at the top of the buffer
+HUNKS_PER_JOB = 3
 
 
 def p99(values: list[float]) -> float:
@@ -128,52 +142,135 @@ async def measure(
     return out
 
 
-def make_document(repo: Path) -> Path:
-    path = repo / "src" / "module.py"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    body = "".join(f"def function_{i}(x):\n    return x + {i}\n\n" for i in range(DOC_LINES // 3))
-    path.write_text(body)
-    git(["add", "-A"], repo)
-    git(["commit", "-q", "--no-gpg-sign", "-m", "a document"], repo)
-    return path
+def document_lines(n: int) -> list[str]:
+    return [
+        f"def function_{i // 3}(x):\n" if i % 3 == 0 else
+        f"    return x + {i // 3}\n" if i % 3 == 1 else "\n"
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def job_version(lines: list[str], k: int, n_jobs: int) -> tuple[list[str], int]:
+    """Job k's proposal: three hunks in its own stretch of the file; the base line of its
+    first hunk (a replaced line)."""
+    stretch = len(lines) // (n_jobs + 1)
+    first = (k + 1) * stretch
+    changed = list(lines)
+    del changed[first + stretch // 2]  # a deleted line
+    changed.insert(first + stretch // 4, f"    # inserted by job {k}\n")  # an inserted line
+    changed[first] = f"def replaced_by_job_{k}(x):\n"  # a replaced line
+    return changed, first
+
+
+def seed_review_jobs(repo: Path, env: dict[str, str], n_jobs: int) -> list[tuple[str, int]]:
+    """Jobs in review on the document through the CLI (create + poststep --patch): each
+    job's id and the base line of its first hunk."""
+    doc = repo / DOC_PATH
+    lines = doc.read_text().splitlines(keepends=True)
+    response = repo.parent / "response.jsonl"
+    response.write_text('{"type": "done", "success": true}\n')
+    seeded = []
+    for k in range(n_jobs):
+        changed, first = job_version(lines, k, n_jobs)
+        doc.write_text("".join(changed))
+        patch = repo.parent / f"job{k}.patch"
+        patch.write_text(git(["diff", "--no-color", "--", DOC_PATH], repo) + "\n")
+        doc.write_text("".join(lines))
+        created = cli(env, repo, "job", "create", "--json", "--prompt", f"review job {k}")
+        job_id = created["id"]
+        job = cli(env, repo, "job", "poststep", job_id, "--json", "--response", str(response),
+                  "--patch", str(patch))  # fmt: skip
+        if job["status"] != "review":
+            raise RuntimeError(f"seeded job {job_id} is {job['status']}: {job['status_reason']}")
+        seeded.append((job_id, first))
+    return seeded
+
+
+def cli(env: dict[str, str], repo: Path, *args: str) -> Any:
+    proc = subprocess.run(
+        [LOGIST, *args], cwd=repo, env=env, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"logist {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
+    return json.loads(proc.stdout)
+
+
+def edited_text(text: str) -> str:
+    """The user's unsaved edit, outside every hunk: lines typed at the top, a line changed
+    near the top and one near the end (so neither a common head nor a common tail covers
+    the hunks)."""
+    lines = text.splitlines(keepends=True)
+    lines[2] = "    return x + 0  # the user was here\n"
+    lines[-2] = lines[-2].rstrip("\n") + "  # and here\n"
+    typed = [f"# typed by the user {i}\n" for i in range(TYPED_ABOVE)]
+    return "".join(typed + lines)
 
 
 async def run(
-    base: Path, n: int, scenario: str, seconds: float, lines: int, profile: Path | None
+    base: Path,
+    n: int,
+    scenario: str,
+    seconds: float,
+    lines: int,
+    doc_lines: int,
+    review_jobs: int,
+    profile: Path | None,
 ) -> dict[str, Any]:
     repo = make_repo(base / "repo", 0)
-    doc = make_document(repo)
+    doc = repo / DOC_PATH
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text("".join(document_lines(doc_lines)))
+    git(["add", "-A"], repo)
+    git(["commit", "-q", "--no-gpg-sign", "-m", "a document"], repo)
     env = server_env(base / "workspaces", {"LOGIST_CONCURRENCY": str(JOBS)})
+    with phase(f"{review_jobs} jobs in review on a {doc_lines}-line document (CLI)"):
+        seeded = seed_review_jobs(repo, env, review_jobs)
     client = await LspClient.start(env, base / "server-stderr.log", server_argv(profile))
     jobs = Jobs()
     diagnostics = Diagnostics()
     client.handlers[JOB_EVENT] = jobs.on_event
     client.handlers["textDocument/publishDiagnostics"] = diagnostics.on_publish
     phases: dict[str, dict[str, list[float]]] = {}
-    info: dict[str, Any] = {}
+    info: dict[str, Any] = {"review_jobs": review_jobs, "doc_lines": doc_lines}
+    watched_id, watched_line = seeded[0]
+    watched_hunk = f"{watched_id}/1"
     try:
         await client.initialize(repo)
         uri = await client.open(doc)
-        rng = {"start": {"line": 9, "character": 0}, "end": {"line": 12, "character": 0}}
-        created = await client.request(
-            "logist/createJob",
-            {"prompt": "add a line", "uri": uri, "range": rng, "agent": "mock"},
-        )
-        review_id = created["jobId"]
-        await jobs.wait(lambda: jobs.status.get(review_id) in SETTLED, 60, "the edit job")
-        if jobs.status[review_id] != "review":
-            raise RuntimeError(f"the edit job ended {jobs.status[review_id]}, not in review")
-        deadline = time.perf_counter() + 10
-        while not diagnostics.by_uri.get(uri) and time.perf_counter() < deadline:
-            await asyncio.sleep(0.02)
-        hints = diagnostics.by_uri.get(uri) or []
-        if not hints:
-            raise RuntimeError("no hint diagnostic for the hunk was published")
-        line = hints[0]["range"]["start"]["line"]
 
-        await measure(client, uri, line, 20, 1)  # warm-up
+        def hint_line() -> int | None:
+            for hint in diagnostics.by_uri.get(uri) or []:
+                if hint.get("code") == watched_hunk:
+                    return int(hint["range"]["start"]["line"])
+            return None
+
+        async def wait_hint(line: int, what: str) -> None:
+            deadline = time.perf_counter() + 30
+            while hint_line() != line:
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"{what}: hint for {watched_hunk} at {hint_line()}")
+                await asyncio.sleep(0.02)
+
+        await wait_hint(watched_line, "the unedited document")
+        hints = len(diagnostics.by_uri.get(uri) or [])
+        if hints != review_jobs * HUNKS_PER_JOB:
+            raise RuntimeError(f"{hints} hints, expected {review_jobs * HUNKS_PER_JOB}")
+        expect = review_jobs
+        await measure(client, uri, watched_line, 20, expect)  # warm-up
+        with phase(f"unedited: {n} codeAction + {n} listJobs"):
+            phases["unedited"] = await measure(client, uri, watched_line, n, expect)
+
+        client.notify(
+            "textDocument/didChange",
+            {
+                "textDocument": {"uri": uri, "version": 2},
+                "contentChanges": [{"text": edited_text(doc.read_text())}],
+            },
+        )
+        line = watched_line + TYPED_ABOVE
+        await wait_hint(line, "the edited buffer")  # the hunks were mapped onto the edit
         with phase(f"idle: {n} codeAction + {n} listJobs"):
-            phases["idle"] = await measure(client, uri, line, n, 1)
+            phases["idle"] = await measure(client, uri, line, n, expect)
 
         options = {"scenario": scenario}
         if scenario == "slow":
@@ -182,7 +279,7 @@ async def run(
             options["lines"] = str(lines)
 
         def load_jobs() -> list[str]:
-            return [j for j in jobs.status if j != review_id]
+            return [j for j in jobs.status if j not in dict(seeded)]
 
         def running() -> int:
             return sum(jobs.status.get(j) == "running" for j in load_jobs())
@@ -217,11 +314,11 @@ async def run(
         messages_before = sum(jobs.messages.values())
         with phase(f"loaded: {n} codeAction + {n} listJobs"):
             began = time.perf_counter()
-            expect = 1 + JOBS if scenario == "slow" else 1
-            phases["loaded"] = await measure(client, uri, line, n, expect, running)
+            loaded_expect = expect + (JOBS if scenario == "slow" else 0)
+            phases["loaded"] = await measure(client, uri, line, n, loaded_expect, running)
             load_seconds = time.perf_counter() - began
         running_after = running()
-        failed = {j: r for j, r in jobs.reasons.items() if j != review_id}
+        failed = {j: r for j, r in jobs.reasons.items() if j not in dict(seeded)}
         if failed:
             print(f"# {len(failed)} load job(s) failed, e.g. {next(iter(failed.values()))}")
         messages_during = sum(jobs.messages.values()) - messages_before
@@ -236,7 +333,7 @@ async def run(
             failed_jobs=len(failed),
         )
 
-        with phase("cancelling the jobs"):
+        with phase("ending the load jobs"):
             # A few at a time: the server's cancelJob waits in a worker thread for the
             # driver, which needs a worker thread of the same pool to settle the job.
             limit = asyncio.Semaphore(3)
@@ -249,26 +346,34 @@ async def run(
 
             await asyncio.gather(*(cancel(job_id) for job_id in load_ids))
             await jobs.wait(
-                lambda: all(jobs.status.get(j) in SETTLED for j in load_ids), 60, "cancels"
+                lambda: all(jobs.status.get(j) in SETTLED for j in load_ids), 120, "the load"
             )
+        await wait_hint(line, "after the load")
         with phase(f"after: {n} codeAction + {n} listJobs"):
-            phases["after"] = await measure(client, uri, line, n, 1 + JOBS)
+            phases["after"] = await measure(client, uri, line, n, expect + JOBS)
     finally:
         await client.close()
     return {"phases": phases, "info": info}
 
 
+PHASES = ("unedited", "idle", "loaded", "after")
+
+
 def main() -> int:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, help="requests of each kind per phase (200, --quick 100)")
-    parser.add_argument("--scenario", choices=["slow", "flood"], default="slow")
+    parser.add_argument("-n", type=int, help="requests of each kind per phase (200, --quick 60)")
+    parser.add_argument("--scenario", choices=["slow", "flood"], default="flood")
     parser.add_argument("--seconds", type=float, default=30, help="slow: job length (30)")
-    parser.add_argument("--lines", type=int, default=20_000, help="flood: lines per job")
+    parser.add_argument("--lines", type=int, help="flood: lines per job (100000, --quick 30000)")
+    parser.add_argument("--doc-lines", type=int, default=3000, help="document length (3000)")
+    parser.add_argument("--review-jobs", type=int, help="jobs in review on it (5, --quick 3)")
     parser.add_argument(
         "--profile", metavar="FILE", help="run the server under cProfile, stats to FILE"
     )
     args = parser.parse_args()
-    n = args.n or (100 if args.quick else 200)
+    n = args.n or (60 if args.quick else 200)
+    review_jobs = args.review_jobs or (3 if args.quick else 5)
+    args.lines = args.lines or (30_000 if args.quick else 100_000)
     base = make_tmpdir("logist-bench-latency-", args.dir)
     print(f"# {machine_line()}; {load_line()}")
     load = (
@@ -276,21 +381,28 @@ def main() -> int:
         if args.scenario == "slow"
         else f"flood, {args.lines} lines each"
     )
-    print(f"# temp dir on {filesystem_of(base)}; n={n} per kind and phase; load: {JOBS} x {load}")
+    print(
+        f"# temp dir on {filesystem_of(base)}; n={n} per kind and phase; "
+        f"{review_jobs} jobs x {HUNKS_PER_JOB} hunks in review on a {args.doc_lines}-line "
+        f"buffer edited above every hunk; load: {JOBS} x {load}"
+    )
     try:
         profile = Path(args.profile).resolve() if args.profile else None
-        result = asyncio.run(run(base, n, args.scenario, args.seconds, args.lines, profile))
+        result = asyncio.run(
+            run(base, n, args.scenario, args.seconds, args.lines, args.doc_lines, review_jobs,
+                profile)
+        )  # fmt: skip
     finally:
         kill_leftovers(base)
         release_tmpdir(base, args.keep)
     phases, info = result["phases"], result["info"]
     print(f"\n== request latency, ms (n={n} each; p99 = nearest rank)")
-    header = f"{'request':<12} {'phase':<7} {'median':>8} {'p99':>8} {'max':>8}"
+    header = f"{'request':<12} {'phase':<9} {'median':>8} {'p99':>8} {'max':>8}"
     print(header)
     print("-" * len(header))
     summary: dict[str, Any] = {"n": n, "load": load, "info": info}
     for kind in ("codeAction", "listJobs"):
-        for name in ("idle", "loaded", "after"):
+        for name in PHASES:
             samples = phases[name][kind]
             row = {
                 "median_ms": round(ms(median(samples)), 2),
@@ -299,7 +411,7 @@ def main() -> int:
             }
             summary[f"{kind}.{name}"] = row
             print(
-                f"{kind:<12} {name:<7} {row['median_ms']:8.2f} {row['p99_ms']:8.2f} "
+                f"{kind:<12} {name:<9} {row['median_ms']:8.2f} {row['p99_ms']:8.2f} "
                 f"{row['max_ms']:8.2f}"
             )
         idle, loaded = summary[f"{kind}.idle"], summary[f"{kind}.loaded"]
@@ -309,6 +421,9 @@ def main() -> int:
             f"{kind:<12} loaded/idle: median {summary[f'{kind}.ratio_median']:.2f}x, "
             f"p99 {summary[f'{kind}.ratio_p99']:.2f}x"
         )
+    mapping = summary["codeAction.idle"]["median_ms"] / summary["codeAction.unedited"]["median_ms"]
+    summary["codeAction.edited_over_unedited_median"] = round(mapping, 2)
+    print(f"codeAction   edited/unedited (the hunk mapping), idle median: {mapping:.2f}x")
     counts = sorted(phases["loaded"]["running"])
     info["running_per_sample"] = {
         "min": counts[0],
