@@ -34,10 +34,6 @@ class CgroupRoot:
         self.path = path
         self.version = version
 
-    @property
-    def mechanism(self) -> str:
-        return f"cgroup v{self.version} ({self.path})"
-
     def create(self, name: str) -> Path | None:
         """A fresh cgroup for one agent, or None when it cannot be made."""
         group = self.path / name

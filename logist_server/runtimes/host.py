@@ -55,13 +55,6 @@ class HostRuntime:
         self._use_cgroups = use_cgroups
 
     @property
-    def mechanism(self) -> str:
-        """How this runtime finds every process of an agent on this machine."""
-        root = cgroups.detect() if self._use_cgroups else None
-        kept = root.mechanism if root is not None else "no writable cgroup"
-        return f"{kept}, session, descendants, working directory"
-
-    @property
     def supports_reattach(self) -> bool:
         return True
 
