@@ -75,6 +75,21 @@ class Utf16Editor(Editor):
             self.change(uri, apply_edits_utf16(self.buffers[uri], edits))
         return types.ApplyWorkspaceEditResult(applied=True)
 
+    def edit(self, uri: str, start: tuple[int, int], end: tuple[int, int], text: str) -> None:
+        """An incremental change, as VS Code and Neovim send them: a range (LSP lines,
+        UTF-16 columns) replaced by `text`, applied here with LSP semantics."""
+        rng = types.Range(types.Position(*start), types.Position(*end))
+        self.buffers[uri] = apply_edits_utf16(self.buffers[uri], [types.TextEdit(rng, text)])
+        self.versions[uri] += 1
+        self.client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(
+                    uri=uri, version=self.versions[uri]
+                ),
+                content_changes=[types.TextDocumentContentChangePartial(range=rng, text=text)],
+            )
+        )
+
     def diagnostics(self, uri: str) -> list[types.Diagnostic]:
         return [d for d in self.client.diagnostics.get(uri, []) if d.source == "logist"]
 

@@ -314,6 +314,36 @@ async def test_characters_python_splits_on_but_lsp_does_not_keep_markers_on_thei
         assert editor.buffers[uri] == changed
 
 
+@pytest.mark.parametrize("breaker", ["\x0c", "\u2028"])
+async def test_incremental_edits_after_such_a_character_land_where_the_editor_put_them(
+    repo: Path, tmp_path: Path, breaker: str
+) -> None:
+    """Editors send incremental changes (a range in LSP lines). The server's copy of the
+    buffer must apply them where the editor did, or an accepted hunk lands in the wrong
+    place of the user's real buffer."""
+    base = f"first\nsection {breaker} one\nalpha\nbeta\ngamma\n"
+    (repo / "inc.txt").write_text(base, encoding="utf-8", newline="")
+    git(repo, "add", "inc.txt")
+    git(repo, "commit", "-qm", "inc")
+    async with lsp_session([repo]) as editor:
+        uri = editor.open(repo / "inc.txt", base)
+        job = job_in_review(
+            repo, tmp_path / "work", {"inc.txt": base.replace("beta\n", "BETA\n").encode()}
+        )
+        await until(lambda: editor.diagnostics(uri), "the marker")
+        editor.edit(uri, (4, 0), (4, 0), "typed below beta\n")  # LSP line 4 is "gamma"
+        assert editor.buffers[uri] == base.replace("gamma\n", "typed below beta\ngamma\n")
+        await until(lambda: editor.versions[uri] == 2 and editor.diagnostics(uri), "the marker")
+        diff = await editor.request("logist/getJobDiff", {"jobId": job["id"]})
+        (hunk,) = diff["files"][0]["hunks"]
+        assert (hunk["range"]["start"]["line"], hunk["conflict"]) == (3, False), hunk
+        result = await accept(editor, job["id"], None)
+        assert result["conflicts"] == []
+        assert editor.buffers[uri] == base.replace(
+            "beta\ngamma\n", "BETA\ntyped below beta\ngamma\n"
+        )
+
+
 # -- CRLF ------------------------------------------------------------------------------------
 CRLF = "".join(f"crlf {i}\r\n" for i in range(1, 9))
 
