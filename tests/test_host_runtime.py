@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -257,3 +258,37 @@ def test_stale_empty_agent_cgroups_are_swept_busy_and_fresh_ones_kept(
             if sub.is_dir():
                 cgroups.remove(sub)
         private.rmdir()
+
+
+def v1_roots() -> list[cgroups.CgroupRoot]:
+    """Writable cgroup v1 hierarchies (`pids`, `freezer`) on this machine."""
+    roots = []
+    for mount, version in cgroups.candidates(cgroups.MOUNTS.read_text()):
+        if version == 1:
+            root = mount / cgroups.DIRNAME
+            with contextlib.suppress(OSError):
+                root.mkdir(exist_ok=True)
+                roots.append(cgroups.CgroupRoot(root, 1))
+    return roots
+
+
+def test_a_v1_hierarchy_catches_the_daemon_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Machines without a writable cgroup v2 fall back to a v1 `pids`/`freezer` hierarchy
+    (no `cgroup.kill` there: the group is killed process by process, frozen if it can be)."""
+    roots = v1_roots()
+    assert roots, "this machine has no writable v1 pids or freezer hierarchy"
+    for index, root in enumerate(roots):
+        monkeypatch.setattr(cgroups, "detect", lambda root=root: root)
+        runtime = HostRuntime()
+        tag = unique_seconds(6 + index)
+        script = f"(setsid sh -c 'cd / && sleep {tag} &' &); echo started"
+        handle, paths = start(runtime, tmp_path, f"v1-{index}", script, cwd=tmp_path)
+        assert wait_exit(runtime, handle, paths) == 0
+        (daemon,) = wait_for_count(tag, 1)
+        group = root.path / (Path(paths.dir) / "cgroup").read_text().split("/")[-1]
+        assert daemon.pid in cgroups.members(group), root.path
+        killed = runtime.kill(handle, paths, None)
+        assert killed == [{"pid": daemon.pid, "name": "sleep", "found": "cgroup"}], root.path
+        assert sleepers(tag) == [] and not group.exists()

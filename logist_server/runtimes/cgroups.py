@@ -44,7 +44,7 @@ class CgroupRoot:
         return group if os.access(group / "cgroup.procs", os.W_OK) else None
 
 
-def _candidates(mounts_text: str) -> list[tuple[Path, int]]:
+def candidates(mounts_text: str) -> list[tuple[Path, int]]:
     """cgroup mounts in order of preference: v2 first, then v1 pids and freezer."""
     v2: list[tuple[Path, int]] = []
     v1: list[tuple[Path, int]] = []
@@ -67,7 +67,7 @@ def detect() -> CgroupRoot | None:
         text = MOUNTS.read_text()
     except OSError:
         return None
-    for mount, version in _candidates(text):
+    for mount, version in candidates(text):
         root = mount / DIRNAME
         try:
             root.mkdir(exist_ok=True)
