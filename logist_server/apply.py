@@ -192,7 +192,9 @@ def plan_accept(
                 plan.append(write)
     if conflicts:
         detail = "; ".join(f"{path}: {reason}" for path, reason in conflicts.items())
-        raise ConflictError(f"cannot accept: {detail} (nothing was written)", list(conflicts))
+        raise ConflictError(
+            f"cannot accept: {detail} (nothing was written)", list(conflicts), conflicts
+        )
     return plan
 
 

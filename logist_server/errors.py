@@ -42,9 +42,12 @@ class JobBusyError(LogistError):
 class ConflictError(LogistError):
     """Accepting a job would overwrite changes the user made since the job's base."""
 
-    def __init__(self, message: str, files: list[str]) -> None:
+    def __init__(
+        self, message: str, files: list[str], reasons: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.files = files
+        self.reasons = reasons or {}  # path -> why, in a few words (when known)
 
 
 class GitError(LogistError):

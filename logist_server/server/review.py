@@ -12,11 +12,18 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.uris import from_fs_path
 
-from ..apply import execute_plan, plan_accept
+from ..apply import PlannedWrite, UnsafeResultError, execute_plan, plan_accept
+from ..checkout_form import READ_ENV, CheckoutForm
 from ..engine import Engine
-from ..errors import ConflictError, NotInRepositoryError
-from ..fsutil import atomic_write
+from ..errors import ConflictError, GitError, LogistError, NotInRepositoryError
 from ..git import git
+from ..hunk_files import (
+    FileRefused,
+    HunkFiles,
+    buffer_lines,
+    crlf_normalised,
+    normalise_buffer,
+)
 from ..hunks import FileHunks, Hunk, MappedHunk, apply_to_text, job_hunks, map_hunks, split_lines
 from ..locks import repo_lock_async
 from ..model import Job, JobStatus
@@ -45,27 +52,46 @@ class Review:
 
     def __init__(self, server: LogistServer) -> None:
         self.server = server
-        self._hunks: dict[str, list[FileHunks]] = {}
-        self._base_text: dict[tuple[str, str], str] = {}
+        self._hunks: dict[tuple[str, str | None], list[FileHunks]] = {}
+        self._base_text: dict[tuple[str, str | None, str], str] = {}
+        self._crlf: dict[tuple[Path, str], bool] = {}
         self._review_jobs: dict[Path, list[Job]] = {}
         self._pending: dict[str, asyncio.TimerHandle] = {}
 
     # -- data ------------------------------------------------------------------------------
     def hunks(self, engine: Engine, job: Job) -> list[FileHunks]:
-        cached = self._hunks.get(job.id)
+        """The job's hunks (cached per result commit: a record changed since is re-read)."""
+        key = (job.id, job.result.result_commit)
+        cached = self._hunks.get(key)
         if cached is None:
             cached = job_hunks(engine.repo, job)
-            self._hunks[job.id] = cached
+            self._hunks[key] = cached
         return cached
 
     def base_text(self, engine: Engine, job: Job, path: str) -> str:
-        key = (job.id, path)
+        """`path` at the job's base, in git's normalised form (replace objects off)."""
+        key = (job.id, job.base_commit, path)
         text = self._base_text.get(key)
         if text is None:
-            proc = git(["cat-file", "blob", f"{job.base_commit}:{path}"], engine.repo, check=False)
+            proc = git(
+                ["cat-file", "blob", f"{job.base_commit}:{path}"],
+                engine.repo,
+                env=READ_ENV,
+                check=False,
+            )
             text = proc.stdout.decode(errors="replace") if proc.returncode == 0 else ""
             self._base_text[key] = text
         return text
+
+    def crlf(self, engine: Engine, path: str) -> bool:
+        """Whether git's clean turns CRLF into LF for `path` (cached until a job changes)."""
+        key = (engine.repo, path)
+        known = self._crlf.get(key)
+        if known is None:
+            with CheckoutForm(engine.repo, [path]) as form:
+                known = crlf_normalised(form, path)
+            self._crlf[key] = known
+        return known
 
     def review_jobs(self, engine: Engine) -> list[Job]:
         jobs = self._review_jobs.get(engine.repo)
@@ -74,14 +100,18 @@ class Review:
             self._review_jobs[engine.repo] = jobs
         return jobs
 
-    def current_text(self, path: Path) -> str | None:
-        text = self.server.open_text(path)
+    def current_text(self, engine: Engine, path: str) -> str | None:
+        """`path` as the user has it now (the open buffer, else the file, never read
+        through a symlink), in git's normalised form; None when there is no such file."""
+        text = self.server.open_text(engine.repo / path)
         if text is not None:
-            return text
+            return normalise_buffer(text, self.crlf(engine, path))
         try:
-            return path.read_bytes().decode(errors="replace")
-        except OSError:
+            with HunkFiles(engine.repo, [path]) as files:
+                current = files.read(path)
+        except (FileRefused, OSError, GitError):
             return None
+        return current.text if current is not None else None
 
     def proposals(self, uri: str) -> list[Proposal]:
         """Pending (not yet accepted) hunks of review jobs on this document."""
@@ -91,7 +121,7 @@ class Review:
         except (JsonRpcInvalidParams, NotInRepositoryError):
             return []  # not a workspace file in a repository: nothing to propose
         relative = path.relative_to(engine.repo).as_posix()
-        text = self.current_text(path) or ""
+        text = self.current_text(engine, relative) or ""
         found: list[Proposal] = []
         for job in self.review_jobs(engine):
             if job.result.diff is None or relative not in job.result.diff.paths:
@@ -108,8 +138,10 @@ class Review:
     # -- invalidation and diagnostics ------------------------------------------------------
     def job_changed(self, engine: Engine, job_id: str, status: JobStatus) -> None:
         self._review_jobs.pop(engine.repo, None)
+        self._crlf.clear()  # attributes or configuration may have changed meanwhile
         if status != JobStatus.REVIEW:
-            self._hunks.pop(job_id, None)
+            for key in [k for k in self._hunks if k[0] == job_id]:
+                del self._hunks[key]
         self.refresh_all()
 
     def refresh_all(self) -> None:
@@ -232,6 +264,12 @@ class Review:
             return await self._accept(engine, job, hunk_ids)
 
     async def _accept(self, engine: Engine, job: Job, hunk_ids: list[str] | None) -> dict[str, Any]:
+        """Plan every chosen hunk first (whole files through `plan_accept`, which also checks
+        that the result is the reviewed one and holds no path accept must never write; text
+        files read without following a symlink, in git's normalised form); then write every
+        file on disk at once (`execute_plan`: all or nothing); then edit the open buffers.
+        A refused result or a failed write raises (a LogistError naming why): nothing was
+        written and the job stays in review."""
         files = self.hunks(engine, job)
         by_id: dict[str, tuple[FileHunks, Hunk]] = {h.id: (f, h) for f in files for h in f.hunks}
         if hunk_ids is None:
@@ -247,111 +285,174 @@ class Review:
         for hunk_id in chosen:
             file, hunk = by_id[hunk_id]
             groups.setdefault(file.path, []).append(hunk)
-        applied: list[str] = []
-        conflicts: list[dict[str, str]] = []
+        kinds = {f.path: f.kind for f in files}
+        outcome = _Outcome()
+        plan: list[PlannedWrite] = []
         buffer_edits: list[types.TextDocumentEdit] = []
-        disk_writes: list[tuple[Path, str]] = []
-        whole_files: list[str] = []
-        file_kinds = {f.path: f for f in files}
-        for path, hunks in groups.items():
-            file = file_kinds[path]
-            full = engine.repo / path
-            if file.kind != "modify":
-                whole_files.append(path)
-                continue
-            current = self.current_text(full)
-            if current is None:
-                conflicts += [_conflict(h, "the file is gone") for h in hunks]
-                continue
-            mapped = map_hunks(self.base_text(engine, job, path), current, hunks)
-            for item in mapped:
-                if item.conflict:
-                    conflicts.append(
-                        _conflict(item.hunk, "you changed these lines since the job started")
-                    )
-            good = [m for m in mapped if not m.conflict]
-            if not good:
-                continue
-            uri = from_fs_path(str(full)) or ""
-            document = self.server.workspace.text_documents.get(uri)
-            if document is not None and self.server.open_text(full) is not None:
-                lines = split_lines(current)
-                edits = [
-                    types.TextEdit(range=_edit_range(lines, m), new_text="".join(m.hunk.new_lines))
-                    for m in good
-                ]
-                buffer_edits.append(
-                    types.TextDocumentEdit(
-                        text_document=types.OptionalVersionedTextDocumentIdentifier(
-                            uri=uri, version=document.version
-                        ),
-                        edits=edits,
-                    )
-                )
-            else:
-                disk_writes.append((full, apply_to_text(current, good)))
-            applied += [m.hunk.id for m in good]
-        plan = []
-        if whole_files:
-            assert job.base_commit is not None and job.result.result_commit is not None
-            try:
-                plan = plan_accept(
-                    engine.repo, job.base_commit, job.result.result_commit, set(whole_files)
-                )
-                applied += [
-                    h.id for p in whole_files for h in file_kinds[p].hunks if h.id in chosen
-                ]
-            except ConflictError as exc:
-                conflicts += [
-                    _conflict(h, "changed since the job started")
-                    for p in exc.files
-                    for h in file_kinds[p].hunks
-                ]
-        if applied:
-            engine.store.update(job.id, None, [("accepting", {"hunks": applied})])
+        if groups:
+            whole = {path: hunks for path, hunks in groups.items() if kinds[path] != "modify"}
+            plan = self._plan_whole_files(engine, job, whole, outcome)
+            text = {path: hunks for path, hunks in groups.items() if kinds[path] == "modify"}
+            plan += self._plan_text_files(engine, job, text, outcome, buffer_edits)
+        if outcome.applied:
+            engine.store.update(job.id, None, [("accepting", {"hunks": outcome.applied})])
+        try:
+            execute_plan(engine.repo, plan)
+        except LogistError as exc:
+            log.info("accept of job %s refused: %s", job.id, exc)
+            raise
         if buffer_edits:
-            params = types.ApplyWorkspaceEditParams(
-                edit=types.WorkspaceEdit(document_changes=buffer_edits),
-                label=f"Accept Logist job {job.id}",
-            )
-            try:
-                result = await self.server.workspace_apply_edit_async(params)
-                refused_why = None if result.applied else result.failure_reason
-                refused_edit = not result.applied
-            except Exception as exc:
-                refused_why, refused_edit = f"the editor could not apply the edit: {exc}", True
-            if refused_edit:
-                reason = refused_why or "the editor refused the edit"
-                refused = {e.text_document.uri for e in buffer_edits}
-                keep = []
-                for hunk_id in applied:
-                    f, _h = by_id[hunk_id]
-                    uri = from_fs_path(str(engine.repo / f.path))
-                    if uri in refused:
-                        conflicts.append({"hunkId": hunk_id, "path": f.path, "reason": reason})
-                    else:
-                        keep.append(hunk_id)
-                applied = keep
-        for full, text in disk_writes:
-            atomic_write(full, text.encode())
-        execute_plan(engine.repo, plan)
-        if applied:
-            job = engine.record_hunks_accepted(job.id, applied, set(by_id))
+            await self._edit_buffers(engine, by_id, buffer_edits, outcome, job.id)
+        if outcome.applied:
+            job = engine.record_hunks_accepted(job.id, outcome.applied, set(by_id))
         self._review_jobs.pop(engine.repo, None)
         self.refresh_all()
         return {
             "jobId": job.id,
             "status": job.status.value,
-            "applied": applied,
-            "conflicts": conflicts,
+            "applied": outcome.applied,
+            "conflicts": outcome.conflicts,
         }
+
+    def _plan_whole_files(
+        self, engine: Engine, job: Job, whole: dict[str, list[Hunk]], outcome: _Outcome
+    ) -> list[PlannedWrite]:
+        """Writes for created, deleted, binary (and mode-only) files; files that conflict
+        are reported and left out. Always run, even for text hunks alone: it refuses a
+        result that is not the reviewed one (ResultMismatchError) or that holds a path
+        accept never writes (UnsafeResultError), before anything is read or written."""
+        assert job.base_commit is not None and job.result.result_commit is not None
+        remaining = set(whole)
+        while True:
+            try:
+                plan = plan_accept(
+                    engine.repo,
+                    job.base_commit,
+                    job.result.result_commit,
+                    remaining,
+                    expected_tree=job.result.result_tree,
+                )
+                break
+            except UnsafeResultError:
+                raise
+            except ConflictError as exc:
+                if not set(exc.files) & remaining:
+                    raise
+                for path in exc.files:
+                    reason = exc.reasons.get(path, "changed since the job started")
+                    outcome.conflict(whole.get(path, []), reason)
+                remaining -= set(exc.files)
+        for path in sorted(remaining):
+            outcome.applied += [h.id for h in whole[path]]
+        return plan
+
+    def _plan_text_files(
+        self,
+        engine: Engine,
+        job: Job,
+        text: dict[str, list[Hunk]],
+        outcome: _Outcome,
+        buffer_edits: list[types.TextDocumentEdit],
+    ) -> list[PlannedWrite]:
+        """Hunks of modified text files: edits of open buffers (appended to `buffer_edits`)
+        and writes of the files that are not open (returned)."""
+        if not text:
+            return []
+        writes: list[PlannedWrite] = []
+        with HunkFiles(engine.repo, list(text)) as local:
+            for path, hunks in text.items():
+                full = engine.repo / path
+                buffer = self.server.open_text(full)
+                try:
+                    local.check(path)  # a buffer too: saving it would write there
+                    current = local.read(path) if buffer is None else None
+                except FileRefused as refused:
+                    outcome.conflict(hunks, refused.reason)
+                    continue
+                crlf = buffer is not None and local.crlf_normalised(path)
+                if buffer is not None:
+                    now = normalise_buffer(buffer, crlf)
+                elif current is not None:
+                    now = current.text
+                else:
+                    outcome.conflict(hunks, "the file is gone")
+                    continue
+                mapped = map_hunks(self.base_text(engine, job, path), now, hunks)
+                for item in mapped:
+                    if item.conflict:
+                        outcome.conflict(
+                            [item.hunk], "you changed these lines since the job started"
+                        )
+                good = [m for m in mapped if not m.conflict]
+                if not good:
+                    continue
+                if buffer is not None:
+                    buffer_edits.append(self._buffer_edit(full, buffer, good, crlf))
+                else:
+                    assert current is not None
+                    writes.append(local.write(current, apply_to_text(now, good)))
+                outcome.applied += [m.hunk.id for m in good]
+        return writes
+
+    def _buffer_edit(
+        self, full: Path, buffer: str, good: list[MappedHunk], crlf: bool
+    ) -> types.TextDocumentEdit:
+        """The edit putting `good` hunks into the open buffer of `full`, in its line endings."""
+        uri = from_fs_path(str(full)) or ""
+        document = self.server.workspace.text_documents.get(uri)
+        lines = split_lines(buffer)
+        edits: list[types.TextEdit | types.AnnotatedTextEdit | types.SnippetTextEdit] = [
+            types.TextEdit(
+                range=_edit_range(lines, m), new_text=buffer_lines(m.hunk.new_lines, buffer, crlf)
+            )
+            for m in good
+        ]
+        return types.TextDocumentEdit(
+            text_document=types.OptionalVersionedTextDocumentIdentifier(
+                uri=uri, version=document.version if document is not None else None
+            ),
+            edits=edits,
+        )
+
+    async def _edit_buffers(
+        self,
+        engine: Engine,
+        by_id: dict[str, tuple[FileHunks, Hunk]],
+        buffer_edits: list[types.TextDocumentEdit],
+        outcome: _Outcome,
+        job_id: str,
+    ) -> None:
+        """Ask the editor to apply `buffer_edits`; hunks of a refused edit become conflicts."""
+        params = types.ApplyWorkspaceEditParams(
+            edit=types.WorkspaceEdit(document_changes=buffer_edits),
+            label=f"Accept Logist job {job_id}",
+        )
+        try:
+            result = await self.server.workspace_apply_edit_async(params)
+            refused_why = None if result.applied else result.failure_reason
+            refused_edit = not result.applied
+        except Exception as exc:
+            refused_why, refused_edit = f"the editor could not apply the edit: {exc}", True
+        if not refused_edit:
+            return
+        reason = refused_why or "the editor refused the edit"
+        refused = {e.text_document.uri for e in buffer_edits}
+        keep = []
+        for hunk_id in outcome.applied:
+            f, _h = by_id[hunk_id]
+            if from_fs_path(str(engine.repo / f.path)) in refused:
+                outcome.conflicts.append({"hunkId": hunk_id, "path": f.path, "reason": reason})
+            else:
+                keep.append(hunk_id)
+        outcome.applied = keep
 
     def diff(self, engine: Engine, job: Job) -> dict[str, Any]:
         """The job's hunks, located in the current buffers (or files)."""
         out = []
+        accepted = set(job.result.accepted_hunks)
         for file in self.hunks(engine, job):
             full = engine.repo / file.path
-            current = self.current_text(full) or ""
+            current = self.current_text(engine, file.path) or ""
             lines = split_lines(current)
             mapped = (
                 map_hunks(self.base_text(engine, job, file.path), current, file.hunks)
@@ -369,14 +470,26 @@ class Review:
                             "range": _range_json(_edit_range(lines, m)),
                             "oldText": "".join(m.hunk.old_lines),
                             "newText": "".join(m.hunk.new_lines),
-                            "conflict": m.conflict,
-                            "accepted": m.hunk.id in job.result.accepted_hunks,
+                            # an accepted hunk is applied: its own lines are no conflict
+                            "conflict": m.conflict and m.hunk.id not in accepted,
+                            "accepted": m.hunk.id in accepted,
                         }
                         for m in mapped
                     ],
                 }
             )
         return {"jobId": job.id, "status": job.status.value, "files": out}
+
+
+class _Outcome:
+    """What an accept applied (hunk ids) and what it could not (conflicts, with why)."""
+
+    def __init__(self) -> None:
+        self.applied: list[str] = []
+        self.conflicts: list[dict[str, str]] = []
+
+    def conflict(self, hunks: list[Hunk], reason: str) -> None:
+        self.conflicts += [_conflict(h, reason) for h in hunks]
 
 
 def _conflict(hunk: Hunk, reason: str) -> dict[str, str]:
