@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .errors import StoreError
 from .git import git
+from .store_index import may_track_store
 
 STORE_DIRNAME = ".logist"  # the store directory in a repository
 # The one part of `.logist/` a repository may bring: role definitions.
@@ -29,6 +30,9 @@ def refuse_foreign_store(repo: Path) -> None:
             f"job store only in a directory of the repository; move the link aside "
             f"(mv {store_dir} {store_dir}.link)"
         )
+    git_dir = repo / ".git"  # a directory in a main worktree; a linked one asks git
+    if git_dir.is_dir() and not may_track_store(str(git_dir)):
+        return  # the index holds nothing under `.logist/` but roles
     proc = git(["ls-files", "-z", "--cached", "--", STORE_DIRNAME], repo, check=False)
     prefix = f"{STORE_DIRNAME}/"
     tracked = [

@@ -81,8 +81,16 @@ def assert_refused_everywhere(clone: Path, job_id: str, needle: str) -> None:
         assert needle in line, (argv, line)
 
 
+INDEX_FORMS = {
+    "index v2": [],
+    "index v4": ["update-index", "--index-version", "4"],  # paths compressed in the index
+    "split index": ["update-index", "--split-index"],  # entries in a shared index file
+}
+
+
+@pytest.mark.parametrize("index_form", INDEX_FORMS.values(), ids=INDEX_FORMS.keys())
 def test_a_committed_job_store_is_refused(
-    tmp_path: Path, victim_process: psutil.Process, workspace_root: Path
+    tmp_path: Path, victim_process: psutil.Process, workspace_root: Path, index_form: list[str]
 ) -> None:
     precious = precious_dir(tmp_path)
     db, job_id = crafted_store(tmp_path / "scratch", victim_process.pid, precious)
@@ -93,6 +101,8 @@ def test_a_committed_job_store_is_refused(
     git(hostile, "commit", "-q", "-m", "a helpful job store")
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(hostile), str(clone))
+    if index_form:
+        git(clone, *index_form)
     before = tree_state(clone)
     shipped = (clone / STORE_DIRNAME / "logist.db").read_bytes()
     assert_refused_everywhere(clone, job_id, "is tracked by git")

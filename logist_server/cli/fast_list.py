@@ -53,8 +53,6 @@ STATUSES = frozenset(
 # The line `store.ensure_excluded` adds to `.git/info/exclude` (if it is missing, the full
 # CLI writes it: leave that to the full CLI).
 EXCLUDE_LINE = b"/" + STORE_DIRNAME.encode() + b"/"
-# How a path under `.logist/` starts in the index (`store_guard.refuse_foreign_store`).
-STORE_PREFIX = STORE_DIRNAME.encode() + b"/"
 # The same query as `git.find_repo`.
 GIT_REV_PARSE = ("rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir")
 # Records per write. Small batches reuse the same memory: a fresh 3 MB buffer per batch
@@ -156,6 +154,8 @@ def open_store(directory: str) -> Any:
         raise Fallback
     root, git_dir, common = find_repo(start)
     store_dir = os.path.join(root, STORE_DIRNAME)
+    from ..store_index import may_track_store
+
     if os.path.islink(store_dir) or may_track_store(git_dir):
         raise Fallback  # JobStore() refuses a store the repository brought: its words
     db_path = os.path.join(store_dir, "logist.db")
@@ -226,28 +226,6 @@ def find_repo(start: str) -> tuple[str, str, str]:
         raise Fallback
     top, git_dir, common = b"".join(chunks).decode().splitlines()[:3]
     return top, git_dir, common
-
-
-def may_track_store(git_dir: str) -> bool:
-    """Whether the index may track a path in `.logist/` but a role (`JobStore()` decides).
-
-    `store_guard.refuse_foreign_store` asks `git ls-files`; this reads the index itself: its
-    version 2 and 3 entries hold each path whole (a sparse index's `.logist/` directory entry
-    included). Version 4 (compressed paths) and a split index (entries in `sharedindex.*`)
-    count as "may"."""
-    try:
-        with open(os.path.join(git_dir, "index"), "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        return False  # nothing tracked yet
-    if data[:4] != b"DIRC" or data[4:8] not in (b"\0\0\0\x02", b"\0\0\0\x03"):
-        return True
-    start = 0
-    while (at := data.find(STORE_PREFIX, start)) != -1:  # an entry under `.logist/`...
-        start = at + len(STORE_PREFIX)
-        if not data.startswith(b"roles/", start):  # ...other than a role: JobStore refuses
-            return True
-    return any(name.startswith("sharedindex.") for name in os.listdir(git_dir))
 
 
 def iter_records(db: Any, statuses: list[str] | None) -> Iterator[list[bytes]]:
