@@ -406,11 +406,11 @@ def test_a_writer_in_a_transaction_neither_blocks_nor_shows(repo: Path) -> None:
     try:
         writer.execute("BEGIN IMMEDIATE")
         writer.execute("DELETE FROM jobs")
-        started = time.monotonic()
+        # A reader that waited for the writer would hang (each run's timeout fails it) or
+        # give up with "database is locked" (its output would differ): no clock needed.
         for args in few_variants():
             assert_same(args, repo)
         assert logist(["job", "list", "--json"], repo).stdout == before
-        assert time.monotonic() - started < 30
     finally:
         writer.execute("ROLLBACK")
         writer.close()

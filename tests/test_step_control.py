@@ -121,7 +121,7 @@ def test_preview_is_the_exact_prompt_and_command_that_then_run(repo: Path) -> No
     assert before["provision"] is True
     assert before["prompt"].startswith("tidy up\nsecond line\n")
     assert "a.txt" in before["prompt"] and "line 2\nline 3\n" in before["prompt"]
-    assert "--scenario" in before["argv"] and "--target" in before["argv"]
+    assert "--scenario" in before["argv"] and "--target=a.txt" in before["argv"]
     text = run_logist("job", "preview", job_id, cwd=repo).stdout
     assert text.endswith("# prompt:\n" + before["prompt"])
     assert shlex.join(before["argv"]) in text
