@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -62,6 +62,7 @@ CREATE INDEX IF NOT EXISTS jobs_listing ON jobs(created_at, id, status, agent, t
 """
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 
+_T = TypeVar("_T")
 _encode = msgspec.json.Encoder().encode
 _decode_job = msgspec.json.Decoder(Job).decode
 _decode_jobs = msgspec.json.Decoder(list[Job]).decode
@@ -173,7 +174,10 @@ class JobStore:
             rows = self._db.execute("SELECT id, record FROM jobs").fetchall()
             self._db.executemany(
                 "UPDATE jobs SET agent=?, target=?, headline=? WHERE id=?",
-                [(*summary_columns(_decode_job(raw)), job_id) for job_id, raw in rows],
+                [
+                    (*summary_columns(self._decoded(_decode_job, raw)), job_id)
+                    for job_id, raw in rows
+                ],
             )
             for statement in _INDEXES.split(";"):
                 if statement.strip():
@@ -255,7 +259,7 @@ class JobStore:
             row = self._db.execute("SELECT record FROM jobs WHERE id=?", (job_id,)).fetchone()
         if row is None:
             raise JobNotFoundError(f"no job '{job_id}' in {self.repo}")
-        return _decode_job(row[0])
+        return self._decoded(_decode_job, row[0])
 
     def resolve(self, ref: str) -> str:
         """The id of the one job whose id is `ref` or starts with it."""
@@ -305,7 +309,7 @@ class JobStore:
 
     def list_jobs(self, statuses: Iterable[JobStatus] | None = None) -> list[Job]:
         raw = self.list_raw(statuses)
-        return _decode_jobs(b"[" + b",".join(raw) + b"]") if raw else []
+        return self._decoded(_decode_jobs, b"[" + b",".join(raw) + b"]") if raw else []
 
     def update(
         self,
@@ -371,7 +375,7 @@ class JobStore:
         with self._reading():
             rows = self._db.execute(sql, (job_id, after)).fetchall()
         return [
-            JobEvent(job_id, seq, t, kind, _decode_data(data), span)
+            JobEvent(job_id, seq, t, kind, self._decoded(_decode_data, data), span)
             for seq, t, kind, data, span in rows
         ]
 
@@ -396,11 +400,21 @@ class JobStore:
         return {jid: seq for jid, seq in rows if marks.get(jid, 0) < seq}
 
     # -- internals -------------------------------------------------------------------------
+    def _decoded(self, decode: Callable[[bytes], _T], raw: bytes) -> _T:
+        """`decode(raw)`; a record that does not decode is a StoreError naming the store."""
+        try:
+            return decode(raw)
+        except msgspec.DecodeError as exc:
+            raise StoreError(
+                f"the job store {self.path} holds a damaged record ({exc}): move the store "
+                f"aside (mv {self.path} {self.path}.damaged) to start an empty one"
+            ) from None
+
     def _read(self, db: sqlite3.Connection, job_id: str) -> tuple[Job, int]:
         row = db.execute("SELECT record, last_seq FROM jobs WHERE id=?", (job_id,)).fetchone()
         if row is None:
             raise JobNotFoundError(f"no job '{job_id}' in {self.repo}")
-        return _decode_job(row[0]), int(row[1])
+        return self._decoded(_decode_job, row[0]), int(row[1])
 
     def _save(self, db: sqlite3.Connection, job: Job) -> None:
         db.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -331,3 +332,15 @@ def test_a_read_only_git_info_directory_names_the_exclude_file(
     line = assert_one_line_error(proc)
     assert f"cannot add /.logist/ to {repo / '.git' / 'info' / 'exclude'}: " in line, line
     assert_nothing_created(repo, workspace_root, before)
+
+
+def test_a_damaged_job_record_is_named(repo: Path) -> None:
+    job = run_job(repo, "--prompt", "fine", "--agent-opt", "scenario=noop")
+    db = repo / ".logist" / "logist.db"
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE jobs SET record=? WHERE id=?", (b'{"id": "cut off', job["id"]))
+    conn.commit()
+    conn.close()
+    for args in (["job", "show", job["id"]], ["job", "accept", job["id"]]):
+        line = assert_one_line_error(run_logist(*args, cwd=repo, check=False))
+        assert f"the job store {db} holds a damaged record" in line, line
