@@ -141,8 +141,8 @@ def test_edits_inside_a_hunk_or_at_its_insertion_point_conflict_only_that_hunk(
 
 
 def random_case(seed: int) -> tuple[str, str, list[Hunk], str] | None:
-    """A file of repeated lines (blank, braces) and distinctive ones; a job and the user
-    each change some distinctive lines (replace, or insert before), never within a line of
+    """A file of repeated lines (blank, braces) and distinctive ones; the job changes any
+    lines, the user distinctive ones (replace, or insert before), never within a line of
     each other. Returns base, the user's text, the job's hunks and the expected merge."""
     rng = random.Random(seed)
     common = ["\n", "}\n", "    pass\n", "x\n"]
@@ -153,12 +153,12 @@ def random_case(seed: int) -> tuple[str, str, list[Hunk], str] | None:
     distinctive = [i for i, line in enumerate(base) if line.startswith("own")]
     if len(distinctive) < 4:
         return None
-    spots = sorted(rng.sample(distinctive, min(len(distinctive), rng.randint(2, 8))))
-    job = {s: rng.choice(["replace", "insert"]) for s in spots if rng.random() < 0.5}
+    job_spots = rng.sample(range(len(base)), min(len(base), rng.randint(1, 6)))
+    job = {s: rng.choice(["replace", "insert"]) for s in job_spots}
     user = {
         s: rng.choice(["replace", "insert"])
-        for s in spots
-        if s not in job and all(abs(s - j) >= 2 for j in job)
+        for s in rng.sample(distinctive, min(len(distinctive), rng.randint(2, 12)))
+        if all(abs(s - j) >= 2 for j in job)
     }
     result: list[str] = []
     current: list[str] = []

@@ -59,6 +59,18 @@ def test_max_time_halts_a_slow_agent_with_the_reason(repo: Path, no_stray_agents
     assert any(e["kind"] == "message" for e in events)  # it did run
 
 
+def test_max_time_also_ends_a_wait_for_an_answer(repo: Path, no_stray_agents: None) -> None:
+    """A job waiting in needs_input still runs its agent: the time limit applies there too."""
+    record = halted_run(
+        repo, "--agent-opt", "scenario=question", "--agent-opt", "question=Anyone?",
+        "--max-time", "1",
+    )  # fmt: skip
+    assert record["status_reason"] == "time limit: ran longer than 1 s"
+    events = check_killed_before_done(repo, record)
+    tos = [e["data"]["to"] for e in events if e["kind"] == "status"]
+    assert tos == ["provisioning", "running", "needs_input", "halted"]
+
+
 def test_max_turns_halts_at_the_first_report_over_the_limit(
     repo: Path, no_stray_agents: None
 ) -> None:

@@ -41,17 +41,21 @@ def agent_pid(repo: Path, job_id: str) -> int | None:
     return handle.get("pid") if handle else None
 
 
+@pytest.mark.parametrize("scenario", ["hang", "question"])
 async def test_cancel_from_the_editor_ends_the_job_and_its_processes(
-    repo: Path, no_stray_agents: None
+    repo: Path, no_stray_agents: None, scenario: str
 ) -> None:
     async with lsp_session([repo]) as editor:
-        job_id = await create(editor, "hang", agentOptions={"scenario": "hang"})
-        await editor.wait_status(job_id, {"running"})
+        job_id = await create(editor, "hang", agentOptions={"scenario": scenario})
+        await editor.wait_status(job_id, {"running" if scenario == "hang" else "needs_input"})
         pid = await until(lambda: agent_pid(repo, job_id), "the agent's pid in the record")
         agent = psutil.Process(pid)
         workspace = Path(show_job(repo, job_id)["workspace"]["path"])
         # The hang scenario starts a helper child (`sleep`): both must go.
-        await until(lambda: len(processes_in(workspace)) >= 2, "the agent and its helper child")
+        await until(
+            lambda: len(processes_in(workspace)) >= (2 if scenario == "hang" else 1),
+            "the agent (and the hang scenario's helper child)",
+        )
         tree = [agent, *agent.children(recursive=True)]
 
         answer = await editor.request("logist/cancelJob", {"jobId": job_id})
