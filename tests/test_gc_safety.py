@@ -13,6 +13,7 @@ from typing import Any
 from conftest import branches, git, parse_json, run_job, run_logist, worktree_paths
 from hostile_agent import run_hostile
 
+from logist_server.locks import DriverLock
 from logist_server.model import JobStatus, Workspace
 from logist_server.store import JobStore
 from logist_server.workspace import remove_worktree
@@ -151,3 +152,19 @@ def test_gc_keeps_a_legacy_worktree_with_uncommitted_files(repo: Path) -> None:
     assert (ws / "a.txt").read_text() == "changed in the old worktree\n"
     assert gc(repo, "--force")["worktrees"] == [str(ws)]
     assert worktree_paths(repo) == [str(repo)] and branches(repo) == []
+
+
+def test_gc_leaves_a_job_another_process_holds(repo: Path) -> None:
+    job = failed_clean_job(repo)
+    store = JobStore(repo, repo / ".git")
+    lock = DriverLock(store.lock_path(job["id"]))
+    assert lock.try_acquire()
+    try:
+        report = gc(repo)
+        assert report["worktrees"] == [] and report["branches"] == []
+        assert report["kept"] == [f"job {job['id']}: another process is working on it"]
+        assert Path(job["workspace"]["path"]).is_dir()
+    finally:
+        lock.release()
+        store.close()
+    assert gc(repo)["worktrees"] == [job["workspace"]["path"]]
