@@ -470,9 +470,7 @@ class JobDriver:
     def _repo_changed(self, changed: list[str]) -> Job:
         """The user's git metadata changed during the step: report what, fail the step."""
         reason = repo_guard.describe(changed)
-        job, events = self.store.update(
-            self.job_id, None, [("repo_changed", {"changed": changed})]
-        )
+        job, events = self.store.update(self.job_id, None, [("repo_changed", {"changed": changed})])
         self._emit(events)
         if job.status in SETTLED:
             return job  # a limit, a hang or a cancel settled it: the event reports it
