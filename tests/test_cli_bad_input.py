@@ -344,3 +344,22 @@ def test_a_damaged_job_record_is_named(repo: Path) -> None:
     for args in (["job", "show", job["id"]], ["job", "accept", job["id"]]):
         line = assert_one_line_error(run_logist(*args, cwd=repo, check=False))
         assert f"the job store {db} holds a damaged record" in line, line
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), 0.0, -1.0])
+@pytest.mark.parametrize("name", ["max_cost_usd", "max_time_s", "hang_timeout_s"])
+def test_every_front_end_refuses_a_limit_that_is_not_positive_and_finite(
+    repo: Path, name: str, value: float
+) -> None:
+    """The engine's own check, which the language server's createJob goes through too
+    (JSON numbers such as 1e999 decode to inf)."""
+    from logist_server.engine import Engine
+    from logist_server.errors import UsageError
+    from logist_server.model import Limits
+    from logist_server.requests import JobRequest
+
+    engine = Engine.for_path(repo)
+    request = JobRequest(prompt="hi", cwd=str(repo), limits=Limits(**{name: value}))
+    with pytest.raises(UsageError, match=f"limit {name} must be a positive finite number"):
+        engine.create_job(request)
+    assert not (repo / ".logist").exists()
