@@ -23,7 +23,15 @@ from .gc import GcReport
 from .gc import collect as collect_garbage
 from .git import RepoInfo, find_repo
 from .locks import DriverLock, repo_lock
-from .model import AgentSpec, Job, JobResult, JobStatus, RuntimeHandle, RuntimeSpec
+from .model import (
+    AgentSpec,
+    Job,
+    JobResult,
+    JobStatus,
+    RuntimeHandle,
+    RuntimeSpec,
+    Workspace,
+)
 from .observer import Observer
 from .plans import Settle, live_steps, plan_next
 from .prompts import render_prompt
@@ -35,6 +43,7 @@ from .runtimes.replay import REPLAY, ReplayRuntime
 from .states import ACTIVE, SETTLED
 from .store import JobStore, new_job_id, store_present
 from .workspace import (
+    BRANCH_PREFIX,
     commit_exists,
     default_workspace_root,
     drop_base,
@@ -558,8 +567,15 @@ class Engine:
             return execute_plan(self.repo, plan)
 
     def _remove_workspace(self, job: Job) -> None:
-        if job.workspace is not None:
-            self.runtime_for(job).cleanup(self.repo_info, job.workspace)
+        """Remove the job's workspace, also one made but not recorded (a driver that died
+        while provisioning): it is at the job's default path."""
+        workspace = job.workspace
+        if workspace is None:
+            path = workspace_path(self.workspace_root, self.repo, job.id)
+            if not (path.exists() or path.is_symlink()):
+                return
+            workspace = Workspace(str(path), BRANCH_PREFIX + job.id, job.base_commit or "")
+        self.runtime_for(job).cleanup(self.repo_info, workspace)
 
     def _agent_alive(self, job: Job) -> bool:
         step = job.current_step

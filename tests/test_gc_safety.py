@@ -168,3 +168,22 @@ def test_gc_leaves_a_job_another_process_holds(repo: Path) -> None:
         lock.release()
         store.close()
     assert gc(repo)["worktrees"] == [job["workspace"]["path"]]
+
+
+def test_delete_removes_a_workspace_made_but_never_recorded(
+    repo: Path, workspace_root: Path
+) -> None:
+    """A driver killed right after provisioning (`LOGIST_FAULT=provision`) leaves a workspace
+    the record does not name: `job delete` still removes it, and its branch."""
+    proc = run_logist(
+        "run", "--json", "--prompt", "x", cwd=repo, check=False, env={"LOGIST_FAULT": "provision"}
+    )
+    assert proc.returncode != 0 and proc.stdout == ""
+    (job,) = parse_json(run_logist("job", "list", "--json", cwd=repo).stdout)
+    assert job["workspace"] is None
+    made = [p for p in workspace_root.glob("*/*") if p.is_dir()]
+    assert [p.name for p in made] == [job["id"]]
+    assert branches(repo) == [f"logist/{job['id']}"]
+    run_logist("job", "delete", job["id"], cwd=repo)
+    assert not made[0].exists() and list(workspace_root.glob("*/*")) == []
+    assert branches(repo) == []
