@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import git, make_repo
+from conftest import git, make_repo, run_logist
 from lsprotocol import types
 from review_harness import Utf16Editor, job_in_review, lsp_session, until
 
@@ -152,3 +152,26 @@ async def test_markers_appear_for_a_job_another_process_settled(repo: Path, tmp_
             lambda: lines_of(editor.diagnostics(uri)) == [1, 13, 25],
             lambda: f"markers one line up, have {lines_of(editor.diagnostics(uri))}",
         )
+
+
+async def test_markers_vanish_when_another_process_accepts_or_rejects(
+    repo: Path, tmp_path: Path
+) -> None:
+    """`logist job reject` / `job accept` in a terminal: the editor's markers go too."""
+    async with lsp_session([repo]) as editor:
+        uri = editor.open(repo / "a.txt")
+        rejected = await editor_job(editor, uri, "rejected elsewhere")
+        accepted = await editor_job(editor, uri, "accepted elsewhere")
+        await until(
+            lambda: {job_of(d) for d in editor.diagnostics(uri)} == {rejected, accepted},
+            "a marker for each job",
+        )
+        run_logist("job", "reject", rejected, cwd=repo)
+        await until(
+            lambda: {job_of(d) for d in editor.diagnostics(uri)} == {accepted},
+            lambda: f"only {accepted} left, have {editor.diagnostics(uri)}",
+        )
+        run_logist("job", "accept", accepted, cwd=repo)
+        await until(lambda: not editor.diagnostics(uri), "no marker left")
+        assert await editor.lenses(uri) == []
+        assert (repo / "a.txt").read_text() == A_TXT + "logist-mock: accepted elsewhere\n"

@@ -12,7 +12,16 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from conftest import LOGIST, job_events, make_repo, run_logist, show_job, wait_for
+import pytest
+from conftest import (
+    LOGIST,
+    job_events,
+    make_repo,
+    processes_in,
+    run_logist,
+    show_job,
+    wait_for,
+)
 from jsonrpc_raw import RawClient
 from pygls.uris import from_fs_path
 
@@ -56,9 +65,12 @@ def notified_seqs(client: RawClient, job_id: str) -> list[int]:
     return seqs
 
 
+@pytest.mark.parametrize("answered", ["after the restart", "while no server runs"])
 def test_sigkill_the_server_while_jobs_run_then_a_new_server_finishes_them(
-    tmp_path: Path, no_stray_agents: None
+    tmp_path: Path, no_stray_agents: None, answered: str
 ) -> None:
+    """Answered while no server runs, the agents finish and exit unobserved: the new
+    server must read everything they wrote from their output files."""
     files = {name: f"{name}\n".encode() for name in FILES}
     repo = make_repo(tmp_path / "repo", {**files, "logist.yml": b"concurrency: 3\n"})
     first = start_server(repo)
@@ -80,10 +92,19 @@ def test_sigkill_the_server_while_jobs_run_then_a_new_server_finishes_them(
     assert statuses(repo, job_ids) == {"needs_input"}
     assert show_job(repo, queued)["status"] == "pending"
 
-    second = start_server(repo)
-    try:
+    def answer_all() -> None:
         for job_id, name in zip(job_ids, FILES, strict=True):
             run_logist("job", "answer", job_id, f"answer {name}", cwd=repo)
+
+    if answered == "while no server runs":
+        answer_all()
+        workspaces = [Path(show_job(repo, j)["workspace"]["path"]) for j in job_ids]
+        wait_for(lambda: not any(processes_in(w) for w in workspaces), timeout=60)
+        assert statuses(repo, job_ids) == {"running"}  # finished, but nobody saw it yet
+    second = start_server(repo)
+    try:
+        if answered == "after the restart":
+            answer_all()
         wait_for(
             lambda: all(
                 show_job(repo, j)["status"] not in ("running", "pending", "needs_input")
