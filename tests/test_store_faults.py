@@ -48,7 +48,7 @@ def test_a_flood_that_fills_the_disk_fails_the_job_naming_the_disk(
             log = run_logist("job", "log", job["id"], cwd=repo).stdout.splitlines()
             assert re.search(r"status\s+running -> failed: ", log[-1]), log[-3:]
             assert FULL.search(log[-1]), log[-1]
-            # Once there is room again, the job is an ordinary failed job: rerun works.
+            # Once there is room again, the job is an ordinary failed job.
             for output in (repo / STORE_DIRNAME / "jobs").glob("*/step-*/output.log"):
                 output.unlink()
             git(repo, "status")  # the repository itself is intact
