@@ -326,12 +326,25 @@ def test_an_empty_logist_yml_is_no_configuration(repo: Path) -> None:
     assert shown["settings"]["agent"] == ("mock", "default")
 
 
-def test_workspace_root_from_logist_yml_relative_to_the_repository_env_wins(
+def test_a_repository_cannot_choose_where_workspaces_go(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hostile logist.yml pointing workspace_root elsewhere is refused; nothing is made."""
+    monkeypatch.delenv("LOGIST_WORKSPACE_ROOT")
+    elsewhere = tmp_path / "planted"
+    (repo / "logist.yml").write_text(f"workspace_root: {elsewhere}\n")
+    proc = run_logist("run", "--prompt", "hi", cwd=repo, check=False)
+    assert "logist.yml: workspace_root: a repository cannot choose" in assert_one_line_error(proc)
+    assert not elsewhere.exists()
+    assert not (repo / ".logist" / "logist.db").exists()
+
+
+def test_workspace_root_from_the_user_file_relative_to_the_repository_env_wins(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env_root = Path(os.environ["LOGIST_WORKSPACE_ROOT"])
     monkeypatch.delenv("LOGIST_WORKSPACE_ROOT")
-    (repo / "logist.yml").write_text("workspace_root: ../wt-from-config\n")
+    user_config(Path(os.environ["XDG_CONFIG_HOME"]), "workspace_root: ../wt-from-config\n")
     job = run_job(repo, "--prompt", "hi")
     configured = (repo.parent / "wt-from-config").resolve()
     assert configured in Path(job["workspace"]["path"]).resolve().parents

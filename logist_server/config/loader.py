@@ -68,7 +68,10 @@ def load(
         data = read_file_layer(path)
         if data is not None:
             files.append(str(path))
-            layers.append((str(path), _validated(data, str(path))))
+            layer = _validated(data, str(path))
+            if path.name == REPO_CONFIG:
+                _refuse_user_only_keys(layer, str(path))
+            layers.append((str(path), layer))
     layers += _environment_layer(os.environ if environ is None else environ)
     if role is not None:
         layers.append((role[0], _without_none(role[1])))
@@ -86,6 +89,24 @@ def load(
     if "observer" in merged:
         _check_observer(merged["observer"], sources)
     return Effective(settings=settings, sources=sources, files=files)
+
+
+# Keys that decide where Logist writes outside the repository: a repository (which may be
+# hostile) cannot set them, only the user's own file or environment.
+USER_ONLY_KEYS = ("workspace_root",)
+
+
+def _refuse_user_only_keys(layer: dict[str, Any], source: str) -> None:
+    for key in USER_ONLY_KEYS:
+        if key in layer:
+            raise ConfigError(
+                f"{source}: {key}: a repository cannot choose where Logist writes outside it;"
+                f" set it in {user_config_path()} or ${_variable_of(key)}"
+            )
+
+
+def _variable_of(key: str) -> str:
+    return next(name for name, target in ENVIRONMENT.items() if target == key)
 
 
 def _check_observer(section: dict[str, Any], sources: dict[str, str]) -> None:

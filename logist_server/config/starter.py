@@ -24,9 +24,6 @@ limits:
   # max_turns: 50
   hang_timeout_s: 600
 
-# Worktrees live outside your working tree (default: the user cache directory).
-# workspace_root: ~/.cache/logist/worktrees
-
 # Jobs the language server runs at once.
 concurrency: 4
 
