@@ -485,6 +485,7 @@ class Engine:
         """Apply the job's changes to the working tree, keeping the user's own changes."""
         job = self._require_review(ref, "accepted")
         with self._exclusive(job):
+            job = self._require_review(job.id, "accepted")  # another may have settled it
             written = self._apply(job)
             job, _ = self.store.transition(job.id, S.ACCEPTED, data={"files": written})
             self._remove_workspace(job)
@@ -508,6 +509,7 @@ class Engine:
     def reject(self, ref: str) -> Job:
         job = self._require_review(ref, "rejected")
         with self._exclusive(job):
+            self._require_review(job.id, "rejected")  # another may have settled it
             job, _ = self.store.transition(job.id, S.REJECTED, "rejected by user")
             self._remove_workspace(job)
         return job
