@@ -29,6 +29,7 @@ class Hunk(msgspec.Struct, frozen=True):
     old_end: int
     old_lines: list[str]
     new_lines: list[str]
+    new_start: int = 0  # where `new_lines` start in the result (0-based)
 
 
 class FileHunks(msgspec.Struct, frozen=True):
@@ -102,6 +103,7 @@ def job_hunks(repo: Path, job: Job) -> list[FileHunks]:
                         old_end=i2,
                         old_lines=old_lines[i1:i2],
                         new_lines=new_lines[j1:j2],
+                        new_start=j1,
                     )
                 )
         files.append(FileHunks(change.path, kind, hunks))
@@ -170,6 +172,16 @@ def _locate(hunk: Hunk, same: dict[int, int], n_base: int, n_current: int) -> Ma
     if before is not None and after is not None and after == before + 1:
         return MappedHunk(hunk, after, after, False)
     return MappedHunk(hunk, start, start, True)
+
+
+def exact_lines(hunks: list[Hunk], result_text: str) -> list[Hunk]:
+    """`hunks` with their new lines taken from `result_text` (the result decoded another
+    way, say keeping bytes that are not UTF-8 as surrogates: same lines, same numbers)."""
+    lines = split_lines(result_text)
+    return [
+        msgspec.structs.replace(h, new_lines=lines[h.new_start : h.new_start + len(h.new_lines)])
+        for h in hunks
+    ]
 
 
 def apply_to_text(current_text: str, mapped: list[MappedHunk]) -> str:

@@ -198,16 +198,36 @@ async def test_replace_objects_made_after_review_change_nothing(repo: Path, tmp_
 
 
 async def test_a_result_that_is_not_the_recorded_one_is_refused(repo: Path, tmp_path: Path) -> None:
-    """The record now names another commit (another job's), its recorded tree unchanged:
-    accepting a text hunk of it, on disk or in a buffer, is refused."""
+    """After review in the editor, the record is made to name another commit (another
+    job's), its recorded tree unchanged: accepting a text hunk of it, on disk or in a
+    buffer, is refused."""
     job = job_in_review(repo, tmp_path / "work", {"a.txt": A_TXT + b"reviewed\n"})
     other = job_in_review(repo, tmp_path / "work", {"a.txt": A_TXT + b"never shown\n"})
     assert job["result"]["result_tree"], "harvest recorded no result tree"
-    tamper(repo, job["id"], other["result"]["result_commit"], None)
     async with lsp_session([repo]) as editor:
+        diff = await editor.request("logist/getJobDiff", {"jobId": job["id"]})
+        assert diff["files"][0]["hunks"][0]["newText"] == "reviewed\n"  # what was reviewed
+        tamper(repo, job["id"], other["result"]["result_commit"], None)
         await refused(editor, repo, job["id"], [f"{job['id']}/1"], "not the reviewed")
         editor.open(repo / "a.txt")
         await refused(editor, repo, job["id"], None, "not the reviewed", "nothing was written")
+
+
+async def test_bytes_that_are_not_utf8_are_kept_in_every_line(tmp_path: Path) -> None:
+    """A Latin-1 file: the line the job does not touch keeps its bytes, and the job's own
+    lines are written as the job made them (not as U+FFFD)."""
+    latin = b"caf\xe9\n" + A_TXT
+    repo = make_repo(tmp_path / "repo", {"latin.txt": latin})
+    changed = latin.replace(b"line 5\n", b"line 5 \xe9t\xe9\n") + b"fin \xe9\n"
+    job = job_in_review(repo, tmp_path / "work", {"latin.txt": changed})
+    first, second = f"{job['id']}/1", f"{job['id']}/2"
+    async with lsp_session([repo]) as editor:
+        answer = await accept(editor, job["id"], [second])
+        assert answer["applied"] == [second] and answer["conflicts"] == []
+        assert (repo / "latin.txt").read_bytes() == latin + b"fin \xe9\n"
+        answer = await accept(editor, job["id"], [first])
+        assert answer["applied"] == [first] and answer["status"] == "accepted"
+    assert (repo / "latin.txt").read_bytes() == changed
 
 
 # -- point 4: all or nothing ------------------------------------------------------------------

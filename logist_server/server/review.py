@@ -24,7 +24,16 @@ from ..hunk_files import (
     crlf_normalised,
     normalise_buffer,
 )
-from ..hunks import FileHunks, Hunk, MappedHunk, apply_to_text, job_hunks, map_hunks, split_lines
+from ..hunks import (
+    FileHunks,
+    Hunk,
+    MappedHunk,
+    apply_to_text,
+    exact_lines,
+    job_hunks,
+    map_hunks,
+    split_lines,
+)
 from ..locks import repo_lock_async
 from ..model import Job, JobStatus
 from .app import LogistServer
@@ -73,13 +82,7 @@ class Review:
         key = (job.id, job.base_commit, path)
         text = self._base_text.get(key)
         if text is None:
-            proc = git(
-                ["cat-file", "blob", f"{job.base_commit}:{path}"],
-                engine.repo,
-                env=READ_ENV,
-                check=False,
-            )
-            text = proc.stdout.decode(errors="replace") if proc.returncode == 0 else ""
+            text = _blob(engine, job.base_commit, path).decode(errors="replace")
             self._base_text[key] = text
         return text
 
@@ -105,7 +108,7 @@ class Review:
         through a symlink), in git's normalised form; None when there is no such file."""
         text = self.server.open_text(engine.repo / path)
         if text is not None:
-            return normalise_buffer(text, self.crlf(engine, path))
+            return normalise_buffer(text, "\r\n" in text and self.crlf(engine, path))
         try:
             with HunkFiles(engine.repo, [path]) as files:
                 current = files.read(path)
@@ -369,7 +372,7 @@ class Review:
                 except FileRefused as refused:
                     outcome.conflict(hunks, refused.reason)
                     continue
-                crlf = buffer is not None and local.crlf_normalised(path)
+                crlf = buffer is not None and "\r\n" in buffer and local.crlf_normalised(path)
                 if buffer is not None:
                     now = normalise_buffer(buffer, crlf)
                 elif current is not None:
@@ -377,7 +380,13 @@ class Review:
                 else:
                     outcome.conflict(hunks, "the file is gone")
                     continue
-                mapped = map_hunks(self.base_text(engine, job, path), now, hunks)
+                if buffer is not None:
+                    mapped = map_hunks(self.base_text(engine, job, path), now, hunks)
+                else:  # bytes that are not UTF-8 kept as they are, in every line
+                    base = _blob(engine, job.base_commit, path).decode(errors="surrogateescape")
+                    result = _blob(engine, job.result.result_commit, path)
+                    exact = exact_lines(hunks, result.decode(errors="surrogateescape"))
+                    mapped = map_hunks(base, now, exact)
                 for item in mapped:
                     if item.conflict:
                         outcome.conflict(
@@ -479,6 +488,12 @@ class Review:
                 }
             )
         return {"jobId": job.id, "status": job.status.value, "files": out}
+
+
+def _blob(engine: Engine, commit: str | None, path: str) -> bytes:
+    """`path` in `commit` (replace objects off); empty when it is not there."""
+    proc = git(["cat-file", "blob", f"{commit}:{path}"], engine.repo, env=READ_ENV, check=False)
+    return proc.stdout if proc.returncode == 0 else b""
 
 
 class _Outcome:
