@@ -23,6 +23,11 @@ BUILTIN_AGENTS: dict[str, str] = {
 BUILTIN_RUNTIMES: dict[str, str] = {
     "host": "logist_server.runtimes.host:HostRuntime",
 }
+#: The protocol the providers of each entry-point group implement, checked on creation.
+PROTOCOLS: dict[str, str] = {
+    "logist.agents": "logist_server.agents.base:AgentProvider",
+    "logist.runtimes": "logist_server.runtimes.base:Runtime",
+}
 
 
 class Registry(Generic[T]):
@@ -53,6 +58,11 @@ class Registry(Generic[T]):
             raise UsageError(f"unknown {self.kind} '{name}' (known: {', '.join(self.names())})")
         factory = _resolve(target) if isinstance(target, str) else target
         instance = factory()
+        missing = _missing_members(self._group, instance)
+        if missing:  # written against another version of the protocol
+            raise UsageError(
+                f"{self.kind} provider '{name}' cannot be used: it lacks {', '.join(missing)}"
+            )
         self._instances[name] = instance
         return instance
 
@@ -81,3 +91,18 @@ def _resolve(path: str) -> Callable[[], T]:
         log.info("cannot load provider %s: %s", path, detail)
         raise UsageError(f"provider {path} cannot be loaded: {detail}") from exc
     return factory
+
+
+def _missing_members(group: str, instance: object) -> list[str]:
+    """The members of the group's protocol that `instance` does not have."""
+    path = PROTOCOLS.get(group)
+    if path is None:
+        return []
+    module_name, _, attr = path.partition(":")
+    protocol = getattr(importlib.import_module(module_name), attr)
+    members = set(getattr(protocol, "__annotations__", {})) | {
+        key
+        for key, value in vars(protocol).items()
+        if not key.startswith("_") and (callable(value) or isinstance(value, property))
+    }
+    return sorted(m for m in members if not hasattr(instance, m))

@@ -7,6 +7,8 @@ Logist is patched; the real registry finds them through `importlib.metadata`.
 - `broken`: its module raises at import (not an ImportError).
 - `missing`: its module does not exist (an ImportError).
 - `noattr`: its module imports but has no such attribute.
+- `incomplete`: loads, but its class lacks parts of the provider protocol (written against
+  an older protocol: no `path_options`, no `new_parser`).
 """
 
 from __future__ import annotations
@@ -58,6 +60,21 @@ class Asker:
 '''
 
 BROKEN = 'raise RuntimeError("the broken provider exploded at import")\n'
+INCOMPLETE = """
+import sys
+
+
+class Agent:
+    name = "incomplete"
+    description = "an agent written against an older protocol"
+    program = sys.executable
+
+    def validate_options(self, options):
+        pass
+
+    def version(self):
+        return "0.1"
+"""
 NOATTR = "SOMETHING_ELSE = 1\n"
 
 ENTRY_POINTS = """[logist.agents]
@@ -65,6 +82,7 @@ asker = logist_test_asker:Asker
 broken = logist_test_broken:Agent
 missing = logist_test_nosuchmodule:Agent
 noattr = logist_test_noattr:Agent
+incomplete = logist_test_incomplete:Agent
 """
 
 
@@ -74,6 +92,7 @@ def install_plugins(root: Path) -> dict[str, str]:
     (root / "logist_test_asker.py").write_text(ASKER)
     (root / "logist_test_broken.py").write_text(BROKEN)
     (root / "logist_test_noattr.py").write_text(NOATTR)
+    (root / "logist_test_incomplete.py").write_text(INCOMPLETE)
     dist = root / "logist_test_plugins-1.0.dist-info"
     dist.mkdir(exist_ok=True)
     (dist / "METADATA").write_text(

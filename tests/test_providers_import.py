@@ -98,3 +98,21 @@ async def test_the_server_lists_them_and_still_runs_jobs(
         created = await editor.request("logist/createJob", {"prompt": "ok", "agent": "mock"})
         event = await editor.wait_status(created["jobId"], {"review", "failed"})
         assert event["status"] == "review"
+
+
+def test_a_provider_missing_parts_of_the_protocol_is_refused_in_one_line(
+    repo: Path, plugins: dict[str, str]
+) -> None:
+    """A provider written against an older protocol (no `path_options`, no `new_parser`)
+    is the provider's fault: a one-line error naming it, exit 2, nothing created; not an
+    internal error (exit 1, "a bug")."""
+    failed = run_logist(
+        "run", "--agent", "incomplete", "--prompt", "x", cwd=repo, env=plugins, check=False
+    )
+    line = assert_one_line_error(failed)
+    assert "incomplete" in line and "internal error" not in line, line
+    assert parse_json(run_logist("job", "list", "--json", cwd=repo, env=plugins).stdout) == []
+    listed = run_logist("agent", "list", "--json", cwd=repo, env=plugins, check=False)
+    assert listed.returncode == 0, listed.stderr
+    row = next(r for r in parse_json(listed.stdout) if r["name"] == "incomplete")
+    assert row["installed"] is False, row
