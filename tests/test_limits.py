@@ -169,3 +169,26 @@ def job_in(repo: Path, env: dict[str, str], status: str) -> dict[str, Any] | Non
         if row["status"] == status:
             return show_job(repo, row["id"])
     return None
+
+
+async def test_a_terminal_question_reaches_the_editor_and_an_answer_resumes_it(
+    repo: Path, tmp_path: Path, no_stray_agents: None
+) -> None:
+    import os
+
+    env = install_plugins(tmp_path / "plugins")
+    async with lsp_session([repo], env={**os.environ, **env}) as editor:
+        created = await editor.request("logist/createJob", {"prompt": "ask", "agent": "asker"})
+        job_id = created["jobId"]
+        event = await editor.wait_status(job_id, {"needs_input", "review", "failed"})
+        assert event["status"] == "needs_input"
+        assert event["data"]["reason"] == "the agent is waiting for an answer on its terminal"
+        questions = [
+            e for e in editor.events if e.get("jobId") == job_id and e.get("kind") == "question"
+        ]
+        assert len(questions) == 1 and "[y/n]" in questions[0]["data"]["text"]
+        run_logist("job", "answer", job_id, "from the terminal", cwd=repo, env=env)
+        event = await editor.wait_status(job_id, {"review", "failed"})
+        assert event["status"] == "review", event
+    diff = run_logist("job", "diff", job_id, cwd=repo, env=env).stdout
+    assert "+answered: from the terminal" in diff

@@ -148,17 +148,29 @@ async def test_jobs_over_the_concurrency_limit_wait_pending_and_run_later(
 async def test_two_repositories_in_one_workspace_each_job_in_its_own_store(
     tmp_path: Path, no_stray_agents: None
 ) -> None:
-    left = make_repo(tmp_path / "left", {"l.txt": b"left\n"})
-    right = make_repo(tmp_path / "right", {"r.txt": b"right\n"})
+    """Both repositories have a `same.txt` (and a `.logist` store of their own): nothing may
+    be looked up by relative path alone."""
+    left = make_repo(tmp_path / "left", {"same.txt": b"left\n"})
+    right = make_repo(tmp_path / "right", {"same.txt": b"right\n"})
     async with lsp_session([left, right]) as editor:
-        left_uri = editor.open(left / "l.txt")
-        right_uri = editor.open(right / "r.txt")
+        left_uri = editor.open(left / "same.txt")
+        right_uri = editor.open(right / "same.txt")
         in_left = await create(editor, "to the left", uri=left_uri)
         in_right = await create(editor, "to the right", uri=right_uri)
         for job_id in (in_left, in_right):
             await editor.wait_status(job_id, {"review", "failed"})
         listed = await editor.request("logist/listJobs", {})
         assert {j["id"] for j in listed} == {in_left, in_right}
+        # Each document shows only its own repository's job.
+        await until(
+            lambda: (
+                [str(d.code) for d in editor.diagnostics(left_uri)] == [f"{in_left}/1"]
+                and [str(d.code) for d in editor.diagnostics(right_uri)] == [f"{in_right}/1"]
+            ),
+            lambda: (
+                f"one marker each: {editor.diagnostics(left_uri)} / {editor.diagnostics(right_uri)}"
+            ),
+        )
         # Each is accepted into its own repository's open buffer.
         for job_id in (in_left, in_right):
             result = await editor.request("logist/acceptJob", {"jobId": job_id})
@@ -167,9 +179,10 @@ async def test_two_repositories_in_one_workspace_each_job_in_its_own_store(
         assert editor.buffers[right_uri] == "right\nlogist-mock: to the right\n"
     assert [j["id"] for j in list_jobs(left)] == [in_left]
     assert [j["id"] for j in list_jobs(right)] == [in_right]
-    assert show_job(left, in_left)["target"]["file"] == "l.txt"
-    assert show_job(right, in_right)["target"]["file"] == "r.txt"
-    assert (left / "l.txt").read_text() == "left\n"  # accepted into buffers, disk untouched
+    assert show_job(left, in_left)["target"]["file"] == "same.txt"
+    assert show_job(right, in_right)["target"]["file"] == "same.txt"
+    assert (left / "same.txt").read_text() == "left\n"  # accepted into buffers, not on disk
+    assert (right / "same.txt").read_text() == "right\n"
 
 
 async def test_a_repository_nested_in_a_workspace_folder_gets_its_own_jobs(
