@@ -145,6 +145,25 @@ async def test_an_open_buffer_behind_a_symlinked_directory_gets_no_edit(
         assert (elsewhere / "guide.md").read_bytes() == GUIDE
 
 
+async def test_a_text_file_that_became_a_symlink_is_not_followed(
+    repo: Path, tmp_path: Path, elsewhere: Path
+) -> None:
+    job = job_in_review(repo, tmp_path / "work", {"a.txt": A_TXT + b"agent\n"})
+    (elsewhere / "a.txt").write_bytes(A_TXT)  # what the job expects, but outside
+    (repo / "a.txt").unlink()
+    (repo / "a.txt").symlink_to(elsewhere / "a.txt")
+    async with lsp_session([repo]) as editor:
+        for open_buffer in (False, True):
+            if open_buffer:
+                editor.open(repo / "a.txt", A_TXT.decode())
+            result = await accept(editor, job["id"], None)
+            assert result["applied"] == [] and [c["reason"] for c in result["conflicts"]] == [
+                "is a symbolic link now (accept never writes through one)"
+            ]
+    assert (repo / "a.txt").is_symlink()
+    assert (elsewhere / "a.txt").read_bytes() == A_TXT
+
+
 @pytest.mark.parametrize(
     "extra, shown",
     [

@@ -15,7 +15,7 @@ from pygls.uris import from_fs_path
 from ..apply import PlannedWrite, UnsafeResultError, execute_plan, plan_accept
 from ..checkout_form import READ_ENV, CheckoutForm
 from ..engine import Engine
-from ..errors import ConflictError, GitError, LogistError, NotInRepositoryError
+from ..errors import ConflictError, GitError, NotInRepositoryError
 from ..git import git
 from ..hunk_files import (
     FileRefused,
@@ -299,11 +299,7 @@ class Review:
             plan += self._plan_text_files(engine, job, text, outcome, buffer_edits)
         if outcome.applied:
             engine.store.update(job.id, None, [("accepting", {"hunks": outcome.applied})])
-        try:
-            execute_plan(engine.repo, plan)
-        except LogistError as exc:
-            log.info("accept of job %s refused: %s", job.id, exc)
-            raise
+        execute_plan(engine.repo, plan)  # AcceptWriteError: nothing written, still in review
         if buffer_edits:
             await self._edit_buffers(engine, by_id, buffer_edits, outcome, job.id)
         if outcome.applied:
