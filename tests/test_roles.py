@@ -219,7 +219,7 @@ def test_a_worker_role_without_an_agent_still_applies_its_model_and_options(repo
         ).stdout
     )
     assert preview["model"] == "tiny"
-    assert "delete=b.txt" in preview["argv"]
+    assert "--opt=delete=b.txt" in preview["argv"]
 
 
 def test_a_role_naming_an_unknown_agent_is_bad_input(repo: Path) -> None:
