@@ -19,6 +19,7 @@ from ..engine import Engine
 from ..errors import JobNotFoundError, NotInRepositoryError
 from ..git import find_repo
 from ..model import Job
+from ..requests import nested_repository
 from .hub import Hub
 from .jsonrpc import LogistProtocol, raw_json_converter
 
@@ -98,7 +99,10 @@ class LogistServer(LanguageServer):
         """The engine of the repository holding `path` (known roots first, no git call)."""
         known = [root for root in self.engines if root == path or root in path.parents]
         if known:
-            return self.engines[max(known, key=lambda r: len(r.parts))]
+            root = max(known, key=lambda r: len(r.parts))
+            probe = path / "_" if path.is_dir() else path  # a folder may itself be a repository
+            if nested_repository(root, probe) is None:
+                return self.engines[root]
         engine, _new = self.hub.engine(find_repo(path))
         self.engines[engine.repo] = engine
         for callback in self.on_engine_added:
