@@ -174,7 +174,11 @@ def seed_review_jobs(repo: Path, env: dict[str, str], n_jobs: int) -> list[tuple
         changed, first = job_version(lines, k, n_jobs)
         doc.write_text("".join(changed))
         patch = repo.parent / f"job{k}.patch"
-        patch.write_text(git(["diff", "--no-color", "--", DOC_PATH], repo) + "\n")
+        diff = subprocess.run(  # not common.git: it strips the output, and with it the
+            ["git", "diff", "--no-color", "--", DOC_PATH],  # blank last context line
+            cwd=repo, env=env, capture_output=True, check=True,
+        )  # fmt: skip
+        patch.write_bytes(diff.stdout)
         doc.write_text("".join(lines))
         created = cli(env, repo, "job", "create", "--json", "--prompt", f"review job {k}")
         job_id = created["id"]
@@ -191,7 +195,9 @@ def cli(env: dict[str, str], repo: Path, *args: str) -> Any:
         [LOGIST, *args], cwd=repo, env=env, capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"logist {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
+        raise RuntimeError(
+            f"logist {' '.join(args)} exited {proc.returncode}: {proc.stderr}{proc.stdout[-500:]}"
+        )
     return json.loads(proc.stdout)
 
 
