@@ -67,10 +67,13 @@ def load_roles(repo: Path, inline: dict[str, RoleSettings] | None = None) -> dic
     roles = dict(BUILTIN_ROLES)
     for name, settings in (inline or {}).items():
         roles[name] = _role(name, msgspec.to_builtins(settings), roles.get(name), "configuration")
+    from .repo_files import list_repo_dir
+
     directory = repo / ROLES_DIR
-    if directory.is_dir():
-        for path in sorted([*directory.glob("*.yml"), *directory.glob("*.yaml")]):
-            data = _read_role_file(path)
+    for entry in list_repo_dir(repo, ROLES_DIR.as_posix()):
+        path = directory / entry
+        if path.suffix in (".yml", ".yaml"):
+            data = _read_role_file(repo, path)
             name = str(data.get("name") or path.stem)
             roles[name] = _role(name, data, roles.get(name), str(path))
     return roles
@@ -93,13 +96,13 @@ def _role(name: str, data: dict[str, Any], base: Role | None, source: str) -> Ro
     return Role(name=name, source=source, **fields)
 
 
-def _read_role_file(path: Path) -> dict[str, Any]:
+def _read_role_file(repo: Path, path: Path) -> dict[str, Any]:
     from pydantic import ValidationError
 
     from .config.loader import describe_errors, read_file_layer
     from .config.schema import RoleLayer, validate_role
 
-    data = read_file_layer(path) or {}
+    data = read_file_layer(path, repo) or {}
     try:
         return validate_role(data)
     except ValidationError as exc:

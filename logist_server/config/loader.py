@@ -61,11 +61,11 @@ def load(
     `role` is (source, layer): a role's defaults, just below the overrides."""
     layers: list[tuple[str, dict[str, Any]]] = []
     files: list[str] = []
-    candidates = [user_config_path()]
+    candidates: list[tuple[Path, Path | None]] = [(user_config_path(), None)]
     if repo is not None:
-        candidates.append(repo / REPO_CONFIG)
-    for path in candidates:
-        data = read_file_layer(path)
+        candidates.append((repo / REPO_CONFIG, repo))
+    for path, inside in candidates:
+        data = read_file_layer(path, inside)
         if data is not None:
             files.append(str(path))
             layer = _validated(data, str(path))
@@ -120,15 +120,20 @@ def _check_observer(section: dict[str, Any], sources: dict[str, str]) -> None:
         raise ConfigError(f"{sources.get(key, 'configuration')}: {key}: {exc}") from None
 
 
-def read_file_layer(path: Path) -> dict[str, Any] | None:
-    """The mapping in a YAML file, None when the file does not exist or is empty."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    if not text.strip():
+def read_file_layer(path: Path, repo: Path | None = None) -> dict[str, Any] | None:
+    """The mapping in a YAML file, None when the file does not exist or is empty.
+
+    With `repo`, `path` is a file in that repository, read as `repo_files` reads what a
+    repository controls (no symlink on the way, a regular file, at most 1 MiB); without,
+    it is the user's own file (a symlink is followed; still a regular file of at most 1 MiB).
+    """
+    from ..repo_files import read_repo_text, read_user_text
+
+    if repo is not None:
+        text = read_repo_text(repo, path.relative_to(repo).as_posix())
+    else:
+        text = read_user_text(path)
+    if text is None or not text.strip():
         return None
     import yaml
 
