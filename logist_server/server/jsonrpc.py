@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from concurrent.futures import Future
 from typing import Any
 
@@ -24,6 +24,9 @@ from pygls.protocol import (
     LanguageServerProtocol,
     default_converter,
 )
+from pygls.protocol.language_server import lsp_method
+
+from .documents import lsp_workspace
 
 log = logging.getLogger(__name__)
 PARSE_ERROR = -32700
@@ -80,6 +83,15 @@ class LogistProtocol(LanguageServerProtocol):
         self.on_close: Callable[[], None] = lambda: None
         self._methods: dict[Any, str] = {}
 
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(
+        self, params: types.InitializeParams
+    ) -> Generator[Any, Any, types.InitializeResult]:
+        """pygls's initialize; then open documents are numbered by LSP's line breaks."""
+        result = yield from super().lsp_initialize(params)
+        self._workspace = lsp_workspace(self.workspace)
+        return result
+
     def structure_message(self, data: dict[str, Any]) -> Any:
         # pygls calls this for every JSON object, nested ones too: a params object that
         # happens to contain "jsonrpc" would be taken for a message. Keep plain JSON here;
@@ -117,6 +129,10 @@ class LogistProtocol(LanguageServerProtocol):
             self._send_error(None, INVALID_REQUEST, "invalid request: not a JSON object")
             if self._gated():
                 self.close("a first message that is not an object")
+            return
+        from .request_ids import refuse_bad_id  # an id that is no str/number: InvalidRequest
+
+        if refuse_bad_id(self, message):
             return
         if self._gated() and not self._authenticate(message):
             return
