@@ -103,6 +103,9 @@ class RuntimeHandle(msgspec.Struct, frozen=True):
     pid: int | None = None
     started_at: float | None = None
     container_id: str | None = None
+    # The host runtime's cgroup for the agent (a name under its cgroup root, with a nonce):
+    # recorded here, never derived from a directory the agent can write.
+    group: str | None = None
 
 
 class Workspace(msgspec.Struct, frozen=True):

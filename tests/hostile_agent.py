@@ -32,8 +32,9 @@ class ScriptAgent:
     program = "/bin/sh"
     path_options: Mapping[str, Any] = {}
 
-    def __init__(self, script: str) -> None:
+    def __init__(self, script: str, env_vars: tuple[str, ...] = ()) -> None:
         self.script = script
+        self.env_vars = env_vars
 
     def build(self, job: Job, ctx: AgentContext) -> ProcessSpec:
         env = {"USER_REPO": job.repo}

@@ -72,6 +72,9 @@ class AgentProvider(Protocol):
     #: Options whose values name files, and how (see `options.PathSyntax`): each must stay
     #: inside the workspace, checked for every provider by `options.check_path_options`.
     path_options: Mapping[str, PathSyntax]
+    #: The user's environment variables the agent needs (API keys, base URLs): the agent
+    #: process gets these and a minimal base (`runtimes.environment.BASE`), nothing else.
+    env_vars: tuple[str, ...]
 
     def build(self, job: Job, ctx: AgentContext) -> ProcessSpec:
         """The command line and environment for one non-interactive run: `argv[0]` is the
@@ -96,4 +99,6 @@ def build_spec(provider: AgentProvider, job: Job, ctx: AgentContext) -> ProcessS
     workspace the agent will run in (roles and configuration may have changed since the
     job was created)."""
     check_path_options(provider.path_options, job.agent.options, Path(ctx.workspace))
-    return provider.build(job, ctx)
+    spec = provider.build(job, ctx)
+    declared = tuple(getattr(provider, "env_vars", ()))  # providers written before it: none
+    return msgspec.structs.replace(spec, inherit=tuple(dict.fromkeys(spec.inherit + declared)))

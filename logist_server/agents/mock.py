@@ -52,6 +52,8 @@ class MockAgent:
         "binary": "paths",
         "chmod": "paths",
     }
+    #: A stand-in for a real agent's API key: passed on from the user's environment.
+    env_vars: tuple[str, ...] = ("LOGIST_MOCK_API_KEY",)
 
     def build(self, job: Job, ctx: AgentContext) -> ProcessSpec:
         options = dict(job.agent.options)

@@ -11,9 +11,11 @@ workspace, and says what it killed.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
+import re
+import secrets
 import signal
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -23,9 +25,10 @@ import psutil
 from ..errors import RuntimeProviderError
 from ..git import RepoInfo
 from ..model import Job, RuntimeHandle, Workspace
-from ..workspace import Harvest, harvest, provision, remove_worktree
+from ..workspace import Harvest, harvest, provision, recorded_identity, remove_workspace_dir
 from . import cgroups
 from .base import JobPaths, ProcessSpec
+from .environment import agent_environment
 
 # $1 output file, $2 exit-status file, $3 pid file, $4 the agent's cgroup (or empty), $5 the
 # file that records the cgroup once joined; the agent's argv follows. The wrapper joins the
@@ -42,6 +45,10 @@ KILL_GRACE_S = 0.5
 KILL_WAIT_S = 5.0
 WRAPPER_EXIT_S = 2.0
 CGROUP_FILE = "cgroup"
+# The names `_new_cgroup` makes: nothing else is ever killed or removed as an agent's cgroup.
+_GROUP_NAME = re.compile(re.escape(cgroups.PREFIX) + r"[a-z0-9]{1,40}-[0-9]{1,6}-[0-9a-f]{16}")
+# A process's working directory is looked up this many parents deep at most.
+_MAX_DEPTH = 256
 
 
 class HostRuntime:
@@ -53,6 +60,9 @@ class HostRuntime:
     def __init__(self, use_cgroups: bool = True) -> None:
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._use_cgroups = use_cgroups
+        # Workspace path -> (device, inode) when a step started in it: what `kill` matches
+        # working directories against, whatever the agent has put at that path since.
+        self._workspaces: dict[str, tuple[int, int]] = {}
 
     @property
     def supports_reattach(self) -> bool:
@@ -78,14 +88,16 @@ class HostRuntime:
                 f"agent program {spec.argv[:1]} is not an absolute path: a bare name would be"
                 " looked up in PATH, which may lead into the workspace"
             )
-        Path(paths.dir).mkdir(parents=True, exist_ok=True)
+        _real_directory(Path(paths.dir))
         marker = Path(paths.dir) / CGROUP_FILE
         for stale in (paths.exit_status, paths.pid, marker):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
-        env = dict(os.environ)
-        env.update(spec.env)
-        group = self._new_cgroup(paths)
+        identity = workspace_identity(workspace) if workspace is not None else None
+        if identity is not None:
+            self._workspaces[workspace.path] = identity
+        env = agent_environment(os.environ, spec.inherit, spec.env)
+        group = self._new_cgroup(job, paths)
         argv = [
             "/bin/sh", "-c", _WRAPPER, "logist-agent",
             str(paths.output), str(paths.exit_status), str(paths.pid),
@@ -108,7 +120,8 @@ class HostRuntime:
         started = None
         with contextlib.suppress(psutil.Error):
             started = psutil.Process(proc.pid).create_time()
-        return RuntimeHandle(runtime=self.name, pid=proc.pid, started_at=started)
+        name = group.name if group is not None else None
+        return RuntimeHandle(runtime=self.name, pid=proc.pid, started_at=started, group=name)
 
     def read_output(self, handle: RuntimeHandle, paths: JobPaths, offset: int) -> bytes:
         try:
@@ -153,7 +166,7 @@ class HostRuntime:
         """Kill every process of the agent; each one killed, as `{pid, name, found}`."""
         if paths.exit_status.exists():  # the agent ended: let its wrapper (and `mv`) finish
             self._wait_wrapper(handle, WRAPPER_EXIT_S)
-        group = _cgroup_of(paths)
+        group = _cgroup_of(handle)
         killed: dict[int, dict[str, object]] = {}
         victims = self._victims(handle, workspace, group, killed)
         self._signal_group(handle, signal.SIGTERM)
@@ -186,8 +199,10 @@ class HostRuntime:
     def cleanup(self, info: RepoInfo, workspace: Workspace) -> None:
         """Kill what still works in the workspace (a last resort: steps reap their own),
         then remove it."""
-        kill_working_in(Path(workspace.path))
-        remove_worktree(info.root, Path(workspace.path), workspace.branch)
+        identity = self._workspaces.get(workspace.path) or workspace_identity(workspace)
+        kill_working_in(Path(workspace.path), identity)
+        # The branch is the engine's (`gc.release_branch`); a symlink here is not followed.
+        remove_workspace_dir(info.root, Path(workspace.path), recorded_identity(workspace))
 
     # -- internals -------------------------------------------------------------------------
     def _reap(self, handle: RuntimeHandle) -> None:
@@ -207,10 +222,17 @@ class HostRuntime:
         except psutil.Error:
             return None
 
-    def _new_cgroup(self, paths: JobPaths) -> Path | None:
-        """A fresh cgroup for the step whose files are in `paths`, where one can be made."""
+    def _new_cgroup(self, job: Job, paths: JobPaths) -> Path | None:
+        """A fresh cgroup for the step whose files are in `paths`, where one can be made. Its
+        name (job id, step number and a random nonce) is recorded in the handle, so that
+        `kill` never derives it from anything the agent can write."""
         root = cgroups.detect() if self._use_cgroups else None
-        return root.create(_cgroup_name(paths)) if root is not None else None
+        if root is None:
+            return None
+        ident = re.sub(r"[^a-z0-9]", "", str(getattr(job, "id", "")).lower())[:40] or "job"
+        number = re.search(r"[0-9]{1,6}$", Path(paths.dir).name)  # `step-N`, as named by the driver
+        step = number.group() if number else "0"
+        return root.create(f"{cgroups.PREFIX}{ident}-{step}-{secrets.token_hex(8)}")
 
     def _wait_wrapper(self, handle: RuntimeHandle, timeout: float) -> None:
         """Wait until the wrapper has exited (it only renames the status file into place)."""
@@ -254,17 +276,17 @@ class HostRuntime:
             with contextlib.suppress(psutil.Error):
                 for child in root.children(recursive=True):
                     add(child, "descendant")
-        ws = os.path.realpath(workspace.path) if workspace else None
+        ws = None
+        if workspace is not None:
+            ws = self._workspaces.get(workspace.path) or workspace_identity(workspace)
         for proc in psutil.process_iter():
             if proc.pid in found or proc.pid in mine:
                 continue
             try:
                 if handle.pid is not None and os.getsid(proc.pid) == handle.pid:
                     add(proc, "session")
-                elif ws is not None:
-                    cwd = proc.cwd()
-                    if cwd == ws or cwd.startswith(ws + os.sep):
-                        add(proc, "workspace")
+                elif ws is not None and _works_in(proc.pid, ws):
+                    add(proc, "workspace")
             except (psutil.Error, OSError):
                 continue
         live = []
@@ -277,13 +299,23 @@ class HostRuntime:
         return live
 
 
-def kill_working_in(directory: Path) -> list[dict[str, object]]:
+def kill_working_in(
+    directory: Path, identity: tuple[int, int] | None = None
+) -> list[dict[str, object]]:
     """SIGKILL every process whose working directory is inside `directory` (never this
     process or its ancestors): what must not keep running in a worktree about to be removed.
-    Returns each one killed, as `kill` does."""
+
+    The directory is the one with `identity` (device, inode) when given, else the directory
+    at that path now; a symlink there is never followed (an agent may have put one there to
+    point Logist at the user's own directories). Returns each one killed, as `kill` does."""
     seen: dict[int, dict[str, object]] = {}
+    ident = identity or _identity_at(directory)
+    if ident is None:
+        return []
+    runtime = HostRuntime()
+    runtime._workspaces[str(directory)] = ident
     workspace = Workspace(path=str(directory), branch="", base_commit="")
-    stray = HostRuntime()._victims(RuntimeHandle(runtime=HostRuntime.name), workspace, None, seen)
+    stray = runtime._victims(RuntimeHandle(runtime=HostRuntime.name), workspace, None, seen)
     for proc in stray:
         with contextlib.suppress(psutil.Error):
             proc.kill()
@@ -291,18 +323,68 @@ def kill_working_in(directory: Path) -> list[dict[str, object]]:
     return list(seen.values())
 
 
-def _cgroup_name(paths: JobPaths) -> str:
-    digest = hashlib.sha256(os.path.realpath(paths.dir).encode()).hexdigest()[:20]
-    return f"{cgroups.PREFIX}{digest}"
-
-
-def _cgroup_of(paths: JobPaths) -> Path | None:
-    """The step's cgroup, where it exists. Its path is derived from the step's directory,
-    never read from the `cgroup` file (which only records that the wrapper joined it): the
-    agent can write that file, and must not make `kill` empty another cgroup."""
+def _cgroup_of(handle: RuntimeHandle) -> Path | None:
+    """The step's cgroup, where it exists: the one named in its handle (recorded by the
+    driver and the store), never one read from the step directory, which the agent can
+    write (the `cgroup` file there only records that the wrapper joined it)."""
     root = cgroups.detect()
-    group = root.path / _cgroup_name(paths) if root is not None else None
-    return group if group is not None and group.is_dir() else None
+    if root is None or handle.group is None or not _GROUP_NAME.fullmatch(handle.group):
+        return None
+    group = root.path / handle.group
+    try:
+        return group if stat.S_ISDIR(os.lstat(group).st_mode) else None
+    except OSError:
+        return None
+
+
+def workspace_identity(workspace: Workspace) -> tuple[int, int] | None:
+    """(device, inode) of the workspace directory: as recorded when it was provisioned,
+    else of the directory at its path now (None when that is a symlink or not a directory)."""
+    device, inode = getattr(workspace, "device", None), getattr(workspace, "inode", None)
+    if isinstance(device, int) and isinstance(inode, int):
+        return device, inode
+    return _identity_at(Path(workspace.path))
+
+
+def _identity_at(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the directory at `path`, never through a symlink at `path`."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+
+
+def _works_in(pid: int, identity: tuple[int, int]) -> bool:
+    """Whether process `pid` works in the directory with `identity` or below it. Its working
+    directory is walked up through `..` entries (which are never symlinks), not by path."""
+    try:
+        fd = os.open(f"/proc/{pid}/cwd", os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        for _ in range(_MAX_DEPTH):
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) == identity:
+                return True
+            parent = os.open("..", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            if os.path.samestat(st, os.fstat(fd)):  # the root: `..` is itself
+                return False
+        return False
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _real_directory(path: Path) -> None:
+    """Make the step directory `path` if needed; refuse one that is now a symlink or not a
+    directory (the agent of an earlier step may have replaced it)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
+        raise RuntimeProviderError(f"step directory {path} is not a plain directory (a symlink?)")
 
 
 def _self_and_ancestors() -> set[int]:
