@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import time
@@ -13,15 +14,15 @@ import msgspec
 
 from .agents.base import AgentContext, AgentProvider
 from .agents.options import check_path_options
-from .apply import execute_plan, plan_accept
+from .apply import ResultMismatchError, execute_plan, plan_accept, verify_result
 from .config.loader import Effective
 from .config.loader import load as load_config
 from .driver import EventListener, JobDriver, handle_from_pid_file, step_paths
 from .errors import ConfigError, JobBusyError, JobNotFoundError, LogistError, UsageError
 from .fsutil import atomic_write
-from .gc import GcReport
+from .gc import GcReport, release_branch
 from .gc import collect as collect_garbage
-from .git import RepoInfo, find_repo
+from .git import RepoInfo, find_repo, git
 from .locks import DriverLock, repo_lock
 from .model import (
     AgentSpec,
@@ -44,10 +45,13 @@ from .states import ACTIVE, SETTLED
 from .store import JobStore, new_job_id, store_present
 from .workspace import (
     BRANCH_PREFIX,
+    REPLACED_BY_DIRECTORY,
     commit_exists,
     default_workspace_root,
     drop_base,
     keep_base,
+    recorded_identity,
+    replaced_reason,
     reset_workspace,
     snapshot_base,
     workspace_path,
@@ -55,6 +59,7 @@ from .workspace import (
 
 S = JobStatus
 CANCEL_WAIT_S = 10.0
+log = logging.getLogger("logist")
 
 
 def default_agents() -> Registry[AgentProvider]:
@@ -520,7 +525,7 @@ class Engine:
         with self._exclusive(job):
             if job.status in ACTIVE and self._agent_alive(job):
                 raise UsageError(f"job {job.id} is {job.status}: cancel it first")
-            self._remove_workspace(job)
+            self._remove_workspace(job, record=False)  # the record goes next
             drop_base(self.repo, job.id)
             self.store.delete(job.id)
             shutil.rmtree(self.store.job_dir(job.id), ignore_errors=True)
@@ -529,12 +534,22 @@ class Engine:
         return job.id
 
     def diff(self, ref: str) -> bytes:
-        """The job's proposed change as a git patch."""
+        """The job's proposed change as a git patch: made by git from the recorded commits
+        (base..result, once their ids and the result's tree are checked as accept checks
+        them), never read from a file an agent could rewrite. It is what accept applies."""
         job = self.get(ref)
-        patch = self.store.job_dir(job.id) / "result.patch"
-        if job.result.result_commit is None or not patch.exists():
+        base, result = job.base_commit, job.result.result_commit
+        if base is None or result is None:
             raise UsageError(f"job {job.id} has no diff yet (it is {job.status})")
-        return patch.read_bytes()
+        if base == result:
+            return b""
+        try:
+            verify_result(self.repo, base, result, job.result.result_tree)
+        except ResultMismatchError as exc:
+            message = str(exc).replace("cannot accept:", "cannot show the diff:", 1)
+            raise ResultMismatchError(message.replace(" (nothing was written)", "")) from None
+        args = ["diff", "--binary", "-M", "--no-color", "--no-ext-diff", "--no-textconv"]
+        return git([*args, base, result, "--"], self.repo).stdout
 
     def gc(self, dry_run: bool = False, force: bool = False) -> GcReport:
         """Remove the workspaces and branches of this store's settled jobs (see `gc.py`)."""
@@ -568,16 +583,35 @@ class Engine:
             self.store.update(job.id, None, [("accepting", {"files": [w.path for w in plan]})])
             return execute_plan(self.repo, plan)
 
-    def _remove_workspace(self, job: Job) -> None:
-        """Remove the job's workspace, also one made but not recorded (a driver that died
-        while provisioning): it is at the job's default path."""
+    def _remove_workspace(self, job: Job, record: bool = True) -> list[str]:
+        """Remove the job's workspace (also one made but not recorded, by a driver that died
+        while provisioning: it is at the job's default path) and its branch, by gc's rule
+        (`gc.release_branch`): a branch with commits Logist did not make, or checked out, is
+        kept; so is a directory at the workspace path other than the one Logist made (a
+        symlink there is removed itself, never followed). Each thing kept is said on stderr
+        (the `logist` logger) and, with `record`, in a `kept` event; returns those lines."""
         workspace = job.workspace
         if workspace is None:
             path = workspace_path(self.workspace_root, self.repo, job.id)
-            if not (path.exists() or path.is_symlink()):
-                return
-            workspace = Workspace(str(path), BRANCH_PREFIX + job.id, job.base_commit or "")
-        self.runtime_for(job).cleanup(self.repo_info, workspace)
+            if os.path.lexists(path):
+                workspace = Workspace(str(path), BRANCH_PREFIX + job.id, job.base_commit or "")
+        kept: list[str] = []
+        if workspace is not None:
+            path = Path(workspace.path)
+            if replaced_reason(path, recorded_identity(workspace)) == REPLACED_BY_DIRECTORY:
+                kept.append(
+                    f"{path}: it is not the directory logist made for job {job.id} (it was "
+                    "replaced; look at it, then remove it yourself or run `logist gc --force`)"
+                )
+            self.runtime_for(job).cleanup(self.repo_info, workspace)
+        _deleted, why = release_branch(self.repo, job)
+        if why is not None:
+            kept.append(why)
+        for line in kept:
+            log.warning("logist: kept %s", line)
+        if kept and record:
+            self.store.update(job.id, None, [("kept", {"kept": kept})])
+        return kept
 
     def _agent_alive(self, job: Job) -> bool:
         step = job.current_step

@@ -6,9 +6,10 @@ for inspection) that no process drives. For each such job gc removes:
 
 - its workspace (the recorded path, and the default path for its id), with Logist's private
   index beside it; a legacy `git worktree` through git. A workspace whose files differ from
-  the last commit Logist recorded for the job (unharvested changes) is kept unless `force`;
-- its branch `logist/<id>`, only while it points at a commit Logist recorded for the job and
-  no worktree has it checked out (so a branch the user committed to is kept).
+  the last commit Logist recorded for the job (unharvested changes), or a directory that is
+  not the one Logist made, is kept unless `force`; a symlink there is removed, never followed;
+- its branch `logist/<id>`, under `release_branch`: the one rule `accept`, `reject` and
+  `job delete` follow too.
 
 Everything else is left alone: the user's own `logist/my-feature`, branches and workspaces
 of ids this store does not know (another worktree's jobs, deleted records), job bases under
@@ -18,6 +19,7 @@ of ids this store does not know (another worktree's jobs, deleted records), job 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,10 +31,13 @@ from .plans import current_checkpoint
 from .runtimes.host import kill_working_in
 from .workspace import (
     BRANCH_PREFIX,
+    REPLACED_BY_DIRECTORY,
     branch_tip,
     checked_out_branches,
     delete_branch_at,
-    remove_worktree,
+    recorded_identity,
+    remove_workspace_dir,
+    replaced_reason,
     unharvested_changes,
     workspace_path,
 )
@@ -85,43 +90,90 @@ def _collect_job(
     dry_run: bool,
     force: bool,
 ) -> None:
-    known = _recorded_commits(job)
     expected = current_checkpoint(job) or job.base_commit
+    recorded = Path(job.workspace.path) if job.workspace is not None else None
     paths = {workspace_path(engine.workspace_root, engine.repo, job.id)}
-    if job.workspace is not None:
-        paths.add(Path(job.workspace.path))
+    if recorded is not None:
+        paths.add(recorded)
     kept_workspace = False
     removed: set[Path] = set()
     for path in sorted(paths):
         if not (path.exists() or path.is_symlink()):
             continue
-        changed = expected is not None and unharvested_changes(engine.repo_info, path, expected)
-        if (changed or expected is None) and not force:
+        made = recorded_identity(job.workspace) if job.workspace and path == recorded else None
+        why = _why_keep(engine, job, path, expected, made)
+        if why is not None and not force:
             kept_workspace = True
-            report.kept.append(
-                f"{path}: job {job.id} has changes logist never harvested "
-                "(look at them, then `logist gc --force`)"
-            )
+            report.kept.append(why)
             continue
         if not dry_run:
             kill_working_in(path)  # nothing keeps running in a removed worktree
-            remove_worktree(engine.repo, path, None)
+            remove_workspace_dir(engine.repo, path, made, force=True)
         removed.add(path)
         report.worktrees.append(str(path))
-    branch = BRANCH_PREFIX + job.id
-    tip = branch_tip(engine.repo, branch)
-    if tip is None or kept_workspace:
+    if kept_workspace:
         return
-    gone = {path.resolve() for path in removed}  # a removed legacy worktree had it checked out
-    if branch in checked_out and checked_out[branch].resolve() not in gone:
-        report.kept.append(f"branch {branch}: it is checked out")
-    elif tip not in known:
-        report.kept.append(f"branch {branch}: it has commits logist did not make")
-    elif dry_run or delete_branch_at(engine.repo, branch, tip):
-        report.branches.append(branch)
+    deleted, why = release_branch(engine.repo, job, checked_out, removed, dry_run)
+    if deleted:
+        report.branches.append(BRANCH_PREFIX + job.id)
+    elif why is not None:
+        report.kept.append(why)
 
 
-def _recorded_commits(job: Job) -> set[str]:
+def _why_keep(
+    engine: Engine, job: Job, path: Path, expected: str | None, made: tuple[int, int] | None
+) -> str | None:
+    """Why gc keeps the workspace at `path` unless forced, or None. A symlink or file there
+    is not kept (removing the link loses nothing); a directory Logist did not make is."""
+    replaced = replaced_reason(path, made)
+    if replaced is not None and replaced != REPLACED_BY_DIRECTORY:
+        return None
+    if replaced is not None:
+        return (
+            f"{path}: job {job.id}'s workspace was replaced by another directory "
+            "(look at it, then `logist gc --force`)"
+        )
+    if expected is None or unharvested_changes(engine.repo_info, path, expected, made):
+        return (
+            f"{path}: job {job.id} has changes logist never harvested "
+            "(look at them, then `logist gc --force`)"
+        )
+    return None
+
+
+def release_branch(
+    repo: Path,
+    job: Job,
+    checked_out: Mapping[str, Path] | None = None,
+    gone: Collection[Path] = (),
+    dry_run: bool = False,
+) -> tuple[bool, str | None]:
+    """Delete the job's branch `logist/<id>` if it is still only Logist's: its tip is a
+    commit Logist recorded for the job (base, checkpoints, results) and no worktree has it
+    checked out (`checked_out`, read now when None; worktrees in `gone` were just removed).
+    The deletion is atomic on the tip read (`update-ref -d <ref> <tip>`).
+
+    Returns (deleted, why kept): (True, None) when deleted (or, `dry_run`, when it would
+    be), (False, None) when there is no such branch, else (False, the reason, one line:
+    `branch logist/<id>: it has commits logist did not make`). Used by `gc`, `accept`,
+    `reject` and `job delete` alike, so that none deletes a branch the user committed to."""
+    branch = BRANCH_PREFIX + job.id
+    tip = branch_tip(repo, branch)
+    if tip is None:
+        return False, None
+    if checked_out is None:
+        checked_out = checked_out_branches(repo)
+    where = checked_out.get(branch)
+    if where is not None and where.resolve() not in {path.resolve() for path in gone}:
+        return False, f"branch {branch}: it is checked out (in {where})"
+    if tip not in recorded_commits(job):
+        return False, f"branch {branch}: it has commits logist did not make"
+    if dry_run or delete_branch_at(repo, branch, tip):
+        return True, None
+    return False, f"branch {branch}: it moved while logist was removing it"
+
+
+def recorded_commits(job: Job) -> set[str]:
     """Every commit Logist recorded for the job: its base, checkpoints and results."""
     found = {job.base_commit, job.result.result_commit}
     if job.workspace is not None:

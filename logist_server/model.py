@@ -113,13 +113,17 @@ class Workspace(msgspec.Struct, frozen=True):
 
     `git_dir` is the user's git directory the checkout was made from and `index` Logist's
     private index of the workspace (kept outside it). Both are None for workspaces made by
-    earlier versions, which were `git worktree`s sharing the user's `.git`."""
+    earlier versions, which were `git worktree`s sharing the user's `.git`. `device` and
+    `inode` identify the directory Logist made (`os.lstat` at provision): anything else found
+    at `path` later (a symlink, another directory) is refused, never used or followed."""
 
     path: str
     branch: str
     base_commit: str
     git_dir: str | None = None
     index: str | None = None
+    device: int | None = None
+    inode: int | None = None
 
 
 class Step(msgspec.Struct):

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +28,12 @@ from .model import DiffStats, Workspace
 from .repo_paths import unsafe_reason
 
 BRANCH_PREFIX = "logist/"
+#: Pathspecs that keep every `.logist` (Logist's store, at any depth, in any letter case) out
+#: of what `git add` stages for a snapshot or a harvest, whatever `.gitignore` says: a
+#: repository's `!/.logist` cannot pull the store (every prompt) into a commit.
+NO_STORE = (":(exclude,glob,icase)**/.logist", ":(exclude,glob,icase)**/.logist/**")
+#: `git add` of every file of a work tree but `.logist`.
+ADD_ALL = ("add", "-A", "--", ".", *NO_STORE)
 
 
 def default_workspace_root() -> Path:
@@ -60,7 +67,7 @@ def snapshot_base(info: RepoInfo, overlays: Mapping[str, str] | None = None) -> 
             if user_index.exists():  # else git starts from an empty index
                 shutil.copyfile(user_index, index)  # keeps stat data: only changed files rehash
             env = {"GIT_INDEX_FILE": str(index)}
-            git(["add", "-A", "--", "."], repo, env)
+            git(ADD_ALL, repo, env)
             for path, text in sorted((overlays or {}).items()):
                 _stage_text(repo, env, path, text)
             tree = git_out(["write-tree"], repo, env)
@@ -107,13 +114,63 @@ def _workspace_env(git_dir: str, path: Path, index: Path) -> dict[str, str]:
 
 def workspace_env(workspace: Workspace) -> dict[str, str]:
     """The environment for any git command on the workspace's files: the user's repository
-    with the workspace as work tree and the private index (never the agent's `.git`)."""
+    with the workspace as work tree and the private index (never the agent's `.git`).
+
+    Checked on each call (an `lstat`): WorkspaceReplacedError unless the path is still the
+    directory Logist made, so git never works through a symlink the agent put there."""
     if workspace.git_dir is None or workspace.index is None:
         raise GitError(
             f"the workspace {workspace.path} was made by an earlier version of logist "
             "(a git worktree): rerun the job to get an isolated workspace"
         )
-    return _workspace_env(workspace.git_dir, Path(workspace.path), Path(workspace.index))
+    path = checked_path(workspace)
+    return _workspace_env(workspace.git_dir, path, Path(workspace.index))
+
+
+REPLACED_BY_DIRECTORY = "it was replaced by another directory"
+
+
+class WorkspaceReplacedError(GitError):
+    """The job's workspace path no longer holds the directory Logist made."""
+
+
+def recorded_identity(workspace: Workspace) -> tuple[int, int] | None:
+    """(device, inode) of the directory Logist made; None for records made before they were
+    kept."""
+    if workspace.device is None or workspace.inode is None:
+        return None
+    return workspace.device, workspace.inode
+
+
+def replaced_reason(path: Path, made: tuple[int, int] | None) -> str | None:
+    """Why `path` is not the directory Logist made (`made`: its device and inode, when
+    known), or None when it is. Never follows a symlink at `path`."""
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return "it is gone"
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror})"
+    if stat.S_ISLNK(found.st_mode):
+        return "it was replaced by a symlink"
+    if not stat.S_ISDIR(found.st_mode):
+        return "it was replaced by a file"
+    if made is not None and (found.st_dev, found.st_ino) != made:
+        return REPLACED_BY_DIRECTORY
+    return None
+
+
+def checked_path(workspace: Workspace) -> Path:
+    """The workspace's path, once `lstat` shows it is the directory Logist made; else
+    WorkspaceReplacedError (the job fails with it: nothing is read or written there)."""
+    path = Path(workspace.path)
+    reason = replaced_reason(path, recorded_identity(workspace))
+    if reason is not None:
+        raise WorkspaceReplacedError(
+            f"the job's workspace {path}: {reason}; logist does not use it (nothing was "
+            "read from it or written to it)"
+        )
+    return path
 
 
 def provision(info: RepoInfo, root: Path, job_id: str, base: str) -> Workspace:
@@ -130,10 +187,11 @@ def provision(info: RepoInfo, root: Path, job_id: str, base: str) -> Workspace:
     branch = BRANCH_PREFIX + job_id
     index = index_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() or path.is_symlink():
-        remove_worktree(info.root, path, branch)  # a stale one from an interrupted start
+    if os.path.lexists(path):  # a stale one from an interrupted start (never followed)
+        remove_workspace_dir(info.root, path, force=True)
     index.unlink(missing_ok=True)
     path.mkdir()
+    made = os.lstat(path)
     env = _workspace_env(str(info.common_dir), path, index)
     ref = GitQuery(["update-ref", f"refs/heads/{branch}", base], info.root)
     init = _start_agent_git(path, base)  # both overlap the checkout
@@ -151,6 +209,8 @@ def provision(info: RepoInfo, root: Path, job_id: str, base: str) -> Workspace:
         base_commit=base,
         git_dir=str(info.common_dir),
         index=str(index),
+        device=made.st_dev,
+        inode=made.st_ino,
     )
 
 
@@ -182,7 +242,7 @@ def _finish_agent_git(path: Path, branch: str, commit: str, common_dir: Path, in
 
 def _renew_agent_git(workspace: Workspace, commit: str) -> None:
     """Replace whatever the agent made of its `.git` by a fresh repository at `commit`."""
-    path = Path(workspace.path)
+    path = checked_path(workspace)
     _remove_path(path / ".git")
     assert workspace.git_dir is not None and workspace.index is not None
     _start_agent_git(path, commit).output()
@@ -218,8 +278,8 @@ def _rmtree(path: Path) -> None:
 def is_legacy_worktree(repo: Path, path: Path) -> bool:
     """True for a workspace made by an earlier version: a linked `git worktree` of `repo`
     (its `.git` is a file, and the repository lists the path among its worktrees; a `.git`
-    file alone is what an agent could fake)."""
-    if not (path / ".git").is_file() or (path / ".git").is_symlink():
+    file alone is what an agent could fake). A symlink at `path` is never one."""
+    if path.is_symlink() or not (path / ".git").is_file() or (path / ".git").is_symlink():
         return False
     listed = git_out(["worktree", "list", "--porcelain"], repo).splitlines()
     where = path.resolve()
@@ -229,13 +289,32 @@ def is_legacy_worktree(repo: Path, path: Path) -> bool:
     )
 
 
-def remove_worktree(repo: Path, path: Path, branch: str | None) -> None:
-    """Remove the workspace, its private index and its branch; tolerant of any being gone.
+def remove_workspace_dir(
+    repo: Path, path: Path, made: tuple[int, int] | None = None, force: bool = False
+) -> str | None:
+    """Remove a job's workspace at `path` and Logist's private index beside it; tolerant of
+    either being gone. Returns why the workspace was kept, or None.
 
-    A legacy `git worktree` is removed through git, so that its record in the user's
-    `.git/worktrees` goes too."""
+    Never follows a symlink: a symlink (or file) at `path` is removed itself, not what it
+    points at. A directory other than the one Logist made (`made`: its device and inode) is
+    kept unless `force`. A legacy `git worktree` is removed through git, so that its record
+    in the user's `.git/worktrees` goes too. The job's branch is not touched here (see
+    `gc.release_branch`)."""
     with repo_lock(repo, "worktrees"):
-        if is_legacy_worktree(repo, path):
+        try:
+            found: os.stat_result | None = os.lstat(path)
+        except FileNotFoundError:
+            found = None
+        if found is None:
+            pass
+        elif not stat.S_ISDIR(found.st_mode):
+            path.unlink(missing_ok=True)  # the symlink (or file) itself
+        elif made is not None and (found.st_dev, found.st_ino) != made and not force:
+            return (
+                f"{path}: it is not the directory logist made for the job (it was replaced; "
+                "look at it, then remove it yourself or run `logist gc --force`)"
+            )
+        elif is_legacy_worktree(repo, path):
             proc = git(["worktree", "remove", "--force", "--force", str(path)], repo, check=False)
             if proc.returncode != 0:
                 _remove_path(path)
@@ -243,8 +322,13 @@ def remove_worktree(repo: Path, path: Path, branch: str | None) -> None:
         else:
             _remove_path(path)
         index_path(path).unlink(missing_ok=True)
-        if branch:
-            git(["branch", "-D", "-q", branch], repo, check=False)
+    return None
+
+
+def remove_worktree(repo: Path, path: Path, branch: str | None = None) -> None:
+    """`remove_workspace_dir` (the older name): removes the workspace, never its branch."""
+    del branch  # the branch is released by `gc.release_branch` only
+    remove_workspace_dir(repo, path)
 
 
 class Harvest(msgspec.Struct, frozen=True):
@@ -269,15 +353,13 @@ def harvest(workspace: Workspace, job_id: str) -> Harvest:
     never added. A change to a path that `repo_paths.unsafe_reason` refuses, or a nested
     repository, fails with UnsafeResultError naming the path.
     """
+    env = workspace_env(workspace)  # refuses a path that is not Logist's directory
     path = Path(workspace.path)
-    if not path.is_dir():
-        raise GitError(f"the job's workspace is gone: {path}")
-    env = workspace_env(workspace)
     base = workspace.base_commit
     base_tree = GitQuery(["rev-parse", f"{base}^{{tree}}"], path, env)  # runs during `add`
     try:
         try:
-            git(["add", "-A", "--", "."], path, env)
+            git(ADD_ALL, path, env)
         except GitError as exc:  # a path git itself refuses (`sub/.GIT/x`), a full disk...
             message = f"cannot harvest the workspace: {exc}: nothing was harvested"
             raise UnsafeResultError(message) from None
@@ -395,14 +477,17 @@ def checked_out_branches(repo: Path) -> dict[str, Path]:
     return found
 
 
-def unharvested_changes(info: RepoInfo, path: Path, commit: str) -> bool:
+def unharvested_changes(
+    info: RepoInfo, path: Path, commit: str, made: tuple[int, int] | None = None
+) -> bool:
     """True when the files at `path` differ from `commit` (what Logist last recorded).
 
     Read like a harvest (the user's repository, the workspace as work tree) through a
     throw-away copy of the private index, so nothing of the job's changes; a legacy
     worktree or a lost index is read from scratch. A path that is not a directory counts
-    as changed (it is not what Logist made)."""
-    if path.is_symlink() or not path.is_dir():
+    as changed (it is not what Logist made), and so does another directory than `made`
+    (nothing is read from it)."""
+    if replaced_reason(path, made) is not None:
         return True
     with tempfile.TemporaryDirectory(prefix="logist-gc-") as tmp:
         index = Path(tmp) / "index"
@@ -412,7 +497,7 @@ def unharvested_changes(info: RepoInfo, path: Path, commit: str) -> bool:
             shutil.copyfile(private, index)
         else:
             git(["read-tree", commit], path, env)
-        proc = git(["add", "-A", "--", "."], path, env, check=False)
+        proc = git(ADD_ALL, path, env, check=False)
         if proc.returncode != 0:
             return True
         tree = git_out(["write-tree"], path, env)
@@ -422,13 +507,13 @@ def unharvested_changes(info: RepoInfo, path: Path, commit: str) -> bool:
 def reset_workspace(workspace: Workspace, commit: str) -> None:
     """Put the workspace back to `commit`: tracked files restored, new files gone (ignored
     ones stay), and a fresh `.git` for the agent at `commit`. git works on the user's
-    repository with the private index, never through the agent's `.git`."""
+    repository with the private index, never through the agent's `.git`. Each git call on
+    the files first checks that the path is still Logist's directory (`workspace_env`)."""
     path = Path(workspace.path)
-    env = workspace_env(workspace)
-    git(["add", "-A", "--", "."], path, env)  # the index now knows every file there
-    git(["read-tree", "-u", "--reset", commit], path, env)
+    git(["add", "-A", "--", "."], path, workspace_env(workspace))  # the index knows every file
+    git(["read-tree", "-u", "--reset", commit], path, workspace_env(workspace))
     _renew_agent_git(workspace, commit)
-    git(["update-ref", f"refs/heads/{workspace.branch}", commit], path, env)
+    git(["update-ref", f"refs/heads/{workspace.branch}", commit], path, workspace_env(workspace))
 
 
 def latest_change(path: Path) -> float:

@@ -16,7 +16,7 @@ from hostile_agent import run_hostile
 from logist_server.locks import DriverLock
 from logist_server.model import JobStatus, Workspace
 from logist_server.store import JobStore
-from logist_server.workspace import remove_worktree
+from logist_server.workspace import remove_workspace_dir
 
 
 def gc(repo: Path, *args: str) -> dict[str, Any]:
@@ -33,7 +33,8 @@ def as_legacy_worktree(repo: Path, job: dict[str, Any]) -> tuple[Path, str]:
     """Replace the job's workspace by what an earlier version made: a `git worktree` on
     the job's branch at its base. (workspace path, branch)"""
     ws, branch = Path(job["workspace"]["path"]), f"logist/{job['id']}"
-    remove_worktree(repo, ws, branch)
+    remove_workspace_dir(repo, ws)
+    git(repo, "branch", "-D", "-q", branch)
     git(repo, "worktree", "add", "-q", "-b", branch, str(ws), job["base_commit"])
     assert (ws / ".git").is_file()
     return ws, branch
