@@ -20,6 +20,7 @@ from logist_server.engine import Engine
 from logist_server.model import Job
 
 GUIDE = b"guide\n"
+REQUEST_FAILED = -32803  # LSP's RequestFailed: a valid request that could not be carried out
 
 
 @pytest.fixture
@@ -62,6 +63,7 @@ async def refused(
     with pytest.raises(JsonRpcException) as info:
         await accept(editor, job_id, hunks)
     message = str(info.value)
+    assert info.value.code == REQUEST_FAILED, info.value
     assert "\n" not in message and "Traceback" not in message, message
     for text in expected:
         assert text in message, message
