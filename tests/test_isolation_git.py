@@ -188,16 +188,15 @@ def test_the_user_committing_while_the_agent_runs_is_no_alarm(repo: Path) -> Non
 @pytest.mark.parametrize(
     ("script", "named"),
     [
-        ("mkdir -p .LOGIST/roles && echo 'agent: x' > .LOGIST/roles/worker.yml", ".LOGIST/roles"),
-        ("mkdir -p sub/.logist && echo x > sub/.logist/config.yml", "sub/.logist/config.yml"),
         ("mkdir -p sub/.GIT && echo x > sub/.GIT/config", "sub/.GIT/config"),
+        ("echo x > '.logist.'", ".logist."),
         (
             "mkdir vendor && cd vendor && git init -q && echo x > f && git add f && "
             "git -c user.name=a -c user.email=b@c commit -qm x",
             "'vendor'",
         ),
     ],
-    ids=["reserved-case", "reserved-nested", "dot-git-case", "nested-repository"],
+    ids=["dot-git-case", "reserved-alias", "nested-repository"],
 )
 def test_harvest_refuses_a_path_a_job_may_not_write(repo: Path, script: str, named: str) -> None:
     _engine, job = run_hostile(repo, f"echo agent >> a.txt\n{script}\n")
@@ -207,14 +206,32 @@ def test_harvest_refuses_a_path_a_job_may_not_write(repo: Path, script: str, nam
     assert job.result.result_commit is None
 
 
-def test_harvest_refuses_a_change_to_a_tracked_logist_file(tmp_path: Path) -> None:
+def test_no_logist_path_is_ever_harvested(tmp_path: Path) -> None:
+    """`.logist` at any depth and in any letter case, tracked or new, unignored by the
+    repository's `.gitignore`: never staged by harvest (a pathspec, not ignore rules), so
+    the result holds none of it and accept writes none of it."""
     repo = make_repo(
-        tmp_path / "tracked", {"a.txt": A_TXT, ".logist/roles/worker.yml": b"agent: mock\n"}
+        tmp_path / "tracked",
+        {
+            "a.txt": A_TXT,
+            ".gitignore": b"!.logist\n!.logist/**\n!.LOGIST\n!.LOGIST/**\n",
+            ".logist/roles/worker.yml": b"agent: mock\n",
+        },
     )
-    _engine, job = run_hostile(repo, "echo 'agent: evil' > .logist/roles/worker.yml\n")
-    assert job.status == JobStatus.FAILED
-    assert job.status_reason is not None and ".logist/roles/worker.yml" in job.status_reason
+    script = """
+        echo agent >> a.txt
+        echo 'agent: evil' > .logist/roles/worker.yml
+        echo 'agent: evil' > .logist/roles/new.yml
+        mkdir -p .LOGIST/roles sub/.logist && echo x > .LOGIST/roles/w.yml
+        echo x > sub/.logist/config.yml
+    """
+    _engine, job = run_hostile(repo, script)
+    assert job.status == JobStatus.REVIEW, job.status_reason
+    assert job.result.diff is not None and job.result.diff.paths == ["a.txt"]
+    run_logist("job", "accept", job.id, cwd=repo)
     assert (repo / ".logist" / "roles" / "worker.yml").read_bytes() == b"agent: mock\n"
+    assert not (repo / ".logist" / "roles" / "new.yml").exists()
+    assert not (repo / ".LOGIST").exists() and not (repo / "sub").exists()
 
 
 def test_the_agents_index_and_commits_are_not_what_is_harvested(repo: Path) -> None:
@@ -378,3 +395,68 @@ def test_a_change_by_an_agent_stopped_for_its_time_limit_is_reported(repo: Path)
     assert job.status == JobStatus.HALTED
     reports = [e for e in job_events(repo, job.id) if e["kind"] == "repo_changed"]
     assert [r["data"]["changed"] for r in reports] == [[".git/config (changed)"]]
+
+
+def test_deleting_the_step_files_does_not_blind_the_repo_guard(repo: Path) -> None:
+    """The fingerprint is not in the job directory the agent can write: deleting (or
+    rewriting) everything there changes nothing."""
+    script = """
+        echo agent >> a.txt
+        for f in "$USER_REPO"/.logist/jobs/*/step-*/*; do rm -f "$f"; done
+        printf '#!/bin/sh\\n' > "$USER_REPO/.git/hooks/pre-commit"
+    """
+    _engine, job = run_hostile(repo, script)
+    assert job.status == JobStatus.FAILED
+    assert job.status_reason is not None
+    assert ".git/hooks/pre-commit (added)" in job.status_reason
+
+
+def test_a_missing_fingerprint_means_the_step_cannot_be_verified(repo: Path) -> None:
+    """A driver that re-attaches reads the fingerprint from the database; with none there
+    (nor in memory), the step fails as unverifiable instead of passing."""
+    from logist_server import repo_guard
+    from logist_server.git import find_repo
+
+    info = find_repo(repo)
+    store = JobStore(repo)
+    repo_guard.record(info, store, "jobx", 1)
+    repo_guard._TAKEN.clear()  # another process re-attaches: only the database has it
+    (repo / ".git" / "hooks" / "post-merge").write_text("#!/bin/sh\n")
+    assert repo_guard.changes_since(info, store, "jobx", 1) == [".git/hooks/post-merge (added)"]
+    unverified = repo_guard.changes_since(info, store, "jobx", 2)
+    assert unverified == [repo_guard.UNVERIFIED]
+    assert repo_guard.describe(unverified).startswith("cannot verify the user's git metadata")
+
+
+def test_a_submodules_git_dir_changed_by_the_agent_fails_the_step(
+    repo: Path, tmp_path: Path
+) -> None:
+    sub = make_repo(tmp_path / "subsrc")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub), "sub")
+    git(repo, "commit", "-qm", "sub")
+    script = """
+        echo agent >> a.txt
+        git config -f "$USER_REPO/.git/modules/sub/config" core.fsmonitor "sh -c false"
+        printf '#!/bin/sh\\n' > "$USER_REPO/.git/modules/sub/hooks/pre-commit"
+        printf 'x\\n' > "$USER_REPO/.git/modules/sub/info/attributes"
+    """
+    _engine, job = run_hostile(repo, script)
+    assert job.status == JobStatus.FAILED
+    reason = job.status_reason or ""
+    for changed in ("config (changed)", "hooks/pre-commit (added)", "info/attributes (added)"):
+        assert f".git/modules/sub/{changed}" in reason, reason
+
+
+@pytest.mark.parametrize("key", ["include.path", "includeIf.gitdir:/.path", "core.attributesFile"])
+def test_a_file_the_users_config_points_at_changed_by_the_agent_fails_the_step(
+    repo: Path, tmp_path: Path, key: str
+) -> None:
+    """Included config files (whatever an `includeIf` condition says) and the attributes
+    file are read by git as the user's own: the agent appending to one is reported."""
+    target = tmp_path / "elsewhere.cfg"
+    target.write_text("[user]\n\tsigningkey = x\n")
+    git(repo, "config", key, str(target))
+    script = f"echo agent >> a.txt\nprintf '[core]\\n\\tfsmonitor = false\\n' >> {target}\n"
+    _engine, job = run_hostile(repo, script)
+    assert job.status == JobStatus.FAILED
+    assert f"{target} (changed)" in (job.status_reason or "")
