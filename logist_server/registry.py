@@ -94,13 +94,15 @@ def _resolve(path: str) -> Callable[[], T]:
 
 
 def _missing_members(group: str, instance: object) -> list[str]:
-    """The members of the group's protocol that `instance` does not have."""
+    """The members of the group's protocol that `instance` does not have (a member the
+    protocol gives a default value is optional)."""
     path = PROTOCOLS.get(group)
     if path is None:
         return []
     module_name, _, attr = path.partition(":")
     protocol = getattr(importlib.import_module(module_name), attr)
-    members = set(getattr(protocol, "__annotations__", {})) | {
+    defaults = {key for key in vars(protocol) if key in getattr(protocol, "__annotations__", {})}
+    members = (set(getattr(protocol, "__annotations__", {})) - defaults) | {
         key
         for key, value in vars(protocol).items()
         if not key.startswith("_") and (callable(value) or isinstance(value, property))

@@ -74,7 +74,7 @@ class AgentProvider(Protocol):
     path_options: Mapping[str, PathSyntax]
     #: The user's environment variables the agent needs (API keys, base URLs): the agent
     #: process gets these and a minimal base (`runtimes.environment.BASE`), nothing else.
-    env_vars: tuple[str, ...]
+    env_vars: tuple[str, ...] = ()  # a default: optional (providers written before it)
 
     def build(self, job: Job, ctx: AgentContext) -> ProcessSpec:
         """The command line and environment for one non-interactive run: `argv[0]` is the
