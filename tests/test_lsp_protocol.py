@@ -279,3 +279,37 @@ def test_prompt_size_limit_and_job_summaries(connect: Connect, tmp_path: Path) -
     assert "prompt" not in summary
     assert len(json.dumps(listed)) < 1000
     assert client.request("logist/getJob", {"jobId": job_id})["result"]["prompt"] == long_prompt
+
+
+def _framed(message: object) -> bytes:
+    body = json.dumps(message).encode()
+    return b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def test_an_id_that_is_not_a_string_or_number_is_an_invalid_request(
+    transport: str, tcp_server: TcpServer | None, tmp_path: Path
+) -> None:
+    """pygls keys its pending requests by id: an object or array id used to kill the stdio
+    server (`TypeError: unhashable type`) and drop a TCP connection with a traceback."""
+    repo = make_repo(tmp_path / "repo")
+    if tcp_server is None:
+        client = RawClient([SERVER], env=dict(os.environ))
+        assert "result" in client.initialize(repo)
+    else:
+        client = RawClient.connect(tcp_server.port)
+        assert "result" in client.initialize(repo, tcp_server.token)
+    bad_ids: list[Any] = [{"a": 1}, [1], [], {}, True]
+    for bad in bad_ids:
+        message = {"jsonrpc": "2.0", "id": bad, "method": "logist/listJobs", "params": {}}
+        client.send_bytes(_framed(message))
+    # A response nobody asked for, with such an id, is dropped (there is no one to answer).
+    client.send_bytes(_framed({"jsonrpc": "2.0", "id": {"a": 1}, "result": None}))
+    assert client.request("logist/listJobs", {})["result"] == []  # still serving, in order
+    refused = [m for m in client.received if "error" in m]
+    assert [(m["id"], m["error"]["code"]) for m in refused] == [(None, -32600)] * len(bad_ids)
+    client.close()
+    if tcp_server is None:
+        log = b"".join(client.stderr_tail).decode(errors="replace")
+    else:
+        log = tcp_server.stderr()
+    assert "Traceback" not in log and "ERROR" not in log, log

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import make_repo
+from conftest import make_repo, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonrpc_raw import RawClient
@@ -412,7 +412,8 @@ def _replies(data: bytes) -> list[dict[str, object]]:
     while data:
         head, sep, rest = data.partition(b"\r\n\r\n")
         assert sep, data[:200]
-        length = int(head.split(b":", 1)[1])
+        headers = dict(line.split(b":", 1) for line in head.split(b"\r\n"))
+        length = int(headers[b"Content-Length"])
         messages.append(json.loads(rest[:length]))
         data = rest[length:]
     return messages
@@ -467,3 +468,84 @@ def test_strangers_holding_connections_do_not_block_the_editor(
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_a_stranger_with_an_object_id_is_refused_with_a_null_id(
+    server: TcpServer, tmp_path: Path
+) -> None:
+    """Even with the right token, an `initialize` whose id is an object is InvalidRequest
+    with id null, the connection closes, and the server logs no traceback."""
+    params = {"processId": None, "rootUri": None, "capabilities": {},
+              "initializationOptions": {"token": server.token}}  # fmt: skip
+    message = {"jsonrpc": "2.0", "id": {"a": 1}, "method": "initialize", "params": params}
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(_framed(message))
+        replies = _replies(_recv_all(sock))
+    assert [(r["id"], r["error"]["code"]) for r in replies] == [(None, -32600)]  # type: ignore[index]
+    assert server.alive()
+    assert "Traceback" not in server.stderr() and "ERROR" not in server.stderr()
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """Whether the server has closed `sock` (without waiting: no data means still open)."""
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except OSError:  # reset: it closed with our unread bytes in its buffer
+        return True
+    finally:
+        sock.settimeout(timeout)
+
+
+def test_unauthenticated_connections_are_capped_and_the_editor_still_gets_in(
+    server: TcpServer, tmp_path: Path
+) -> None:
+    """A local process opening connections that each announce a 1 MiB body and send half of
+    it: at most 16 wait at once (the oldest are closed), so memory stays bounded, and the
+    editor connecting after them still gets in."""
+
+    half = b"Content-Length: 1048576\r\n\r\n" + b"x" * (512 * 1024)
+    strangers = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(40)]
+    for sock in strangers:
+        sock.settimeout(60)  # guards a hang only
+    try:
+        for sock in strangers:
+            with contextlib.suppress(OSError):  # an early one may be closed already
+                sock.sendall(half)
+        assert wait_for(lambda: sum(map(_closed_by_server, strangers)) == 40 - 16, timeout=60)
+        open_ones = [sock for sock in strangers if not _closed_by_server(sock)]
+        assert open_ones == strangers[-16:]  # the oldest went first
+        client = RawClient.connect(server.port)
+        assert "result" in client.initialize(make_repo(tmp_path / "repo"), server.token)
+        assert client.request("logist/listJobs", {})["result"] == []
+        # The editor took a waiting place while it authenticated: one more stranger went.
+        assert wait_for(lambda: sum(map(_closed_by_server, strangers)) == 40 - 15, timeout=60)
+        client.close()
+    finally:
+        for sock in strangers:
+            sock.close()
+    assert server.alive()
+
+
+def test_sigterm_with_open_connections_ends_quietly(server: TcpServer, tmp_path: Path) -> None:
+    """Stopping the server with an editor connected, a stranger half-way through a body and
+    an idle socket: exit 0, and no traceback (CancelledError) in the log."""
+    client = RawClient.connect(server.port)
+    assert "result" in client.initialize(make_repo(tmp_path / "repo"), server.token)
+    half = socket.create_connection(("127.0.0.1", server.port))
+    half.sendall(b"Content-Length: 1000\r\n\r\n{")
+    idle = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        assert client.request("logist/listJobs", {})["result"] == []
+        assert server.stop() == 0
+    finally:
+        client.close()
+        half.close()
+        idle.close()
+
+    assert wait_for(lambda: server.stderr() is not None and "" in server.lines, timeout=30)
+    log = server.stderr()
+    assert "Traceback" not in log and "ERROR" not in log and "CancelledError" not in log, log

@@ -4,7 +4,13 @@ Every connection is a client of its own (its own protocol state over the shared 
 must authenticate: its first message is an `initialize` carrying the token in
 `initializationOptions.token`; anything else is refused, and anything that is not LSP
 framing (an HTTP request) closes the connection unread. A client's disconnect or `exit`
-ends that connection only: the server runs until it is killed (SIGINT, SIGTERM).
+ends that connection only: the server runs until it is killed (SIGINT, SIGTERM), and then
+closes every connection quietly.
+
+At most `MAX_PENDING` connections may wait unauthenticated at once (each may hold a first
+body of up to 1 MiB for `AUTH_TIMEOUT_S`): one more closes the oldest waiting one at once,
+so a local process opening connections by the hundred can neither exhaust memory nor keep
+the editor's fresh connection out.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
 AUTH_TIMEOUT_S = 30.0  # how long a connection may stay without a good `initialize`
 READ_LIMIT = 64 * 1024  # the longest line the stream reader buffers
+MAX_PENDING = 16  # unauthenticated connections at once; one more closes the oldest
+SHUTDOWN_TIMEOUT_S = 5.0  # how long the connections get to wind down on SIGINT/SIGTERM
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -57,20 +65,30 @@ def serve_tcp(address: str, token_file: str | None) -> int:
 
 async def _serve(host: str, port: int, token: str, announce: bool) -> int:
     hub = Hub()
-    clients: set[LogistServer] = set()
+    # Every connection's server and writer, oldest first; and the tasks serving them.
+    clients: dict[LogistServer, asyncio.StreamWriter] = {}
+    tasks: set[asyncio.Task[None]] = set()
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         from .main import create_server
 
+        task = asyncio.current_task()
+        if task is not None:
+            tasks.add(task)
+        _close_oldest_pending(clients)
         server = create_server(hub, token)
-        clients.add(server)
+        clients[server] = writer
         server.protocol.set_writer(writer)
         try:
             await serve_stream(server.protocol, reader, strict=True, first_timeout=AUTH_TIMEOUT_S)
+        except asyncio.CancelledError:
+            pass  # the server is stopping: this connection ends with it, quietly
         finally:
-            clients.discard(server)
+            clients.pop(server, None)
             server.close()
             writer.close()
+            if task is not None:
+                tasks.discard(task)
 
     stop = asyncio.Event()  # SIGINT, SIGTERM: from before anyone knows the port
     loop = asyncio.get_running_loop()
@@ -98,9 +116,24 @@ async def _serve(host: str, port: int, token: str, announce: bool) -> int:
     finally:
         if token_path is not None:
             remove_token_file(token_path, token)
-        for client in list(clients):
-            client.close()
+        for writer in list(clients.values()):
+            writer.close()  # each connection's reader sees its end and returns
+        if tasks:
+            _, late = await asyncio.wait(set(tasks), timeout=SHUTDOWN_TIMEOUT_S)
+            for task in late:
+                task.cancel()  # swallowed in `connection`: no traceback at the end
+            if late:
+                await asyncio.wait(late, timeout=SHUTDOWN_TIMEOUT_S)
     return 0
+
+
+def _close_oldest_pending(clients: dict[LogistServer, asyncio.StreamWriter]) -> None:
+    """With MAX_PENDING connections waiting unauthenticated, close the oldest of them."""
+    pending = [server for server in clients if not server.protocol.authenticated]
+    for server in pending[: max(0, len(pending) - MAX_PENDING + 1)]:
+        log.info("%d connections wait to authenticate: closing the oldest", MAX_PENDING)
+        server.protocol.close("too many connections waiting to authenticate")
+        clients[server].close()
 
 
 def _say(text: str) -> None:
