@@ -18,6 +18,13 @@ pattern the observer derives strings one of which any match must contain (`econn
 `api error`, `prompt is too long`...), so a line that contains none of them is
 dismissed with a `lower()` and one case-sensitive literal search (shaped as a trie), without
 running the patterns at all.
+
+Patterns from `logist.yml` come from a repository, which may be hostile: a pattern like
+`^(a|aa)+x$` backtracks for minutes on a line of `a`s an agent prints. So each of them runs
+on its own through the `regex` package with a time limit (`SEARCH_TIMEOUT_S` per search,
+`BUDGET_S` in all per job); one that runs out is disabled for the rest of the job and
+reported once as an `observer_warning` event (`take_warnings`). The built-in table is ours
+and runs unguarded, combined into one search.
 """
 
 from __future__ import annotations
@@ -25,15 +32,22 @@ from __future__ import annotations
 import functools
 import importlib
 import re
+import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import msgspec
+import regex as guarded_re
 
 Status = Literal["needs_input", "failed"]
+_Match = re.Match[str] | guarded_re.Match[str]
 STATUSES: tuple[str, ...] = ("needs_input", "failed")
 FLAGS = re.IGNORECASE | re.MULTILINE
 EXCERPT_CHARS = 200
+SEARCH_TIMEOUT_S = 0.1  # one search of one user pattern
+BUDGET_S = 1.0  # all searches of one user pattern in one job
+WARNING_KIND = "observer_warning"
+_GUARDED_FLAGS = guarded_re.IGNORECASE | guarded_re.MULTILINE
 _KIND = re.compile(r"[a-z][a-z0-9_]*\Z")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 # Characters that `re.IGNORECASE` matches to an ASCII letter while `str.lower` does not map
@@ -49,6 +63,7 @@ RESERVED_KINDS = frozenset(
         "done",
         "file_change",
         "message",
+        "observer_warning",
         "reaped",
         "restart",
         "started",
@@ -289,12 +304,25 @@ def _compile(name: str, regex: str) -> re.Pattern[str]:
         compiled = re.compile(regex, FLAGS)
     except re.error as exc:
         raise ValueError(f"observer pattern '{name}': bad regex {regex!r}: {exc}") from None
-    if compiled.search("") is not None:
+    _refuse_empty_match(name, regex, compiled.search("") is not None)
+    return compiled
+
+
+def _compile_guarded(name: str, regex: str) -> guarded_re.Pattern[str]:
+    """A user pattern, compiled for time-limited searches (and checked by `re` as well)."""
+    _compile(name, regex)
+    try:
+        return guarded_re.compile(regex, _GUARDED_FLAGS)
+    except guarded_re.error as exc:
+        raise ValueError(f"observer pattern '{name}': bad regex {regex!r}: {exc}") from None
+
+
+def _refuse_empty_match(name: str, regex: str, matches: bool) -> None:
+    if matches:
         raise ValueError(
             f"observer pattern '{name}': regex {regex!r} matches empty text, "
             "so it would match every line"
         )
-    return compiled
 
 
 def pattern_from_dict(d: Mapping[str, Any]) -> ObserverPattern:
@@ -320,7 +348,7 @@ def pattern_from_dict(d: Mapping[str, Any]) -> ObserverPattern:
     regex = d.get("regex")
     if not isinstance(regex, str) or not regex:
         raise ValueError(f"observer pattern '{name}': regex must be a non-empty string")
-    _compile(name, regex)
+    _compile_guarded(name, regex)
     kind = d.get("kind")
     if not isinstance(kind, str) or not _KIND.match(kind):
         raise ValueError(
@@ -360,7 +388,17 @@ class Observer:
     out. `with_extra` puts more patterns (a user's) in front, so they win over the table.
     """
 
-    __slots__ = ("_combined", "_compiled", "_literals", "_others", "_unfiltered", "patterns")
+    __slots__ = (
+        "_combined",
+        "_compiled",
+        "_guarded",
+        "_literals",
+        "_others",
+        "_spent",
+        "_unfiltered",
+        "_warnings",
+        "patterns",
+    )
 
     def __init__(
         self,
@@ -380,7 +418,16 @@ class Observer:
         self.patterns: tuple[ObserverPattern, ...] = tuple(
             p for p in patterns if p.name not in disabled
         )
-        self._compiled = [_compile(p.name, p.regex) for p in self.patterns]
+        # Patterns that are not the built-ins' own (a repository's) are searched one by one
+        # with a time limit; `_spent` is the time each has taken, `_warnings` the reports of
+        # those that ran out (disabled: their `_spent` is infinite).
+        self._guarded = {i for i, p in enumerate(self.patterns) if p not in BUILTIN_PATTERNS}
+        self._compiled: list[re.Pattern[str] | guarded_re.Pattern[str]] = [
+            _compile_guarded(p.name, p.regex) if i in self._guarded else _compile(p.name, p.regex)
+            for i, p in enumerate(self.patterns)
+        ]
+        self._spent = dict.fromkeys(self._guarded, 0.0)
+        self._warnings: list[ObserverHit] = []
         # One search for the common case (no match): every pattern that can be wrapped in a
         # named group without changing its meaning (no groups of its own, no global flags)
         # becomes an alternative `(?P<_N>...)`; the rest are searched one by one.
@@ -390,7 +437,7 @@ class Observer:
             zip(self.patterns, self._compiled, strict=True)
         ):
             wrapped = f"(?P<_{index}>{pattern.regex})"
-            if compiled.groups == 0 and _compiles(wrapped):
+            if index not in self._guarded and compiled.groups == 0 and _compiles(wrapped):
                 alternatives.append(wrapped)
             else:
                 others.append(index)
@@ -440,6 +487,59 @@ class Observer:
         table = extra + [p for p in self.patterns if p.name not in replaced]
         return Observer(table, disabled=disabled)
 
+    def for_job(self) -> Observer:
+        """A copy with its own time budgets and warnings, for one job's driver."""
+        copy = Observer.__new__(Observer)
+        for name in Observer.__slots__:
+            setattr(copy, name, getattr(self, name))
+        copy._spent = dict.fromkeys(self._guarded, 0.0)
+        copy._warnings = []
+        return copy
+
+    def take_warnings(self) -> list[ObserverHit]:
+        """The `observer_warning` hits since the last call: user patterns that ran out of
+        time and are disabled for the rest of the job (each reported once)."""
+        warnings, self._warnings = self._warnings, []
+        return warnings
+
+    def _search(self, index: int, text: str) -> _Match | None:
+        """Pattern `index` searched in `text`; a user pattern within its time limits."""
+        compiled = self._compiled[index]
+        if index not in self._guarded:
+            return compiled.search(text)
+        remaining = BUDGET_S - self._spent[index]
+        if remaining <= 0:
+            return None
+        assert isinstance(compiled, guarded_re.Pattern)
+        started = time.perf_counter()
+        try:
+            return compiled.search(text, timeout=min(SEARCH_TIMEOUT_S, remaining))
+        except TimeoutError:
+            self._disable(index, text)
+            return None
+        finally:
+            if self._spent[index] != float("inf"):
+                self._spent[index] += time.perf_counter() - started
+                if self._spent[index] >= BUDGET_S:
+                    self._disable(index, text)
+
+    def _disable(self, index: int, text: str) -> None:
+        self._spent[index] = float("inf")
+        pattern = self.patterns[index]
+        warning = ObserverPattern(
+            name=pattern.name,
+            regex=pattern.regex,
+            kind=WARNING_KIND,
+            reason=(
+                f"observer pattern '{pattern.name}' took too long on the agent's output "
+                f"(over {SEARCH_TIMEOUT_S} s on one line or {BUDGET_S} s in all): "
+                "disabled for the rest of this job; make it simpler (no nested repetition)"
+            ),
+        )
+        line = text.split("\n", 1)[0]
+        excerpt = line if len(line) <= EXCERPT_CHARS else line[: EXCERPT_CHARS - 1] + "…"
+        self._warnings.append(ObserverHit(warning, excerpt.strip()))
+
     def scan(self, text: str) -> ObserverHit | None:
         """The first pattern, in table order, that matches `text` (a line or a block)."""
         if "\x1b" in text:
@@ -451,12 +551,12 @@ class Observer:
             lowered = text.lower() if text.isascii() else text.translate(_FOLD).lower()
             if self._literals.search(lowered) is None:
                 for index in self._unfiltered:
-                    found = self._compiled[index].search(text)
+                    found = self._search(index, text)
                     if found is not None:
                         return ObserverHit(self.patterns[index], _excerpt(text, found))
                 return None
         first: int | None = None
-        match: re.Match[str] | None = None
+        match: _Match | None = None
         if self._combined is not None:
             found = self._combined.search(text)
             if found is not None:
@@ -465,7 +565,7 @@ class Observer:
         for index in self._others:
             if first is not None and index > first:
                 break
-            found = self._compiled[index].search(text)
+            found = self._search(index, text)
             if found is not None:
                 first, match = index, found
                 break
@@ -474,7 +574,7 @@ class Observer:
         # The combined search reports the pattern that matched leftmost; one earlier in the
         # table may match further on, and the table order decides.
         for index in range(first):
-            found = self._compiled[index].search(text)
+            found = self._search(index, text)
             if found is not None:
                 first, match = index, found
                 break
@@ -572,7 +672,7 @@ def _compiles(regex: str) -> bool:
     return True
 
 
-def _excerpt(text: str, match: re.Match[str]) -> str:
+def _excerpt(text: str, match: _Match) -> str:
     """The line around `match`, trimmed to EXCERPT_CHARS characters around the match."""
     start = text.rfind("\n", 0, match.start()) + 1
     end = text.find("\n", match.end())

@@ -7,12 +7,17 @@ aider's `exceptions.py`; the issue is named next to each.
 
 from __future__ import annotations
 
+import asyncio
 import re
+from pathlib import Path
 
 import pytest
+from conftest import job_events, run_job
+from hostile_agent import SCRIPT_AGENT, engine_with
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logist_server.model import Limits
 from logist_server.observer import (
     BUILTIN_PATTERNS,
     EXCERPT_CHARS,
@@ -22,6 +27,7 @@ from logist_server.observer import (
     pattern_from_dict,
     required_literals,
 )
+from logist_server.requests import JobRequest
 
 REAL_LINES: dict[str, list[str]] = {
     "context_overflow": [
@@ -397,3 +403,79 @@ def test_many_ordinary_lines_go_through_quickly(observer: Observer) -> None:
         f"Applied edit to src/module_{i}.py: tidied the loop ({i} of 20000)" for i in range(20000)
     ]
     assert not any(observer.scan(line) for line in lines)
+
+
+# -- a repository's patterns cannot stall the driver ----------------------------------------
+# `(x|xx)+` tries every way to split a run of x's: exponential backtracking when the rest
+# of the pattern fails. Both shapes defeat the `regex` package's own shortcuts too.
+HOSTILE_A = {"name": "evil", "kind": "evil_kind", "regex": "^(a|aa)+x$"}
+HOSTILE_LINE = "a" * 60 + "b"  # unguarded: about 10**12 steps
+
+
+def test_a_backtracking_user_pattern_is_disabled_once_and_reported() -> None:
+    observer = Observer.from_config({"patterns": [HOSTILE_A]}).for_job()
+    assert observer.scan(HOSTILE_LINE) is None
+    [warning] = observer.take_warnings()
+    assert warning.kind == "observer_warning" and warning.pattern.name == "evil"
+    assert "evil" in warning.reason and "disabled" in warning.reason
+    assert warning.excerpt == HOSTILE_LINE
+    # Disabled for the rest of the job: not searched again, not reported again.
+    assert observer.scan(HOSTILE_LINE) is None
+    assert observer.scan("a" * 5 + "x") is None
+    assert observer.take_warnings() == []
+    # The built-ins still see what they must.
+    hit = observer.scan('API Error: 429 {"type":"error"}')
+    assert hit is not None and hit.pattern.name == "rate_limit"
+
+
+def test_each_job_has_its_own_budget() -> None:
+    shared = Observer.from_config({"patterns": [HOSTILE_A]})  # an engine's, for every job
+    first = shared.for_job()
+    first.scan(HOSTILE_LINE)
+    assert len(first.take_warnings()) == 1
+    second = shared.for_job()
+    hit = second.scan("aaax")
+    assert hit is not None and hit.pattern.name == "evil"  # a fair line still matches
+    second.scan(HOSTILE_LINE)
+    assert len(second.take_warnings()) == 1
+
+
+def test_a_user_pattern_cannot_pose_as_the_warning() -> None:
+    with pytest.raises(ValueError, match="observer_warning"):
+        pattern_from_dict({"name": "fake", "kind": "observer_warning", "regex": "boom"})
+
+
+def _hostile_config(repo: Path, regex: str) -> None:
+    (repo / "logist.yml").write_text(
+        "observer:\n  patterns:\n"
+        f"    - name: evil\n      kind: evil_kind\n      status: failed\n      regex: '{regex}'\n"
+    )
+
+
+def test_through_the_cli_a_stalling_pattern_cannot_hide_a_real_failure(repo: Path) -> None:
+    """The mock fails the way claude-code does (`Invalid API key · Please run /login`); the
+    repository's pattern backtracks on that line. The job still fails with the built-in
+    authentication reason, and the pattern's time-out is recorded once."""
+    _hostile_config(repo, r"^(\D|\D\D)+\d$")
+    args = ["--prompt", "x", "--agent-opt", "scenario=fail", "--agent-opt", "kind=auth"]
+    job = run_job(repo, *args, expect=1)
+    assert job["status"] == "failed", job
+    assert "authentication failed" in job["status_reason"], job
+    warnings = [e for e in job_events(repo, job["id"]) if e["kind"] == "observer_warning"]
+    assert len(warnings) == 1, warnings
+    assert warnings[0]["data"]["pattern"] == "evil"
+
+
+def test_a_stalling_pattern_does_not_keep_a_job_past_its_time_limit(repo: Path) -> None:
+    """A hostile agent prints the line the repository's pattern chokes on, then hangs: the
+    job ends by its time limit, with that reason (unguarded, the driver would be stuck in
+    the regex for hours and the limit never checked)."""
+    _hostile_config(repo, HOSTILE_A["regex"])
+    script = f"echo {HOSTILE_LINE}; exec sleep 600"
+    engine = engine_with(repo, script)
+    job = engine.create_job(JobRequest(prompt="x", agent=SCRIPT_AGENT, limits=Limits(max_time_s=2)))
+    job = asyncio.run(engine.drive(job.id))
+    assert job.status.value == "halted", job
+    assert job.status_reason is not None and "time limit" in job.status_reason
+    kinds = [e.kind for e in engine.store.events(job.id)]
+    assert kinds.count("observer_warning") == 1, kinds
