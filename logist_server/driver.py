@@ -248,7 +248,8 @@ class JobDriver:
         assert workspace is not None
         runtime = self.replay or self.engine.runtime_for(job)
         self.replay = None  # one step only
-        repo_guard.record(self.engine.repo_info, Path(paths.dir))  # compared when it ends
+        # Compared when it ends; kept in memory and the database, out of the agent's reach.
+        repo_guard.record(self.engine.repo_info, self.store, self.job_id, number)
         handle = runtime.start(step_job, workspace, spec, paths)
         faults.point("start")
 
@@ -426,7 +427,8 @@ class JobDriver:
         """Decide what the ended step amounts to: done (harvested), retry, failover, failed."""
         job = self.store.get(self.job_id)
         await self._reap(handle, paths, runtime, job.workspace)  # nothing outlives its step
-        changed = repo_guard.changes_since(self.engine.repo_info, Path(paths.dir))
+        number = job.current_step.number if job.current_step is not None else 0
+        changed = repo_guard.changes_since(self.engine.repo_info, self.store, self.job_id, number)
         if changed:  # before any git runs on the repository again
             return self._repo_changed(changed)
         if job.status in SETTLED:

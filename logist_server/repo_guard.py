@@ -6,11 +6,16 @@ fingerprints what can make git run a program or read other content: the reposito
 config (and each worktree's `config.worktree`), its hooks (or the `core.hooksPath`
 directory), `info/` (attributes select filters, excludes hide files, grafts rewrite
 history), `objects/info/alternates`, `shallow`, a gitfile `.git`, and the user's global git
-config. After the step the fingerprint is compared: any difference fails the step and is
-reported by name (Logist cannot tell who made it, so a change the user makes meanwhile is
-reported too). Refs and HEAD are not watched: they change legitimately as the user works;
-neither are the config entries `push -u`/`branch --track` write, nor linked worktrees that
-come or go.
+config, the files those configs include (`include.path`, every `includeIf` target whatever
+its condition), `core.attributesFile` (or the default `$XDG_CONFIG_HOME/git/attributes`),
+and the same config/hooks/info of every submodule's git directory under `modules/`.
+The fingerprint is kept in the driver's memory and in the store's database, never in the
+job's directory, which the agent can write: a fingerprint that cannot be found means the
+step cannot be verified, and fails. After the step the fingerprint is compared: any
+difference fails the step and is reported by name (Logist cannot tell who made it, so a
+change the user makes meanwhile is reported too). Refs and HEAD are not watched: they change
+legitimately as the user works; neither are the config entries `push -u`/`branch --track`
+write, nor linked worktrees that come or go.
 """
 
 from __future__ import annotations
@@ -22,11 +27,19 @@ import os
 import re
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .fsutil import atomic_write
 from .git import GitQuery, RepoInfo, git
 
-FINGERPRINT_FILE = "repo-guard.json"
+if TYPE_CHECKING:
+    from .store import JobStore
+
+#: What `changes_since` returns when there is no fingerprint to compare with.
+UNVERIFIED = "<fingerprint missing>"
+#: Fingerprints taken by this process, by (store, job, step): the agent cannot reach them.
+_TAKEN: dict[tuple[str, str, int], dict[str, str]] = {}
+# Included config files are followed this many levels deep (git stops at 10).
+_MAX_INCLUDE_DEPTH = 10
 # Bounds: the watched directories are small; a huge one is summarised by its listing.
 _MAX_ENTRIES = 2000
 _MAX_HASHED = 8 << 20
@@ -44,15 +57,12 @@ def fingerprint(info: RepoInfo) -> dict[str, str]:
         for entry in sorted(worktrees.iterdir())[:_MAX_ENTRIES]:
             configs.append(entry / "config.worktree")
             _add(prints, entry / "commondir")
-    queries = [(path, _ConfigQuery(path)) for path in configs]  # git reads them in parallel
-    for path, query in queries:
-        digest = query.digest()
-        if digest is not None:
-            prints[str(path)] = digest
-    _add_tree(prints, common / "hooks")
-    _add_tree(prints, common / "info", skip=_DERIVED)
-    for name in ("objects/info/alternates", "objects/info/http-alternates", "shallow"):
-        _add(prints, common / name)
+    extra = _add_configs(prints, configs)
+    attributes = extra or [_xdg_config() / "git" / "attributes"]  # git's default
+    for path in attributes:
+        _add(prints, path)
+    _add_git_dir(prints, common)
+    _add_modules(prints, common / "modules")
     gitfile = info.root / ".git"
     if not gitfile.is_dir():
         _add(prints, gitfile)
@@ -63,18 +73,22 @@ def fingerprint(info: RepoInfo) -> dict[str, str]:
     return prints
 
 
-def record(info: RepoInfo, step_dir: Path) -> None:
-    """Fingerprint the repository now, before a step starts (kept in the step's directory)."""
-    atomic_write(step_dir / FINGERPRINT_FILE, json.dumps(fingerprint(info)).encode())
+def record(info: RepoInfo, store: JobStore, job_id: str, step: int) -> None:
+    """Fingerprint the repository now, before a step starts: kept in this process's memory
+    and in the store's database (for a driver that re-attaches), never in the job directory."""
+    prints = fingerprint(info)
+    store.put_fingerprint(job_id, step, json.dumps(prints).encode())
+    _TAKEN[(str(store.path), job_id, step)] = prints
 
 
-def changes_since(info: RepoInfo, step_dir: Path) -> list[str]:
+def changes_since(info: RepoInfo, store: JobStore, job_id: str, step: int) -> list[str]:
     """What changed since `record` for this step, as `path (added|removed|changed)`; empty
-    when nothing did or no fingerprint was recorded (a step started by an older version)."""
-    try:
-        before: dict[str, str] = json.loads((step_dir / FINGERPRINT_FILE).read_bytes())
-    except (OSError, ValueError):
-        return []
+    when nothing did; `[UNVERIFIED]` when no fingerprint of the step can be found."""
+    before = _TAKEN.pop((str(store.path), job_id, step), None)
+    if before is None:
+        before = _stored(store, job_id, step)
+    if before is None:
+        return [UNVERIFIED]
     after = fingerprint(info)
     found = []
     for path in sorted(before.keys() | after.keys()):
@@ -88,6 +102,12 @@ def changes_since(info: RepoInfo, step_dir: Path) -> list[str]:
 
 def describe(changed: list[str]) -> str:
     """The step's failure reason for `changes_since` results."""
+    if UNVERIFIED in changed:
+        return (
+            "cannot verify the user's git metadata: the fingerprint taken before the step is"
+            " missing; logist stopped before running git on it (check .git/config, .git/hooks"
+            " and .git/modules for changes)"
+        )
     more = len(changed) - 10
     listed = ", ".join(changed[:10]) + (f" and {more} more" if more > 0 else "")
     return (
@@ -97,9 +117,91 @@ def describe(changed: list[str]) -> str:
 
 
 # -- internals -----------------------------------------------------------------------------
+def _stored(store: JobStore, job_id: str, step: int) -> dict[str, str] | None:
+    raw = store.fingerprint(job_id, step)
+    if raw is None:
+        return None
+    try:
+        prints = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(prints, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in prints.items()
+    ):
+        return None
+    return prints
+
+
+def _add_configs(prints: dict[str, str], configs: list[Path]) -> list[Path]:
+    """Add the digest of each config file and, level by level, of every file they include;
+    return the `core.attributesFile` paths they name."""
+    attributes: list[Path] = []
+    seen: set[Path] = set()
+    level = list(dict.fromkeys(configs))
+    for _ in range(_MAX_INCLUDE_DEPTH):
+        level = [path for path in level if path not in seen]
+        if not level:
+            break
+        seen.update(level)
+        queries = [(path, _ConfigQuery(path)) for path in level]  # git reads them in parallel
+        level = []
+        for path, query in queries:
+            digest = query.digest()
+            if digest is None:
+                continue
+            prints[str(path)] = digest
+            for key, value in query.paths:
+                target = _config_path(value, path)
+                if key == "core.attributesfile":
+                    attributes.append(target)
+                else:  # include.path, includeif.<condition>.path
+                    level.append(target)
+    return attributes
+
+
+def _config_path(value: str, config: Path) -> Path:
+    """A path as git reads it from `config`: `~` is home, relative is beside the file."""
+    path = Path(os.path.expanduser(value))
+    return path if path.is_absolute() else config.parent / path
+
+
+def _add_git_dir(prints: dict[str, str], git_dir: Path) -> None:
+    """Hooks, `info/`, alternates and `shallow` of one git directory."""
+    _add_tree(prints, git_dir / "hooks")
+    _add_tree(prints, git_dir / "info", skip=_DERIVED)
+    for name in ("objects/info/alternates", "objects/info/http-alternates", "shallow"):
+        _add(prints, git_dir / name)
+
+
+def _add_modules(prints: dict[str, str], modules: Path) -> None:
+    """Every submodule git directory under `modules` (names may hold slashes, modules nest):
+    its config (and what it includes), hooks and info. Object and ref stores are skipped."""
+    stack, seen = [modules], 0
+    while stack and seen < _MAX_ENTRIES:
+        directory = stack.pop()
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            seen += 1
+            if not entry.is_dir(follow_symlinks=False):
+                _add(prints, Path(entry.path))  # a file or symlink where a module would be
+                continue
+            path = Path(entry.path)
+            if os.path.lexists(path / "config") or os.path.lexists(path / "HEAD"):
+                _add_configs(prints, [path / "config"])
+                _add_git_dir(prints, path)
+                stack.append(path / "modules")
+            else:
+                stack.append(path)
+
+
 #: Configuration keys that git writes as the user works (`push -u`, `branch --track`) and
 #: that neither run a program nor redirect anything: a change to them is no alarm.
 _HARMLESS_KEY = re.compile(r"branch\..*\.(remote|merge|rebase|pushremote|description)")
+#: Keys whose value is another file git reads as configuration or attributes.
+_PATH_KEY = re.compile(r"include\.path|includeif\..*\.path|core\.attributesfile")
 
 
 class _ConfigQuery:
@@ -109,6 +211,9 @@ class _ConfigQuery:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._query: GitQuery | None = None
+        #: (key, value) of the entries that name other files git reads: includes and
+        #: `core.attributesFile` (filled in by `digest`).
+        self.paths: list[tuple[str, str]] = []
         try:
             regular = stat.S_ISREG(os.lstat(path).st_mode)
         except OSError:
@@ -133,6 +238,10 @@ class _ConfigQuery:
             if entry
             and not _HARMLESS_KEY.fullmatch(entry.split(b"\n", 1)[0].decode(errors="replace"))
         ]
+        for entry in entries:
+            key, _, value = entry.decode(errors="replace").partition("\n")
+            if _PATH_KEY.fullmatch(key) and value:
+                self.paths.append((key, value))
         hint = ":hookspath" if any(e.startswith(b"core.hookspath\n") for e in entries) else ""
         digest = hashlib.sha256(b"\0".join(entries)).hexdigest()
         return f"config:{digest}{hint}"
@@ -194,9 +303,11 @@ def _global_configs() -> list[Path]:
     configured = os.environ.get("GIT_CONFIG_GLOBAL")
     if configured:
         return [Path(configured)]
-    home = Path.home()
-    xdg = os.environ.get("XDG_CONFIG_HOME") or str(home / ".config")
-    return [home / ".gitconfig", Path(xdg) / "git" / "config"]
+    return [Path.home() / ".gitconfig", _xdg_config() / "git" / "config"]
+
+
+def _xdg_config() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
 
 
 def _hooks_path(info: RepoInfo) -> Path | None:

@@ -32,7 +32,8 @@ from .store_guard import refuse_foreign_store
 
 # 2: the summary columns (agent, target, headline) and the index `job list` reads them from.
 # 3: the same columns with control characters escaped (`listing.printable`).
-SCHEMA_VERSION = 3
+# 4: `repo_guard`, the fingerprint of the user's git metadata taken before each step.
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_S = 30.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -53,6 +54,12 @@ CREATE TABLE IF NOT EXISTS events (
     data BLOB NOT NULL,
     span INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (job_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS repo_guard (
+    job_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    fingerprint BLOB NOT NULL,
+    PRIMARY KEY (job_id, step)
 ) WITHOUT ROWID;
 """
 # After the columns of older versions are added. `job list` reads only this index.
@@ -356,7 +363,25 @@ class JobStore:
     def delete(self, job_id: str) -> None:
         with self._write() as db:
             db.execute("DELETE FROM events WHERE job_id=?", (job_id,))
+            db.execute("DELETE FROM repo_guard WHERE job_id=?", (job_id,))
             db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+
+    # -- repository fingerprints (repo_guard) ----------------------------------------------
+    def put_fingerprint(self, job_id: str, step: int, data: bytes) -> None:
+        """Keep the fingerprint taken before `step` (out of the agent's job directory)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO repo_guard (job_id, step, fingerprint) VALUES (?,?,?)",
+                (job_id, step, data),
+            )
+
+    def fingerprint(self, job_id: str, step: int) -> bytes | None:
+        """The fingerprint `put_fingerprint` kept for `step`, if any."""
+        with self._reading():
+            row = self._db.execute(
+                "SELECT fingerprint FROM repo_guard WHERE job_id=? AND step=?", (job_id, step)
+            ).fetchone()
+        return None if row is None else bytes(row[0])
 
     # -- events ----------------------------------------------------------------------------
     def events(self, job_id: str, after: int = 0, limit: int | None = None) -> list[JobEvent]:

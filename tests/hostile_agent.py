@@ -25,14 +25,15 @@ SCRIPT_AGENT = "hostile"
 
 
 class ScriptAgent:
-    """Runs `/bin/sh -c SCRIPT` in the workspace."""
+    """Runs `/bin/sh -c SCRIPT` in the workspace; it gets the test variables it declares
+    (`env_vars`) from the environment, like a real provider's API keys."""
 
     name = SCRIPT_AGENT
     description = "a shell script (tests)"
     program = "/bin/sh"
     path_options: Mapping[str, Any] = {}
 
-    def __init__(self, script: str, env_vars: tuple[str, ...] = ()) -> None:
+    def __init__(self, script: str, env_vars: tuple[str, ...] = ("PROG", "MARKER", "RUNS")) -> None:
         self.script = script
         self.env_vars = env_vars
 

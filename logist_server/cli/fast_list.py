@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 # Copies of logist_server.store.STORE_DIRNAME / SCHEMA_VERSION and of the JobStatus values
 # (importing those modules costs msgspec and the model).
 STORE_DIRNAME = ".logist"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 STATUSES = frozenset(
     {
         "draft",

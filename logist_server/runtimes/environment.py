@@ -13,6 +13,9 @@ BASE = (
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "LANGUAGE", "TZ", "TMPDIR",
     "http_proxy", "https_proxy", "no_proxy", "all_proxy",
     "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
+    # Which configuration files git reads (as HOME and XDG_CONFIG_HOME do): the agent's git
+    # sees the user's configuration, and the repo guard watches those same files.
+    "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_NOSYSTEM",
 )  # fmt: skip
 #: Prefixes of base variables: the locale (`LC_*`) and the XDG base directories.
 BASE_PREFIXES = ("LC_", "XDG_")
