@@ -95,7 +95,6 @@ def test_a_daemon_is_reaped_though_its_agent_made_its_step_directory_a_symlink(
     ).replace("$TO", f"{step}.copy")
     runtime = HostRuntime()
     handle, paths = start(runtime, step, script, tmp_path, None)
-    assert handle.group is not None
     wait_exit(runtime, handle, paths)
     (daemon,) = wait_for_count(tag, 1)
     assert step.is_symlink()  # the attack happened
@@ -212,3 +211,37 @@ def test_the_agent_gets_a_minimal_environment_plus_what_its_provider_declares(
     assert env["USER_REPO"] == str(repo)  # what the provider sets itself
     assert "LOGIST_TOKEN" not in env and "SECRET_X" not in env
     assert not any("must-stay" in value for value in env.values())
+
+
+def test_a_hanging_mock_has_its_declared_key_and_no_other_variable_of_the_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real mock, built by its provider and started by the host runtime: its
+    `/proc/<pid>/environ` while it hangs."""
+    from test_agent_isolation import start_mock
+
+    monkeypatch.setenv("LOGIST_TOKEN", "token-must-stay")
+    monkeypatch.setenv("SECRET_X", "secret-must-stay")
+    monkeypatch.setenv("LOGIST_MOCK_API_KEY", "mock-key")
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    runtime, handle, paths, _spec = start_mock(tmp_path, workspace, {"scenario": "hang"})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            mocks = [
+                p
+                for p in psutil.Process(handle.pid).children(recursive=True)
+                if "logist_server.agents.mock_program" in p.cmdline()
+            ]
+            if mocks:
+                break
+            assert time.monotonic() < deadline, "the mock did not start"
+            time.sleep(0.02)
+        raw = Path(f"/proc/{mocks[0].pid}/environ").read_bytes().split(b"\0")
+        env = dict(e.decode().split("=", 1) for e in raw if b"=" in e)
+    finally:
+        runtime.kill(handle, paths, None)
+    assert env["LOGIST_MOCK_API_KEY"] == "mock-key"
+    assert env["LOGIST_JOB_DIR"] == str(tmp_path / "job")  # set by the provider
+    assert "LOGIST_TOKEN" not in env and "SECRET_X" not in env
