@@ -31,9 +31,24 @@ BRANCH_PREFIX = "logist/"
 #: Pathspecs that keep every `.logist` (Logist's store, at any depth, in any letter case) out
 #: of what `git add` stages for a snapshot or a harvest, whatever `.gitignore` says: a
 #: repository's `!/.logist` cannot pull the store (every prompt) into a commit.
-NO_STORE = (":(exclude,glob,icase)**/.logist", ":(exclude,glob,icase)**/.logist/**")
+#: Every pattern holds a wildcard: git refuses a literal pathspec that names an ignored path
+#: (`.logist` usually is), exclude or not. `*` spans `/` here (no `glob` magic, which is
+#: also the cheaper match).
+NO_STORE = (
+    ":(exclude,top,icase)[.]logist",
+    ":(exclude,top,icase)[.]logist/*",
+    ":(exclude,icase)*/.logist",
+    ":(exclude,icase)*/.logist/*",
+)
 #: `git add` of every file of a work tree but `.logist`.
 ADD_ALL = ("add", "-A", "--", ".", *NO_STORE)
+#: Pathspecs read as written above, whatever the user's environment says.
+PATHSPEC_ENV = {
+    "GIT_LITERAL_PATHSPECS": "0",
+    "GIT_GLOB_PATHSPECS": "0",
+    "GIT_NOGLOB_PATHSPECS": "0",
+    "GIT_ICASE_PATHSPECS": "0",
+}
 
 
 def default_workspace_root() -> Path:
@@ -66,7 +81,7 @@ def snapshot_base(info: RepoInfo, overlays: Mapping[str, str] | None = None) -> 
             user_index = info.git_dir / "index"
             if user_index.exists():  # else git starts from an empty index
                 shutil.copyfile(user_index, index)  # keeps stat data: only changed files rehash
-            env = {"GIT_INDEX_FILE": str(index)}
+            env = {"GIT_INDEX_FILE": str(index), **PATHSPEC_ENV}
             git(ADD_ALL, repo, env)
             for path, text in sorted((overlays or {}).items()):
                 _stage_text(repo, env, path, text)
@@ -109,6 +124,7 @@ def _workspace_env(git_dir: str, path: Path, index: Path) -> dict[str, str]:
         "GIT_CONFIG_COUNT": "1",
         "GIT_CONFIG_KEY_0": "core.sparseCheckout",
         "GIT_CONFIG_VALUE_0": "false",
+        **PATHSPEC_ENV,
     }
 
 

@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import branches, git, job_events, make_repo, run_job, run_logist
+from conftest import branches, git, job_events, make_repo, parse_json, run_job, run_logist
 from hostile_agent import SCRIPT_AGENT, engine_with, run_hostile
 
 from logist_server.model import JobPolicy, JobStatus
@@ -219,7 +219,10 @@ def test_a_gitignore_cannot_pull_the_store_into_a_base_or_a_workspace(tmp_path: 
     clean = run_job(repo, "--prompt", "edit")
     assert clean["base_commit"] == git(repo, "rev-parse", "HEAD").strip()  # nothing else new
     (repo / "a.txt").write_text("dirty\n")
-    dirty = run_job(repo, "--prompt", "edit")
+    literal = {"GIT_LITERAL_PATHSPECS": "1", "GIT_GLOB_PATHSPECS": "1"}  # the user's own
+    dirty = parse_json(
+        run_logist("run", "--json", "--prompt", "edit", cwd=repo, env=literal).stdout
+    )
     for job in (first, clean, dirty):
         listed = git(repo, "ls-tree", "-r", "--name-only", job["base_commit"]).split()
         assert not [p for p in listed if ".logist" in p.lower()], listed
