@@ -78,7 +78,7 @@ class JobDriver:
         self.single_phase = single_phase  # `job step`: one phase, then pause
         self.resume = resume  # `job step` / `job run` continue a paused job
         self.replay = replay  # `job poststep`: the next step replays a recorded response
-        self.observer: Observer = engine.observer
+        self.observer: Observer = engine.observer.for_job()  # its own time budgets
         self._last_activity = time.monotonic()  # of the agent: output, or workspace changes
         self._step_error = False  # the current step logged an agent error
         self._lock = DriverLock(engine.store.lock_path(job_id))
@@ -632,7 +632,7 @@ class JobDriver:
             hit = self.observer.scan(text)
             if hit is not None:
                 hits.setdefault(hit.pattern.name, hit)
-        return list(hits.values())
+        return list(hits.values()) + self.observer.take_warnings()
 
     def _transition(
         self,
