@@ -175,3 +175,47 @@ async def test_markers_vanish_when_another_process_accepts_or_rejects(
         await until(lambda: not editor.diagnostics(uri), "no marker left")
         assert await editor.lenses(uri) == []
         assert (repo / "a.txt").read_text() == A_TXT + "logist-mock: accepted elsewhere\n"
+
+
+async def test_a_hunk_the_user_edited_is_marked_as_a_conflict_and_offers_no_accept(
+    repo: Path, tmp_path: Path
+) -> None:
+    rows = [f"row {i}\n" for i in range(1, 21)]
+    (repo / "c.txt").write_text("".join(rows))
+    git(repo, "add", "c.txt")
+    git(repo, "commit", "-qm", "c")
+    changed = list(rows)
+    changed[4] = "row five\n"
+    changed[14] = "row fifteen\n"
+    async with lsp_session([repo]) as editor:
+        uri = editor.open(repo / "c.txt")
+        job = job_in_review(repo, tmp_path / "work", {"c.txt": "".join(changed).encode()})
+        await until(lambda: len(editor.diagnostics(uri)) == 2, "two markers")
+        mine = list(rows)
+        mine[4] = "row 5, edited by the user\n"  # inside the first hunk
+        editor.change(uri, "".join(mine))
+
+        def conflicted() -> list[types.Diagnostic]:
+            return [d for d in editor.diagnostics(uri) if "conflict" in d.message]
+
+        (diag,) = await until(conflicted, lambda: f"a conflict marker: {editor.diagnostics(uri)}")
+        assert diag.code == f"{job['id']}/1" and diag.range.start.line == 4
+        assert "(conflict: you edited these lines)" in diag.message
+        lenses = {
+            (lens.range.start.line, lens.command.title)
+            for lens in await editor.lenses(uri)
+            if lens.command
+        }
+        assert (4, f"Logist {job['id']}: conflict: edited since the job started") in lenses
+        assert (14, f"Logist {job['id']}: Accept") in lenses
+        assert await editor.actions(uri, 4) == []  # nothing to accept there
+        titles = [a.title for a in await editor.actions(uri, 14)]
+        assert f"Accept change from Logist job {job['id']}" in titles
+        # Accepting everything applies the other hunk and reports this one.
+        result = await editor.request("logist/acceptJob", {"jobId": job["id"]})
+        assert result["applied"] == [f"{job['id']}/2"]
+        assert [c["hunkId"] for c in result["conflicts"]] == [f"{job['id']}/1"]
+        assert result["status"] == "review"
+        expected = list(mine)
+        expected[14] = "row fifteen\n"
+        assert editor.buffers[uri] == "".join(expected)
