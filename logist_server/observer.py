@@ -62,6 +62,7 @@ RESERVED_KINDS = frozenset(
         "created",
         "done",
         "file_change",
+        "kept",
         "message",
         "observer_warning",
         "reaped",
