@@ -206,7 +206,8 @@ class JobDriver:
         step_job = self.engine.job_for_step(job, role, plan.agent)
         diff = ""
         if role.kind == SUPERVISOR:
-            diff = (job_dir / "result.patch").read_bytes().decode("utf-8", "replace")
+            patch = await asyncio.to_thread(self.engine.reviewed_diff, job)  # git, not a file
+            diff = patch.decode("utf-8", "replace")
         rendered = render_instructions(role, render_prompt(job), diff, plan.brief or "")
         atomic_write(job_dir / "user-prompt.txt", job.prompt.encode())
         prompt_file = Path(paths.dir) / "prompt.txt"

@@ -281,8 +281,7 @@ class Engine:
         number = len(job.steps) + 1
         diff = ""
         if role.kind == SUPERVISOR:
-            patch = job_dir / "result.patch"
-            diff = patch.read_bytes().decode("utf-8", "replace") if patch.exists() else ""
+            diff = self.reviewed_diff(job).decode("utf-8", "replace")
         prompt = render_instructions(role, render_prompt(job), diff, plan.brief or "")
         paths = step_paths(job_dir, number)
         ctx = AgentContext(
@@ -538,10 +537,14 @@ class Engine:
         (base..result, once their ids and the result's tree are checked as accept checks
         them), never read from a file an agent could rewrite. It is what accept applies."""
         job = self.get(ref)
-        base, result = job.base_commit, job.result.result_commit
-        if base is None or result is None:
+        if job.base_commit is None or job.result.result_commit is None:
             raise UsageError(f"job {job.id} has no diff yet (it is {job.status})")
-        if base == result:
+        return self.reviewed_diff(job)
+
+    def reviewed_diff(self, job: Job) -> bytes:
+        """`diff` of a job in hand: empty when it has no result yet (a supervisor's view)."""
+        base, result = job.base_commit, job.result.result_commit
+        if base is None or result is None or base == result:
             return b""
         try:
             verify_result(self.repo, base, result, job.result.result_tree)
