@@ -202,3 +202,22 @@ async def test_a_repository_nested_in_a_workspace_folder_gets_its_own_jobs(
     assert show_job(inner, job_id)["target"]["file"] == "i.txt"
     diff = run_logist("job", "diff", job_id, cwd=inner).stdout
     assert "+logist-mock: inside" in diff and "i.txt" in diff
+
+
+# -- the selection a job is created from -----------------------------------------------------
+async def test_a_selection_is_read_in_lsp_lines_and_utf16_columns(
+    tmp_path: Path, no_stray_agents: None
+) -> None:
+    """The editor's range counts UTF-16 units (an emoji is two) and breaks lines only at
+    \\n, \\r\\n and \\r: a form feed before the selection does not shift it."""
+    text = "head\x0cstill head\nsmile 😀 pick me 😀 tail\nlast\n"
+    repo = make_repo(tmp_path / "repo", {"s.txt": text.encode()})
+    async with lsp_session([repo]) as editor:
+        uri = editor.open(repo / "s.txt")
+        # Line 1 is "smile 😀 pick me 😀 tail": "pick me" starts after "smile 😀 " = 9 units.
+        rng = {"start": {"line": 1, "character": 9}, "end": {"line": 1, "character": 16}}
+        job_id = await create(editor, "sel", uri=uri, range=rng)
+        await editor.wait_status(job_id, SETTLED)
+    target = show_job(repo, job_id)["target"]
+    assert target["text"] == "pick me"
+    assert (target["range"]["start"], target["range"]["end"]) == (2, 2)

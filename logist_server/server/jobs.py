@@ -14,6 +14,7 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from ..catalog import describe_agents, describe_runtimes
 from ..engine import CANCEL_WAIT_S
 from ..errors import LogistError, UsageError
+from ..hunks import split_lines
 from ..model import JobStatus, LineRange
 from ..requests import request_from_settings
 from ..states import SETTLED
@@ -192,7 +193,7 @@ def _selection(server: LogistServer, path: Path, rng: p.Range) -> tuple[LineRang
             text = path.read_text(errors="replace")
         except OSError as exc:
             raise JsonRpcInvalidParams(f"cannot read {path}: {exc.strerror}") from None
-    lines = text.splitlines(keepends=True)
+    lines = split_lines(text)  # numbered as the editor numbers them
     start, end = rng.start, rng.end
     if start.line < 0 or end.line < start.line or start.character < 0 or end.character < 0:
         raise JsonRpcInvalidParams(f"{p.CREATE_JOB}: invalid range")
@@ -205,7 +206,7 @@ def _selection(server: LogistServer, path: Path, rng: p.Range) -> tuple[LineRang
 
     def offset(line: int, character: int) -> int:
         before = sum(len(x) for x in lines[:line])
-        return before + min(character, len(lines[line]) if line < len(lines) else 0)
+        return before + (_code_points(lines[line], character) if line < len(lines) else 0)
 
     selected = (
         text[offset(start.line, start.character) : offset(end.line, end.character)]
@@ -213,3 +214,14 @@ def _selection(server: LogistServer, path: Path, rng: p.Range) -> tuple[LineRang
         else text[offset(start.line, start.character) :]
     )
     return LineRange(start.line + 1, last + 1), selected
+
+
+def _code_points(line: str, utf16_units: int) -> int:
+    """How many characters of `line` the first `utf16_units` UTF-16 code units cover (LSP
+    columns count UTF-16 units: an emoji is two)."""
+    units = 0
+    for index, char in enumerate(line):
+        if units >= utf16_units:
+            return index
+        units += 2 if ord(char) > 0xFFFF else 1
+    return len(line)
