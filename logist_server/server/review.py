@@ -46,6 +46,10 @@ SOURCE = "logist"
 DEBOUNCE_S = 0.1
 
 
+# job id, base commit, result commit, path, pending hunk ids
+_MapKey = tuple[str, str | None, str | None, str, tuple[str, ...]]
+
+
 class Proposal:
     """One job's hunks located in one document's current text."""
 
@@ -65,6 +69,7 @@ class Review:
         self._base_text: dict[tuple[str, str | None, str], str] = {}
         self._crlf: dict[tuple[Path, str], bool] = {}
         self._review_jobs: dict[Path, list[Job]] = {}
+        self._mapped: dict[_MapKey, tuple[str, list[MappedHunk]]] = {}
         self._pending: dict[str, asyncio.TimerHandle] = {}
 
     # -- data ------------------------------------------------------------------------------
@@ -134,9 +139,25 @@ class Review:
                     continue
                 pending = [h for h in file.hunks if h.id not in job.result.accepted_hunks]
                 if pending:
-                    base = self.base_text(engine, job, relative)
-                    found.append(Proposal(engine, job, file, map_hunks(base, text, pending)))
+                    mapped = self.mapped(engine, job, relative, text, pending)
+                    found.append(Proposal(engine, job, file, mapped))
         return found
+
+    def mapped(
+        self, engine: Engine, job: Job, path: str, text: str, pending: list[Hunk]
+    ) -> list[MappedHunk]:
+        """`pending` hunks of the job located in `text`: computed once per text, result and
+        set of pending hunks, so a code action, a code lens or a publish on a buffer that
+        did not change reuses it (one entry per job and file: the latest text)."""
+        key = (job.id, job.base_commit, job.result.result_commit, path,
+               tuple(h.id for h in pending))  # fmt: skip
+        cached = self._mapped.get(key)
+        if cached is not None and (cached[0] is text or cached[0] == text):
+            return cached[1]
+        mapped = map_hunks(self.base_text(engine, job, path), text, pending)
+        self._mapped = {k: v for k, v in self._mapped.items() if k[0] != job.id or k[3] != path}
+        self._mapped[key] = (text, mapped)
+        return mapped
 
     # -- invalidation and diagnostics ------------------------------------------------------
     def job_changed(self, engine: Engine, job_id: str, status: JobStatus) -> None:
@@ -145,6 +166,8 @@ class Review:
         if status != JobStatus.REVIEW:
             for key in [k for k in self._hunks if k[0] == job_id]:
                 del self._hunks[key]
+            for mapped_key in [k for k in self._mapped if k[0] == job_id]:
+                del self._mapped[mapped_key]
         self.refresh_all()
 
     def refresh_all(self) -> None:
