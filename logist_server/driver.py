@@ -14,6 +14,7 @@ import errno
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 S = JobStatus
 EventListener = Callable[[list[JobEvent]], None]
 READ_CHUNK = 1 << 18  # output read and recorded at once; the loop is free between two
+INGEST_THREADS = 2  # worker threads parsing and committing output (`_ingest`)
 # Output lines that are not JSON objects: plain text (stderr, a text-mode agent) to observe.
 PLAIN_LINE = re.compile(rb"(?m)^[^{\n].*$")
 CONTROL_INTERVAL_S = 0.2
@@ -338,9 +340,7 @@ class JobDriver:
                 complete, partial = data[:cut], data[cut:]
                 offset += len(chunk)
                 if complete:
-                    events = parser.feed_lines(complete)
-                    plain = b"" if parser.only_events else complete
-                    job = self._record(events, offset - len(partial), plain, job.status)
+                    job = await self._ingest(parser, complete, offset - len(partial), job.status)
                     faults.point("stream")
                 await asyncio.sleep(0)  # between chunks, let the pump and requests run
                 if len(chunk) == READ_CHUNK:
@@ -572,6 +572,29 @@ class JobDriver:
         return job
 
     # -- recording -------------------------------------------------------------------------
+    async def _ingest(
+        self, parser: OutputParser, complete: bytes, offset: int, status: JobStatus
+    ) -> Job:
+        """Parse, observe and commit complete output lines in a worker thread (a flood's
+        chunk is a megabyte: on the event loop it would hold every request back), then
+        hand the committed rows on from the loop. Cancelled meanwhile (the process is
+        stopping), it lets the commit finish first, so no later driver reads that output
+        again while this one still records it."""
+
+        def commit() -> tuple[Job, list[JobEvent]]:
+            events = parser.feed_lines(complete)
+            plain = b"" if parser.only_events else complete
+            return self._commit(events, offset, plain, status)
+
+        future = asyncio.get_running_loop().run_in_executor(_INGEST_POOL, commit)
+        try:
+            job, stored = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            await asyncio.wait({future})
+            raise
+        self._emit(stored)
+        return job
+
     def _record(
         self,
         events: list[AgentEvent],
@@ -580,6 +603,19 @@ class JobDriver:
         status: JobStatus | None,
         exit_code: int | None = None,
     ) -> Job:
+        """Commit (`_commit`) and hand the committed rows to the listener."""
+        job, stored = self._commit(events, offset, raw, status, exit_code)
+        self._emit(stored)
+        return job
+
+    def _commit(
+        self,
+        events: list[AgentEvent],
+        offset: int,
+        raw: bytes,
+        status: JobStatus | None,
+        exit_code: int | None = None,
+    ) -> tuple[Job, list[JobEvent]]:
         """Commit parsed events, what the observer saw and the output position, at once.
 
         A question from a running agent moves the job to `needs_input` in the same
@@ -618,9 +654,7 @@ class JobDriver:
                 j.status = S.NEEDS_INPUT
                 j.status_reason = questions[0]
 
-        job, stored = self.store.update(self.job_id, apply, specs)
-        self._emit(stored)
-        return job
+        return self.store.update(self.job_id, apply, specs)
 
     def _observe(self, raw: bytes, others: list[AgentEvent]) -> list[ObserverHit]:
         """Observer hits in plain-text lines and agent errors, one per pattern per batch."""
@@ -696,6 +730,12 @@ class JobDriver:
     def _emit(self, events: list[JobEvent]) -> None:
         if self.listener is not None and events:
             self.listener(events)
+
+
+# The threads that parse and commit agent output, shared by the drivers of this process:
+# apart from the default executor, so a flood never delays a request's worker-thread calls
+# (createJob, cancelJob), and few, so they leave the event loop its turn.
+_INGEST_POOL = ThreadPoolExecutor(INGEST_THREADS, thread_name_prefix="logist-ingest")
 
 
 def failure_reason(exc: Exception) -> str:
