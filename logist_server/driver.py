@@ -252,8 +252,10 @@ class JobDriver:
         runtime = self.replay or self.engine.runtime_for(job)
         self.replay = None  # one step only
         # Compared when it ends; kept in memory and the database, out of the agent's reach.
-        repo_guard.record(self.engine.repo_info, self.store, self.job_id, number)
-        handle = runtime.start(step_job, workspace, spec, paths)
+        # Both run git or spawn processes: in a worker thread, off the event loop.
+        info = self.engine.repo_info
+        await asyncio.to_thread(repo_guard.record, info, self.store, self.job_id, number)
+        handle = await asyncio.to_thread(runtime.start, step_job, workspace, spec, paths)
         faults.point("start")
 
         def set_handle(j: Job) -> None:
@@ -429,7 +431,9 @@ class JobDriver:
         job = self.store.get(self.job_id)
         await self._reap(handle, paths, runtime, job.workspace)  # nothing outlives its step
         number = job.current_step.number if job.current_step is not None else 0
-        changed = repo_guard.changes_since(self.engine.repo_info, self.store, self.job_id, number)
+        changed = await asyncio.to_thread(  # git and hashing: off the event loop
+            repo_guard.changes_since, self.engine.repo_info, self.store, self.job_id, number
+        )
         if changed:  # before any git runs on the repository again
             return self._repo_changed(changed)
         if job.status in SETTLED:
