@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import faults, repo_guard
 from .agents.base import AgentContext, OutputParser, build_spec
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 S = JobStatus
+T = TypeVar("T")
 EventListener = Callable[[list[JobEvent]], None]
 READ_CHUNK = 1 << 18  # output read and recorded at once; the loop is free between two
 INGEST_THREADS = 2  # worker threads parsing and committing output (`_ingest`)
@@ -334,7 +336,10 @@ class JobDriver:
         self._last_activity = time.monotonic()
         next_control = 0.0
         while True:
-            chunk = runtime.read_output(handle, paths, offset)
+            # At most READ_CHUNK at a time (one commit holds the store that long), read in
+            # a worker thread: a megabyte a time on the loop would hold requests back.
+            chunk = await _off_loop(functools.partial(runtime.read_output, handle, paths, offset))
+            chunk = chunk[:READ_CHUNK]
             if chunk:
                 self._last_activity = time.monotonic()
                 data = partial + chunk
@@ -579,23 +584,16 @@ class JobDriver:
     async def _ingest(
         self, parser: OutputParser, complete: bytes, offset: int, status: JobStatus
     ) -> Job:
-        """Parse, observe and commit complete output lines in a worker thread (a flood's
-        chunk is a megabyte: on the event loop it would hold every request back), then
-        hand the committed rows on from the loop. Cancelled meanwhile (the process is
-        stopping), it lets the commit finish first, so no later driver reads that output
-        again while this one still records it."""
+        """Parse, observe and commit complete output lines in a worker thread (on the
+        event loop, a flood's chunks would hold every request back), then hand the
+        committed rows on from the loop."""
 
         def commit() -> tuple[Job, list[JobEvent]]:
             events = parser.feed_lines(complete)
             plain = b"" if parser.only_events else complete
             return self._commit(events, offset, plain, status)
 
-        future = asyncio.get_running_loop().run_in_executor(_INGEST_POOL, commit)
-        try:
-            job, stored = await asyncio.shield(future)
-        except asyncio.CancelledError:
-            await asyncio.wait({future})
-            raise
+        job, stored = await _off_loop(commit)
         self._emit(stored)
         return job
 
@@ -740,6 +738,18 @@ class JobDriver:
 # apart from the default executor, so a flood never delays a request's worker-thread calls
 # (createJob, cancelJob), and few, so they leave the event loop its turn.
 _INGEST_POOL = ThreadPoolExecutor(INGEST_THREADS, thread_name_prefix="logist-ingest")
+
+
+async def _off_loop(work: Callable[[], T]) -> T:
+    """`work()` in an ingest thread. Cancelled meanwhile (the process is stopping), it
+    lets `work` finish first, so no later driver reads that output again while this one
+    still records it."""
+    future = asyncio.get_running_loop().run_in_executor(_INGEST_POOL, work)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait({future})
+        raise
 
 
 def failure_reason(exc: Exception) -> str:
