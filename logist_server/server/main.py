@@ -103,17 +103,18 @@ def serve_stdio() -> int:
     import asyncio
     import sys
 
-    from pygls.io_ import StdinAsyncReader, StdoutWriter
+    from pygls.io_ import StdoutWriter
 
     from ..pipesize import grow_pipe
     from .framing import serve_stream
+    from .stdin_reader import stdin_reader
 
     grow_pipe(sys.stdout.fileno())  # a flood of notifications wakes the client less often
     server = create_server()
     server.protocol.set_writer(StdoutWriter(sys.stdout.buffer))
 
     async def run() -> None:
-        reader = StdinAsyncReader(sys.stdin.buffer, server.thread_pool)
+        reader = await stdin_reader(sys.stdin.buffer, sys.stdout.buffer, server.thread_pool)
         await serve_stream(server.protocol, reader, strict=False)
         server.close()
 
