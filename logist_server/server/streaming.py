@@ -5,14 +5,18 @@ jobs driven by the CLI or another editor stream here too. Jobs driven in this pr
 their committed rows to the pump directly (`wake(events)`), which spares reading them back;
 any gap in what was handed over is read from the store, so nothing is lost either way.
 Bursts of messages are coalesced into one notification (`firstSeq`..`seq`), so a flood
-never stalls the server or client.
+never stalls the server or client; and events wait while the client has more than
+MAX_BACKLOG unread, so a reply never queues behind a flood, nor blocks the loop writing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import sys
+import termios
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +35,10 @@ MAX_EVENTS_PER_ROUND = 20_000
 MAX_COALESCED = 2_000
 MAX_HANDED_ROWS = 10_000  # rows kept per job until sent; beyond, the store is read instead
 PROGRESS_REPORT_INTERVAL_S = 0.25
+# Events wait while the client has this much unread (a reply to a request queues behind it;
+# a write into a full pipe would stop the event loop until the client reads).
+MAX_BACKLOG = 256 * 1024
+BACKLOG_WAIT_S = 0.005
 
 
 class JobProgress:
@@ -119,6 +127,8 @@ class EventPump:
 
     async def run(self) -> None:
         while True:
+            while output_backlog(self.server) > MAX_BACKLOG:
+                await asyncio.sleep(BACKLOG_WAIT_S)  # the client reads what it has first
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_S)
             woken = self._wake.is_set()
@@ -259,6 +269,21 @@ def _payload(event: JobEvent) -> dict[str, Any]:
     if event.kind == "status":
         payload["status"] = event.data.get("to")
     return payload
+
+
+def output_backlog(server: LogistServer) -> int:
+    """Bytes sent to the client that it has not read yet: in the stdout pipe (FIONREAD)
+    or in a TCP connection's transport buffer; 0 when it cannot be told."""
+    writer = server.protocol.writer
+    transport = getattr(writer, "transport", None)
+    if isinstance(transport, asyncio.WriteTransport):
+        return transport.get_write_buffer_size()
+    stream = getattr(writer, "_stdout", None)  # pygls' StdoutWriter
+    try:
+        unread = fcntl.ioctl(stream.fileno(), termios.FIONREAD, b"\0\0\0\0")  # type: ignore[union-attr]
+    except (AttributeError, OSError, ValueError):
+        return 0
+    return int.from_bytes(unread, sys.byteorder, signed=True)
 
 
 def _client_supports_progress(server: LogistServer) -> bool:
