@@ -84,7 +84,12 @@ def _directory(repo: Path, parts: tuple[str, ...], shown: Path) -> Iterator[int 
                 raise ConfigError(f"{shown}: not a plain path inside the repository")
             try:
                 next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError) as exc:
+                if isinstance(exc, NotADirectoryError) and not _plain_file(fd, part):
+                    where = repo.joinpath(*parts[: index + 1])
+                    raise ConfigError(f"{shown}: {_refusal(exc, where, directory=True)}") from None
+                # Absent, or a plain file where a directory would be (nothing lives below
+                # it; the store reports a `.logist` file with its own advice).
                 os.close(fd)
                 fd = -1
                 yield None
@@ -98,6 +103,14 @@ def _directory(repo: Path, parts: tuple[str, ...], shown: Path) -> Iterator[int 
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+def _plain_file(fd: int, name: str) -> bool:
+    """True when `name` in directory `fd` is a regular file (not a symlink)."""
+    try:
+        return stat.S_ISREG(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 def _read_at(fd: int, name: str, shown: Path, max_bytes: int, follow: bool) -> str | None:

@@ -67,7 +67,7 @@ def test_resolve_target_rejects_range_problems(repo: Path) -> None:
     [Limits(max_cost_usd=0), Limits(max_time_s=-1), Limits(max_turns=0), Limits(hang_timeout_s=0)],
 )
 def test_validate_limits_rejects_non_positive(limits: Limits) -> None:
-    with pytest.raises(UsageError, match="must be positive"):
+    with pytest.raises(UsageError, match="must be a positive finite number"):
         validate_limits(limits)
 
 
