@@ -17,8 +17,8 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from types import TracebackType
 
+from .closing import Closing
 from .git import git
 
 ATTRIBUTES = ("text", "eol", "crlf", "ident", "filter", "working-tree-encoding")
@@ -48,7 +48,7 @@ def converted_paths(repo: Path, paths: Iterable[str]) -> set[str]:
     return converted
 
 
-class CheckoutForm:
+class CheckoutForm(Closing):
     """Clean and smudge contents through git, for the paths git may convert."""
 
     def __init__(self, repo: Path, paths: Iterable[str]) -> None:
@@ -57,17 +57,11 @@ class CheckoutForm:
         self._objects: Path | None = None
         self._alternate = ""
 
-    def __enter__(self) -> CheckoutForm:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
+        """Remove the private object directory."""
         if self._objects is not None:
             shutil.rmtree(self._objects, ignore_errors=True)
+            self._objects = None
 
     def clean(self, path: str, content: bytes) -> bytes:
         """`content` of the checkout's `path` in git's normalised form."""

@@ -17,11 +17,11 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from types import TracebackType
 
 import msgspec
 
 from .checkout_form import CheckoutForm
+from .closing import Closing
 from .errors import GitError
 from .repo_paths import unsafe_reason
 from .repo_tree import PathRefused, RepoTree
@@ -46,7 +46,7 @@ class WorkingFile(msgspec.Struct, frozen=True):
     seen: tuple[int, int, int]  # `tree_write.identity` when it was read
 
 
-class HunkFiles:
+class HunkFiles(Closing):
     """Reads and planned writes of one accept's modified text files, in one repository."""
 
     def __init__(self, repo: Path, paths: list[str]) -> None:
@@ -54,20 +54,9 @@ class HunkFiles:
         self.tree = RepoTree(repo)
         self._crlf: dict[str, bool] = {}
 
-    def __enter__(self) -> HunkFiles:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def close(self) -> None:
         self.tree.close()
-        self.form.__exit__(None, None, None)
+        self.form.close()
 
     def check(self, path: str) -> os.stat_result | None:
         """`path`'s status when a hunk may go there (None: nothing there now); FileRefused

@@ -14,8 +14,8 @@ import contextlib
 import errno
 import os
 import stat
-from types import TracebackType
 
+from .closing import Closing
 from .repo_paths import unsafe_reason
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -36,7 +36,7 @@ def split(path: str) -> tuple[str, str]:
     return parent, name
 
 
-class RepoTree:
+class RepoTree(Closing):
     """Open directory handles below one repository root, each reached without symlinks.
 
     Handles stay open until `close`, so a plan checked through them is carried out in the
@@ -51,17 +51,6 @@ class RepoTree:
         except OSError:
             self.name_max = 255
         self.created: list[str] = []  # directories made by `directory(create=True)`, in order
-
-    def __enter__(self) -> RepoTree:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         for fd in self._fds.values():
