@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import faults, repo_guard
+from . import faults, redaction, repo_guard
 from .agents.base import AgentContext, OutputParser, build_spec
 from .agents.events import (
     AgentError,
@@ -284,6 +284,8 @@ class JobDriver:
         self._step_error = self._step_has_error(step)
         parser = self.engine.agents.get(step.agent or job.agent.name).new_parser()
         code = await self._follow(job, step, handle, paths, parser, runtime)
+        # Read to the end: mask declared secrets in the agent's raw output file.
+        await _off_loop(functools.partial(redaction.scrub_file, paths.output))
         return await self._judge(code, handle, paths, runtime)
 
     def _record_found_handle(self, step: Step, handle: RuntimeHandle) -> tuple[Job, Step]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from .agents.base import AgentContext, AgentProvider
+from .agents.base import AgentContext, AgentProvider, declare_secrets
 from .agents.options import check_path_options
 from .apply import ResultMismatchError, execute_plan, plan_accept, verify_result
 from .config.loader import Effective
@@ -294,7 +294,9 @@ class Engine:
             step=number,
             role_kind=role.kind,
         )
-        spec = self.agents.get(plan.agent).build(step_job, ctx)
+        provider = self.agents.get(plan.agent)
+        declare_secrets(provider)  # the preview is printed: its secrets are masked
+        spec = provider.build(step_job, ctx)
         return Preview(
             job_id=job.id if stored else None,
             step=number,

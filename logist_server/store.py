@@ -25,6 +25,7 @@ from .errors import JobNotFoundError, StoreError
 from .fsutil import atomic_write
 from .listing import LINE_SELECT, ordered_query, summary_columns
 from .model import Job, JobEvent, JobStatus
+from .redaction import redact_bytes
 from .states import check_transition
 from .store_faults import SQLITE_FULL, Reserve, explain, is_busy, primary_code
 from .store_guard import STORE_DIRNAME as STORE_DIRNAME
@@ -252,7 +253,7 @@ class JobStore:
                             job.id,
                             job.created_at,
                             job.status.value,
-                            _encode(job),
+                            redact_bytes(_encode(job)),
                             *summary_columns(job),
                         ),
                     )
@@ -444,7 +445,7 @@ class JobStore:
     def _save(self, db: sqlite3.Connection, job: Job) -> None:
         db.execute(
             "UPDATE jobs SET status=?, record=?, agent=?, target=?, headline=? WHERE id=?",
-            (job.status.value, _encode(job), *summary_columns(job), job.id),
+            (job.status.value, redact_bytes(_encode(job)), *summary_columns(job), job.id),
         )
 
     def _append(
@@ -461,7 +462,7 @@ class JobStore:
             seq += span
         db.executemany(
             "INSERT INTO events (job_id, seq, time, kind, data, span) VALUES (?,?,?,?,?,?)",
-            [(e.job_id, e.seq, e.time, e.kind, _encode(e.data), e.span) for e in out],
+            [(e.job_id, e.seq, e.time, e.kind, redact_bytes(_encode(e.data)), e.span) for e in out],
         )
         db.execute("UPDATE jobs SET last_seq=? WHERE id=?", (seq - 1, job_id))
         return out

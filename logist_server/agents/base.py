@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import msgspec
 
+from .. import redaction
 from ..model import Job
 from ..runtimes.base import ProcessSpec
 from .events import AgentEvent
@@ -75,6 +76,9 @@ class AgentProvider(Protocol):
     #: The user's environment variables the agent needs (API keys, base URLs): the agent
     #: process gets these and a minimal base (`runtimes.environment.BASE`), nothing else.
     env_vars: tuple[str, ...] = ()  # a default: optional (providers written before it)
+    #: Which of those variables hold secrets: their values are masked (`***`) wherever
+    #: Logist writes or prints text (`redaction`). Declared secrets are passed on as well.
+    secret_env: tuple[str, ...] = ()  # a default: optional (providers written before it)
 
     def build(self, job: Job, ctx: AgentContext) -> ProcessSpec:
         """The command line and environment for one non-interactive run: `argv[0]` is the
@@ -94,11 +98,19 @@ class AgentProvider(Protocol):
         ...
 
 
+def declare_secrets(provider: AgentProvider) -> tuple[str, ...]:
+    """Register the provider's `secret_env` for redaction (call before anything it builds
+    is written or printed); the names."""
+    secrets = tuple(getattr(provider, "secret_env", ()))  # providers written before it: none
+    redaction.declare(secrets)
+    return secrets
+
+
 def build_spec(provider: AgentProvider, job: Job, ctx: AgentContext) -> ProcessSpec:
     """`provider.build`, once every option that names a file is checked against the
     workspace the agent will run in (roles and configuration may have changed since the
     job was created)."""
     check_path_options(provider.path_options, job.agent.options, Path(ctx.workspace))
     spec = provider.build(job, ctx)
-    declared = tuple(getattr(provider, "env_vars", ()))  # providers written before it: none
+    declared = tuple(getattr(provider, "env_vars", ())) + declare_secrets(provider)
     return msgspec.structs.replace(spec, inherit=tuple(dict.fromkeys(spec.inherit + declared)))

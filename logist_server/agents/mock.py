@@ -54,6 +54,8 @@ class MockAgent:
     }
     #: A stand-in for a real agent's API key: passed on from the user's environment.
     env_vars: tuple[str, ...] = ("LOGIST_MOCK_API_KEY",)
+    #: ... and a secret: its value is masked wherever Logist writes text.
+    secret_env: tuple[str, ...] = ("LOGIST_MOCK_API_KEY",)
 
     def build(self, job: Job, ctx: AgentContext) -> ProcessSpec:
         options = dict(job.agent.options)

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import hashlib
 import json
 import os
 import subprocess
@@ -273,7 +274,16 @@ def usage(tokens_in: int, tokens_out: int, cost: float) -> None:
 
 
 def do_extra_actions(opts: dict[str, str]) -> None:
-    """Optional file operations, for exercising harvest: comma-separated paths."""
+    """Optional file operations, for exercising harvest: comma-separated paths; and
+    `echo_env`: comma-separated environment variables whose values (or `<unset>`) the mock
+    prints, with their SHA-256 (which redaction leaves alone: proof the mock saw the value),
+    as a message event and as a plain line (for the secret redaction tests)."""
+    for name in filter(None, opts.get("echo_env", "").split(",")):
+        value = os.environ.get(name)
+        digest = hashlib.sha256(value.encode()).hexdigest() if value is not None else "unset"
+        emit("message", text=f"env {name}={value or '<unset>'} sha256={digest}")
+        sys.stdout.write(f"plain env {name}={value or '<unset>'}\n")
+        sys.stdout.flush()
     for path in filter(None, opts.get("delete", "").split(",")):
         delete_file(path)
         emit("file_change", path=path, action="delete")

@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 import msgspec
 
 from ..errors import UsageError
+from ..redaction import redact_bytes
 
 Handler = Callable[[argparse.Namespace], int]
 JSON = msgspec.json.Encoder()
@@ -29,7 +30,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def out_json(value: Any) -> None:
-    sys.stdout.buffer.write(JSON.encode(value) + b"\n")
+    sys.stdout.buffer.write(redact_bytes(JSON.encode(value)) + b"\n")  # declared secrets
     sys.stdout.flush()
 
 

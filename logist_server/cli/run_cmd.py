@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..model import Job, JobStatus
+from ..redaction import redact_text
 from .common import (
     bounded,
     engine_for,
@@ -96,13 +97,11 @@ def print_preview(preview: Any, json_mode: bool) -> int:
     if json_mode:
         out_json(preview)
         return 0
-    print(f"# agent {preview.agent} on runtime {preview.runtime}, role {preview.role}")
-    print(f"# in {preview.cwd}")
-    for key, value in sorted(preview.env.items()):
-        print(f"{key}={shlex.quote(value)} \\")
-    print(shlex.join(preview.argv))
-    print("# prompt:")
-    sys.stdout.write(preview.prompt)
+    lines = [f"# agent {preview.agent} on runtime {preview.runtime}, role {preview.role}"]
+    lines.append(f"# in {preview.cwd}")
+    lines += [f"{key}={shlex.quote(value)} \\" for key, value in sorted(preview.env.items())]
+    lines += [shlex.join(preview.argv), "# prompt:", preview.prompt]
+    sys.stdout.write(redact_text("\n".join(lines)))  # declared secrets as `***`
     return 0
 
 
