@@ -456,13 +456,19 @@ class JobStore:
         now = time.time()
         out: list[JobEvent] = []
         seq = last_seq + 1
+        rows = []
         for spec in events:
             span = spec[2] if len(spec) == 3 else 1
-            out.append(JobEvent(job_id, seq, now, spec[0], spec[1], span))
+            raw = _encode(spec[1])
+            data = redact_bytes(raw)  # declared secrets masked, in the row and what listeners get
+            event = JobEvent(
+                job_id, seq, now, spec[0], _decode_data(data) if data != raw else spec[1], span
+            )
+            out.append(event)
+            rows.append((job_id, seq, now, spec[0], data, span))
             seq += span
         db.executemany(
-            "INSERT INTO events (job_id, seq, time, kind, data, span) VALUES (?,?,?,?,?,?)",
-            [(e.job_id, e.seq, e.time, e.kind, redact_bytes(_encode(e.data)), e.span) for e in out],
+            "INSERT INTO events (job_id, seq, time, kind, data, span) VALUES (?,?,?,?,?,?)", rows
         )
         db.execute("UPDATE jobs SET last_seq=? WHERE id=?", (seq - 1, job_id))
         return out

@@ -50,6 +50,7 @@ def test_declared_secret_reaches_agent_but_nothing_logist_writes(
     cli("run", "--dry-run", "--json", "--prompt", f"use key {secret}", echo)
 
     job_id = json.loads(cli("run", "--json", "--prompt", "add a line", echo))["id"]
+    cli("run", "--prompt", "and one more", echo)  # progress lines come from live events
     log = cli("job", "log", job_id)
     log_json = cli("job", "log", job_id, "--json")
     cli("job", "show", job_id)
