@@ -137,6 +137,24 @@ def make_repo(path: Path, files: dict[str, bytes] | None = None) -> Path:
     return path
 
 
+def make_crlf_repo(path: Path, files: dict[str, bytes], how: str) -> Path:
+    """A repository of `files` (LF in git) checked out with CRLF line endings, by
+    `* text eol=crlf` in .gitattributes (`how` "attributes") or by `core.autocrlf=true`."""
+    repo = make_repo(path, files)
+    if how == "attributes":
+        (repo / ".gitattributes").write_bytes(b"* text eol=crlf\n")
+        git(repo, "add", ".gitattributes")
+        git(repo, "commit", "-q", "-m", "crlf")
+    else:
+        git(repo, "config", "core.autocrlf", "true")
+    for name in files:
+        (repo / name).unlink()
+    git(repo, "checkout", "--", *files)
+    for name, content in files.items():
+        assert (repo / name).read_bytes() == content.replace(b"\n", b"\r\n")
+    return repo
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A repository with a.txt (10 lines) and b.txt committed, and a clean tree."""
@@ -210,8 +228,9 @@ def run_logist(
     return proc
 
 
-def popen_logist(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    """Start `logist` in the background (stdout and stderr captured)."""
+def popen_logist(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start `logist` in the background (stdout and stderr captured), with `env` added to
+    the environment."""
     return subprocess.Popen(
         [str(LOGIST), *args],
         cwd=cwd,
@@ -219,6 +238,7 @@ def popen_logist(*args: str, cwd: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -304,6 +324,18 @@ def processes_in(directory: Path) -> list[psutil.Process]:
             continue
         if cwd == root or cwd.startswith(root + os.sep):
             found.append(proc)
+    return found
+
+
+def processes_tagged(tag: str) -> list[psutil.Process]:
+    """Live (non-zombie) processes with `tag` as one of their command-line arguments."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if tag in proc.cmdline() and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.Error:
+            continue
     return found
 
 

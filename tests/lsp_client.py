@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 from lsprotocol import types
 from pygls.uris import from_fs_path
-from pytest_lsp import LanguageClient
+from pytest_lsp import LanguageClient, client_capabilities
+from pytest_lsp.client import register_lsp_features
 
 from logist_server.server.jsonrpc import raw_json_converter
+
+SERVER = str(Path(sys.executable).parent / "logist-server")
+E = TypeVar("E", bound="Editor")
 
 
 def apply_text_edits(text: str, edits: list[types.TextEdit]) -> str:
@@ -67,8 +73,13 @@ class Editor:
         for change in params.edit.document_changes or []:
             assert isinstance(change, types.TextDocumentEdit)
             uri = change.text_document.uri
-            self.change(uri, apply_text_edits(self.buffers[uri], list(change.edits)))  # type: ignore[arg-type]
+            edits = [e for e in change.edits if isinstance(e, types.TextEdit)]
+            self.change(uri, self.apply_edits(self.buffers[uri], edits))
         return types.ApplyWorkspaceEditResult(applied=True)
+
+    def apply_edits(self, text: str, edits: list[types.TextEdit]) -> str:
+        """`text` with the server's `edits` applied (positions as this editor reads them)."""
+        return apply_text_edits(text, edits)
 
     def open(self, path: Path, text: str | None = None) -> str:
         uri = from_fs_path(str(path)) or ""
@@ -118,3 +129,30 @@ class Editor:
             self.event_arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.event_arrived.wait(), remaining)
+
+
+@contextlib.asynccontextmanager
+async def lsp_session(
+    roots: Sequence[Path], editor_type: type[E], env: dict[str, str] | None = None
+) -> AsyncIterator[E]:
+    """The real `logist-server` over stdio, initialised with `roots` as workspace folders,
+    seen through a new `editor_type`; shut down at the end."""
+    client = LanguageClient(converter_factory=client_converter)
+    register_lsp_features(client)
+    editor = editor_type(client)
+    await client.start_io(SERVER, env=env)
+    uris = [from_fs_path(str(root)) or "" for root in roots]
+    await client.initialize_session(
+        types.InitializeParams(
+            capabilities=client_capabilities("visual-studio-code"),
+            root_uri=uris[0],
+            workspace_folders=[
+                types.WorkspaceFolder(uri=uri, name=root.name)
+                for uri, root in zip(uris, roots, strict=True)
+            ],
+        )
+    )
+    try:
+        yield editor
+    finally:
+        await client.shutdown_session()

@@ -11,20 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sys
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import lsp_client
 from conftest import git, run_logist
-from lsp_client import Editor, client_converter
+from lsp_client import Editor
 from lsprotocol import types
-from pygls.uris import from_fs_path
-from pytest_lsp import LanguageClient, client_capabilities
-from pytest_lsp.client import register_lsp_features
 
-SERVER = str(Path(sys.executable).parent / "logist-server")
 DONE_RESPONSE = '{"type": "message", "text": "replayed"}\n{"type": "done", "success": true}\n'
 T = TypeVar("T")
 
@@ -65,15 +61,8 @@ def apply_edits_utf16(text: str, edits: Sequence[types.TextEdit]) -> str:
 class Utf16Editor(Editor):
     """The test editor, with applyEdit positions read as UTF-16 code units."""
 
-    def _on_apply_edit(
-        self, params: types.ApplyWorkspaceEditParams
-    ) -> types.ApplyWorkspaceEditResult:
-        for change in params.edit.document_changes or []:
-            assert isinstance(change, types.TextDocumentEdit)
-            uri = change.text_document.uri
-            edits = [e for e in change.edits if isinstance(e, types.TextEdit)]
-            self.change(uri, apply_edits_utf16(self.buffers[uri], edits))
-        return types.ApplyWorkspaceEditResult(applied=True)
+    def apply_edits(self, text: str, edits: list[types.TextEdit]) -> str:
+        return apply_edits_utf16(text, edits)
 
     def edit(self, uri: str, start: tuple[int, int], end: tuple[int, int], text: str) -> None:
         """An incremental change, as VS Code and Neovim send them: a range (LSP lines,
@@ -115,30 +104,20 @@ class Utf16Editor(Editor):
         )
 
 
-@asynccontextmanager
-async def lsp_session(
+def lsp_session(
     roots: Sequence[Path], env: dict[str, str] | None = None
-) -> AsyncIterator[Utf16Editor]:
+) -> AbstractAsyncContextManager[Utf16Editor]:
     """The real `logist-server` over stdio, initialised with `roots` as workspace folders."""
-    client = LanguageClient(converter_factory=client_converter)
-    register_lsp_features(client)
-    editor = Utf16Editor(client)
-    await client.start_io(SERVER, env=env)
-    uris = [from_fs_path(str(root)) or "" for root in roots]
-    await client.initialize_session(
-        types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            root_uri=uris[0],
-            workspace_folders=[
-                types.WorkspaceFolder(uri=uri, name=root.name)
-                for uri, root in zip(uris, roots, strict=True)
-            ],
-        )
-    )
-    try:
-        yield editor
-    finally:
-        await client.shutdown_session()
+    return lsp_client.lsp_session(roots, Utf16Editor, env)
+
+
+async def accept(editor: Utf16Editor, job_id: str, hunks: list[str] | None) -> dict[str, Any]:
+    """`logist/acceptJob` for `hunks` of the job (None: the whole job)."""
+    params: dict[str, Any] = {"jobId": job_id}
+    if hunks is not None:
+        params["hunkIds"] = hunks
+    result: dict[str, Any] = await editor.request("logist/acceptJob", params)
+    return result
 
 
 async def until(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from accept_attacks import forge_commit, full_disk, leftovers, unwritable
-from conftest import A_TXT, B_TXT, git, make_repo, tree_state
+from conftest import A_TXT, B_TXT, git, make_crlf_repo, make_repo, tree_state
 from test_apply import commit_result, head
 
 from logist_server.apply import (
@@ -285,18 +285,7 @@ def test_a_failure_while_renaming_puts_back_every_file_already_replaced(arepo: P
 
 # -- point 5: line endings --------------------------------------------------------------------
 def crlf_repo(path: Path, how: str) -> Path:
-    repo = make_repo(path, {"a.txt": A_TXT, "b.txt": B_TXT})
-    if how == "attributes":
-        (repo / ".gitattributes").write_bytes(b"* text eol=crlf\n")
-        git(repo, "add", ".gitattributes")
-        git(repo, "commit", "-q", "-m", "crlf")
-    else:
-        git(repo, "config", "core.autocrlf", "true")
-    for name in ("a.txt", "b.txt"):
-        (repo / name).unlink()
-    git(repo, "checkout", "--", "a.txt", "b.txt")
-    assert (repo / "a.txt").read_bytes() == A_TXT.replace(b"\n", b"\r\n")
-    return repo
+    return make_crlf_repo(path, {"a.txt": A_TXT, "b.txt": B_TXT}, how)
 
 
 @pytest.mark.parametrize("how", ["attributes", "autocrlf"])

@@ -14,45 +14,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
 from conftest import LOGIST
-from lsp_client import Editor, client_converter
-from lsprotocol import types
-from pygls.uris import from_fs_path
-from pytest_lsp import LanguageClient, client_capabilities
-from pytest_lsp.client import register_lsp_features
+from lsp_client import Editor, lsp_session
 
 from logist_server.model import JobEvent
 from logist_server.store import JobStore
 
-SERVER = str(Path(sys.executable).parent / "logist-server")
 FLOOD_LINES = 30_000  # more than one round of the pump (MAX_EVENTS_PER_ROUND = 20 000)
 TIMEOUT_S = 120  # only guards against a hang
 
 
 @pytest_asyncio.fixture
 async def editor(repo: Path) -> AsyncIterator[Editor]:
-    client = LanguageClient(converter_factory=client_converter)
-    register_lsp_features(client)
-    ed = Editor(client)
-    await client.start_io(SERVER)
-    uri = from_fs_path(str(repo))
-    await client.initialize_session(
-        types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            root_uri=uri,
-            workspace_folders=[types.WorkspaceFolder(uri=uri or "", name="repo")],
-        )
-    )
-    try:
+    async with lsp_session([repo], Editor) as ed:
         yield ed
-    finally:
-        await client.shutdown_session()
 
 
 # -- what the client received ----------------------------------------------------------------
@@ -128,20 +108,31 @@ def assert_tiles_the_log(editor: Editor, job_id: str, log: list[JobEvent]) -> No
     ]
 
 
+async def mock_job(editor: Editor, prompt: str, **options: str) -> str:
+    """A job of the mock agent (with agent `options`) created through the server: its id."""
+    params = {"prompt": prompt, "agent": "mock", "agentOptions": options}
+    created = await editor.request("logist/createJob", params)
+    return str(created["jobId"])
+
+
+def statuses(editor: Editor, job_id: str) -> list[Any]:
+    """The statuses the client was told of for `job_id`, in order."""
+    return [e.get("status") for e in notifications(editor, job_id) if "status" in e]
+
+
+def messages(editor: Editor, job_id: str) -> list[Any]:
+    """The texts of the message events the client received for `job_id`."""
+    return [d["text"] for _s, k, d in received(editor, job_id) if k == "message"]
+
+
 # -- the cases -------------------------------------------------------------------------------
 async def test_a_job_the_server_drives_reaches_the_client_whole(editor: Editor, repo: Path) -> None:
     """Rows handed over by the server's own driver are sent: a slow job, event by event."""
-    created = await editor.request(
-        "logist/createJob",
-        {"prompt": "handed", "agent": "mock",
-         "agentOptions": {"scenario": "slow", "seconds": "1"}},
-    )  # fmt: skip
-    job_id = created["jobId"]
+    job_id = await mock_job(editor, "handed", scenario="slow", seconds="1")
     log = await settled_and_delivered(editor, repo, job_id)
     assert_tiles_the_log(editor, job_id, log)
-    statuses = [e.get("status") for e in notifications(editor, job_id) if "status" in e]
-    assert statuses == ["provisioning", "running", "review"]
-    texts = [d["text"] for _s, k, d in received(editor, job_id) if k == "message"]
+    assert statuses(editor, job_id) == ["provisioning", "running", "review"]
+    texts = messages(editor, job_id)
     assert texts[:4] == [f"thinking {i}/4" for i in range(1, 5)]
 
 
@@ -167,12 +158,7 @@ async def test_a_gap_another_process_writes_is_filled_and_nothing_is_sent_twice(
     """The server drives a job that asks a question; `logist job answer`, another process,
     writes the answer's status event into its log. The driver's next rows, handed over,
     follow that gap: the pump must read the gap from the store and send every row once."""
-    created = await editor.request(
-        "logist/createJob",
-        {"prompt": "ask", "agent": "mock",
-         "agentOptions": {"scenario": "question", "question": "Which one?"}},
-    )  # fmt: skip
-    job_id = created["jobId"]
+    job_id = await mock_job(editor, "ask", scenario="question", question="Which one?")
     await editor.wait_status(job_id, {"needs_input"}, TIMEOUT_S)
     proc = await asyncio.create_subprocess_exec(
         str(LOGIST), "job", "answer", job_id, "this one", cwd=repo,
@@ -182,25 +168,25 @@ async def test_a_gap_another_process_writes_is_filled_and_nothing_is_sent_twice(
     assert proc.returncode == 0, err
     log = await settled_and_delivered(editor, repo, job_id)
     assert_tiles_the_log(editor, job_id, log)
-    statuses = [e.get("status") for e in notifications(editor, job_id) if "status" in e]
-    assert statuses == ["provisioning", "running", "needs_input", "running", "review"]
+    assert statuses(editor, job_id) == [
+        "provisioning",
+        "running",
+        "needs_input",
+        "running",
+        "review",
+    ]
     answered = next(e for e in log if e.kind == "status" and e.data.get("reason") == "answered")
     assert answered.data["answer"] == "this one"
-    texts = [d["text"] for _s, k, d in received(editor, job_id) if k == "message"]
+    texts = messages(editor, job_id)
     assert "got the answer: this one" in texts
 
 
 async def test_a_flood_tiles_seq_1_to_last(editor: Editor, repo: Path) -> None:
     """A flood larger than one round of the pump arrives coalesced, whole and in order."""
-    created = await editor.request(
-        "logist/createJob",
-        {"prompt": "flood", "agent": "mock",
-         "agentOptions": {"scenario": "flood", "lines": str(FLOOD_LINES)}},
-    )  # fmt: skip
-    job_id = created["jobId"]
+    job_id = await mock_job(editor, "flood", scenario="flood", lines=str(FLOOD_LINES))
     log = await settled_and_delivered(editor, repo, job_id)
     assert_tiles_the_log(editor, job_id, log)
-    texts = [d["text"] for _s, k, d in received(editor, job_id) if k == "message"]
+    texts = messages(editor, job_id)
     floods = [t for t in texts if t.startswith("flood line ")]
     assert floods == [f"flood line {i}" for i in range(FLOOD_LINES)]
     # Coalesced: far fewer notifications than events.
@@ -211,11 +197,7 @@ async def test_a_job_the_cli_drives_while_the_server_drives_another(
     editor: Editor, repo: Path
 ) -> None:
     """Both paths at once on one store: handed rows of one job, read rows of the other."""
-    created = await editor.request(
-        "logist/createJob",
-        {"prompt": "mine", "agent": "mock",
-         "agentOptions": {"scenario": "flood", "lines": "5000"}},
-    )  # fmt: skip
+    mine = await mock_job(editor, "mine", scenario="flood", lines="5000")
     proc = await asyncio.create_subprocess_exec(
         str(LOGIST), "run", "--json", "--prompt", "theirs", "--file", "a.txt",
         "--agent-opt", "scenario=flood", "--agent-opt", "lines=5000", cwd=repo,
@@ -226,6 +208,6 @@ async def test_a_job_the_cli_drives_while_the_server_drives_another(
     store = JobStore(repo)
     theirs = next(j.id for j in store.list_jobs() if j.prompt == "theirs")
     store.close()
-    for job_id in (created["jobId"], theirs):
+    for job_id in (mine, theirs):
         log = await settled_and_delivered(editor, repo, job_id)
         assert_tiles_the_log(editor, job_id, log)

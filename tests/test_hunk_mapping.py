@@ -10,12 +10,11 @@ from __future__ import annotations
 import difflib
 import random
 from pathlib import Path
-from typing import Any
 
 import pytest
 from conftest import git, make_repo, run_logist
 from review_harness import (
-    Utf16Editor,
+    accept,
     job_in_review,
     lsp_lines,
     lsp_session,
@@ -51,14 +50,6 @@ def hunks_of(repo: Path, job_id: str, path: str) -> list[Hunk]:
     engine = Engine.for_path(repo)
     (file,) = [f for f in job_hunks(repo, engine.get(job_id)) if f.path == path]
     return file.hunks
-
-
-async def accept(editor: Utf16Editor, job_id: str, hunks: list[str] | None) -> dict[str, Any]:
-    params: dict[str, Any] = {"jobId": job_id}
-    if hunks is not None:
-        params["hunkIds"] = hunks
-    result: dict[str, Any] = await editor.request("logist/acceptJob", params)
-    return result
 
 
 # -- hunks.py on a real job ------------------------------------------------------------------
@@ -101,11 +92,17 @@ def test_every_kind_of_file_change_becomes_numbered_hunks(repo: Path, tmp_path: 
     assert [h.id for f in again for h in f.hunks] == ids
 
 
-def test_lines_inserted_above_and_between_hunks_shift_them_without_conflict(
-    repo: Path, tmp_path: Path
-) -> None:
+@pytest.fixture
+def rows_hunks(repo: Path, tmp_path: Path) -> list[Hunk]:
+    """The hunks of a job in review that changes rows.txt into `three_hunks()`."""
     job = job_in_review(repo, tmp_path / "work", {"rows.txt": "".join(three_hunks()).encode()})
-    hunks = hunks_of(repo, job["id"], "rows.txt")
+    return hunks_of(repo, job["id"], "rows.txt")
+
+
+def test_lines_inserted_above_and_between_hunks_shift_them_without_conflict(
+    rows_hunks: list[Hunk],
+) -> None:
+    hunks = rows_hunks
     base = "".join(ROWS)
     user = ["mine 1\n", "mine 2\n", *ROWS[:6], "mine 3\n", *ROWS[6:]]
     mapped = map_hunks(base, "".join(user), hunks)
@@ -121,10 +118,9 @@ def test_lines_inserted_above_and_between_hunks_shift_them_without_conflict(
 
 
 def test_edits_inside_a_hunk_or_at_its_insertion_point_conflict_only_that_hunk(
-    repo: Path, tmp_path: Path
+    rows_hunks: list[Hunk],
 ) -> None:
-    job = job_in_review(repo, tmp_path / "work", {"rows.txt": "".join(three_hunks()).encode()})
-    hunks = hunks_of(repo, job["id"], "rows.txt")
+    hunks = rows_hunks
     base = "".join(ROWS)
     inside = list(ROWS)
     inside[2] = "row 3 edited by the user\n"

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from accept_attacks import forge_commit, leftovers, unwritable
-from conftest import A_TXT, B_TXT, git, make_repo, tree_state
+from conftest import A_TXT, B_TXT, git, make_crlf_repo, make_repo, tree_state
 from pygls.exceptions import JsonRpcException
-from review_harness import Utf16Editor, job_in_review, lsp_session, until
+from review_harness import Utf16Editor, accept, job_in_review, lsp_session, until
 
 from logist_server.engine import Engine
 from logist_server.model import Job
@@ -38,14 +38,6 @@ def elsewhere(tmp_path: Path) -> Path:
     path.mkdir()
     (path / "guide.md").write_bytes(GUIDE)
     return path
-
-
-async def accept(editor: Utf16Editor, job_id: str, hunks: list[str] | None) -> dict[str, Any]:
-    params: dict[str, Any] = {"jobId": job_id}
-    if hunks is not None:
-        params["hunkIds"] = hunks
-    result: dict[str, Any] = await editor.request("logist/acceptJob", params)
-    return result
 
 
 async def hunk_ids(editor: Utf16Editor, job_id: str) -> dict[str, list[str]]:
@@ -292,27 +284,18 @@ def crlf(text: bytes) -> bytes:
     return text.replace(b"\n", b"\r\n")
 
 
-def crlf_checkout(path: Path, how: str) -> Path:
-    """rows.txt normalised (LF) in git, CRLF in the checkout."""
-    repo = make_repo(path, {"rows.txt": ROWS})
-    if how == "attributes":
-        (repo / ".gitattributes").write_bytes(b"* text eol=crlf\n")
-        git(repo, "add", ".gitattributes")
-        git(repo, "commit", "-q", "-m", "crlf")
-    else:
-        git(repo, "config", "core.autocrlf", "true")
-    (repo / "rows.txt").unlink()
-    git(repo, "checkout", "--", "rows.txt")
-    assert (repo / "rows.txt").read_bytes() == crlf(ROWS)
-    return repo
+@pytest.fixture(params=["attributes", "autocrlf"])
+def crlf_job(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    """A job in review changing rows.txt, which is normalised (LF) in git and CRLF in the
+    checkout (by .gitattributes or by core.autocrlf)."""
+    repo = make_crlf_repo(tmp_path / "repo", {"rows.txt": ROWS}, str(request.param))
+    return repo, job_in_review(repo, tmp_path / "work", {"rows.txt": CHANGED})
 
 
-@pytest.mark.parametrize("how", ["attributes", "autocrlf"])
 async def test_a_crlf_checkout_is_accepted_hunk_by_hunk_on_disk_without_false_conflicts(
-    tmp_path: Path, how: str
+    crlf_job: tuple[Path, dict[str, Any]],
 ) -> None:
-    repo = crlf_checkout(tmp_path / "repo", how)
-    job = job_in_review(repo, tmp_path / "work", {"rows.txt": CHANGED})
+    repo, job = crlf_job
     first, second = f"{job['id']}/1", f"{job['id']}/2"
     async with lsp_session([repo]) as editor:
         diff = await editor.request("logist/getJobDiff", {"jobId": job["id"]})
@@ -327,12 +310,10 @@ async def test_a_crlf_checkout_is_accepted_hunk_by_hunk_on_disk_without_false_co
     assert git(repo, "diff", "--numstat") == "2\t1\trows.txt\n"  # no line-ending noise
 
 
-@pytest.mark.parametrize("how", ["attributes", "autocrlf"])
 async def test_a_crlf_buffer_gets_its_hunks_in_crlf_around_the_users_edit(
-    tmp_path: Path, how: str
+    crlf_job: tuple[Path, dict[str, Any]],
 ) -> None:
-    repo = crlf_checkout(tmp_path / "repo", how)
-    job = job_in_review(repo, tmp_path / "work", {"rows.txt": CHANGED})
+    repo, job = crlf_job
     first, second = f"{job['id']}/1", f"{job['id']}/2"
     async with lsp_session([repo]) as editor:
         uri = editor.open(repo / "rows.txt", crlf(ROWS).decode())  # as the editor loads it

@@ -5,21 +5,16 @@ bad input answered with JSON-RPC errors."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from conftest import make_repo
-from lsp_client import Editor, client_converter
+from lsp_client import Editor, lsp_session
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
-from pygls.uris import from_fs_path
-from pytest_lsp import LanguageClient, client_capabilities
-from pytest_lsp.client import register_lsp_features
 
-SERVER = str(Path(sys.executable).parent / "logist-server")
 A_TXT = "".join(f"line {i}\n" for i in range(1, 11))
 
 
@@ -30,22 +25,8 @@ def repo(tmp_path: Path) -> Path:
 
 @pytest_asyncio.fixture
 async def editor(repo: Path) -> AsyncIterator[Editor]:
-    client = LanguageClient(converter_factory=client_converter)
-    register_lsp_features(client)
-    ed = Editor(client)
-    await client.start_io(SERVER)
-    uri = from_fs_path(str(repo))
-    await client.initialize_session(
-        types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            root_uri=uri,
-            workspace_folders=[types.WorkspaceFolder(uri=uri or "", name="repo")],
-        )
-    )
-    try:
+    async with lsp_session([repo], Editor) as ed:
         yield ed
-    finally:
-        await client.shutdown_session()
 
 
 def _range(first: int, last: int) -> dict[str, object]:

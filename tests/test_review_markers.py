@@ -47,6 +47,14 @@ async def editor_job(editor: Utf16Editor, uri: str, prompt: str) -> str:
     return str(created["jobId"])
 
 
+async def until_marked(editor: Utf16Editor, uri: str, jobs: set[str]) -> None:
+    """Wait until the markers on `uri` are those of exactly `jobs`."""
+    await until(
+        lambda: {job_of(d) for d in editor.diagnostics(uri)} == jobs,
+        lambda: f"markers of {sorted(jobs)}, have {editor.diagnostics(uri)}",
+    )
+
+
 async def test_markers_appear_at_review_follow_edits_and_vanish_after_accept(
     repo: Path,
 ) -> None:
@@ -99,10 +107,7 @@ async def test_markers_vanish_after_reject_and_stay_for_the_other_job(repo: Path
         uri = editor.open(repo / "b.txt")
         first = await editor_job(editor, uri, "first")
         second = await editor_job(editor, uri, "second")
-        await until(
-            lambda: {job_of(d) for d in editor.diagnostics(uri)} == {first, second},
-            "a diagnostic for each job",
-        )
+        await until_marked(editor, uri, {first, second})
         reject = next(
             lens.command
             for lens in await editor.lenses(uri)
@@ -111,10 +116,7 @@ async def test_markers_vanish_after_reject_and_stay_for_the_other_job(repo: Path
             and list(lens.command.arguments or []) == [{"jobId": first}]
         )
         assert (await editor.run_command(reject))["status"] == "rejected"
-        await until(
-            lambda: {job_of(d) for d in editor.diagnostics(uri)} == {second},
-            lambda: f"only {second} left, have {editor.diagnostics(uri)}",
-        )
+        await until_marked(editor, uri, {second})
         lenses = await editor.lenses(uri)
         assert lenses
         assert {lens_job(lens) for lens in lenses} == {second}
@@ -162,15 +164,9 @@ async def test_markers_vanish_when_another_process_accepts_or_rejects(
         uri = editor.open(repo / "a.txt")
         rejected = await editor_job(editor, uri, "rejected elsewhere")
         accepted = await editor_job(editor, uri, "accepted elsewhere")
-        await until(
-            lambda: {job_of(d) for d in editor.diagnostics(uri)} == {rejected, accepted},
-            "a marker for each job",
-        )
+        await until_marked(editor, uri, {rejected, accepted})
         run_logist("job", "reject", rejected, cwd=repo)
-        await until(
-            lambda: {job_of(d) for d in editor.diagnostics(uri)} == {accepted},
-            lambda: f"only {accepted} left, have {editor.diagnostics(uri)}",
-        )
+        await until_marked(editor, uri, {accepted})
         run_logist("job", "accept", accepted, cwd=repo)
         await until(lambda: not editor.diagnostics(uri), "no marker left")
         assert await editor.lenses(uri) == []
