@@ -15,6 +15,7 @@ import msgspec
 from .agents.base import AgentContext, AgentProvider, declare_secrets
 from .agents.options import check_path_options
 from .apply import ResultMismatchError, execute_plan, plan_accept, verify_result
+from .config.freshness import Fingerprint, fingerprint
 from .config.loader import Effective
 from .config.loader import load as load_config
 from .driver import EventListener, JobDriver, handle_from_pid_file, step_paths
@@ -104,6 +105,7 @@ class Engine:
         self._config: Effective | None = None
         self._observer: Observer | None = None
         self._roles: dict[str, Role] | None = None
+        self._read_at: Fingerprint | None = None  # the files' state when config was read
         self.agents = agents or default_agents()
         self.runtimes = runtimes or default_runtimes()
 
@@ -117,15 +119,36 @@ class Engine:
     @property
     def config(self) -> Effective:
         """The repository's effective configuration, read on first use."""
-        if self._config is None:
-            self._config = load_config(self.repo)
-        return self._config
+        config = self._config  # a local: `refresh` in a worker thread may clear the field
+        if config is None:
+            self._read_at = fingerprint(self.repo)
+            config = self._config = load_config(self.repo)
+        return config
+
+    def invalidate(self) -> None:
+        """Forget the configuration, roles and observer table: read them again on next use."""
+        self._config = None
+        self._observer = None
+        self._roles = None
+        self._read_at = None
+
+    def refresh(self) -> None:
+        """Invalidate when `logist.yml`, a role file or the user's configuration changed
+        since it was read (a stat of each, no read): a long-lived server calls this through
+        `configure`, before every job it creates or previews. What was forgotten is read
+        again here (in the caller's thread, a worker's in the server), not later by the
+        driver on the event loop."""
+        if self._read_at is None or fingerprint(self.repo) != self._read_at:
+            self.invalidate()
+            self.warm_up()
 
     def configure(self, overrides: dict[str, Any], source: str = "command line") -> Effective:
         """The configuration with `overrides` (flags, request params) on top.
 
         The job's role is a layer of its own just below them: a role that names an agent,
-        model or options makes them the job's defaults (flags still win)."""
+        model or options makes them the job's defaults (flags still win). The cached
+        configuration, roles and observer table are refreshed first if their files changed."""
+        self.refresh()
         effective = load_config(self.repo, overrides, source)
         name = effective.settings.role
         roles = load_roles(self.repo, effective.settings.roles)
@@ -168,8 +191,8 @@ class Engine:
     def warm_up(self) -> None:
         """Read now what the first job would: the configuration, the observer table, roles,
         the default agent and runtime providers. A long-lived server calls this at start, so
-        that its first job starts as fast as the next ones. Errors are left for a job to
-        report in its own words."""
+        that its first job starts as fast as the next ones, and `refresh` calls it again
+        when the files changed. Errors are left for a job to report in its own words."""
         with contextlib.suppress(LogistError, ValueError, OSError):
             settings = self.config.settings
             _ = self.observer
@@ -396,20 +419,23 @@ class Engine:
     @property
     def observer(self) -> Observer:
         """The observer table: the user's patterns first, then the built-ins."""
-        if self._observer is None:
-            config = msgspec.to_builtins(self.config.settings.observer)
+        observer = self._observer
+        if observer is None:
+            effective = self.config
             try:
-                self._observer = Observer.from_config(config)
+                observer = Observer.from_config(msgspec.to_builtins(effective.settings.observer))
             except ValueError as exc:
-                files = ", ".join(self.config.files) or "configuration"
+                files = ", ".join(effective.files) or "configuration"
                 raise ConfigError(f"{files}: {exc}") from None
-        return self._observer
+            self._observer = observer
+        return observer
 
     def roles(self) -> dict[str, Role]:
         """Built-in roles, the configuration's, and `.logist/roles/*.yml`."""
-        if self._roles is None:
-            self._roles = load_roles(self.repo, self.config.settings.roles)
-        return self._roles
+        roles = self._roles
+        if roles is None:
+            roles = self._roles = load_roles(self.repo, self.config.settings.roles)
+        return roles
 
     def role(self, job: Job, name: str) -> Role:
         return find_role(self.roles(), name)

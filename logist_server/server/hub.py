@@ -43,6 +43,12 @@ class Hub:
         self.engines[info.root] = engine
         return engine, True
 
+    def invalidate(self) -> None:
+        """Every engine reads its configuration, roles and observer table again on next use
+        (the client says the configuration changed)."""
+        for engine in self.engines.values():
+            engine.invalidate()
+
     def committed(self, engine: Engine, events: list[JobEvent]) -> None:
         """Hand rows a driver of this process committed to every connection."""
         for listener in list(self.listeners):

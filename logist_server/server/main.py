@@ -52,6 +52,14 @@ def create_server(hub: Hub | None = None, token: str | None = None) -> LogistSer
         server.set_workspace_roots(folders())  # pygls has updated workspace.folders
         review.refresh_all()
 
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def configuration_changed(params: types.DidChangeConfigurationParams) -> None:
+        server.hub.invalidate()
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def watched_files_changed(params: types.DidChangeWatchedFilesParams) -> None:
+        server.hub.invalidate()  # whichever file: reading configuration again is cheap
+
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(params: types.DidOpenTextDocumentParams) -> None:
         review.publish(params.text_document.uri)
