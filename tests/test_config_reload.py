@@ -210,3 +210,19 @@ async def test_observer_patterns_of_logist_yml_count_from_the_next_job(
     kinds = [[e["kind"] for e in job_events(repo, job)] for job in (first, second)]
     assert "flaky_tool" not in kinds[0]
     assert "flaky_tool" in kinds[1]
+
+
+async def test_a_broken_role_file_is_named_and_removing_it_works_again(
+    repo: Path, user_config: Path, no_stray_agents: None
+) -> None:
+    async with lsp_session([repo]) as editor:
+        first = await create(editor)
+        await editor.wait_status(first, SETTLED)
+        broken = repo / ".logist" / "roles" / "broken.yml"
+        write(broken, "name: broken\ninstructions: [unclosed\n")
+        message = await create_error(editor)
+        assert "broken.yml" in message and "Traceback" not in message
+        broken.unlink()
+        fixed = await create(editor)
+        await editor.wait_status(fixed, SETTLED)
+    assert show_job(repo, fixed)["status"] == "review"
