@@ -46,6 +46,7 @@ class RawClient:
         self._write_lock = threading.Lock()
         self._next_id = 0
         self.stderr_tail: list[bytes] = []
+        self.closed = False
         threading.Thread(target=self._read, daemon=True).start()
         if self.proc is not None:
             threading.Thread(target=self._drain_stderr, daemon=True).start()
@@ -195,6 +196,10 @@ class RawClient:
         assert self.eof.wait(timeout), "the server never closed the connection"
 
     def close(self) -> None:
+        """`shutdown` and `exit`, then wait for the end (once: a second call does nothing)."""
+        if self.closed:
+            return
+        self.closed = True
         try:
             self.request("shutdown", None, timeout=10)
             self.notify("exit", None)

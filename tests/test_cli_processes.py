@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -241,10 +243,9 @@ sys.stdin.read()
 """
 
 
-def test_driver_lock_held_by_another_process_makes_drive_raise_busy(repo: Path) -> None:
-    engine = Engine.for_path(repo)
-    job = engine.create_job(JobRequest(prompt="locked out", cwd=str(repo)))
-    lock_path = engine.store.lock_path(job.id)
+@contextlib.contextmanager
+def lock_held_elsewhere(lock_path: Path) -> Iterator[None]:
+    """Another process holds the driver lock `lock_path` until the block ends."""
     holder = subprocess.Popen(
         [PYTHON, "-c", _HOLD, str(lock_path)],
         stdin=subprocess.PIPE,
@@ -252,8 +253,17 @@ def test_driver_lock_held_by_another_process_makes_drive_raise_busy(repo: Path) 
         text=True,
     )
     try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "held"
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.communicate(input="", timeout=60)
+
+
+def test_driver_lock_held_by_another_process_makes_drive_raise_busy(repo: Path) -> None:
+    engine = Engine.for_path(repo)
+    job = engine.create_job(JobRequest(prompt="locked out", cwd=str(repo)))
+    lock_path = engine.store.lock_path(job.id)
+    with lock_held_elsewhere(lock_path):
         assert is_locked(lock_path)
         assert not DriverLock(lock_path).try_acquire()
         events_before = engine.store.events(job.id)
@@ -264,8 +274,6 @@ def test_driver_lock_held_by_another_process_makes_drive_raise_busy(repo: Path) 
         # The CLI refuses to delete it meanwhile (exit 1).
         assert run_logist("job", "delete", job.id, cwd=repo, check=False).returncode == 1
         assert engine.store.get(job.id).id == job.id
-    finally:
-        holder.communicate(input="", timeout=60)
     # The lock dies with its holder: now this process may drive the job.
     assert not is_locked(lock_path)
     done = asyncio.run(engine.drive(job.id))
@@ -516,20 +524,11 @@ def test_accept_while_the_job_is_held_is_refused_busy(repo: Path) -> None:
     lock_path = engine.store.lock_path(job_id)
     engine.store.close()
     before = (repo / "b.txt").read_bytes()
-    holder = subprocess.Popen(
-        [PYTHON, "-c", _HOLD, str(lock_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(lock_path):
         results = logist_at_once(repo, [["job", "accept", job_id]] * 2)
         assert results == [(1, "", busy_message(job_id))] * 2
         assert (repo / "b.txt").read_bytes() == before
         assert show_job(repo, job_id)["status"] == "review"
-    finally:
-        holder.communicate(input="", timeout=60)
     assert (
         parse_json(run_logist("job", "accept", job_id, "--json", cwd=repo).stdout)["status"]
         == "accepted"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import processes_tagged
 
 from logist_server.errors import RuntimeProviderError
 from logist_server.model import Workspace
@@ -56,18 +57,6 @@ def test_exit_status_is_known_to_a_runtime_that_did_not_start_it(tmp_path: Path)
     assert not other.is_alive(handle, paths)
 
 
-def sleepers(tag: str) -> list[psutil.Process]:
-    """Live processes whose command line holds `tag`."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if tag in proc.cmdline() and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
-
-
 def wait_output(runtime: HostRuntime, handle, paths, text: bytes) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + 15
     while runtime.read_output(handle, paths, 0) != text:
@@ -101,7 +90,7 @@ def test_kill_takes_down_the_session_and_processes_in_the_workspace(
     assert runtime.is_alive(handle, paths)
     killed = runtime.kill(handle, paths, workspace)
     assert {p.pid for p in victims} <= {int(str(k["pid"])) for k in killed}
-    assert sleepers(tag) == []
+    assert processes_tagged(tag) == []
     assert not runtime.is_alive(handle, paths)
     assert runtime.exit_status(handle, paths) is not None
     assert runtime.kill(handle, paths, workspace) == []  # idempotent: nothing left
@@ -109,7 +98,7 @@ def test_kill_takes_down_the_session_and_processes_in_the_workspace(
 
 def wait_for_count(tag: str, count: int) -> list[psutil.Process]:
     deadline = time.monotonic() + 15
-    while len(found := sleepers(tag)) < count:
+    while len(found := processes_tagged(tag)) < count:
         assert time.monotonic() < deadline, found
         time.sleep(0.01)
     assert len(found) == count
@@ -139,7 +128,7 @@ def test_a_double_forked_daemon_that_left_for_root_is_killed_through_its_cgroup(
     assert group.is_dir() and daemon.pid in cgroups.members(group)
     killed = runtime.kill(handle, paths, None)
     assert killed == [{"pid": daemon.pid, "name": "sleep", "found": "cgroup"}]
-    assert sleepers(tag) == []
+    assert processes_tagged(tag) == []
     assert not group.exists()  # the cgroup goes with its last process
 
 
@@ -291,4 +280,4 @@ def test_a_v1_hierarchy_catches_the_daemon_too(
         assert daemon.pid in cgroups.members(group), root.path
         killed = runtime.kill(handle, paths, None)
         assert killed == [{"pid": daemon.pid, "name": "sleep", "found": "cgroup"}], root.path
-        assert sleepers(tag) == [] and not group.exists()
+        assert processes_tagged(tag) == [] and not group.exists()

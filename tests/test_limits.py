@@ -14,6 +14,7 @@ from conftest import (
     job_events,
     make_repo,
     parse_json,
+    popen_logist,
     processes_in,
     run_logist,
     show_job,
@@ -122,7 +123,7 @@ def test_a_question_on_the_terminal_waits_in_needs_input_until_answered(
     repo: Path, tmp_path: Path, no_stray_agents: None
 ) -> None:
     env = install_plugins(tmp_path / "plugins")
-    runner = popen_logist_env(repo, env, "run", "--json", "--agent", "asker", "--prompt", "ask")
+    runner = popen_logist("run", "--json", "--agent", "asker", "--prompt", "ask", cwd=repo, env=env)
     try:
         job = wait_for(lambda: job_in(repo, env, "needs_input"), timeout=30, interval=0.1)
         assert job["status_reason"] == "the agent is waiting for an answer on its terminal"
@@ -144,23 +145,6 @@ def test_a_question_on_the_terminal_waits_in_needs_input_until_answered(
     assert tos == ["provisioning", "running", "needs_input", "running", "review"]
     diff = run_logist("job", "diff", job["id"], cwd=repo, env=env).stdout
     assert "+answered: yes please" in diff
-
-
-def popen_logist_env(repo: Path, env: dict[str, str], *args: str) -> Any:
-    import os
-    import subprocess
-
-    from conftest import LOGIST
-
-    return subprocess.Popen(
-        [str(LOGIST), *args],
-        cwd=repo,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **env},
-    )
 
 
 def job_in(repo: Path, env: dict[str, str], status: str) -> dict[str, Any] | None:

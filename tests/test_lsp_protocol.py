@@ -58,6 +58,16 @@ def connect(tcp_server: TcpServer | None) -> Iterator[Connect]:
         client.close()
 
 
+def assert_clean_log(client: RawClient, tcp_server: TcpServer | None) -> None:
+    """Close `client`; the server's log (its stderr over stdio, the TCP server's) holds no
+    traceback and no error."""
+    client.close()
+    log = b"".join(client.stderr_tail).decode(errors="replace")
+    if tcp_server is not None:
+        log = tcp_server.stderr()
+    assert "Traceback" not in log and "ERROR" not in log, log
+
+
 def _status(client: RawClient, job_id: str, status: str) -> dict[str, Any]:
     return client.wait_notification(
         lambda n: (
@@ -229,15 +239,9 @@ def test_empty_array_params_mean_an_empty_object(connect: Connect, tmp_path: Pat
 
 
 def test_bad_requests_are_answered_without_a_traceback_in_the_log(
-    transport: str, tcp_server: TcpServer | None, tmp_path: Path
+    connect: Connect, tcp_server: TcpServer | None, tmp_path: Path
 ) -> None:
-    repo = make_repo(tmp_path / "repo")
-    if tcp_server is None:
-        client = RawClient([SERVER], env=dict(os.environ))
-        assert "result" in client.initialize(repo)
-    else:
-        client = RawClient.connect(tcp_server.port)
-        assert "result" in client.initialize(repo, tcp_server.token)
+    client = connect(make_repo(tmp_path / "repo"))
     bad: list[tuple[str, Any]] = [
         ("logist/getJob", {"jobId": "nosuchjob"}),
         ("logist/createJob", {"prompt": 42}),
@@ -251,12 +255,7 @@ def test_bad_requests_are_answered_without_a_traceback_in_the_log(
     ]
     for method, params in bad:
         assert _error_code(client.request(method, params)) == -32602, method
-    client.close()
-    if tcp_server is None:
-        log = b"".join(client.stderr_tail).decode(errors="replace")
-    else:
-        log = tcp_server.stderr()
-    assert "Traceback" not in log and "ERROR" not in log, log
+    assert_clean_log(client, tcp_server)
 
 
 def test_prompt_size_limit_and_job_summaries(connect: Connect, tmp_path: Path) -> None:
@@ -287,17 +286,11 @@ def _framed(message: object) -> bytes:
 
 
 def test_an_id_that_is_not_a_string_or_number_is_an_invalid_request(
-    transport: str, tcp_server: TcpServer | None, tmp_path: Path
+    connect: Connect, tcp_server: TcpServer | None, tmp_path: Path
 ) -> None:
     """pygls keys its pending requests by id: an object or array id used to kill the stdio
     server (`TypeError: unhashable type`) and drop a TCP connection with a traceback."""
-    repo = make_repo(tmp_path / "repo")
-    if tcp_server is None:
-        client = RawClient([SERVER], env=dict(os.environ))
-        assert "result" in client.initialize(repo)
-    else:
-        client = RawClient.connect(tcp_server.port)
-        assert "result" in client.initialize(repo, tcp_server.token)
+    client = connect(make_repo(tmp_path / "repo"))
     bad_ids: list[Any] = [{"a": 1}, [1], [], {}, True]
     for bad in bad_ids:
         message = {"jsonrpc": "2.0", "id": bad, "method": "logist/listJobs", "params": {}}
@@ -307,9 +300,4 @@ def test_an_id_that_is_not_a_string_or_number_is_an_invalid_request(
     assert client.request("logist/listJobs", {})["result"] == []  # still serving, in order
     refused = [m for m in client.received if "error" in m]
     assert [(m["id"], m["error"]["code"]) for m in refused] == [(None, -32600)] * len(bad_ids)
-    client.close()
-    if tcp_server is None:
-        log = b"".join(client.stderr_tail).decode(errors="replace")
-    else:
-        log = tcp_server.stderr()
-    assert "Traceback" not in log and "ERROR" not in log, log
+    assert_clean_log(client, tcp_server)

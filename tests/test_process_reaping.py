@@ -20,7 +20,7 @@ from typing import Any
 
 import psutil
 import pytest
-from conftest import job_events, popen_logist, run_logist, show_job, wait_for
+from conftest import job_events, popen_logist, processes_tagged, run_logist, show_job, wait_for
 
 from logist_server.runtimes import cgroups
 
@@ -33,22 +33,10 @@ def tag(tmp_path: Path) -> Iterator[str]:
     """A tag in the lingerers' command lines; whatever carries it is killed at teardown."""
     value = f"logist-linger-{os.getpid()}-{tmp_path.name}"
     yield value
-    strays = tagged(value)
+    strays = processes_tagged(value)
     for proc in strays:
         with contextlib.suppress(psutil.Error):
             proc.kill()
-
-
-def tagged(tag: str) -> list[psutil.Process]:
-    """Live (non-zombie) processes with `tag` in their command line."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if tag in proc.cmdline() and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
 
 
 def alive(pid: int) -> bool:
@@ -77,7 +65,7 @@ def reaped(repo: Path, job_id: str) -> list[dict[str, Any]]:
 def assert_all_reaped(repo: Path, job_id: str, tag: str) -> None:
     pids = lingerers(repo, job_id)
     assert sorted(pids) == sorted(KINDS)  # all three ran: the test attacked something
-    assert tagged(tag) == []
+    assert processes_tagged(tag) == []
     assert not any(alive(pid) for pid in pids.values())
     report = {p["pid"]: p for p in reaped(repo, job_id)}
     assert set(pids.values()) <= set(report), report
@@ -142,13 +130,18 @@ def test_reject_kills_what_still_works_in_the_workspace_before_removing_it(
     keeps running in a deleted worktree."""
     record = run_logist_json_review(repo)
     workspace = Path(record["workspace"]["path"])
+    assert_kills_a_stray_and_removes(repo, workspace, tag, "job", "reject", record["id"])
+
+
+def assert_kills_a_stray_and_removes(repo: Path, workspace: Path, tag: str, *command: str) -> None:
+    """`logist *command` kills a process left working in `workspace`, then removes it."""
     stray = subprocess.Popen(
         [sys.executable, "-I", "-c", "import time; time.sleep(3600)", tag],
         cwd=workspace, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        wait_for(lambda: tagged(tag))
-        run_logist("job", "reject", record["id"], cwd=repo)
+        wait_for(lambda: processes_tagged(tag))
+        run_logist(*command, cwd=repo)
         assert stray.wait(timeout=30) is not None  # killed (it would sleep an hour)
         assert not workspace.exists()
     finally:
@@ -173,19 +166,7 @@ def test_gc_kills_what_still_works_in_a_worktree_it_removes(repo: Path, tag: str
     assert record["status"] == "failed"
     workspace = Path(record["workspace"]["path"])
     assert workspace.is_dir()
-    stray = subprocess.Popen(
-        [sys.executable, "-I", "-c", "import time; time.sleep(3600)", tag],
-        cwd=workspace, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        wait_for(lambda: tagged(tag))
-        run_logist("gc", cwd=repo)
-        assert stray.wait(timeout=30) is not None  # killed (it would sleep an hour)
-        assert not workspace.exists()
-    finally:
-        if stray.poll() is None:
-            stray.kill()
-            stray.wait()
+    assert_kills_a_stray_and_removes(repo, workspace, tag, "gc")
 
 
 def test_an_agent_that_leaves_nothing_behind_gets_no_reaped_event(repo: Path) -> None:

@@ -209,18 +209,6 @@ def run_args(scenario: str, prompt: str) -> list[str]:
     return ["run", "--json", "--file", "a.txt", "--prompt", prompt, *SCENARIO_ARGS[scenario]]
 
 
-def popen_with_fault(repo: Path, fault: str, args: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(LOGIST), *args],
-        cwd=repo,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=dict(os.environ, LOGIST_FAULT=fault),
-    )
-
-
 def answer_when_asked(repo: Path, job_id: str, timeout: float = 60) -> None:
     wait_for(lambda: status_of(repo, job_id) == "needs_input", timeout=timeout)
     run_logist("job", "answer", job_id, ANSWER, cwd=repo)
@@ -228,7 +216,7 @@ def answer_when_asked(repo: Path, job_id: str, timeout: float = 60) -> None:
 
 def die_at(repo: Path, fault: str, scenario: str, prompt: str) -> dict[str, Any]:
     """`logist run` with LOGIST_FAULT: it kills itself with -9; the job it left behind."""
-    runner = popen_with_fault(repo, fault, run_args(scenario, prompt))
+    runner = popen_logist(*run_args(scenario, prompt), cwd=repo, env={"LOGIST_FAULT": fault})
     try:
         if scenario == "question" and fault == "harvest":  # the answer comes before harvest
             job_id = wait_for(lambda: [j["id"] for j in list_jobs(repo)], timeout=60)[0]
