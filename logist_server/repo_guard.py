@@ -26,6 +26,7 @@ import json
 import os
 import re
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -176,25 +177,17 @@ def _add_git_dir(prints: dict[str, str], git_dir: Path) -> None:
 def _add_modules(prints: dict[str, str], modules: Path) -> None:
     """Every submodule git directory under `modules` (names may hold slashes, modules nest):
     its config (and what it includes), hooks and info. Object and ref stores are skipped."""
-    stack, seen = [modules], 0
-    while stack and seen < _MAX_ENTRIES:
-        directory = stack.pop()
-        try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except OSError:
-            continue
-        for entry in entries:
-            seen += 1
-            if not entry.is_dir(follow_symlinks=False):
-                _add(prints, Path(entry.path))  # a file or symlink where a module would be
-                continue
-            path = Path(entry.path)
-            if os.path.lexists(path / "config") or os.path.lexists(path / "HEAD"):
-                _add_configs(prints, [path / "config"])
-                _add_git_dir(prints, path)
-                stack.append(path / "modules")
-            else:
-                stack.append(path)
+    stack = [modules]
+    for _directory, entry in _walk(stack):
+        path = Path(entry.path)
+        if not entry.is_dir(follow_symlinks=False):
+            _add(prints, path)  # a file or symlink where a module would be
+        elif os.path.lexists(path / "config") or os.path.lexists(path / "HEAD"):
+            _add_configs(prints, [path / "config"])
+            _add_git_dir(prints, path)
+            stack.append(path / "modules")
+        else:
+            stack.append(path)
 
 
 #: Configuration keys that git writes as the user works (`push -u`, `branch --track`) and
@@ -282,6 +275,18 @@ def _add_tree(prints: dict[str, str], root: Path, skip: frozenset[str] = frozens
     """Every entry under `root` (not following symlinks), `skip` names at its top left out."""
     _add(prints, root)
     stack = [root]
+    for directory, entry in _walk(stack):
+        if directory == root and entry.name in skip:
+            continue
+        _add(prints, Path(entry.path))
+        if entry.is_dir(follow_symlinks=False):
+            stack.append(Path(entry.path))
+
+
+def _walk(stack: list[Path]) -> Iterator[tuple[Path, os.DirEntry[str]]]:
+    """(directory, entry) for the entries of each directory popped from `stack`, in name
+    order; the caller pushes the directories to list next. At most about _MAX_ENTRIES
+    entries; a directory that cannot be listed is passed over."""
     seen = 0
     while stack and seen < _MAX_ENTRIES:
         directory = stack.pop()
@@ -290,12 +295,8 @@ def _add_tree(prints: dict[str, str], root: Path, skip: frozenset[str] = frozens
         except OSError:
             continue
         for entry in entries:
-            if directory == root and entry.name in skip:
-                continue
             seen += 1
-            _add(prints, Path(entry.path))
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(Path(entry.path))
+            yield directory, entry
 
 
 def _global_configs() -> list[Path]:
