@@ -45,19 +45,8 @@ local handlers = {
   end,
 }
 
-local function request(client, buf, method, params)
-  local answer
-  client.request(method, params, function(err, res)
-    answer = { error = err and (err.message or vim.inspect(err)) or nil, result = res }
-  end, buf)
-  wait_for('the ' .. method .. ' response', function()
-    return answer ~= nil
-  end)
-  if answer.error then
-    error(method .. ' failed: ' .. answer.error, 0)
-  end
-  return answer.result
-end
+local here = vim.fn.fnamemodify(debug.getinfo(1, 'S').source:sub(2), ':h')
+local request = dofile(here .. '/request.lua')(wait_for)
 
 local function main()
   step('open file')

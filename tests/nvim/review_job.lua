@@ -43,6 +43,9 @@ local function buffer_lines(buf)
   return vim.api.nvim_buf_get_lines(buf, 0, -1, false)
 end
 
+local here = vim.fn.fnamemodify(debug.getinfo(1, 'S').source:sub(2), ':h')
+local request = dofile(here .. '/request.lua')(wait_for)
+
 local client_id
 local exited = false
 
@@ -121,38 +124,19 @@ local function main()
   result.edited_lines = buffer_lines(buf)
 
   step('create job')
-  local created
-  client.request('logist/createJob', {
+  local created = request(client, buf, 'logist/createJob', {
     prompt = cfg.prompt,
     uri = uri,
     range = cfg.range,
     agent = 'mock',
-  }, function(err, res)
-    created = { error = err and (err.message or vim.inspect(err)) or nil, result = res }
-  end, buf)
-  wait_for('the logist/createJob response', function()
-    return created ~= nil
-  end)
-  if created.error then
-    error('logist/createJob failed: ' .. created.error, 0)
-  end
-  local job_id = created.result.jobId
+  })
+  local job_id = created.jobId
   result.job_id = job_id
-  result.created_status = created.result.status
+  result.created_status = created.status
 
   -- An empty Lua table: Neovim sends `{}` params as `[]`, which must mean "no params".
   step('list jobs')
-  local listed
-  client.request('logist/listJobs', {}, function(err, res)
-    listed = { error = err and (err.message or vim.inspect(err)) or nil, result = res }
-  end, buf)
-  wait_for('the logist/listJobs response', function()
-    return listed ~= nil
-  end)
-  if listed.error then
-    error('logist/listJobs {} failed: ' .. listed.error, 0)
-  end
-  result.listed = listed.result
+  result.listed = request(client, buf, 'logist/listJobs', {})
 
   step('wait for review')
   wait_for('a logist/jobEvent with status review or failed', function()
