@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import processes_tagged
 from hostile_agent import SCRIPT_AGENT, ScriptAgent
 
 from logist_server.engine import Engine, default_agents
@@ -47,18 +48,9 @@ def wait_exit(runtime: HostRuntime, handle: RuntimeHandle, paths: JobPaths) -> i
     return code
 
 
-def sleepers(tag: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter():
-        with contextlib.suppress(psutil.Error):
-            if tag in proc.cmdline() and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-    return found
-
-
 def wait_for_count(tag: str, count: int) -> list[psutil.Process]:
     deadline = time.monotonic() + 30
-    while len(found := sleepers(tag)) < count:
+    while len(found := processes_tagged(tag)) < count:
         assert time.monotonic() < deadline, found
         time.sleep(0.01)
     return found
@@ -69,7 +61,7 @@ def tag(tmp_path: Path) -> Iterator[str]:
     """A unique `sleep` duration: its command line finds exactly this test's processes."""
     value = str(20_000_000 + os.getpid() * 100 + len(tmp_path.name) % 100)
     yield value
-    for proc in sleepers(value):
+    for proc in processes_tagged(value):
         with contextlib.suppress(psutil.Error):
             proc.kill()
 
@@ -100,7 +92,7 @@ def test_a_daemon_is_reaped_though_its_agent_made_its_step_directory_a_symlink(
     assert step.is_symlink()  # the attack happened
     killed = runtime.kill(handle, paths, None)
     assert {"pid": daemon.pid, "name": "sleep", "found": "cgroup"} in killed
-    assert sleepers(tag) == []
+    assert processes_tagged(tag) == []
 
 
 @pytest.mark.usefixtures("cgroup_root")
@@ -124,7 +116,7 @@ def test_a_step_directory_pointed_at_another_agents_spares_that_agent(
         assert bystander.is_running() and bystander.status() != psutil.STATUS_ZOMBIE
     finally:
         runtime.kill(other, other_paths, None)
-    assert sleepers(tag) == []
+    assert processes_tagged(tag) == []
 
 
 def test_a_step_directory_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
