@@ -71,6 +71,8 @@ def redact_bytes(data: bytes, environ: Mapping[str, str] | None = None) -> bytes
 
 def scrub_file(path: Path) -> None:
     """Rewrite `path` (atomically, same mode) with every secret masked, if it holds one."""
+    if not secret_values():
+        return  # nothing declared and set: do not read a possibly large output file
     try:
         data = path.read_bytes()
     except FileNotFoundError:
