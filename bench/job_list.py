@@ -48,8 +48,7 @@ from common import (
     run_measured,
     time_call,
 )
-
-from logist_server.model import (
+from logist_server.domain.model import (
     AgentSpec,
     DiffStats,
     Job,
@@ -62,7 +61,7 @@ from logist_server.model import (
     Usage,
     Workspace,
 )
-from logist_server.store import EventSpec, JobStore
+from logist_server.store.job_store import EventSpec, JobStore
 
 ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # the store's job id alphabet
 BAR_MS = 100.0
@@ -211,8 +210,8 @@ FULL_CLI = "import sys; from logist_server.cli.main import main; sys.exit(main()
 LEAN_SCRIPT = """
 import sys
 from pathlib import Path
-from logist_server.git import find_repo
-from logist_server.store import EventSpec, JobStore
+from logist_server.vcs.git import find_repo
+from logist_server.store.job_store import EventSpec, JobStore
 info = find_repo(Path.cwd())
 raw = JobStore(info.root, info.common_dir).list_raw()
 sys.stdout.buffer.write(b"[" + b",".join(raw) + b"]\\n")

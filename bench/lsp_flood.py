@@ -6,8 +6,9 @@ JSON-RPC client (below; also used by lsp_latency.py). The time runs from just be
 the client has received `logist/jobEvent` notifications covering every `message` event
 (coalesced ones count `data.count`) and the status `review`. This includes what the job
 does besides streaming: the git worktree, starting the agent and harvesting its result.
-raw: the same mock program (`python -m logist_server.agents.mock_program --scenario flood`)
-with its stdout on a pipe, every line read in Python, from spawn to the last line.
+raw: the same mock program
+(`python -m logist_server.providers.agents.mock_program --scenario flood`) with its stdout on
+a pipe, every line read in Python, from spawn to the last line.
 
 No event may be lost: the seq ranges [firstSeq or seq, seq] of all the job's notifications
 must tile 1..last_seq (last_seq read from the job store afterwards) with no gap and no
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+
 from common import (
     PYTHON,
     VENV_BIN,
@@ -401,7 +403,7 @@ async def flood_rep(base: Path, rep: int, lines: int, profile: Path | None) -> F
 
 def raw_rep(lines: int, cwd: Path) -> float:
     """Spawn the mock flood with stdout on a pipe and read every line in Python."""
-    argv = [PYTHON, "-m", "logist_server.agents.mock_program", "--prompt", "x"]
+    argv = [PYTHON, "-m", "logist_server.providers.agents.mock_program", "--prompt", "x"]
     argv += ["--scenario", "flood", "--opt", f"lines={lines}"]
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, cwd=cwd, env=child_env())

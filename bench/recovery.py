@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
 from common import (
     LOGIST,
     base_parser,

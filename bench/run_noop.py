@@ -3,7 +3,7 @@
 logist: `logist run --agent mock --agent-opt scenario=noop --prompt x --json` as a
 subprocess in a small repository: interpreter start-up, snapshot, worktree, store, agent
 spawn, output streaming, harvest, until the job is in review.
-raw: `python -m logist_server.agents.mock_program --prompt x --scenario noop` as a
+raw: `python -m logist_server.providers.agents.mock_program --prompt x --scenario noop` as a
 subprocess in the same repository (the same program the job runs, without logist).
 
 Measured alternately in the same run; each job is deleted (worktree, branch, record)
@@ -40,12 +40,11 @@ from common import (
     release_tmpdir,
     run_measured,
 )
-
-from logist_server.engine import Engine
-from logist_server.model import JobEvent
+from logist_server.domain.model import JobEvent
+from logist_server.engine.facade import Engine
 
 RUN_ARGV = [LOGIST, "run", "--agent", "mock", "--agent-opt", "scenario=noop", "--prompt", "x"]
-MOCK_ARGV = [PYTHON, "-m", "logist_server.agents.mock_program", "--prompt", "x"]
+MOCK_ARGV = [PYTHON, "-m", "logist_server.providers.agents.mock_program", "--prompt", "x"]
 MOCK_ARGV += ["--scenario", "noop"]
 
 

@@ -37,6 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import logist_server.support.fsutil as fsutil_mod
+import logist_server.vcs.git as git_mod
 from common import (
     LOGIST,
     Row,
@@ -57,14 +59,11 @@ from common import (
     print_table,
     release_tmpdir,
 )
-
-import logist_server.fsutil as fsutil_mod
-import logist_server.git as git_mod
-from logist_server.engine import Engine
-from logist_server.model import JobEvent, JobStatus
-from logist_server.requests import JobRequest
-from logist_server.runtimes.host import HostRuntime
-from logist_server.store import JobStore
+from logist_server.domain.model import JobEvent, JobStatus
+from logist_server.domain.requests import JobRequest
+from logist_server.engine.facade import Engine
+from logist_server.providers.runtimes.host import HostRuntime
+from logist_server.store.job_store import JobStore
 
 
 class Recorder:

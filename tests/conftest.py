@@ -1,7 +1,7 @@
 """Shared fixtures and helpers: real temporary git repositories and the real `logist` CLI.
 
 Nothing is mocked: repositories are made with the git CLI, `logist` runs as a subprocess,
-and the mock agent is the real `logist_server.agents.mock_program` program.
+and the mock agent is the real `logist_server.providers.agents.mock_program` program.
 
 Helpers are plain functions so test modules can `from conftest import ...` them.
 """

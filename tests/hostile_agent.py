@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from logist_server.agents.base import AgentContext, OutputParser
-from logist_server.agents.jsonl import JsonLinesParser
-from logist_server.engine import Engine, default_agents
-from logist_server.git import find_repo
-from logist_server.model import Job
-from logist_server.requests import JobRequest
-from logist_server.runtimes.base import ProcessSpec
+from logist_server.domain.model import Job
+from logist_server.domain.requests import JobRequest
+from logist_server.engine.facade import Engine, default_agents
+from logist_server.providers.agents.base import AgentContext, OutputParser
+from logist_server.providers.agents.jsonl import JsonLinesParser
+from logist_server.providers.runtimes.base import ProcessSpec
+from logist_server.vcs.git import find_repo
 
 SCRIPT_AGENT = "hostile"
 

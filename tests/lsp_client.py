@@ -14,7 +14,7 @@ from pygls.uris import from_fs_path
 from pytest_lsp import LanguageClient, client_capabilities
 from pytest_lsp.client import register_lsp_features
 
-from logist_server.server.jsonrpc import raw_json_converter
+from logist_server.lsp.jsonrpc import raw_json_converter
 
 SERVER = str(Path(sys.executable).parent / "logist-server")
 E = TypeVar("E", bound="Editor")

@@ -20,8 +20,8 @@ ASKER = '''
 import json, os, sys, time
 from pathlib import Path
 
-from logist_server.agents.jsonl import JsonLinesParser
-from logist_server.runtimes.base import ProcessSpec
+from logist_server.providers.agents.jsonl import JsonLinesParser
+from logist_server.providers.runtimes.base import ProcessSpec
 
 SCRIPT = """
 import json, os, sys, time

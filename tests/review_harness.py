@@ -16,10 +16,11 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from lsprotocol import types
+
 import lsp_client
 from conftest import git, run_logist
 from lsp_client import Editor
-from lsprotocol import types
 
 DONE_RESPONSE = '{"type": "message", "text": "replayed"}\n{"type": "done", "success": true}\n'
 T = TypeVar("T")

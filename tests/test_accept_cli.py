@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from accept_attacks import forge_commit, full_disk, leftovers
 from conftest import (
     A_TXT,
@@ -20,9 +21,8 @@ from conftest import (
     show_job,
     tree_state,
 )
-
-from logist_server.engine import Engine
-from logist_server.model import Job
+from logist_server.domain.model import Job
+from logist_server.engine.facade import Engine
 
 BINARY = bytes(range(256)) * 4
 

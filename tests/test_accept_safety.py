@@ -11,11 +11,11 @@ import os
 from pathlib import Path
 
 import pytest
+
 from accept_attacks import forge_commit, full_disk, leftovers, unwritable
 from conftest import A_TXT, B_TXT, git, make_crlf_repo, make_repo, tree_state
-from test_apply import commit_result, head
-
-from logist_server.apply import (
+from logist_server.domain.errors import ConflictError, GitError
+from logist_server.engine.apply import (
     PlannedWrite,
     ResultMismatchError,
     UnsafeResultError,
@@ -24,8 +24,8 @@ from logist_server.apply import (
     plan_accept,
     read_current,
 )
-from logist_server.errors import ConflictError, GitError
-from logist_server.tree_write import MODE_EXEC, MODE_FILE, AcceptWriteError
+from logist_server.vcs.tree_write import MODE_EXEC, MODE_FILE, AcceptWriteError
+from test_apply import commit_result, head
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from conftest import (
     LOGIST,
     assert_one_line_error,
@@ -30,14 +31,13 @@ from conftest import (
     worktree_paths,
 )
 from jsonrpc_raw import RawClient
-
-from logist_server.agents.base import AgentContext, build_spec
-from logist_server.agents.mock import MockAgent
-from logist_server.agents.program import installed_program
-from logist_server.errors import UsageError
-from logist_server.model import AgentSpec, Job, RuntimeHandle
-from logist_server.runtimes.base import JobPaths, ProcessSpec
-from logist_server.runtimes.host import HostRuntime
+from logist_server.domain.errors import UsageError
+from logist_server.domain.model import AgentSpec, Job, RuntimeHandle
+from logist_server.providers.agents.base import AgentContext, build_spec
+from logist_server.providers.agents.mock import MockAgent
+from logist_server.providers.agents.program import installed_program
+from logist_server.providers.runtimes.base import JobPaths, ProcessSpec
+from logist_server.providers.runtimes.host import HostRuntime
 
 
 @pytest.fixture
@@ -177,9 +177,12 @@ def test_the_step_checks_options_again_against_its_own_workspace(
 
 
 # -- the mock program itself never follows a symlink out ---------------------------------------
+MOCK_MODULE = "logist_server.providers.agents.mock_program"
+
+
 def run_mock(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-I", "-m", "logist_server.agents.mock_program", "--prompt", "hi", *args],
+        [sys.executable, "-I", "-m", MOCK_MODULE, "--prompt", "hi", *args],
         cwd=cwd, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
@@ -238,9 +241,10 @@ def hostile_package(root: Path, marker: Path) -> dict[str, str]:
     code = HOSTILE_MODULE.format(marker=str(marker))
     return {
         "logist_server/__init__.py": code,
-        "logist_server/agents/__init__.py": code,
-        "logist_server/agents/mock_program.py": code,
-        "logist_server/repo_paths.py": code,
+        "logist_server/providers/__init__.py": code,
+        "logist_server/providers/agents/__init__.py": code,
+        "logist_server/providers/agents/mock_program.py": code,
+        "logist_server/domain/repo_paths.py": code,
         "sitecustomize.py": code,
         "usercustomize.py": code,
         "json/__init__.py": code,  # a standard module the mock imports

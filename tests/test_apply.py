@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import A_TXT, B_TXT, git, is_executable, make_repo, tree_state
 
-from logist_server.apply import MODE_EXEC, changed_files, execute_plan, plan_accept
-from logist_server.errors import ConflictError
+from conftest import A_TXT, B_TXT, git, is_executable, make_repo, tree_state
+from logist_server.domain.errors import ConflictError
+from logist_server.engine.apply import MODE_EXEC, changed_files, execute_plan, plan_accept
 
 BINARY = bytes(range(256)) * 4
 

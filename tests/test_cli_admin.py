@@ -19,8 +19,7 @@ from conftest import (
     tree_state,
     worktree_paths,
 )
-
-from logist_server.store import JobStore
+from logist_server.store.job_store import JobStore
 
 
 def test_list_log_and_gc(repo: Path, workspace_root: Path) -> None:

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from conftest import (
     assert_one_line_error,
     branches,
@@ -353,10 +354,10 @@ def test_every_front_end_refuses_a_limit_that_is_not_positive_and_finite(
 ) -> None:
     """The engine's own check, which the language server's createJob goes through too
     (JSON numbers such as 1e999 decode to inf)."""
-    from logist_server.engine import Engine
-    from logist_server.errors import UsageError
-    from logist_server.model import Limits
-    from logist_server.requests import JobRequest
+    from logist_server.domain.errors import UsageError
+    from logist_server.domain.model import Limits
+    from logist_server.domain.requests import JobRequest
+    from logist_server.engine.facade import Engine
 
     engine = Engine.for_path(repo)
     request = JobRequest(prompt="hi", cwd=str(repo), limits=Limits(**{name: value}))

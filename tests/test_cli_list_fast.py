@@ -20,12 +20,12 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-from conftest import LOGIST, PYTHON, git, make_repo, run_logist
 
+from conftest import LOGIST, PYTHON, git, make_repo, run_logist
 from logist_server.cli import fast_list
-from logist_server.git import find_repo
-from logist_server.model import AgentSpec, Job, JobStatus, LineRange, Target
-from logist_server.store import SCHEMA_VERSION, STORE_DIRNAME, JobStore, new_job_id
+from logist_server.domain.model import AgentSpec, Job, JobStatus, LineRange, Target
+from logist_server.store.job_store import SCHEMA_VERSION, STORE_DIRNAME, JobStore, new_job_id
+from logist_server.vcs.git import find_repo
 
 ROOT = Path(__file__).resolve().parent.parent
 FULL_CLI = "import sys; from logist_server.cli.main import main; sys.exit(main())"
@@ -196,8 +196,9 @@ def test_json_listing_imports_no_parser_engine_or_msgspec(repo: Path) -> None:
         "from logist_server.cli.entry import main\n"
         "status = main()\n"
         "heavy = {'argparse', 'asyncio', 'msgspec', 'pydantic', 'subprocess', 'typing',\n"
-        "         'logist_server.cli.main', 'logist_server.model', 'logist_server.store',\n"
-        "         'logist_server.engine', 'logist_server.git'}\n"
+        "         'logist_server.cli.main', 'logist_server.domain.model',\n"
+        "         'logist_server.store.job_store',\n"
+        "         'logist_server.engine.facade', 'logist_server.vcs.git'}\n"
         "sys.stderr.write(repr(sorted(heavy & set(sys.modules))))\n"
         "sys.exit(status)\n"
     )

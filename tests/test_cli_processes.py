@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 import psutil
 import pytest
+
 from conftest import (
     LOGIST,
     PYTHON,
@@ -29,12 +30,11 @@ from conftest import (
     show_job,
     wait_for,
 )
-
-from logist_server.engine import Engine
-from logist_server.errors import JobBusyError
-from logist_server.locks import DriverLock, is_locked
-from logist_server.requests import JobRequest
-from logist_server.store import JobStore
+from logist_server.domain.errors import JobBusyError
+from logist_server.domain.requests import JobRequest
+from logist_server.engine.facade import Engine
+from logist_server.store.job_store import JobStore
+from logist_server.support.locks import DriverLock, is_locked
 
 pytestmark = pytest.mark.usefixtures("no_stray_agents")
 
@@ -179,8 +179,8 @@ def test_two_runs_at_once_in_the_same_repository(repo: Path) -> None:
 _DRIVE = """
 import asyncio, sys
 from pathlib import Path
-from logist_server.engine import Engine
-from logist_server.errors import JobBusyError
+from logist_server.engine.facade import Engine
+from logist_server.domain.errors import JobBusyError
 try:
     job = asyncio.run(Engine.for_path(Path(sys.argv[1])).drive(sys.argv[2]))
 except JobBusyError as exc:
@@ -235,7 +235,7 @@ def test_a_job_driven_by_one_process_is_refused_to_others(repo: Path) -> None:
 _HOLD = """
 import sys, time
 from pathlib import Path
-from logist_server.locks import DriverLock
+from logist_server.support.locks import DriverLock
 lock = DriverLock(Path(sys.argv[1]))
 assert lock.try_acquire()
 print("held", flush=True)

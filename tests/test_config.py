@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from conftest import (
     assert_one_line_error,
     list_jobs,

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import job_events, make_repo, show_job
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
+
+from conftest import job_events, make_repo, show_job
 from review_harness import Utf16Editor, lsp_session
 
 SETTLED = {"review", "accepted", "rejected", "failed", "cancelled", "stuck", "halted"}

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_repo, parse_json, porcelain, run_logist
-from mounts import read_only
 
-from logist_server.doctor import CheckSpec, Outcome, all_ok, run_checks
-from logist_server.engine import default_agents
-from logist_server.store import JobStore
+from conftest import make_repo, parse_json, porcelain, run_logist
+from logist_server.engine.facade import default_agents
+from logist_server.ops.doctor import CheckSpec, Outcome, all_ok, run_checks
+from logist_server.store.job_store import JobStore
+from mounts import read_only
 
 CHECK_KEYS = {"name", "ok", "detail", "fix", "required"}
 

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
-from conftest import LOGIST
-from lsp_client import Editor, lsp_session
 
-from logist_server.model import JobEvent
-from logist_server.store import JobStore
+from conftest import LOGIST
+from logist_server.domain.model import JobEvent
+from logist_server.store.job_store import JobStore
+from lsp_client import Editor, lsp_session
 
 FLOOD_LINES = 30_000  # more than one round of the pump (MAX_EVENTS_PER_ROUND = 20 000)
 TIMEOUT_S = 120  # only guards against a hang

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import assert_one_line_error, git, make_repo, parse_json, run_logist, tree_state
 
-from logist_server.model import AgentSpec, Job, JobStatus, RuntimeHandle, Step, Workspace
-from logist_server.store import STORE_DIRNAME, JobStore, new_job_id
+from conftest import assert_one_line_error, git, make_repo, parse_json, run_logist, tree_state
+from logist_server.domain.model import AgentSpec, Job, JobStatus, RuntimeHandle, Step, Workspace
+from logist_server.store.job_store import STORE_DIRNAME, JobStore, new_job_id
 
 COMMANDS = [
     ["job", "list"],

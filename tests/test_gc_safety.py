@@ -12,11 +12,10 @@ from typing import Any
 
 from conftest import branches, git, parse_json, run_job, run_logist, worktree_paths
 from hostile_agent import run_hostile
-
-from logist_server.locks import DriverLock
-from logist_server.model import JobStatus, Workspace
-from logist_server.store import JobStore
-from logist_server.workspace import remove_workspace_dir
+from logist_server.domain.model import JobStatus, Workspace
+from logist_server.store.job_store import JobStore
+from logist_server.support.locks import DriverLock
+from logist_server.vcs.workspace import remove_workspace_dir
 
 
 def gc(repo: Path, *args: str) -> dict[str, Any]:

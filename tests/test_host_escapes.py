@@ -19,17 +19,17 @@ from pathlib import Path
 
 import psutil
 import pytest
+
 from conftest import processes_tagged
 from hostile_agent import SCRIPT_AGENT, ScriptAgent
-
-from logist_server.engine import Engine, default_agents
-from logist_server.errors import RuntimeProviderError
-from logist_server.git import find_repo
-from logist_server.model import JobStatus, RuntimeHandle, Workspace
-from logist_server.requests import JobRequest
-from logist_server.runtimes import cgroups
-from logist_server.runtimes.base import JobPaths, ProcessSpec
-from logist_server.runtimes.host import HostRuntime, kill_working_in
+from logist_server.domain.errors import RuntimeProviderError
+from logist_server.domain.model import JobStatus, RuntimeHandle, Workspace
+from logist_server.domain.requests import JobRequest
+from logist_server.engine.facade import Engine, default_agents
+from logist_server.providers.runtimes import cgroups
+from logist_server.providers.runtimes.base import JobPaths, ProcessSpec
+from logist_server.providers.runtimes.host import HostRuntime, kill_working_in
+from logist_server.vcs.git import find_repo
 
 
 def start(
@@ -224,7 +224,7 @@ def test_a_hanging_mock_has_its_declared_key_and_no_other_variable_of_the_user(
             mocks = [
                 p
                 for p in psutil.Process(handle.pid).children(recursive=True)
-                if "logist_server.agents.mock_program" in p.cmdline()
+                if "logist_server.providers.agents.mock_program" in p.cmdline()
             ]
             if mocks:
                 break

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import processes_tagged
 
-from logist_server.errors import RuntimeProviderError
-from logist_server.model import Workspace
-from logist_server.runtimes import cgroups
-from logist_server.runtimes.base import JobPaths, ProcessSpec
-from logist_server.runtimes.host import HostRuntime
+from conftest import processes_tagged
+from logist_server.domain.errors import RuntimeProviderError
+from logist_server.domain.model import Workspace
+from logist_server.providers.runtimes import cgroups
+from logist_server.providers.runtimes.base import JobPaths, ProcessSpec
+from logist_server.providers.runtimes.host import HostRuntime
 
 
 def start(runtime: HostRuntime, tmp_path: Path, name: str, script: str, cwd: Path | None = None):  # type: ignore[no-untyped-def]

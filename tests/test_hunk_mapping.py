@@ -12,7 +12,10 @@ import random
 from pathlib import Path
 
 import pytest
+
 from conftest import git, make_repo, run_logist
+from logist_server.engine.facade import Engine
+from logist_server.engine.hunks import Hunk, apply_to_text, job_hunks, map_hunks
 from review_harness import (
     accept,
     job_in_review,
@@ -21,9 +24,6 @@ from review_harness import (
     until,
     utf16_len,
 )
-
-from logist_server.engine import Engine
-from logist_server.hunks import Hunk, apply_to_text, job_hunks, map_hunks
 
 ROWS = [f"row {i}\n" for i in range(1, 21)]
 BINARY = bytes(range(256)) * 3

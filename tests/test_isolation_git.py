@@ -13,6 +13,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from conftest import (
     A_TXT,
     branches,
@@ -27,10 +28,9 @@ from conftest import (
     worktree_paths,
 )
 from hostile_agent import SCRIPT_AGENT, engine_with, run_hostile
-
-from logist_server.model import JobPolicy, JobStatus, Limits
-from logist_server.requests import JobRequest
-from logist_server.store import JobStore
+from logist_server.domain.model import JobPolicy, JobStatus, Limits
+from logist_server.domain.requests import JobRequest
+from logist_server.store.job_store import JobStore
 
 RATE_LIMIT = (
     'API Error: 429 {"type":"error","error":{"type":"rate_limit_error",'
@@ -346,9 +346,9 @@ def test_replace_objects_change_neither_diff_nor_accept(repo: Path) -> None:
 
 def test_a_workspace_made_by_an_earlier_version_is_refused_clearly(repo: Path) -> None:
     """A job whose workspace is a legacy `git worktree` is not harvested through it."""
-    from logist_server.errors import GitError
-    from logist_server.model import Workspace
-    from logist_server.workspace import harvest
+    from logist_server.domain.errors import GitError
+    from logist_server.domain.model import Workspace
+    from logist_server.vcs.workspace import harvest
 
     legacy = repo.parent / "legacy"
     git(repo, "worktree", "add", "-q", "-b", "logist/legacy000", str(legacy))
@@ -414,8 +414,8 @@ def test_deleting_the_step_files_does_not_blind_the_repo_guard(repo: Path) -> No
 def test_a_missing_fingerprint_means_the_step_cannot_be_verified(repo: Path) -> None:
     """A driver that re-attaches reads the fingerprint from the database; with none there
     (nor in memory), the step fails as unverifiable instead of passing."""
-    from logist_server import repo_guard
-    from logist_server.git import find_repo
+    from logist_server.engine import repo_guard
+    from logist_server.vcs.git import find_repo
 
     info = find_repo(repo)
     store = JobStore(repo)

@@ -6,9 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON
 
-from logist_server.agents.events import (
+from conftest import PYTHON
+from logist_server.domain.events import (
     AgentDone,
     AgentError,
     AgentFileChange,
@@ -18,13 +18,13 @@ from logist_server.agents.events import (
     event_data,
     event_kind,
 )
-from logist_server.agents.jsonl import JsonLinesParser
+from logist_server.providers.agents.jsonl import JsonLinesParser
 
 
 def run_mock(cwd: Path, *args: str) -> tuple[list[str], int]:
     """Run the real mock program as the host runtime does (stderr into stdout)."""
     proc = subprocess.run(
-        [PYTHON, "-m", "logist_server.agents.mock_program", *args],
+        [PYTHON, "-m", "logist_server.providers.agents.mock_program", *args],
         cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from conftest import run_logist
 
-from logist_server.listing import HEADLINE_MAX, headline
-from logist_server.model import AgentSpec, Job, JobStatus, LineRange, Target
-from logist_server.store import SCHEMA_VERSION, STORE_DIRNAME, JobStore, new_job_id
+from conftest import run_logist
+from logist_server.domain.model import AgentSpec, Job, JobStatus, LineRange, Target
+from logist_server.store.job_store import SCHEMA_VERSION, STORE_DIRNAME, JobStore, new_job_id
+from logist_server.store.listing import HEADLINE_MAX, headline
 
 PROMPTS = [
     "Add a greeting",

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pygls.exceptions import JsonRpcException
+
 from accept_attacks import forge_commit, leftovers, unwritable
 from conftest import A_TXT, B_TXT, git, make_crlf_repo, make_repo, tree_state
-from pygls.exceptions import JsonRpcException
+from logist_server.domain.model import Job
+from logist_server.engine.facade import Engine
 from review_harness import Utf16Editor, accept, job_in_review, lsp_session, until
-
-from logist_server.engine import Engine
-from logist_server.model import Job
 
 GUIDE = b"guide\n"
 REQUEST_FAILED = -32803  # LSP's RequestFailed: a valid request that could not be carried out

@@ -11,11 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import make_repo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from jsonrpc_raw import RawClient
 from pygls.uris import from_fs_path
+
+from conftest import make_repo
+from jsonrpc_raw import RawClient
 
 SERVER = str(Path(sys.executable).parent / "logist-server")
 METHODS = [

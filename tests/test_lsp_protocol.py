@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import make_repo
 from jsonrpc_raw import RawClient
 from tcp_server import TcpServer

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from conftest import make_repo
-from lsp_client import Editor, lsp_session
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
+
+from conftest import make_repo
+from lsp_client import Editor, lsp_session
 
 A_TXT = "".join(f"line {i}\n" for i in range(1, 11))
 

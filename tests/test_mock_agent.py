@@ -14,14 +14,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import PYTHON
 
-from logist_server.agents.base import AgentContext
-from logist_server.agents.mock import MockAgent
-from logist_server.agents.mock_program import FAILURES, REVIEW_COMMENT
-from logist_server.errors import UsageError
-from logist_server.model import AgentSpec, Job, Target
-from logist_server.observer import Observer
+from conftest import PYTHON
+from logist_server.domain.errors import UsageError
+from logist_server.domain.model import AgentSpec, Job, Target
+from logist_server.domain.observer import Observer
+from logist_server.providers.agents.base import AgentContext
+from logist_server.providers.agents.mock import MockAgent
+from logist_server.providers.agents.mock_program import FAILURES, REVIEW_COMMENT
 
 
 class Ran:
@@ -40,7 +40,7 @@ class Ran:
 
 def run_mock(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Ran:
     proc = subprocess.run(
-        [PYTHON, "-m", "logist_server.agents.mock_program", *args],
+        [PYTHON, "-m", "logist_server.providers.agents.mock_program", *args],
         cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -306,7 +306,7 @@ def test_fail_past_its_times_addresses_comments_too(work: Path, job_dir: Path) -
 
 def test_rounds_with_the_real_role_templates(work: Path) -> None:
     """Worker, supervisor, worker, supervisor through the lead's own rendering."""
-    from logist_server import roles  # the project's own module: an import error fails
+    from logist_server.domain import roles  # the project's own module: an import error fails
 
     supervisor = roles.BUILTIN_ROLES[roles.SUPERVISOR]
     worker_role = roles.BUILTIN_ROLES[roles.WORKER]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import git, make_repo, show_job
 
 SERVER = Path(sys.executable).parent / "logist-server"

@@ -12,13 +12,13 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import job_events, run_job
-from hostile_agent import SCRIPT_AGENT, engine_with
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logist_server.model import Limits
-from logist_server.observer import (
+from conftest import job_events, run_job
+from hostile_agent import SCRIPT_AGENT, engine_with
+from logist_server.domain.model import Limits
+from logist_server.domain.observer import (
     BUILTIN_PATTERNS,
     EXCERPT_CHARS,
     FLAGS,
@@ -27,7 +27,7 @@ from logist_server.observer import (
     pattern_from_dict,
     required_literals,
 )
-from logist_server.requests import JobRequest
+from logist_server.domain.requests import JobRequest
 
 REAL_LINES: dict[str, list[str]] = {
     "context_overflow": [

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from logist_server.model import AgentSpec, Job
-from logist_server.pipesize import PIPE_BYTES, grow_pipe
-from logist_server.store import JobStore, new_job_id
+from logist_server.domain.model import AgentSpec, Job
+from logist_server.store.job_store import JobStore, new_job_id
+from logist_server.support.pipesize import PIPE_BYTES, grow_pipe
 
 F_GETPIPE_SZ = 1032
 

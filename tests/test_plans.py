@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from logist_server.model import (
+from logist_server.domain.model import (
     AgentSpec,
     Job,
     JobPolicy,
@@ -20,7 +20,7 @@ from logist_server.model import (
     Step,
     Workspace,
 )
-from logist_server.plans import (
+from logist_server.domain.plans import (
     Settle,
     StartStep,
     consecutive_retries,
@@ -29,7 +29,7 @@ from logist_server.plans import (
     plan_next,
     worker_agent,
 )
-from logist_server.roles import BUILTIN_ROLES, SUPERVISOR, Role
+from logist_server.domain.roles import BUILTIN_ROLES, SUPERVISOR, Role
 
 BASE = "b" * 40
 ROLES = dict(BUILTIN_ROLES)

@@ -20,9 +20,9 @@ from typing import Any
 
 import psutil
 import pytest
-from conftest import job_events, popen_logist, processes_tagged, run_logist, show_job, wait_for
 
-from logist_server.runtimes import cgroups
+from conftest import job_events, popen_logist, processes_tagged, run_logist, show_job, wait_for
+from logist_server.providers.runtimes import cgroups
 
 KINDS = ("child", "daemon", "elsewhere")
 SETTLED = {"review", "done", "failed", "cancelled", "halted", "stuck"}

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import assert_one_line_error, make_repo, parse_json, run_logist
 from plugin_agents import install_plugins
 from review_harness import lsp_session

@@ -25,6 +25,8 @@ from typing import Any
 
 import psutil
 import pytest
+from pygls.uris import from_fs_path
+
 from conftest import (
     LOGIST,
     PYTHON,
@@ -42,11 +44,9 @@ from conftest import (
     worktree_paths,
 )
 from jsonrpc_raw import RawClient
-from pygls.uris import from_fs_path
-
-from logist_server.model import JobStatus
-from logist_server.states import SETTLED, TRANSITIONS
-from logist_server.store import JobStore
+from logist_server.domain.model import JobStatus
+from logist_server.domain.states import SETTLED, TRANSITIONS
+from logist_server.store.job_store import JobStore
 
 QUESTION = "Which greeting?"
 ANSWER = "hello there"
@@ -501,7 +501,7 @@ def test_two_attaches_racing_for_an_orphan_both_end_in_review_one_drives(
 _HOLD = """
 import sys
 from pathlib import Path
-from logist_server.locks import DriverLock
+from logist_server.support.locks import DriverLock
 lock = DriverLock(Path(sys.argv[1]))
 assert lock.try_acquire()
 print("held", flush=True)
@@ -581,7 +581,7 @@ def test_attach_follows_while_another_process_holds_the_job_then_takes_over(
 _PROBE = """
 import sys, time
 from pathlib import Path
-from logist_server.locks import is_locked
+from logist_server.support.locks import is_locked
 path, end = Path(sys.argv[1]), time.monotonic() + float(sys.argv[2])
 print("probing", flush=True)
 while time.monotonic() < end:

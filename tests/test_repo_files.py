@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from conftest import assert_one_line_error, list_jobs, run_logist
 
 # Commands that read the repository's configuration (and roles) before doing anything.

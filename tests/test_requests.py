@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from logist_server.errors import UsageError
-from logist_server.model import Limits, LineRange
-from logist_server.requests import JobRequest, parse_range, resolve_target, validate_limits
+from logist_server.domain.errors import UsageError
+from logist_server.domain.model import Limits, LineRange
+from logist_server.domain.requests import JobRequest, parse_range, resolve_target, validate_limits
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import git, make_repo, run_logist
 from lsprotocol import types
+
+from conftest import git, make_repo, run_logist
 from review_harness import Utf16Editor, job_in_review, lsp_session, until
 
 A_TXT = "".join(f"line {i}\n" for i in range(1, 11))

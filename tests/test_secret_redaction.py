@@ -16,9 +16,9 @@ import secrets
 from pathlib import Path
 
 import pytest
-from conftest import run_logist
 
-from logist_server import redaction
+from conftest import run_logist
+from logist_server.support import redaction
 
 
 def _files_holding(root: Path, needle: bytes) -> list[str]:

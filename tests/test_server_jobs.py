@@ -9,6 +9,7 @@ from typing import Any
 
 import psutil
 import pytest
+
 from conftest import job_events, list_jobs, make_repo, processes_in, run_logist, show_job
 from review_harness import Utf16Editor, lsp_session, until
 

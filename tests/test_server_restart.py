@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pygls.uris import from_fs_path
+
 from conftest import (
     LOGIST,
     job_events,
@@ -23,7 +25,6 @@ from conftest import (
     wait_for,
 )
 from jsonrpc_raw import RawClient
-from pygls.uris import from_fs_path
 
 FILES = ("a.txt", "b.txt", "c.txt")
 

@@ -13,9 +13,9 @@ from collections import deque
 
 import pytest
 
-from logist_server.errors import IllegalTransitionError, UsageError
-from logist_server.model import JobStatus
-from logist_server.states import (
+from logist_server.domain.errors import IllegalTransitionError, UsageError
+from logist_server.domain.model import JobStatus
+from logist_server.domain.states import (
     ACTIVE,
     RERUNNABLE,
     SETTLED,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import (
     A_TXT,
     assert_one_line_error,
@@ -220,7 +221,7 @@ def test_run_dry_run_creates_nothing(repo: Path, workspace_root: Path) -> None:
     before = tree_state(repo)
     proc = run_logist("run", "--prompt", "hello", "--file", "a.txt", "--dry-run", cwd=repo)
     assert proc.stdout.endswith("# prompt:\nhello\n\n---\nFile: a.txt\n")
-    assert "logist_server.agents.mock_program" in proc.stdout
+    assert "logist_server.providers.agents.mock_program" in proc.stdout
     preview = logist_json(repo, "run", "--prompt", "hello", "--dry-run")
     assert preview["job_id"] is None and preview["provision"] is True
     assert preview["prompt"] == "hello\n"
@@ -262,7 +263,7 @@ def record_mock_response(tmp_path: Path, prompt: str, *extra: str) -> Path:
         [
             sys.executable,
             "-m",
-            "logist_server.agents.mock_program",
+            "logist_server.providers.agents.mock_program",
             "--prompt-file",
             "prompt.txt",
             "--scenario",
@@ -686,7 +687,7 @@ def backup_agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         "Metadata-Version: 2.1\nName: logist-backup-agent\nVersion: 0.1\n"
     )
     (info / "entry_points.txt").write_text(
-        "[logist.agents]\nbackup = logist_server.agents.mock:MockAgent\n"
+        "[logist.agents]\nbackup = logist_server.providers.agents.mock:MockAgent\n"
     )
     monkeypatch.setenv("PYTHONPATH", str(site))
     return "backup"

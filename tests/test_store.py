@@ -6,11 +6,11 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from conftest import git, make_repo, parse_json, porcelain, run_logist
 
-from logist_server.errors import IllegalTransitionError, JobNotFoundError
-from logist_server.model import AgentSpec, Job, JobStatus, Target
-from logist_server.store import JobStore, new_job_id
+from conftest import git, make_repo, parse_json, porcelain, run_logist
+from logist_server.domain.errors import IllegalTransitionError, JobNotFoundError
+from logist_server.domain.model import AgentSpec, Job, JobStatus, Target
+from logist_server.store.job_store import JobStore, new_job_id
 
 S = JobStatus
 
@@ -259,9 +259,9 @@ def test_job_id_collision_does_not_break_job_creation(
     import time
     import types
 
-    from logist_server import store as store_module
-    from logist_server.engine import Engine
-    from logist_server.requests import JobRequest
+    from logist_server.domain.requests import JobRequest
+    from logist_server.engine.facade import Engine
+    from logist_server.store import job_store as store_module
 
     # Rare by nature (the same second and the same random bits), forced here.
     clock = types.SimpleNamespace(time=lambda: 1.8e9, monotonic=time.monotonic, sleep=time.sleep)

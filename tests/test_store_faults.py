@@ -15,11 +15,10 @@ import time
 from pathlib import Path
 
 from conftest import git, list_jobs, make_repo, popen_logist, processes_in, run_logist, wait_for
+from logist_server.domain.model import AgentSpec, Job
+from logist_server.store.job_store import SCHEMA_VERSION, STORE_DIRNAME, JobStore, new_job_id
+from logist_server.support.locks import is_locked
 from mounts import tmpfs
-
-from logist_server.locks import is_locked
-from logist_server.model import AgentSpec, Job
-from logist_server.store import SCHEMA_VERSION, STORE_DIRNAME, JobStore, new_job_id
 
 FULL = re.compile(r"disk is full|no space left", re.IGNORECASE)
 

@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import make_repo, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from conftest import make_repo, wait_for
 from jsonrpc_raw import RawClient
 from tcp_server import TcpServer
 

@@ -18,11 +18,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from conftest import branches, git, job_events, make_repo, parse_json, run_job, run_logist
 from hostile_agent import SCRIPT_AGENT, engine_with, run_hostile
-
-from logist_server.model import JobPolicy, JobStatus
-from logist_server.requests import JobRequest
+from logist_server.domain.model import JobPolicy, JobStatus
+from logist_server.domain.requests import JobRequest
 
 RATE_LIMIT = (
     'API Error: 429 {"type":"error","error":{"type":"rate_limit_error",'
@@ -112,7 +112,7 @@ def test_job_diff_refuses_a_result_whose_tree_is_not_the_reviewed_one(repo: Path
     Logist's back) is refused, as accept refuses it."""
     job = run_job(repo, "--prompt", "edit")
     other = git(repo, "commit-tree", "-p", job["base_commit"], "-m", "x", "HEAD^{tree}").strip()
-    from logist_server.store import JobStore
+    from logist_server.store.job_store import JobStore
 
     store = JobStore(repo, repo / ".git")
     try:

@@ -1,0 +1,155 @@
+"""`logist run`: create a job, drive it with progress, wait for review."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from logist_server.cli.common import (
+    bounded,
+    engine_for,
+    non_negative_int,
+    out_json,
+    parse_kv,
+    positive_float,
+    positive_int,
+    read_text_file,
+    start_dir,
+)
+from logist_server.domain.errors import UsageError
+from logist_server.domain.model import Job, JobStatus
+from logist_server.support.redaction import redact_text
+
+
+def request_from_args(args: argparse.Namespace, engine: Any) -> Any:
+    """The job request the flags ask for, on top of the repository's configuration."""
+    from logist_server.domain.requests import parse_range, request_from_settings
+
+    if args.prompt is None and args.prompt_file is None:
+        raise UsageError("no prompt given: use --prompt TEXT or --prompt-file FILE")
+    if args.prompt is not None and args.prompt_file is not None:
+        raise UsageError("give --prompt or --prompt-file, not both")
+    base = start_dir(args)
+    if args.prompt_file is not None:
+        prompt = read_text_file(base / args.prompt_file, "--prompt-file", args.prompt_file)
+    else:
+        prompt = args.prompt
+    settings = engine.configure(overrides_from_args(args)).settings
+    return request_from_settings(
+        settings,
+        prompt,
+        file=args.file,
+        range=parse_range(args.range) if args.range else None,
+        cwd=str(base),
+    )
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given as flags (None where a flag was not given)."""
+    return {
+        "agent": args.agent,
+        "model": args.model,
+        "agent_options": parse_kv(args.agent_opt, "--agent-opt") or None,
+        "runtime": args.runtime,
+        "runtime_options": parse_kv(args.runtime_opt, "--runtime-opt") or None,
+        "role": args.role,
+        "limits": {
+            "max_cost_usd": args.max_cost,
+            "max_time_s": args.max_time,
+            "max_turns": args.max_turns,
+            "hang_timeout_s": args.hang_timeout,
+        },
+        "retries": {"max_retries": args.retries, "fallback_agent": args.fallback_agent},
+        "review": {"supervisor": args.supervisor, "max_rounds": args.max_rounds},
+    }
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    engine = engine_for(args)
+    request = request_from_args(args, engine)
+    if args.dry_run:
+        return print_preview(engine.preview_request(request), args.json)
+    job = engine.create_job(request)
+    job = drive_with_progress(engine, job.id, args.json)
+    return report_settled(job, args.json)
+
+
+def report_settled(job: Job, json_mode: bool) -> int:
+    """Print where the job ended; exit status 0 only for review."""
+    if json_mode:
+        out_json(job)
+    else:
+        print(
+            f"job {job.id}: {job.status.value}"
+            + (f" ({job.status_reason})" if job.status_reason else "")
+        )
+        if job.status == JobStatus.REVIEW:
+            print(f"  see the change: logist job diff {job.id}")
+            print(f"  apply it:       logist job accept {job.id}")
+    return 0 if job.status == JobStatus.REVIEW else 1
+
+
+def print_preview(preview: Any, json_mode: bool) -> int:
+    """What would run: the rendered prompt, the command line, environment and runtime."""
+    import shlex
+
+    if json_mode:
+        out_json(preview)
+        return 0
+    lines = [f"# agent {preview.agent} on runtime {preview.runtime}, role {preview.role}"]
+    lines.append(f"# in {preview.cwd}")
+    lines += [f"{key}={shlex.quote(value)} \\" for key, value in sorted(preview.env.items())]
+    lines += [shlex.join(preview.argv), "# prompt:", preview.prompt]
+    sys.stdout.write(redact_text("\n".join(lines)))  # declared secrets as `***`
+    return 0
+
+
+def drive_with_progress(engine: Any, job_id: str, json_mode: bool, **options: Any) -> Job:
+    """Drive the job here with progress on the terminal; `options` go to `Engine.drive`."""
+    import asyncio  # costs ~70 ms of start-up: only commands that drive a job pay it
+
+    from logist_server.cli.progress import make_progress
+
+    with make_progress(job_id, json_mode) as progress:
+        try:
+            job: Job = asyncio.run(engine.drive(job_id, progress, **options))
+        except KeyboardInterrupt:
+            sys.stderr.write(f"logist: interrupted: cancelling job {job_id}\n")
+            engine.cancel(job_id)
+            raise
+    return job
+
+
+def add_request_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags that describe a job; unset ones come from the configuration."""
+    parser.add_argument("--prompt", help="what the agent should do")
+    parser.add_argument("--prompt-file", metavar="FILE", help="read the prompt from FILE")
+    parser.add_argument("--file", help="the file the job is about")
+    parser.add_argument("--range", metavar="L1-L2", help="lines of --file the job is about")
+    parser.add_argument("--agent", help="agent provider (see `logist agent list`)")
+    parser.add_argument("--agent-opt", action="append", default=[], metavar="K=V")
+    parser.add_argument("--model")
+    parser.add_argument("--runtime", help="runtime provider (see `logist runtime list`)")
+    parser.add_argument("--runtime-opt", action="append", default=[], metavar="K=V")
+    parser.add_argument("--role", help="role of the first step (see `logist role list`)")
+    parser.add_argument("--max-cost", type=positive_float, metavar="USD")
+    parser.add_argument("--max-time", type=positive_float, metavar="SECONDS")
+    parser.add_argument("--max-turns", type=positive_int, metavar="N")
+    parser.add_argument("--hang-timeout", type=positive_float, metavar="SECONDS")
+    parser.add_argument("--retries", type=bounded(non_negative_int, 20), metavar="N",
+                        help="retries of a transient failure (rate limit, network)")  # fmt: skip
+    parser.add_argument("--fallback-agent", metavar="NAME",
+                        help="agent that takes over when the first keeps failing")  # fmt: skip
+    parser.add_argument("--supervisor", action=argparse.BooleanOptionalAction, default=None,
+                        help="have a supervisor review the change")  # fmt: skip
+    parser.add_argument("--max-rounds", type=bounded(positive_int, 10), metavar="N",
+                        help="supervisor review rounds at most")  # fmt: skip
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    run = sub.add_parser("run", parents=[common], help="create a job, run it, wait for review")
+    add_request_arguments(run)
+    run.add_argument("--dry-run", action="store_true",
+                     help="show the prompt and command that would run; create nothing")  # fmt: skip
+    run.set_defaults(handler=cmd_run)

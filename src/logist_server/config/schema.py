@@ -1,0 +1,136 @@
+"""The shape of a user-written configuration layer, validated with pydantic.
+
+Every field is optional: a layer says only what it changes. Defaults live in
+`logist_server.domain.settings`; unknown keys are errors, so a typo never goes unnoticed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class _Layer(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class LimitsLayer(_Layer):
+    max_cost_usd: Positive | None = None
+    max_time_s: Positive | None = None
+    max_turns: PositiveInt | None = None
+    hang_timeout_s: Positive | None = None
+
+
+class RetriesLayer(_Layer):
+    max_retries: Annotated[int, Field(ge=0, le=20)] | None = None
+    backoff_s: Annotated[float, Field(ge=0)] | None = None
+    max_backoff_s: Annotated[float, Field(ge=0)] | None = None
+    fallback_agent: Name | None = None
+
+
+class ReviewLayer(_Layer):
+    supervisor: bool | None = None
+    max_rounds: Annotated[int, Field(gt=0, le=10)] | None = None
+    role: Name | None = None
+
+
+class ObserverLayer(_Layer):
+    patterns: list[dict[str, Any]] | None = None
+    disable: list[Name] | None = None
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        if value:
+            from logist_server.domain.observer import pattern_from_dict
+
+            for entry in value:
+                pattern_from_dict(entry)  # ValueError names the bad pattern
+        return value
+
+
+class RoleLayer(_Layer):
+    name: Name | None = None
+    kind: Literal["worker", "supervisor"] | None = None
+    description: str | None = None
+    instructions: str | None = None
+    agent: Name | None = None
+    model: Name | None = None
+    agent_options: dict[str, str] | None = None
+
+
+class ConfigLayer(_Layer):
+    """One file (or the environment, or the flags): only what it sets."""
+
+    agent: Name | None = None
+    model: Name | None = None
+    agent_options: dict[str, str] | None = None
+    runtime: Name | None = None
+    runtime_options: dict[str, str] | None = None
+    role: Name | None = None
+    limits: LimitsLayer | None = None
+    workspace_root: Name | None = None
+    concurrency: Annotated[int, Field(gt=0, le=64)] | None = None
+    retries: RetriesLayer | None = None
+    review: ReviewLayer | None = None
+    observer: ObserverLayer | None = None
+    roles: dict[Name, RoleLayer] | None = None
+
+    @field_validator("agent_options", "runtime_options", mode="before")
+    @classmethod
+    def _options_as_text(cls, value: Any) -> Any:
+        """YAML reads `steps: 3` as a number; options are text, as on the command line."""
+        if isinstance(value, dict):
+            return {k: _scalar_text(v) for k, v in value.items()}
+        return value
+
+
+def _scalar_text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def validate_layer(data: dict[str, Any]) -> dict[str, Any]:
+    """The layer as plain data with only the keys it set; pydantic ValidationError if bad."""
+    layer = ConfigLayer.model_validate(data)
+    dumped: dict[str, Any] = layer.model_dump(exclude_unset=True)
+    return dumped
+
+
+def known_keys(loc: tuple[Any, ...], root: Any = None) -> list[str]:
+    """The keys allowed where `loc` points in `root` (default: a configuration file)."""
+    model: Any = root or ConfigLayer
+    for part in loc[:-1]:
+        if model is dict:  # inside `roles`: the part is a role's name
+            model = RoleLayer
+            continue
+        field = getattr(model, "model_fields", {}).get(str(part))
+        model = None if field is None else _model_in(field.annotation)
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def _model_in(annotation: Any) -> Any:
+    """The layer model (or dict for the roles mapping) inside an optional annotation."""
+    for arg in (annotation, *getattr(annotation, "__args__", ())):
+        if isinstance(arg, type) and issubclass(arg, _Layer):
+            return arg
+        if getattr(arg, "__origin__", None) is dict:
+            value_type = arg.__args__[1]
+            return dict if isinstance(value_type, type) and issubclass(value_type, _Layer) else None
+    return None
+
+
+def validate_role(data: dict[str, Any]) -> dict[str, Any]:
+    """A role file's content as plain data; pydantic ValidationError if bad."""
+    dumped: dict[str, Any] = RoleLayer.model_validate(data).model_dump(exclude_unset=True)
+    return dumped

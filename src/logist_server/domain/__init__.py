@@ -1,0 +1,1 @@
+"""The domain layer: jobs, states, plans, roles, prompts, events, errors; imports no other layer."""

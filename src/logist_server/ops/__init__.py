@@ -1,0 +1,1 @@
+"""Operations: checks of the machine and the repository (`logist doctor`)."""

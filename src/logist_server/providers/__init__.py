@@ -1,0 +1,1 @@
+"""Agent and runtime providers, and the registry that finds them by entry point."""

@@ -1,0 +1,432 @@
+"""The host runtime: the agent runs as a local process in its own session (and cgroup).
+
+A tiny `sh` wrapper, started with `setsid`, joins the agent's own cgroup where the machine
+allows one (see `cgroups`), runs the agent with its output in a file and writes the exit
+status to another file when it ends, so the status is known even when the process that
+started it has died. `kill` (at the end of every step, and on cancel) takes down the
+cgroup, the session, its descendants and any process still working inside the job's
+workspace, and says what it killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+
+from logist_server.domain.errors import RuntimeProviderError
+from logist_server.domain.model import Job, RuntimeHandle, Workspace
+from logist_server.providers.runtimes import cgroups
+from logist_server.providers.runtimes.base import JobPaths, ProcessSpec
+from logist_server.providers.runtimes.environment import agent_environment
+from logist_server.vcs.git import RepoInfo
+from logist_server.vcs.workspace import (
+    Harvest,
+    harvest,
+    provision,
+    recorded_identity,
+    remove_workspace_dir,
+)
+
+# $1 output file, $2 exit-status file, $3 pid file, $4 the agent's cgroup (or empty), $5 the
+# file that records the cgroup once joined; the agent's argv follows. The wrapper joins the
+# cgroup before it starts anything, so no process of the agent is ever outside it.
+_WRAPPER = (
+    "out=$1; st=$2; pidf=$3; cg=$4; cgf=$5; shift 5; "
+    'if [ -n "$cg" ] && printf "%s\\n" "$$" > "$cg/cgroup.procs"; then '
+    'printf %s "$cg" > "$cgf"; fi; '
+    'printf %s "$$" > "$pidf"; '
+    '"$@" > "$out" 2>&1 < /dev/null; code=$?; '
+    'printf %s "$code" > "$st.tmp" && mv -f "$st.tmp" "$st"'
+)
+KILL_GRACE_S = 0.5
+KILL_WAIT_S = 5.0
+WRAPPER_EXIT_S = 2.0
+CGROUP_FILE = "cgroup"
+# The names `_new_cgroup` makes: nothing else is ever killed or removed as an agent's cgroup.
+_GROUP_NAME = re.compile(re.escape(cgroups.PREFIX) + r"[a-z0-9]{1,40}-[0-9]{1,6}-[0-9a-f]{16}")
+# A process's working directory is looked up this many parents deep at most.
+_MAX_DEPTH = 256
+
+
+class HostRuntime:
+    """Runs agents as local processes."""
+
+    name = "host"
+    description = "local process in its own session, workspace is a git worktree"
+
+    def __init__(self, use_cgroups: bool = True) -> None:
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._use_cgroups = use_cgroups
+        # Workspace path -> (device, inode) when a step started in it: what `kill` matches
+        # working directories against, whatever the agent has put at that path since.
+        self._workspaces: dict[str, tuple[int, int]] = {}
+
+    @property
+    def supports_reattach(self) -> bool:
+        return True
+
+    @property
+    def supports_kill_tree(self) -> bool:
+        return True
+
+    def available(self) -> tuple[bool, str]:
+        return True, "ok"
+
+    def provision(self, info: RepoInfo, job: Job, workspace_root: Path) -> Workspace:
+        if job.base_commit is None:
+            raise RuntimeProviderError(f"job {job.id} has no base commit")
+        return provision(info, workspace_root, job.id, job.base_commit)
+
+    def start(
+        self, job: Job, workspace: Workspace, spec: ProcessSpec, paths: JobPaths
+    ) -> RuntimeHandle:
+        if not spec.argv or not os.path.isabs(spec.argv[0]):
+            raise RuntimeProviderError(
+                f"agent program {spec.argv[:1]} is not an absolute path: a bare name would be"
+                " looked up in PATH, which may lead into the workspace"
+            )
+        _real_directory(Path(paths.dir))
+        marker = Path(paths.dir) / CGROUP_FILE
+        for stale in (paths.exit_status, paths.pid, marker):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        identity = workspace_identity(workspace) if workspace is not None else None
+        if identity is not None:
+            self._workspaces[workspace.path] = identity
+        env = agent_environment(os.environ, spec.inherit, spec.env)
+        group = self._new_cgroup(job, paths)
+        argv = [
+            "/bin/sh", "-c", _WRAPPER, "logist-agent",
+            str(paths.output), str(paths.exit_status), str(paths.pid),
+            str(group or ""), str(marker), *spec.argv,
+        ]  # fmt: skip
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=spec.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise RuntimeProviderError(f"cannot start {spec.argv[0]}: {exc}") from exc
+        self._children[proc.pid] = proc
+        started = None
+        with contextlib.suppress(psutil.Error):
+            started = psutil.Process(proc.pid).create_time()
+        name = group.name if group is not None else None
+        return RuntimeHandle(runtime=self.name, pid=proc.pid, started_at=started, group=name)
+
+    def read_output(self, handle: RuntimeHandle, paths: JobPaths, offset: int) -> bytes:
+        try:
+            with open(paths.output, "rb") as fh:
+                fh.seek(offset)
+                return fh.read(1 << 20)
+        except FileNotFoundError:
+            return b""
+
+    def exit_status(self, handle: RuntimeHandle, paths: JobPaths) -> int | None:
+        recorded = _read_status(paths)
+        if recorded is not None:
+            self._reap(handle)
+            return recorded
+        if self.is_alive(handle, paths):
+            return None
+        recorded = _read_status(paths)  # the wrapper may have ended since the first look
+        if recorded is not None:
+            return recorded
+        proc = self._children.get(handle.pid or -1)
+        if proc is not None and proc.returncode is not None:
+            return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+        return -1  # ended without recording a status (killed with its wrapper)
+
+    def is_alive(self, handle: RuntimeHandle, paths: JobPaths) -> bool:
+        if paths.exit_status.exists():
+            return False  # the agent ended; its wrapper is only exiting
+        child = self._children.get(handle.pid or -1)
+        if child is not None:  # started here: a cheap waitpid instead of /proc lookups
+            return child.poll() is None
+        process = self._process(handle)
+        if process is None:
+            return False
+        try:
+            return process.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def kill(
+        self, handle: RuntimeHandle, paths: JobPaths, workspace: Workspace | None
+    ) -> list[dict[str, object]]:
+        """Kill every process of the agent; each one killed, as `{pid, name, found}`."""
+        if paths.exit_status.exists():  # the agent ended: let its wrapper (and `mv`) finish
+            self._wait_wrapper(handle, WRAPPER_EXIT_S)
+        group = _cgroup_of(handle)
+        killed: dict[int, dict[str, object]] = {}
+        victims = self._victims(handle, workspace, group, killed)
+        self._signal_group(handle, signal.SIGTERM)
+        for proc in victims:
+            with contextlib.suppress(psutil.Error):
+                proc.terminate()
+        alive = _wait_gone(victims, KILL_GRACE_S)
+        deadline = time.monotonic() + KILL_WAIT_S
+        while True:
+            if group is not None:
+                cgroups.kill_all(group)
+            self._signal_group(handle, signal.SIGKILL)
+            for proc in alive:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+            alive = _wait_gone(alive, 0.2)
+            self._reap(handle)
+            more = self._victims(handle, workspace, group, killed)
+            alive += [p for p in more if p not in alive]
+            if not alive or time.monotonic() > deadline:
+                break
+        if group is not None:
+            cgroups.remove(group)
+        own = {handle.pid}
+        return [info for pid, info in sorted(killed.items()) if pid not in own]
+
+    def harvest(self, job: Job, workspace: Workspace) -> Harvest:
+        return harvest(workspace, job.id)
+
+    def cleanup(self, info: RepoInfo, workspace: Workspace) -> None:
+        """Kill what still works in the workspace (a last resort: steps reap their own),
+        then remove it."""
+        identity = self._workspaces.get(workspace.path) or workspace_identity(workspace)
+        kill_working_in(Path(workspace.path), identity)
+        # The branch is the engine's (`gc.release_branch`); a symlink here is not followed.
+        remove_workspace_dir(info.root, Path(workspace.path), recorded_identity(workspace))
+
+    # -- internals -------------------------------------------------------------------------
+    def _reap(self, handle: RuntimeHandle) -> None:
+        proc = self._children.get(handle.pid or -1)
+        if proc is not None:
+            proc.poll()
+
+    def _process(self, handle: RuntimeHandle) -> psutil.Process | None:
+        """The wrapper process, unless its pid now belongs to someone else."""
+        if handle.pid is None:
+            return None
+        try:
+            process = psutil.Process(handle.pid)
+            if handle.started_at is not None and abs(process.create_time() - handle.started_at) > 1:
+                return None
+            return process
+        except psutil.Error:
+            return None
+
+    def _new_cgroup(self, job: Job, paths: JobPaths) -> Path | None:
+        """A fresh cgroup for the step whose files are in `paths`, where one can be made. Its
+        name (job id, step number and a random nonce) is recorded in the handle, so that
+        `kill` never derives it from anything the agent can write."""
+        root = cgroups.detect() if self._use_cgroups else None
+        if root is None:
+            return None
+        ident = re.sub(r"[^a-z0-9]", "", str(getattr(job, "id", "")).lower())[:40] or "job"
+        number = re.search(r"[0-9]{1,6}$", Path(paths.dir).name)  # `step-N`, as named by the driver
+        step = number.group() if number else "0"
+        return root.create(f"{cgroups.PREFIX}{ident}-{step}-{secrets.token_hex(8)}")
+
+    def _wait_wrapper(self, handle: RuntimeHandle, timeout: float) -> None:
+        """Wait until the wrapper has exited (it only renames the status file into place)."""
+        child = self._children.get(handle.pid or -1)
+        if child is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout)
+            return
+        wrapper = self._process(handle)
+        if wrapper is not None:
+            _wait_gone([wrapper], timeout)
+
+    def _signal_group(self, handle: RuntimeHandle, sig: signal.Signals) -> None:
+        """Signal the wrapper's process group (its id cannot be reused while it exists)."""
+        if handle.pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(handle.pid, sig)
+
+    def _victims(
+        self,
+        handle: RuntimeHandle,
+        workspace: Workspace | None,
+        group: Path | None,
+        seen: dict[int, dict[str, object]],
+    ) -> list[psutil.Process]:
+        """Every live process of the agent: in its cgroup, its session, its descendants or
+        working inside the workspace. Each new one is added to `seen` with how it was found."""
+        found: dict[int, tuple[psutil.Process, str]] = {}
+        mine = _self_and_ancestors()  # `logist` run from inside a workspace spares its shell
+
+        def add(proc: psutil.Process, how: str) -> None:
+            if proc.pid not in mine and proc.pid not in found:
+                found[proc.pid] = (proc, how)
+
+        for pid in cgroups.members(group) if group is not None else []:
+            with contextlib.suppress(psutil.Error):
+                add(psutil.Process(pid), "cgroup")
+        root = self._process(handle)
+        if root is not None:
+            add(root, "wrapper")
+            with contextlib.suppress(psutil.Error):
+                for child in root.children(recursive=True):
+                    add(child, "descendant")
+        ws = None
+        if workspace is not None:
+            ws = self._workspaces.get(workspace.path) or workspace_identity(workspace)
+        for proc in psutil.process_iter():
+            if proc.pid in found or proc.pid in mine:
+                continue
+            try:
+                if handle.pid is not None and os.getsid(proc.pid) == handle.pid:
+                    add(proc, "session")
+                elif ws is not None and _works_in(proc.pid, ws):
+                    add(proc, "workspace")
+            except (psutil.Error, OSError):
+                continue
+        live = []
+        for pid, (proc, how) in found.items():
+            if not _not_zombie(proc):
+                continue
+            live.append(proc)
+            if pid not in seen:
+                seen[pid] = {"pid": pid, "name": _name(proc), "found": how}
+        return live
+
+
+def kill_working_in(
+    directory: Path, identity: tuple[int, int] | None = None
+) -> list[dict[str, object]]:
+    """SIGKILL every process whose working directory is inside `directory` (never this
+    process or its ancestors): what must not keep running in a worktree about to be removed.
+
+    The directory is the one with `identity` (device, inode) when given, else the directory
+    at that path now; a symlink there is never followed (an agent may have put one there to
+    point Logist at the user's own directories). Returns each one killed, as `kill` does."""
+    seen: dict[int, dict[str, object]] = {}
+    ident = identity or _identity_at(directory)
+    if ident is None:
+        return []
+    runtime = HostRuntime()
+    runtime._workspaces[str(directory)] = ident
+    workspace = Workspace(path=str(directory), branch="", base_commit="")
+    stray = runtime._victims(RuntimeHandle(runtime=HostRuntime.name), workspace, None, seen)
+    for proc in stray:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    _wait_gone(stray, KILL_WAIT_S)
+    return list(seen.values())
+
+
+def _cgroup_of(handle: RuntimeHandle) -> Path | None:
+    """The step's cgroup, where it exists: the one named in its handle (recorded by the
+    driver and the store), never one read from the step directory, which the agent can
+    write (the `cgroup` file there only records that the wrapper joined it)."""
+    root = cgroups.detect()
+    if root is None or handle.group is None or not _GROUP_NAME.fullmatch(handle.group):
+        return None
+    group = root.path / handle.group
+    try:
+        return group if stat.S_ISDIR(os.lstat(group).st_mode) else None
+    except OSError:
+        return None
+
+
+def workspace_identity(workspace: Workspace) -> tuple[int, int] | None:
+    """(device, inode) of the workspace directory: as recorded when it was provisioned,
+    else of the directory at its path now (None when that is a symlink or not a directory)."""
+    device, inode = getattr(workspace, "device", None), getattr(workspace, "inode", None)
+    if isinstance(device, int) and isinstance(inode, int):
+        return device, inode
+    return _identity_at(Path(workspace.path))
+
+
+def _identity_at(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the directory at `path`, never through a symlink at `path`."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+
+
+def _works_in(pid: int, identity: tuple[int, int]) -> bool:
+    """Whether process `pid` works in the directory with `identity` or below it. Its working
+    directory is walked up through `..` entries (which are never symlinks), not by path."""
+    try:
+        fd = os.open(f"/proc/{pid}/cwd", os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        for _ in range(_MAX_DEPTH):
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) == identity:
+                return True
+            parent = os.open("..", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = parent
+            if os.path.samestat(st, os.fstat(fd)):  # the root: `..` is itself
+                return False
+        return False
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _real_directory(path: Path) -> None:
+    """Make the step directory `path` if needed; refuse one that is now a symlink or not a
+    directory (the agent of an earlier step may have replaced it)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
+        raise RuntimeProviderError(f"step directory {path} is not a plain directory (a symlink?)")
+
+
+def _self_and_ancestors() -> set[int]:
+    mine = {os.getpid()}
+    with contextlib.suppress(psutil.Error):
+        mine.update(p.pid for p in psutil.Process().parents())
+    return mine
+
+
+def _name(proc: psutil.Process) -> str:
+    try:
+        return proc.name()
+    except psutil.Error:
+        return "?"
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """The processes still alive (not zombies) after up to `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    alive = [p for p in procs if _not_zombie(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+        alive = [p for p in alive if _not_zombie(p)]
+    return alive
+
+
+def _read_status(paths: JobPaths) -> int | None:
+    try:
+        text = paths.exit_status.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if text else None
+
+
+def _not_zombie(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

@@ -1,0 +1,1 @@
+"""The durable job store: SQLite records and events, its guards and its listing queries."""

@@ -1,0 +1,1 @@
+"""Small standard-library helpers any layer may use: atomic files, locks, pipes, redaction."""

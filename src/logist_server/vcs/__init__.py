@@ -1,0 +1,1 @@
+"""Git: hardened git calls, job workspaces, and safe writes into the user's checkout."""
