@@ -1,0 +1,199 @@
+"""How an agent's parsed events become the job's events and state.
+
+`AgentEventRecorder.commit` writes, in one transaction: the job events for the agent's
+events (a run of messages as one row), what the observer saw in the output, usage added up
+on the step and the job, a failure the observer recognised, a question's move to
+`needs_input`, and the position in the agent's output they were read up to.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from logist_server.domain.events import (
+    AgentError,
+    AgentEvent,
+    AgentMessage,
+    AgentQuestion,
+    AgentUsage,
+    event_data,
+    event_kind,
+)
+from logist_server.domain.model import Job, JobEvent, JobStatus, Step, Usage
+from logist_server.domain.observer import Observer, ObserverHit
+from logist_server.domain.states import check_transition
+from logist_server.engine.job_log import JobLog
+from logist_server.store.job_store import EventSpec
+
+S = JobStatus
+# Output lines that are not JSON objects: plain text (stderr, a text-mode agent) to observe.
+PLAIN_LINE = re.compile(rb"(?m)^[^{\n].*$")
+
+
+class AgentEventRecorder:
+    """Commits one step's agent events (and what the observer makes of its output)."""
+
+    def __init__(self, log: JobLog, observer: Observer) -> None:
+        self.log = log
+        self.observer = observer
+        self.step_error = False  # the current step logged an agent error
+
+    def record(
+        self,
+        events: list[AgentEvent],
+        offset: int,
+        raw: bytes,
+        status: JobStatus | None,
+        exit_code: int | None = None,
+    ) -> Job:
+        """Commit (`commit`) and hand the committed rows to the listener."""
+        job, stored = self.commit(events, offset, raw, status, exit_code)
+        self.log.emit(stored)
+        return job
+
+    def commit(
+        self,
+        events: list[AgentEvent],
+        offset: int,
+        raw: bytes,
+        status: JobStatus | None,
+        exit_code: int | None = None,
+    ) -> tuple[Job, list[JobEvent]]:
+        """Commit parsed events, what the observer saw and the output position, at once.
+
+        A question from a running agent moves the job to `needs_input` in the same
+        transaction, so no driver can die between the question and its status."""
+        specs, others = event_specs(events)
+        hits = self.observe(raw, others)
+        specs += [(hit.kind, hit_data(hit)) for hit in hits]
+        failures = [hit for hit in hits if hit.status == "failed" or hit.transient]
+        if any(type(e) is AgentError for e in others):
+            self.step_error = True
+        questions = [e.text for e in others if type(e) is AgentQuestion]
+        questions += [h.reason for h in hits if h.status == "needs_input"]
+        ask = status == S.RUNNING and bool(questions)
+        if ask:
+            check_transition(S.RUNNING, S.NEEDS_INPUT)
+            specs.append(("status", {"from": S.RUNNING.value, "to": S.NEEDS_INPUT.value,
+                                     "reason": questions[0]}))  # fmt: skip
+
+        def apply(j: Job) -> None:
+            step = j.steps[-1]
+            step.output_offset = offset
+            if exit_code is not None:
+                step.exit_code = exit_code
+                step.finished_at = time.time()
+            if failures:
+                step.failure = failures[-1].reason
+                step.transient = failures[-1].transient
+            usages = [e for e in others if type(e) is AgentUsage]
+            if usages:
+                if step.usage is None:
+                    step.usage = Usage()
+                for event in usages:
+                    apply_usage(step.usage, event)
+                j.result.usage = total_usage(j.steps)
+            if ask:
+                j.status = S.NEEDS_INPUT
+                j.status_reason = questions[0]
+
+        return self.log.store.update(self.log.job_id, apply, specs)
+
+    def observe(self, raw: bytes, others: list[AgentEvent]) -> list[ObserverHit]:
+        """Observer hits in plain-text lines and agent errors, one per pattern per batch."""
+        texts = [] if all_json_lines(raw) else [
+            m.group().decode("utf-8", "replace") for m in PLAIN_LINE.finditer(raw)
+        ]  # fmt: skip
+        texts += [e.message for e in others if type(e) is AgentError]
+        hits: dict[str, ObserverHit] = {}
+        for text in texts:
+            hit = self.observer.scan(text)
+            if hit is not None:
+                hits.setdefault(hit.pattern.name, hit)
+        return list(hits.values()) + self.observer.take_warnings()
+
+    def had_error(self, step: Step) -> bool:
+        """Whether the step already logged an agent error (a re-attached parser cannot know)."""
+        if step.output_offset == 0:
+            return False
+        start = self.log.step_start_seq(step.number)
+        store = self.log.store
+        return any(e.kind == "error" for e in store.event_rows(self.log.job_id, after=start))
+
+
+def event_specs(events: list[AgentEvent]) -> tuple[list[EventSpec], list[AgentEvent]]:
+    """Job events for agent events, and the events that are not messages, in one pass.
+
+    A run of messages becomes one stored row with a span (a flood stays cheap)."""
+    specs: list[EventSpec] = []
+    others: list[AgentEvent] = []
+    texts: list[str] = []
+
+    def flush() -> None:
+        if len(texts) == 1:
+            specs.append(("message", {"text": texts[0]}))
+        elif texts:
+            specs.append(("message", {"texts": list(texts)}, len(texts)))
+        texts.clear()
+
+    for event in events:
+        if type(event) is AgentMessage:
+            texts.append(event.text)
+            continue
+        flush()
+        others.append(event)
+        specs.append((event_kind(event), event_data(event)))
+    flush()
+    return specs, others
+
+
+def hit_data(hit: ObserverHit) -> dict[str, Any]:
+    """An observer hit's event data; a question carries its text, as an agent's would."""
+    data = hit.event_data()
+    if hit.status == "needs_input":
+        data["text"] = hit.excerpt
+    return data
+
+
+def all_json_lines(raw: bytes) -> bool:
+    """Every line starts with `{` (two byte counts: much cheaper than a regex scan)."""
+    return not raw or (raw.startswith(b"{") and raw.count(b"\n{") >= raw.count(b"\n") - 1)
+
+
+def total_usage(steps: list[Step]) -> Usage:
+    """The job's usage: every step's, added up (a retried step cost money too)."""
+    total = Usage()
+    for step in steps:
+        if step.usage is not None:
+            total.input_tokens += step.usage.input_tokens
+            total.output_tokens += step.usage.output_tokens
+            total.cache_read_tokens += step.usage.cache_read_tokens
+            total.cost_usd += step.usage.cost_usd
+            total.turns += step.usage.turns
+    return total
+
+
+def apply_usage(usage: Usage, event: AgentUsage) -> None:
+    if event.cumulative:
+        usage.input_tokens = event.input_tokens
+        usage.output_tokens = event.output_tokens
+        usage.cache_read_tokens = event.cache_read_tokens
+        if event.cost_usd is not None:
+            usage.cost_usd = event.cost_usd
+    else:
+        usage.input_tokens += event.input_tokens
+        usage.output_tokens += event.output_tokens
+        usage.cache_read_tokens += event.cache_read_tokens
+        if event.cost_usd is not None:
+            usage.cost_usd += event.cost_usd
+    usage.turns = event.turns if event.turns is not None else usage.turns + 1
+
+
+def last_error(events: list[JobEvent]) -> str | None:
+    """The message of the last agent error among `events`."""
+    for event in reversed(events):
+        if event.kind == AgentError.__struct_config__.tag:
+            return str(event.data.get("message", "")) or None
+    return None

@@ -1,0 +1,297 @@
+"""The job's phase loop: provision, start a step, follow it, judge it, until the job settles.
+
+Every status change is committed to the store before the driver acts on it. The work of
+a phase is done by `OutputFollower` (a running step's output and limits) and `StepJudge`
+(what an ended step amounts to); this module decides which phase comes next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from pathlib import Path
+
+from logist_server.domain.model import DiffStats, Job, JobStatus, RuntimeHandle, Step
+from logist_server.domain.plans import Settle, StartStep, current_checkpoint, plan_next
+from logist_server.domain.prompts import render_prompt
+from logist_server.domain.roles import SUPERVISOR, render_instructions
+from logist_server.domain.states import SETTLED
+from logist_server.engine import repo_guard
+from logist_server.engine.agent_events import AgentEventRecorder
+from logist_server.engine.job_log import JobLog
+from logist_server.engine.output_follower import OutputFollower, off_loop
+from logist_server.engine.services import DriverServices
+from logist_server.engine.step_judge import StepJudge
+from logist_server.providers.agents.base import AgentContext, build_spec
+from logist_server.providers.runtimes.base import JobPaths, Runtime
+from logist_server.support import faults, redaction
+from logist_server.support.fsutil import atomic_write
+from logist_server.vcs.workspace import start_keeping_base
+
+S = JobStatus
+
+
+def step_paths(job_dir: Path, number: int) -> JobPaths:
+    return JobPaths(dir=str(job_dir / f"step-{number}"))
+
+
+def handle_from_pid_file(runtime: Runtime, paths: JobPaths) -> RuntimeHandle | None:
+    """Find an agent whose start was not recorded (the driver died right after starting it)."""
+    try:
+        pid = int(paths.pid.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    started = None
+    with contextlib.suppress(Exception):
+        import psutil
+
+        started = psutil.Process(pid).create_time()  # lets a reused pid be told apart
+    return RuntimeHandle(runtime=runtime.name, pid=pid, started_at=started)
+
+
+class PhaseLoop:
+    """Moves one job through its phases until it settles, pauses or this process stops."""
+
+    def __init__(
+        self,
+        services: DriverServices,
+        log: JobLog,
+        poll_s: float,
+        single_phase: bool,
+        resume: bool,
+        replay: Runtime | None,
+    ) -> None:
+        self.services = services
+        self.log = log
+        self.store = log.store
+        self.job_id = log.job_id
+        self.single_phase = single_phase  # `job step`: one phase, then pause
+        self.resume = resume  # `job step` / `job run` continue a paused job
+        self.replay = replay  # `job poststep`: the next step replays a recorded response
+        self.recorder = AgentEventRecorder(log, services.observer.for_job())  # own budgets
+        self.follower = OutputFollower(log, self.recorder, poll_s)
+        self.judge = StepJudge(services, log)
+
+    async def run(self) -> Job:
+        job = self.log.get()
+        if job.status == S.DRAFT and not self.resume:
+            return job  # a draft runs only when asked: `job step` or `job run`
+        if job.paused:
+            if not self.resume:
+                return job  # `job step` paused it: only `job step` or `job run` continue it
+            job = self.log.update(_unpause, [("resumed", {})])
+        while job.status not in SETTLED:
+            if job.status in (S.DRAFT, S.PENDING) or job.workspace is None:
+                job = await self.provision(job)
+                phase_done = self.replay is None  # poststep goes on to its step
+            else:
+                job, phase_done = await self.step(job)
+            if job.status in SETTLED:
+                break
+            if self.single_phase and phase_done:
+                job = self.log.update(_pause, [("paused", {})])
+                break
+        return job
+
+    async def provision(self, job: Job) -> Job:
+        """pending -> provisioning with a workspace (kept when a restep reuses it)."""
+        if job.status == S.DRAFT:
+            job = self.log.transition(S.PENDING)
+        if job.status == S.PENDING:
+            job = self.log.transition(S.PROVISIONING)
+        if job.cancel_requested:
+            return self.log.transition(S.CANCELLED, "cancelled by user")
+        if job.workspace is not None and Path(job.workspace.path).is_dir():
+            return job
+        runtime = self.services.runtime_for(job)
+        assert job.base_commit is not None
+        services = self.services
+        # The base stays reachable for reruns after the job's branch is gone.
+        keeper = start_keeping_base(services.repo, job.id, job.base_commit)
+        try:
+            workspace = await asyncio.to_thread(
+                runtime.provision, services.repo_info, job, services.workspace_root
+            )
+            await asyncio.to_thread(keeper.output)
+        finally:
+            keeper.close()
+        faults.point("provision")
+
+        def record(j: Job) -> None:
+            j.workspace = workspace
+
+        job = self.log.update(
+            record,
+            [("workspace", {"path": workspace.path, "branch": workspace.branch,
+                            "base": workspace.base_commit})],
+        )  # fmt: skip
+        if job.cancel_requested:
+            return self.log.transition(S.CANCELLED, "cancelled by user")
+        return job
+
+    async def step(self, job: Job) -> tuple[Job, bool]:
+        """Run the current agent step to its end (starting the next one if needed).
+
+        Returns the job and whether a whole step ran (False: only a decision was made)."""
+        step = job.current_step
+        if step is None or step.outcome is not None:
+            if job.cancel_requested:
+                return self.log.transition(S.CANCELLED, "cancelled by user"), False
+            plan = plan_next(job, self.services.roles())
+            if isinstance(plan, Settle):
+                return self.settle_plan(job, plan), False
+            job = await self.start_step(job, plan)
+        job = await self.run_current(job)
+        if job.status not in SETTLED and job.current_step is not None:
+            # Settle right away when nothing else is to run (no pause before a no-op).
+            plan = plan_next(job, self.services.roles())
+            if isinstance(plan, Settle) and not job.cancel_requested:
+                job = self.settle_plan(job, plan)
+        return job, True
+
+    def settle_plan(self, job: Job, plan: Settle) -> Job:
+        if plan.status == S.REVIEW:
+            stats = job.result.diff or DiffStats()
+            summary = f"{stats.files} file(s) changed, +{stats.insertions} -{stats.deletions}"
+            return self.log.transition(
+                S.REVIEW,
+                f"{summary}; {plan.reason}" if plan.reason else summary,
+                data={
+                    "files": stats.paths,
+                    "insertions": stats.insertions,
+                    "deletions": stats.deletions,
+                },
+            )
+
+        def record(j: Job) -> None:
+            j.result.error = plan.reason
+
+        return self.log.transition(plan.status, plan.reason, mutate=record)
+
+    async def start_step(self, job: Job, plan: StartStep) -> Job:
+        assert job.workspace is not None
+        services = self.services
+        number = len(job.steps) + 1
+        job_dir = self.store.job_dir(job.id)
+        paths = step_paths(job_dir, number)
+        Path(paths.dir).mkdir(parents=True, exist_ok=True)
+        role = services.role(job, plan.role)
+        step_job = services.job_for_step(job, role, plan.agent)
+        diff = ""
+        if role.kind == SUPERVISOR:
+            patch = await asyncio.to_thread(services.reviewed_diff, job)  # git, not a file
+            diff = patch.decode("utf-8", "replace")
+        rendered = render_instructions(role, render_prompt(job), diff, plan.brief or "")
+        atomic_write(job_dir / "user-prompt.txt", job.prompt.encode())
+        prompt_file = Path(paths.dir) / "prompt.txt"
+        atomic_write(prompt_file, rendered.encode())
+        atomic_write(job_dir / "prompt.txt", rendered.encode())
+        ctx = AgentContext(
+            workspace=job.workspace.path,
+            job_dir=str(job_dir),
+            prompt_file=str(prompt_file),
+            rendered_prompt=rendered,
+            answer_file=str(Path(paths.dir) / "answer"),
+            role=role.name,
+            step=number,
+            role_kind=role.kind,
+        )
+        spec = build_spec(services.agents.get(step_job.agent.name), step_job, ctx)
+        checkpoint = current_checkpoint(job)
+
+        def add_step(j: Job) -> None:
+            j.steps.append(
+                Step(
+                    number=number,
+                    role=role.name,
+                    started_at=time.time(),
+                    agent=step_job.agent.name,
+                    checkpoint=checkpoint,
+                    brief=plan.brief,
+                )
+            )
+
+        data = {"step": number, "role": role.name, "agent": step_job.agent.name,
+                "argv": spec.argv}  # fmt: skip
+        if job.status == S.PROVISIONING:
+            job = self.log.transition(S.RUNNING, mutate=add_step, data=data)
+        else:
+            job = self.log.update(add_step, [("step", data)])
+        workspace = job.workspace
+        assert workspace is not None
+        runtime = self.replay or services.runtime_for(job)
+        self.replay = None  # one step only
+        # Compared when it ends; kept in memory and the database, out of the agent's reach.
+        # Both run git or spawn processes: in a worker thread, off the event loop.
+        info = services.repo_info
+        await asyncio.to_thread(repo_guard.record, info, self.store, self.job_id, number)
+        handle = await asyncio.to_thread(runtime.start, step_job, workspace, spec, paths)
+        faults.point("start")
+
+        def set_handle(j: Job) -> None:
+            j.steps[-1].handle = handle
+
+        return self.log.update(set_handle, [("started", {"step": number, "pid": handle.pid})])
+
+    async def run_current(self, job: Job) -> Job:
+        """Follow the current step's agent until it ends, then judge how it went."""
+        step = job.current_step
+        assert step is not None and job.workspace is not None
+        runtime = self.services.runtime_for(job)
+        paths = step_paths(self.store.job_dir(job.id), step.number)
+        handle = step.handle or handle_from_pid_file(runtime, paths)
+        if handle is None:  # the previous driver died before starting the agent
+            return self.restart_step(job)
+        if step.handle is None:  # it died right after starting it: record what we found
+            job, step = self.record_found_handle(step, handle)
+        runtime = self.services.runtime_for_handle(job, handle)
+        self.recorder.step_error = self.recorder.had_error(step)
+        parser = self.services.agents.get(step.agent or job.agent.name).new_parser()
+        code = await self.follower.follow(job, step, handle, paths, parser, runtime)
+        # Read to the end: mask declared secrets in the agent's raw output file.
+        await off_loop(functools.partial(redaction.scrub_file, paths.output))
+        return await self.judge.judge(code, handle, paths, runtime)
+
+    def record_found_handle(self, step: Step, handle: RuntimeHandle) -> tuple[Job, Step]:
+        def set_handle(j: Job) -> None:
+            j.steps[-1].handle = handle
+
+        event = ("started", {"step": step.number, "pid": handle.pid, "recovered": True})
+        job = self.log.update(set_handle, [event])
+        current = job.current_step
+        assert current is not None
+        return job, current
+
+    def restart_step(self, job: Job) -> Job:
+        step = job.current_step
+        assert step is not None
+
+        def discard(j: Job) -> None:
+            j.steps[-1].outcome = "discarded"
+
+        return self.log.update(
+            discard, [("restart", {"step": step.number, "reason": "the agent had not started"})]
+        )
+
+    def kill_agent(self, job: Job) -> None:
+        """Kill the current step's agent, if one may run (found by its pid file if need be).
+        Blocks while the agent dies: call it in a worker thread."""
+        step = job.current_step
+        if step is None or job.status not in (S.RUNNING, S.NEEDS_INPUT):
+            return
+        with contextlib.suppress(Exception):
+            runtime = self.services.runtime_for(job)
+            paths = step_paths(self.store.job_dir(job.id), step.number)
+            handle = step.handle or handle_from_pid_file(runtime, paths)
+            if handle is not None:
+                runtime.kill(handle, paths, job.workspace)
+
+
+def _pause(job: Job) -> None:
+    job.paused = True
+
+
+def _unpause(job: Job) -> None:
+    job.paused = False
