@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from logist_server.cli.common import (
     bounded,
@@ -20,6 +22,9 @@ from logist_server.cli.common import (
 from logist_server.domain.errors import UsageError
 from logist_server.domain.model import Job, JobStatus
 from logist_server.support.redaction import redact_text
+
+if TYPE_CHECKING:
+    from logist_server.domain.knobs import Knob
 
 
 def request_from_args(args: argparse.Namespace, engine: Any) -> Any:
@@ -54,15 +59,18 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "runtime": args.runtime,
         "runtime_options": parse_kv(args.runtime_opt, "--runtime-opt") or None,
         "role": args.role,
-        "limits": {
-            "max_cost_usd": args.max_cost,
-            "max_time_s": args.max_time,
-            "max_turns": args.max_turns,
-            "hang_timeout_s": args.hang_timeout,
-        },
-        "retries": {"max_retries": args.retries, "fallback_agent": args.fallback_agent},
-        "review": {"supervisor": args.supervisor, "max_rounds": args.max_rounds},
-    }
+    } | knob_overrides(args)
+
+
+def knob_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The limit and policy flags (one per knob that has a flag: see domain/knobs.py)."""
+    from logist_server.domain.settings import knobs
+
+    sections: dict[str, dict[str, Any]] = {}
+    for k in knobs():
+        if k.flag is not None:
+            sections.setdefault(k.section, {})[k.key] = getattr(args, k.dest)
+    return sections
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -133,18 +141,45 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runtime", help="runtime provider (see `logist runtime list`)")
     parser.add_argument("--runtime-opt", action="append", default=[], metavar="K=V")
     parser.add_argument("--role", help="role of the first step (see `logist role list`)")
-    parser.add_argument("--max-cost", type=positive_float, metavar="USD")
-    parser.add_argument("--max-time", type=positive_float, metavar="SECONDS")
-    parser.add_argument("--max-turns", type=positive_int, metavar="N")
-    parser.add_argument("--hang-timeout", type=positive_float, metavar="SECONDS")
-    parser.add_argument("--retries", type=bounded(non_negative_int, 20), metavar="N",
-                        help="retries of a transient failure (rate limit, network)")  # fmt: skip
-    parser.add_argument("--fallback-agent", metavar="NAME",
-                        help="agent that takes over when the first keeps failing")  # fmt: skip
-    parser.add_argument("--supervisor", action=argparse.BooleanOptionalAction, default=None,
-                        help="have a supervisor review the change")  # fmt: skip
-    parser.add_argument("--max-rounds", type=bounded(positive_int, 10), metavar="N",
-                        help="supervisor review rounds at most")  # fmt: skip
+    add_knob_arguments(parser)
+
+
+def add_knob_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per limit or policy knob that has one, typed and bounded by its declaration
+    (the bounds configuration files have too)."""
+    from logist_server.domain.settings import knobs
+
+    for k in knobs():
+        if k.flag is None:
+            continue
+        if k.type is bool:
+            parser.add_argument(k.flag, dest=k.dest, action=argparse.BooleanOptionalAction,
+                                default=None, help=k.help)  # fmt: skip
+            continue
+        parser.add_argument(k.flag, dest=k.dest, type=_flag_type(k), metavar=k.metavar,
+                            help=k.help)  # fmt: skip
+
+
+def _flag_type(k: Knob) -> Callable[[str], Any]:
+    """The argparse type of a knob's flag: its type and bounds, with the CLI's messages."""
+    if k.type is str:
+        return str
+    if k.type is float:
+        if k.gt == 0:
+            return positive_float
+        return _non_negative_float
+    parse = positive_int if k.gt == 0 else non_negative_int
+    return bounded(parse, int(k.le)) if k.le is not None else parse
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected zero or more, got '{text}'")
+    return value
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:

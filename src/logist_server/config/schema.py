@@ -6,37 +6,48 @@ Every field is optional: a layer says only what it changes. Defaults live in
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, field_validator
+
+from logist_server.domain.knobs import Knob
+from logist_server.domain.settings import knobs
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-PositiveInt = Annotated[int, Field(gt=0)]
 
 
 class _Layer(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class LimitsLayer(_Layer):
-    max_cost_usd: Positive | None = None
-    max_time_s: Positive | None = None
-    max_turns: PositiveInt | None = None
-    hang_timeout_s: Positive | None = None
+def _knob_field(k: Knob) -> tuple[Any, Any]:
+    """The pydantic field of a knob: its type, bounds and no default (a layer sets it or not)."""
+    if k.type is str:
+        return (Name | None, None)
+    bounds = {"gt": k.gt, "ge": k.ge, "le": k.le}
+    constraints: dict[str, Any] = {n: v for n, v in bounds.items() if v is not None}
+    if k.type is float:
+        constraints["allow_inf_nan"] = False
+    typed = Annotated[k.type, Field(**constraints)] if constraints else k.type
+    return (typed | None, None)
 
 
-class RetriesLayer(_Layer):
-    max_retries: Annotated[int, Field(ge=0, le=20)] | None = None
-    backoff_s: Annotated[float, Field(ge=0)] | None = None
-    max_backoff_s: Annotated[float, Field(ge=0)] | None = None
-    fallback_agent: Name | None = None
+def _section_layer(section: str) -> type[_Layer]:
+    """The layer of a configuration section of knobs (limits, retries, review)."""
+    fields = {k.key: _knob_field(k) for k in knobs() if k.section == section}
+    name = f"{section.capitalize()}Layer"
+    model: type[_Layer] = create_model(name, __base__=_Layer, **fields)  # type: ignore[call-overload]
+    return model
 
 
-class ReviewLayer(_Layer):
-    supervisor: bool | None = None
-    max_rounds: Annotated[int, Field(gt=0, le=10)] | None = None
-    role: Name | None = None
+if TYPE_CHECKING:
+    LimitsLayer = _Layer
+    RetriesLayer = _Layer
+    ReviewLayer = _Layer
+else:  # built from the knobs: one declaration of each limit and policy field (knobs.py)
+    LimitsLayer = _section_layer("limits")
+    RetriesLayer = _section_layer("retries")
+    ReviewLayer = _section_layer("review")
 
 
 class ObserverLayer(_Layer):

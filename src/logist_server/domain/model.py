@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+
+from logist_server.domain.knobs import knob
 
 
 class JobStatus(StrEnum):
@@ -57,12 +59,23 @@ class RuntimeSpec(msgspec.Struct, frozen=True):
 
 
 class Limits(msgspec.Struct, frozen=True):
-    """Budgets enforced while the agent runs; None means unlimited."""
+    """Budgets enforced while the agent runs; None means unlimited.
 
-    max_cost_usd: float | None = None
-    max_time_s: float | None = None
-    max_turns: int | None = None
-    hang_timeout_s: float | None = None
+    The one declaration of each limit (see knobs.py): the settings, the job's copy, the
+    configuration schema, the createJob params and the CLI flags all come from here."""
+
+    max_cost_usd: Annotated[float, knob(
+        gt=0, flag="--max-cost", metavar="USD",
+        help="halt when the reported cost goes above this")] | None = None  # fmt: skip
+    max_time_s: Annotated[float, knob(
+        gt=0, flag="--max-time", metavar="SECONDS",
+        help="halt when a step has run longer than this")] | None = None  # fmt: skip
+    max_turns: Annotated[int, knob(
+        gt=0, flag="--max-turns", metavar="N",
+        help="halt when the agent's turns go above this")] | None = None  # fmt: skip
+    hang_timeout_s: Annotated[float, knob(
+        gt=0, flag="--hang-timeout", metavar="SECONDS",
+        help="stuck after this long with no output and no change")] | None = None  # fmt: skip
 
 
 class JobPolicy(msgspec.Struct, frozen=True):

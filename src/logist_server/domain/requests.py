@@ -98,7 +98,8 @@ def nested_repository(root: Path, path: Path) -> str | None:
 
 
 def validate_limits(limits: Limits) -> None:
-    for name in ("max_cost_usd", "max_time_s", "max_turns", "hang_timeout_s"):
+    """Every limit (each field of `Limits`) unset or a positive finite number."""
+    for name in limits.__struct_fields__:
         value = getattr(limits, name)
         if value is not None and not (math.isfinite(value) and value > 0):
             raise UsageError(f"limit {name} must be a positive finite number, got {value}")

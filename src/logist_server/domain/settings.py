@@ -7,28 +7,44 @@ and to store inside a job.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Annotated, Any
 
 import msgspec
 
+from logist_server.domain.knobs import Knob, knob, section_knobs
 from logist_server.domain.model import JobPolicy, Limits
 
 
 class RetrySettings(msgspec.Struct, frozen=True):
-    """Transient failures (rate limit, network) are retried with exponential backoff."""
+    """Transient failures (rate limit, network) are retried with exponential backoff.
 
-    max_retries: int = 2
-    backoff_s: float = 2.0
-    max_backoff_s: float = 60.0
-    fallback_agent: str | None = None
+    Every field is a knob (knobs.py): declared here once, kept on the job in `JobPolicy.<job>`."""
+
+    max_retries: Annotated[int, knob(
+        ge=0, le=20, flag="--retries", metavar="N", wire="retries", job="max_retries",
+        help="retries of a transient failure (rate limit, network)")] = 2  # fmt: skip
+    backoff_s: Annotated[float, knob(
+        ge=0, job="backoff_s",
+        help="the first wait before a retry; it doubles each time")] = 2.0  # fmt: skip
+    max_backoff_s: Annotated[float, knob(
+        ge=0, job="max_backoff_s", help="the longest wait before a retry")] = 60.0  # fmt: skip
+    fallback_agent: Annotated[str, knob(
+        flag="--fallback-agent", metavar="NAME", wire="fallbackAgent", job="fallback_agent",
+        help="agent that takes over when the first keeps failing")] | None = None  # fmt: skip
 
 
 class ReviewSettings(msgspec.Struct, frozen=True):
     """Whether a supervisor reviews the worker's change, and for how many rounds."""
 
-    supervisor: bool = False
-    max_rounds: int = 3
-    role: str = "supervisor"
+    supervisor: Annotated[bool, knob(
+        flag="--supervisor", wire="supervisor", job="supervise",
+        help="have a supervisor review the change")] = False  # fmt: skip
+    max_rounds: Annotated[int, knob(
+        gt=0, le=10, flag="--max-rounds", metavar="N", wire="maxRounds", job="max_rounds",
+        help="supervisor review rounds at most")] = 3  # fmt: skip
+    role: Annotated[str, knob(
+        job="supervisor_role", help="the role that reviews")] = "supervisor"  # fmt: skip
 
 
 class ObserverSettings(msgspec.Struct, frozen=True):
@@ -70,11 +86,28 @@ class Settings(msgspec.Struct, frozen=True):
     def policy(self) -> JobPolicy:
         """What a job keeps of these settings, so any later driver follows the same rules."""
         return JobPolicy(
-            max_retries=self.retries.max_retries,
-            backoff_s=self.retries.backoff_s,
-            max_backoff_s=self.retries.max_backoff_s,
-            fallback_agent=self.retries.fallback_agent,
-            supervise=self.review.supervisor,
-            max_rounds=self.review.max_rounds,
-            supervisor_role=self.review.role,
+            **{
+                k.job: getattr(getattr(self, k.section), k.key)
+                for k in knobs()
+                if k.section != LIMITS
+            }
         )
+
+
+LIMITS = "limits"
+#: The configuration sections made of knobs, and their structs.
+KNOB_SECTIONS: dict[str, type[msgspec.Struct]] = {
+    LIMITS: Limits,
+    "retries": RetrySettings,
+    "review": ReviewSettings,
+}
+
+
+@functools.cache
+def knobs() -> tuple[Knob, ...]:
+    """Every limit and policy field, in configuration order."""
+    return tuple(
+        k
+        for section, struct in KNOB_SECTIONS.items()
+        for k in section_knobs(section, struct, limits=section == LIMITS)
+    )

@@ -85,21 +85,7 @@ def register(server: LogistServer, pump: EventPump, review: Review) -> None:
             if params.range is not None:
                 raise JsonRpcInvalidParams(f"{p.CREATE_JOB}: range needs a uri")
             engine = server.default_engine()
-        limits = params.limits or p.LimitsParams()
-        overrides = {
-            "agent": params.agent,
-            "agent_options": params.agent_options,
-            "model": params.model,
-            "runtime": params.runtime,
-            "role": params.role,
-            "limits": {
-                "max_cost_usd": limits.max_cost_usd,
-                "max_time_s": limits.max_time_s,
-                "max_turns": limits.max_turns,
-                "hang_timeout_s": limits.hang_timeout_s,
-            },
-            "review": {"supervisor": params.supervisor},
-        }
+        overrides = p.settings_overrides(params)
         effective = await asyncio.to_thread(engine.configure, overrides, "request")
         request = request_from_settings(
             effective.settings,

@@ -6,10 +6,13 @@ mismatch becomes an InvalidParams error naming the field. Results leave as built
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import typing
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from pygls.exceptions import JsonRpcInvalidParams
+
+from logist_server.domain.settings import LIMITS, knobs
 
 CREATE_JOB = "logist/createJob"
 LIST_JOBS = "logist/listJobs"
@@ -51,14 +54,13 @@ class Range(msgspec.Struct, frozen=True):
     end: Position
 
 
-class LimitsParams(msgspec.Struct, frozen=True, rename="camel"):
-    max_cost_usd: float | None = None
-    max_time_s: float | None = None
-    max_turns: int | None = None
-    hang_timeout_s: float | None = None
+def _limits_params() -> type[msgspec.Struct]:
+    """`{maxCostUsd?, ...}`: one optional member per field of `Limits` (knobs.py)."""
+    fields = [(k.key, k.checked_type() | None, None) for k in knobs() if k.section == LIMITS]
+    return msgspec.defstruct("LimitsParams", fields, frozen=True, rename="camel")
 
 
-class CreateJobParams(msgspec.Struct, frozen=True, rename="camel"):
+class _CreateJobParams(msgspec.Struct, frozen=True, rename="camel"):
     prompt: str
     uri: str | None = None
     range: Range | None = None
@@ -68,7 +70,46 @@ class CreateJobParams(msgspec.Struct, frozen=True, rename="camel"):
     runtime: str | None = None
     role: str | None = None
     limits: LimitsParams | None = None
-    supervisor: bool | None = None
+
+
+def _create_job_params() -> type[_CreateJobParams]:
+    """The hand-written params plus one optional member per policy knob that names a
+    createJob param (`supervisor`, `retries`, ...)."""
+    fields = [
+        (k.wire, k.checked_type() | None, None)
+        for k in knobs()
+        if k.section != LIMITS and k.wire is not None
+    ]
+    made = msgspec.defstruct("CreateJobParams", fields, bases=(_CreateJobParams,), frozen=True)
+    return typing.cast(type[_CreateJobParams], made)
+
+
+if TYPE_CHECKING:
+    LimitsParams = msgspec.Struct
+    CreateJobParams = _CreateJobParams
+else:  # derived from the knobs (domain/knobs.py): a new limit is a new param by itself
+    LimitsParams = _limits_params()
+    CreateJobParams = _create_job_params()
+
+
+def settings_overrides(params: _CreateJobParams) -> dict[str, Any]:
+    """The configuration layer createJob's params make (None where a param is left out)."""
+    overrides: dict[str, Any] = {
+        "agent": params.agent,
+        "agent_options": params.agent_options,
+        "model": params.model,
+        "runtime": params.runtime,
+        "role": params.role,
+    }
+    for k in knobs():
+        if k.section == LIMITS:
+            value = getattr(params.limits, k.key, None)
+        elif k.wire is not None:
+            value = getattr(params, k.wire)
+        else:
+            continue
+        overrides.setdefault(k.section, {})[k.key] = value
+    return overrides
 
 
 class ListJobsParams(msgspec.Struct, frozen=True, rename="camel"):
