@@ -60,6 +60,7 @@ class AgentEventRecorder:
         raw: bytes,
         status: JobStatus | None,
         exit_code: int | None = None,
+        cursor: str | None = None,
     ) -> tuple[Job, list[JobEvent]]:
         """Commit parsed events, what the observer saw and the output position, at once.
 
@@ -82,6 +83,8 @@ class AgentEventRecorder:
         def apply(j: Job) -> None:
             step = j.steps[-1]
             step.output_offset = offset
+            if cursor is not None:  # the runtime's cursor just past `offset` bytes
+                step.output_cursor = cursor
             if exit_code is not None:
                 step.exit_code = exit_code
                 step.finished_at = time.time()
