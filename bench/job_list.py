@@ -55,12 +55,12 @@ from logist_server.domain.model import (
     JobResult,
     JobStatus,
     LineRange,
-    RuntimeHandle,
     Step,
     Target,
     Usage,
     Workspace,
 )
+from logist_server.providers.runtimes.host import host_handle
 from logist_server.store.job_store import EventSpec, JobStore
 
 ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # the store's job id alphabet
@@ -113,7 +113,7 @@ def make_job(i: int, repo: Path, created_at: float, rng: random.Random, taken: s
         started_at=created_at + 0.3,
         finished_at=finished,
         exit_code=3 if status == JobStatus.FAILED else 0,
-        handle=RuntimeHandle(runtime="host", pid=rng.randint(1000, 99999), started_at=created_at),
+        handle=host_handle(rng.randint(1000, 99999), created_at),
         output_offset=rng.randint(500, 200_000),
     )
     diff = None

@@ -37,7 +37,7 @@ from logist_server.providers.agents.base import AgentContext, build_spec
 from logist_server.providers.agents.mock import MockAgent
 from logist_server.providers.agents.program import installed_program
 from logist_server.providers.runtimes.base import JobPaths, ProcessSpec
-from logist_server.providers.runtimes.host import HostRuntime
+from logist_server.providers.runtimes.host import HostRuntime, host_identity
 
 
 @pytest.fixture
@@ -299,7 +299,7 @@ def test_python_variables_cannot_steer_the_agent(
     while (code := runtime.exit_status(handle, paths)) is None:
         assert time.monotonic() < deadline, "the mock did not end"
         time.sleep(0.02)
-    output = runtime.read_output(handle, paths, 0).decode()
+    output = runtime.read_output(handle, paths, "", 1 << 20).data.decode()
     assert code == 0, output
     assert '"type": "done"' in output  # the real mock ran to its end
     assert (workspace / "LOGIST_MOCK.md").read_text() == "logist-mock: x\n"
@@ -366,7 +366,7 @@ def test_the_mock_starts_the_installed_sleep_not_the_workspace_one(
     monkeypatch.setenv("PATH", os.pathsep.join([".", os.environ.get("PATH", os.defpath)]))
     runtime, handle, paths, _spec = start_mock(tmp_path, workspace, {"scenario": "hang"})
     try:
-        wait_for(lambda: marker.exists() or helper_of(handle.pid), timeout=60)
+        wait_for(lambda: marker.exists() or helper_of(host_identity(handle).pid), timeout=60)
         assert not marker.exists(), "the workspace's ./sleep ran"
     finally:
         runtime.kill(handle, paths, None)

@@ -19,8 +19,12 @@ from typing import Any
 import pytest
 
 from conftest import make_repo, parse_json, porcelain, run_logist
-from logist_server.engine.facade import default_agents
-from logist_server.ops.doctor import CheckSpec, Outcome, all_ok, run_checks
+from logist_server.domain.errors import RuntimeProviderError
+from logist_server.engine.facade import default_agents, default_runtimes
+from logist_server.ops.doctor import CheckSpec, Outcome, all_ok, default_checks, run_checks
+from logist_server.providers import registry as registry_module
+from logist_server.providers.runtimes import probes
+from logist_server.providers.runtimes.base import BaseRuntime
 from logist_server.store.job_store import JobStore
 from mounts import read_only
 
@@ -148,9 +152,9 @@ def test_json_shape(tmp_path: Path) -> None:
     assert isinstance(rows, list)
     names = [row["name"] for row in rows]
     agents = [f"agent:{name}" for name in default_agents().names()]  # mock, and any others
-    assert "agent:mock" in agents
-    assert names == ["git", "repository", "store", "config", "workspace", *agents, "docker",
-                     "podman", "kubernetes"]  # fmt: skip
+    runtimes = [f"runtime:{name}" for name in default_runtimes().names()]
+    assert "agent:mock" in agents and "runtime:host" in runtimes
+    assert names == ["git", "repository", "store", "config", "workspace", *agents, *runtimes]
     for row in rows:
         assert set(row) == CHECK_KEYS
         assert isinstance(row["ok"], bool) and isinstance(row["required"], bool)
@@ -239,45 +243,40 @@ def test_workspace_root_created_later(tmp_path: Path) -> None:
     assert not (tmp_path / "not").exists()
 
 
-def test_fake_docker_daemon(tmp_path: Path, fake_daemon: Path) -> None:
-    repo = make_repo(tmp_path / "repo")
-    status, checks, text = doctor(repo, env={"DOCKER_HOST": f"unix://{fake_daemon}"})
-    assert status == 0
-    assert checks["docker"]["ok"], checks["docker"]
-    assert checks["docker"]["detail"] == f"{FAKE_VERSION} at {fake_daemon}"
-    assert line_of(text, "docker").startswith("ok ")
-    assert FAKE_VERSION in line_of(text, "docker")
+# -- the probes a container or cluster runtime's `available()` uses (runtimes/probes.py) --------
+def probe(check: Any, env: dict[str, str]) -> dict[str, Any]:
+    ok, detail, fix = check(env)
+    return {"ok": ok, "detail": detail, "fix": fix}
 
 
-def test_fake_podman_service(tmp_path: Path, fake_daemon: Path) -> None:
-    repo = make_repo(tmp_path / "repo")
-    status, checks, _ = doctor(repo, env={"CONTAINER_HOST": f"unix://{fake_daemon}"})
-    assert status == 0
-    assert checks["podman"]["ok"], checks["podman"]
-    assert FAKE_VERSION in checks["podman"]["detail"]
+def test_fake_docker_daemon(fake_daemon: Path) -> None:
+    docker = probe(probes.check_docker, {"DOCKER_HOST": f"unix://{fake_daemon}"})
+    assert docker["ok"], docker
+    assert docker["detail"] == f"{FAKE_VERSION} at {fake_daemon}"
+    assert docker["fix"] is None
 
 
-def test_docker_over_tcp(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo")
+def test_fake_podman_service(fake_daemon: Path) -> None:
+    podman = probe(probes.check_podman, {"CONTAINER_HOST": f"unix://{fake_daemon}"})
+    assert podman["ok"], podman
+    assert FAKE_VERSION in podman["detail"]
+
+
+def test_docker_over_tcp() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), ContainerAPI)
     port = server.server_address[1]
     with serving(server):
-        status, checks, _ = doctor(repo, env={"DOCKER_HOST": f"tcp://127.0.0.1:{port}"})
-    assert status == 0
-    assert checks["docker"]["ok"], checks["docker"]
-    assert checks["docker"]["detail"] == f"{FAKE_VERSION} at 127.0.0.1:{port}"
+        docker = probe(probes.check_docker, {"DOCKER_HOST": f"tcp://127.0.0.1:{port}"})
+    assert docker["ok"], docker
+    assert docker["detail"] == f"{FAKE_VERSION} at 127.0.0.1:{port}"
 
 
-def test_docker_socket_missing_is_not_required(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo")
+def test_docker_socket_missing(tmp_path: Path) -> None:
     missing = tmp_path / "gone.sock"
-    status, checks, text = doctor(repo, env={"DOCKER_HOST": f"unix://{missing}"})
-    assert status == 0  # Docker is optional
-    docker = checks["docker"]
-    assert not docker["ok"] and not docker["required"]
+    docker = probe(probes.check_docker, {"DOCKER_HOST": f"unix://{missing}"})
+    assert not docker["ok"]
     assert str(missing) in docker["detail"]
     assert "dockerd" in docker["fix"] and "DOCKER_HOST" in docker["fix"]
-    assert line_of(text, "docker").startswith("FAIL ")
 
 
 def test_docker_socket_without_daemon(tmp_path: Path) -> None:
@@ -286,67 +285,58 @@ def test_docker_socket_without_daemon(tmp_path: Path) -> None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(str(path))
     sock.close()
-    repo = make_repo(tmp_path / "repo")
-    _, checks, _ = doctor(repo, env={"DOCKER_HOST": f"unix://{path}"})
-    assert not checks["docker"]["ok"]
-    assert "no daemon listening" in checks["docker"]["detail"]
-    assert "dockerd" in checks["docker"]["fix"]
+    docker = probe(probes.check_docker, {"DOCKER_HOST": f"unix://{path}"})
+    assert not docker["ok"]
+    assert "no daemon listening" in docker["detail"]
+    assert "dockerd" in docker["fix"]
 
 
 def test_podman_missing_socket_fix(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo")
     missing = tmp_path / "podman.sock"
-    _, checks, _ = doctor(repo, env={"CONTAINER_HOST": f"unix://{missing}"})
-    assert not checks["podman"]["ok"]
-    assert f"podman system service --time=0 unix://{missing}" in checks["podman"]["fix"]
+    podman = probe(probes.check_podman, {"CONTAINER_HOST": f"unix://{missing}"})
+    assert not podman["ok"]
+    assert f"podman system service --time=0 unix://{missing}" in podman["fix"]
 
 
 def test_kubernetes_reachable_and_unreachable(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo")
     listener = socket.create_server(("127.0.0.1", 0))
     try:
         port = listener.getsockname()[1]
         config = write_kubeconfig(tmp_path / "up.yaml", f"https://127.0.0.1:{port}", "kind-up")
         # A missing file earlier in the list is skipped, as kubectl does.
         kubeconfig = f"{tmp_path / 'missing.yaml'}{os.pathsep}{config}"
-        status, checks, text = doctor(repo, env={"KUBECONFIG": kubeconfig})
+        kube = probe(probes.check_kubernetes, {"KUBECONFIG": kubeconfig})
     finally:
         listener.close()
-    assert status == 0
-    kube = checks["kubernetes"]
     assert kube["ok"], kube
     assert "kind-up" in kube["detail"] and f"127.0.0.1:{port}" in kube["detail"]
-    assert line_of(text, "kubernetes").startswith("ok ")
 
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     closed_port = closed.getsockname()[1]
     closed.close()
     config = write_kubeconfig(tmp_path / "down.yaml", f"https://127.0.0.1:{closed_port}")
-    status, checks, _ = doctor(repo, env={"KUBECONFIG": str(config)})
-    assert status == 0
-    kube = checks["kubernetes"]
+    kube = probe(probes.check_kubernetes, {"KUBECONFIG": str(config)})
     assert not kube["ok"] and "unreachable" in kube["detail"]
     assert f"127.0.0.1:{closed_port}" in kube["detail"]
     assert "use-context" in kube["fix"]
 
 
 def test_kubeconfig_problems(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo")
     bad = tmp_path / "bad.yaml"
     bad.write_text("clusters: [unclosed\n")
-    _, checks, _ = doctor(repo, env={"KUBECONFIG": str(bad)})
-    assert not checks["kubernetes"]["ok"]
-    assert "not valid YAML" in checks["kubernetes"]["detail"]
+    kube = probe(probes.check_kubernetes, {"KUBECONFIG": str(bad)})
+    assert not kube["ok"]
+    assert "not valid YAML" in kube["detail"]
 
     no_context = tmp_path / "no-context.yaml"
     no_context.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n")
-    _, checks, _ = doctor(repo, env={"KUBECONFIG": str(no_context)})
-    assert "no current-context" in checks["kubernetes"]["detail"]
+    kube = probe(probes.check_kubernetes, {"KUBECONFIG": str(no_context)})
+    assert "no current-context" in kube["detail"]
 
-    _, checks, _ = doctor(repo, env={"KUBECONFIG": str(tmp_path / "nothing")})
-    assert "no kubeconfig" in checks["kubernetes"]["detail"]
-    assert "KUBECONFIG" in checks["kubernetes"]["fix"]
+    kube = probe(probes.check_kubernetes, {"KUBECONFIG": str(tmp_path / "nothing")})
+    assert "no kubeconfig" in kube["detail"]
+    assert "KUBECONFIG" in kube["fix"]
 
 
 def test_only_the_tests_files_in_the_repository(tmp_path: Path) -> None:
@@ -416,3 +406,56 @@ def test_a_hanging_or_broken_check_does_not_stop_the_report() -> None:
     assert by_name["hangs"].fix and by_name["breaks"].fix  # a failure always says what to do
     assert by_name["fine"].ok
     assert not all_ok(checks)
+
+
+# -- runtimes: doctor asks each registered runtime, it knows none by name ----------------------
+class ToyRuntime(BaseRuntime):
+    """A runtime that says it cannot run here (as a container runtime without its daemon)."""
+
+    name = "toy"
+
+    def available(self) -> tuple[bool, str]:
+        return False, "toyd is not running (socket /run/toyd.sock missing)"
+
+
+class BrokenRuntime(BaseRuntime):
+    name = "broken"
+
+    def available(self) -> tuple[bool, str]:
+        raise RuntimeProviderError("kaput")
+
+
+def test_doctor_reports_each_registered_runtime_by_asking_it(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    runtimes = registry_module.Registry[Any]("runtime", {}, "logist.no-such-group")
+    runtimes.register("toy", ToyRuntime)
+    runtimes.register("broken", BrokenRuntime)
+    runtimes.register("missing", lambda: (_ for _ in ()).throw(RuntimeProviderError("gone")))
+    specs = default_checks(repo, runtimes=runtimes)
+    checks = {check.name: check for check in run_checks(specs)}
+    names = [spec.name for spec in specs]
+    assert [n for n in names if n.startswith("runtime:")] == [
+        "runtime:broken",
+        "runtime:missing",
+        "runtime:toy",
+    ]
+    toy = checks["runtime:toy"]
+    assert not toy.ok and not toy.required
+    assert toy.detail == "toyd is not running (socket /run/toyd.sock missing)"
+    assert toy.fix == "only jobs run with --runtime toy need it"
+    assert not checks["runtime:broken"].ok and "kaput" in checks["runtime:broken"].detail
+    assert not checks["runtime:missing"].ok and "gone" in checks["runtime:missing"].detail
+    assert all_ok(list(checks.values()))  # no runtime is required
+
+
+def test_no_container_check_is_built_in(tmp_path: Path, fake_daemon: Path) -> None:
+    """A live Docker API here is not reported: only registered runtimes are (host, replay)."""
+    repo = make_repo(tmp_path / "repo")
+    env = {"DOCKER_HOST": f"unix://{fake_daemon}", "CONTAINER_HOST": f"unix://{fake_daemon}"}
+    status, checks, text = doctor(repo, env=env)
+    assert status == 0
+    assert not any(name in checks for name in ("docker", "podman", "kubernetes"))
+    assert FAKE_VERSION not in text
+    host = checks["runtime:host"]
+    assert host["ok"] and host["detail"].startswith("ok")
+    assert line_of(text, "runtime:host").startswith("ok ")

@@ -20,7 +20,8 @@ import psutil
 import pytest
 
 from conftest import assert_one_line_error, git, make_repo, parse_json, run_logist, tree_state
-from logist_server.domain.model import AgentSpec, Job, JobStatus, RuntimeHandle, Step, Workspace
+from logist_server.domain.model import AgentSpec, Job, JobStatus, Step, Workspace
+from logist_server.providers.runtimes.host import host_handle
 from logist_server.store.job_store import STORE_DIRNAME, JobStore, new_job_id
 
 COMMANDS = [
@@ -58,9 +59,7 @@ def crafted_store(scratch: Path, pid: int, precious: Path) -> tuple[Path, str]:
         agent=AgentSpec("mock"),
         status=JobStatus.RUNNING,
         workspace=Workspace(str(precious), "main", git(scratch, "rev-parse", "HEAD").strip()),
-        steps=[
-            Step(number=1, handle=RuntimeHandle("host", pid, psutil.Process(pid).create_time()))
-        ],
+        steps=[Step(number=1, handle=host_handle(pid, psutil.Process(pid).create_time()))],
     )
     store.insert(job, [("created", {"status": "running"})])
     store.close()

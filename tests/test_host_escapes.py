@@ -28,7 +28,7 @@ from logist_server.domain.requests import JobRequest
 from logist_server.engine.facade import Engine, default_agents
 from logist_server.providers.runtimes import cgroups
 from logist_server.providers.runtimes.base import JobPaths, ProcessSpec
-from logist_server.providers.runtimes.host import HostRuntime, kill_working_in
+from logist_server.providers.runtimes.host import HostRuntime, host_identity, kill_working_in
 from logist_server.vcs.git import find_repo
 
 
@@ -223,7 +223,7 @@ def test_a_hanging_mock_has_its_declared_key_and_no_other_variable_of_the_user(
         while True:
             mocks = [
                 p
-                for p in psutil.Process(handle.pid).children(recursive=True)
+                for p in psutil.Process(host_identity(handle).pid).children(recursive=True)
                 if "logist_server.providers.agents.mock_program" in p.cmdline()
             ]
             if mocks:

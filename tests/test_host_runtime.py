@@ -15,9 +15,15 @@ import pytest
 from conftest import processes_tagged
 from logist_server.domain.errors import RuntimeProviderError
 from logist_server.domain.model import Workspace
+from logist_server.domain.process import ProcessSpec
 from logist_server.providers.runtimes import cgroups
-from logist_server.providers.runtimes.base import JobPaths, ProcessSpec
-from logist_server.providers.runtimes.host import HostRuntime
+from logist_server.providers.runtimes.base import JobPaths, OutputChunk
+from logist_server.providers.runtimes.host import (
+    HostRuntime,
+    exit_status_file,
+    host_identity,
+    pid_file,
+)
 
 
 def start(runtime: HostRuntime, tmp_path: Path, name: str, script: str, cwd: Path | None = None):  # type: ignore[no-untyped-def]
@@ -38,12 +44,15 @@ def wait_exit(runtime: HostRuntime, handle, paths, timeout: float = 10) -> int: 
 def test_output_and_exit_status_are_recorded(tmp_path: Path) -> None:
     runtime = HostRuntime()
     handle, paths = start(runtime, tmp_path, "s1", "echo out; echo err >&2; exit 3")
-    assert handle.pid is not None and handle.runtime == "host"
+    assert host_identity(handle).pid is not None and handle.runtime == "host"
     assert wait_exit(runtime, handle, paths) == 3
-    assert paths.exit_status.read_text() == "3"
-    assert runtime.read_output(handle, paths, 0) == b"out\nerr\n"
-    assert runtime.read_output(handle, paths, 4) == b"err\n"
-    assert runtime.read_output(handle, paths, 8) == b""
+    assert exit_status_file(paths).read_text() == "3"
+    assert runtime.read_output(handle, paths, "", 100).data == b"out\nerr\n"
+    assert runtime.read_output(handle, paths, "", 100).cursor == "8"
+    assert runtime.read_output(handle, paths, "4", 100).data == b"err\n"
+    assert runtime.read_output(handle, paths, "0", 3).data == b"out"
+    assert runtime.read_output(handle, paths, runtime.advance("4", 2), 100).data == b"r\n"
+    assert runtime.read_output(handle, paths, "8", 100) == OutputChunk(b"", "8")
     assert not runtime.is_alive(handle, paths)
 
 
@@ -59,8 +68,8 @@ def test_exit_status_is_known_to_a_runtime_that_did_not_start_it(tmp_path: Path)
 
 def wait_output(runtime: HostRuntime, handle, paths, text: bytes) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + 15
-    while runtime.read_output(handle, paths, 0) != text:
-        assert time.monotonic() < deadline, runtime.read_output(handle, paths, 0)
+    while runtime.read_output(handle, paths, "", 1 << 20).data != text:
+        assert time.monotonic() < deadline, runtime.read_output(handle, paths, "", 1 << 20)
         time.sleep(0.01)
 
 
@@ -123,7 +132,7 @@ def test_a_double_forked_daemon_that_left_for_root_is_killed_through_its_cgroup(
     handle, paths = start(runtime, tmp_path, "s1", script, cwd=tmp_path)
     assert wait_exit(runtime, handle, paths) == 0
     (daemon,) = wait_for_count(tag, 1)
-    assert os.getsid(daemon.pid) != handle.pid and daemon.cwd() == "/"
+    assert os.getsid(daemon.pid) != host_identity(handle).pid and daemon.cwd() == "/"
     group = Path((Path(paths.dir) / "cgroup").read_text())
     assert group.is_dir() and daemon.pid in cgroups.members(group)
     killed = runtime.kill(handle, paths, None)
@@ -177,7 +186,7 @@ def test_a_bare_program_name_is_refused(tmp_path: Path) -> None:
         spec = ProcessSpec(argv=argv, cwd=str(tmp_path))
         with pytest.raises(RuntimeProviderError, match="not an absolute path"):
             runtime.start(None, None, spec, paths)  # type: ignore[arg-type]
-    assert not paths.pid.exists()
+    assert not pid_file(paths).exists()
 
 
 class WindowCounter(HostRuntime):
@@ -211,7 +220,7 @@ def test_exit_status_of_a_process_that_exited_0_is_never_minus_one(tmp_path: Pat
             while (code := runtime.exit_status(handle, paths)) is None:
                 pass
             if code != 0:
-                wrong.append((runs, code, paths.exit_status.read_text()))
+                wrong.append((runs, code, exit_status_file(paths).read_text()))
                 break
     finally:
         os.sched_setaffinity(0, affinity)

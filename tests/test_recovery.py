@@ -342,7 +342,8 @@ def test_a_recovered_start_is_recorded(repo: Path) -> None:
     job, pid = started_but_unrecorded(repo, "record me")
     record = attach(repo, job["id"], answer=True)
     assert record["status"] == "review"
-    assert (record["steps"][-1]["handle"] or {}).get("pid") == pid, BUG_HANDLE_NOT_RECORDED
+    handle = record["steps"][-1]["handle"] or {}
+    assert handle.get("identity", {}).get("pid") == pid, BUG_HANDLE_NOT_RECORDED
     started = [e["data"]["pid"] for e in job_events(repo, job["id"]) if e["kind"] == "started"]
     assert started == [pid], BUG_HANDLE_NOT_RECORDED
 

@@ -68,7 +68,8 @@ def cmd_job_poststep(args: argparse.Namespace) -> int:
         args.json,
         single_phase=True,
         resume=True,
-        replay=ReplayRuntime(response, patch),
+        replay=ReplayRuntime(response),
+        patch=patch,
     )
     return report_phase(job, args.json)
 

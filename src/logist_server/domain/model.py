@@ -110,15 +110,13 @@ class DiffStats(msgspec.Struct, frozen=True):
 
 
 class RuntimeHandle(msgspec.Struct, frozen=True):
-    """Enough to find a started agent again from another process."""
+    """Enough to find a started agent again from another process: the name of the runtime
+    that started it and that runtime's own identity of it, as plain data (a `HostIdentity`:
+    pid, start time, cgroup; a `ContainerIdentity`: id, labels; a `PodIdentity`: namespace,
+    name; or an external runtime's type). `domain.runtime.identity_as` reads it back."""
 
     runtime: str
-    pid: int | None = None
-    started_at: float | None = None
-    container_id: str | None = None
-    # The host runtime's cgroup for the agent (a name under its cgroup root, with a nonce):
-    # recorded here, never derived from a directory the agent can write.
-    group: str | None = None
+    identity: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class Workspace(msgspec.Struct, frozen=True):
@@ -148,7 +146,10 @@ class Step(msgspec.Struct):
     finished_at: float | None = None
     exit_code: int | None = None
     handle: RuntimeHandle | None = None
+    # Bytes of the agent's output consumed so far, and the runtime's own cursor just past
+    # them (opaque, committed with the events read up to it: a re-attach resumes there).
     output_offset: int = 0
+    output_cursor: str | None = None
     agent: str | None = None
     # Reviewer comments the step was given to address (a worker's rework).
     brief: str | None = None

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import errno
+from pathlib import Path
 
 from logist_server.domain.errors import JobBusyError, LogistError, StoreError, StoreFullError
 from logist_server.domain.model import Job, JobStatus
 from logist_server.domain.states import can_transition
 from logist_server.engine.job_log import EventListener, JobLog
-from logist_server.engine.phase_loop import PhaseLoop, handle_from_pid_file, step_paths
+from logist_server.engine.phase_loop import PhaseLoop
 from logist_server.engine.services import DriverServices
+from logist_server.engine.step_runtime import step_paths
 from logist_server.providers.runtimes.base import Runtime
 from logist_server.support.locks import DriverLock
 
-__all__ = ["EventListener", "JobDriver", "failure_reason", "handle_from_pid_file", "step_paths"]
+__all__ = ["EventListener", "JobDriver", "failure_reason", "step_paths"]
 S = JobStatus
 
 
@@ -36,10 +38,11 @@ class JobDriver:
         single_phase: bool = False,
         resume: bool = False,
         replay: Runtime | None = None,
+        patch: Path | None = None,
     ) -> None:
         self.job_id = job_id
         self.log = JobLog(services.store, job_id, listener)
-        self.loop = PhaseLoop(services, self.log, poll_s, single_phase, resume, replay)
+        self.loop = PhaseLoop(services, self.log, poll_s, single_phase, resume, replay, patch)
         self._lock = DriverLock(services.store.lock_path(job_id))
 
     async def run(self) -> Job:

@@ -37,16 +37,17 @@ from logist_server.domain.plans import Settle, live_steps, plan_next
 from logist_server.domain.prompts import render_prompt
 from logist_server.domain.requests import JobRequest, resolve_target, validate_limits
 from logist_server.domain.roles import SUPERVISOR, Role, find_role, render_instructions
+from logist_server.domain.runtime import parse_runtime_options
 from logist_server.domain.states import ACTIVE, SETTLED
 from logist_server.engine.apply import ResultMismatchError, execute_plan, plan_accept, verify_result
-from logist_server.engine.driver import EventListener, JobDriver, handle_from_pid_file, step_paths
+from logist_server.engine.driver import EventListener, JobDriver, step_paths
 from logist_server.engine.gc import GcReport, release_branch
 from logist_server.engine.gc import collect as collect_garbage
+from logist_server.engine.step_runtime import find_handle
 from logist_server.providers.agents.base import AgentContext, AgentProvider, declare_secrets
 from logist_server.providers.agents.options import check_path_options
 from logist_server.providers.registry import BUILTIN_AGENTS, BUILTIN_RUNTIMES, Registry
 from logist_server.providers.runtimes.base import Runtime
-from logist_server.providers.runtimes.replay import REPLAY, ReplayRuntime
 from logist_server.store.job_store import JobStore, new_job_id, store_present
 from logist_server.support.fsutil import atomic_write
 from logist_server.support.locks import DriverLock, repo_lock
@@ -59,6 +60,7 @@ from logist_server.vcs.workspace import (
     drop_base,
     keep_base,
     recorded_identity,
+    remove_workspace_dir,
     replaced_reason,
     reset_workspace,
     snapshot_base,
@@ -223,10 +225,9 @@ class Engine:
         return self.runtimes.get(job.runtime.name)
 
     def runtime_for_handle(self, job: Job, handle: RuntimeHandle) -> Runtime:
-        """The runtime that started a step (a replayed step has its own)."""
-        if handle.runtime == REPLAY:
-            return ReplayRuntime(Path(os.devnull))
-        return self.runtime_for(job)
+        """The runtime that started a step, by the name in its handle (a replayed step's
+        is not the job's)."""
+        return self.runtimes.get(handle.runtime)
 
     # -- create ----------------------------------------------------------------------------
     def create_job(self, request: JobRequest) -> Job:
@@ -244,6 +245,8 @@ class Engine:
             raise UsageError("no prompt given: use --prompt TEXT or --prompt-file FILE")
         self.agents.check(request.agent)
         self.runtimes.check(request.runtime)
+        options = parse_runtime_options(request.runtime_options)  # one line per bad option
+        self.runtimes.get(request.runtime).check_options(options)  # one it cannot honour
         validate_limits(request.limits)
         self.agents.get(request.agent).validate_options(request.agent_options)
         if request.policy.fallback_agent is not None:
@@ -412,14 +415,17 @@ class Engine:
         single_phase: bool = False,
         resume: bool = False,
         replay: Runtime | None = None,
+        patch: Path | None = None,
     ) -> Job:
         """Drive the job until it settles; JobBusyError if another process drives it.
 
         `single_phase` stops (paused) after one phase: provisioning, or one agent step.
-        A paused job is left alone unless `resume` is given (`job step`, `job run`)."""
+        A paused job is left alone unless `resume` is given (`job step`, `job run`).
+        `replay` runs the next step on that runtime, with `patch` applied first."""
         driver = JobDriver(
-            self, job_id, listener, single_phase=single_phase, resume=resume, replay=replay
-        )
+            self, job_id, listener, single_phase=single_phase, resume=resume, replay=replay,
+            patch=patch,
+        )  # fmt: skip
         return await driver.run()
 
     # -- roles, observer, steps ------------------------------------------------------------
@@ -641,7 +647,8 @@ class Engine:
                     f"{path}: it is not the directory logist made for job {job.id} (it was "
                     "replaced; look at it, then remove it yourself or run `logist gc --force`)"
                 )
-            self.runtime_for(job).cleanup(self.repo_info, workspace)
+            self.runtime_for(job).cleanup(job, workspace)  # what still runs in it
+            remove_workspace_dir(self.repo, path, recorded_identity(workspace))
         _deleted, why = release_branch(self.repo, job)
         if why is not None:
             kept.append(why)
@@ -655,22 +662,18 @@ class Engine:
         step = job.current_step
         if step is None:
             return False
-        runtime = self.runtime_for(job)
         paths = step_paths(self.store.job_dir(job.id), step.number)
-        handle = step.handle or handle_from_pid_file(runtime, paths)
-        return handle is not None and runtime.is_alive(handle, paths)
+        handle = find_handle(self.runtime_for(job), job, step, paths)
+        return handle is not None and self.runtime_for_handle(job, handle).is_alive(handle, paths)
 
     def _kill_agent(self, job: Job) -> None:
         step = job.current_step
         if step is None:
             return
-        runtime = self.runtime_for(job)
         paths = step_paths(self.store.job_dir(job.id), step.number)
-        handle = step.handle
-        if handle is None:
-            handle = handle_from_pid_file(runtime, paths)
+        handle = find_handle(self.runtime_for(job), job, step, paths)
         if handle is not None:
-            killed = runtime.kill(handle, paths, job.workspace)
+            killed = self.runtime_for_handle(job, handle).kill(handle, paths, job.workspace)
             if killed:
                 self.store.update(job.id, None, [("reaped", {"processes": killed})])
 

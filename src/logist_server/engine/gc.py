@@ -21,14 +21,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import msgspec
 
-from logist_server.domain.model import Job, JobStatus
+from logist_server.domain.errors import LogistError
+from logist_server.domain.model import Job, JobStatus, Workspace
 from logist_server.domain.plans import current_checkpoint
-from logist_server.providers.runtimes.host import kill_working_in
+from logist_server.providers.runtimes.base import Runtime
+from logist_server.store.job_store import JobStore
 from logist_server.support.locks import DriverLock, is_locked
+from logist_server.vcs.git import RepoInfo
 from logist_server.vcs.workspace import (
     BRANCH_PREFIX,
     REPLACED_BY_DIRECTORY,
@@ -42,8 +45,26 @@ from logist_server.vcs.workspace import (
     workspace_path,
 )
 
-if TYPE_CHECKING:
-    from logist_server.engine.facade import Engine
+
+class Engine(Protocol):
+    """What gc needs of the engine (the facade satisfies it; gc never imports it)."""
+
+    @property
+    def store(self) -> JobStore: ...
+
+    @property
+    def repo(self) -> Path: ...
+
+    @property
+    def repo_info(self) -> RepoInfo: ...
+
+    @property
+    def workspace_root(self) -> Path: ...
+
+    def has_store(self) -> bool: ...
+
+    def runtime_for(self, job: Job) -> Runtime: ...
+
 
 S = JobStatus
 # Settled jobs whose workspace `gc` may remove (review keeps its workspace for inspection).
@@ -107,7 +128,11 @@ def _collect_job(
             report.kept.append(why)
             continue
         if not dry_run:
-            kill_working_in(path)  # nothing keeps running in a removed worktree
+            # Nothing keeps running in a removed workspace: the runtime stops what does.
+            workspace = job.workspace if path == recorded else None
+            workspace = workspace or Workspace(str(path), BRANCH_PREFIX + job.id, "")
+            with contextlib.suppress(LogistError):  # its runtime is no longer installed
+                engine.runtime_for(job).cleanup(job, workspace)
             remove_workspace_dir(engine.repo, path, made, force=True)
         removed.add(path)
         report.worktrees.append(str(path))

@@ -72,7 +72,13 @@ class OutputFollower:
         status (None when a limit or hang stopped it)."""
         if step.exit_code is not None:  # a previous driver saw it end and recorded everything
             return step.exit_code
-        offset = step.output_offset
+        offset = step.output_offset  # bytes consumed (committed), then read
+        # The runtime's cursors: just past what is committed (the start of `partial`), and
+        # just past what was read. A step recorded before cursors were kept has an offset.
+        committed = step.output_cursor
+        if committed is None:
+            committed = runtime.advance("", offset)
+        cursor = committed
         partial = b""
         started = step.started_at or time.time()
         self._last_activity = time.monotonic()
@@ -80,19 +86,24 @@ class OutputFollower:
         while True:
             # At most READ_CHUNK at a time (one commit holds the store that long), read in
             # a worker thread: a megabyte a time on the loop would hold requests back.
-            chunk = await off_loop(functools.partial(runtime.read_output, handle, paths, offset))
-            chunk = chunk[:READ_CHUNK]
+            read = functools.partial(runtime.read_output, handle, paths, cursor, READ_CHUNK)
+            got = await off_loop(read)
+            chunk = got.data
             if chunk:
                 self._last_activity = time.monotonic()
+                cursor = got.cursor
                 data = partial + chunk
                 cut = data.rfind(b"\n") + 1
                 complete, partial = data[:cut], data[cut:]
                 offset += len(chunk)
                 if complete:
-                    job = await self.ingest(parser, complete, offset - len(partial), job.status)
+                    committed = runtime.advance(committed, len(complete))
+                    job = await self.ingest(
+                        parser, complete, offset - len(partial), committed, job.status
+                    )
                     faults.point("stream")
                 await asyncio.sleep(0)  # between chunks, let the pump and requests run
-                if len(chunk) == READ_CHUNK:
+                if len(chunk) >= READ_CHUNK:
                     continue
                 stop = await off_loop(functools.partial(self.check_limits, job, started))
                 if stop is not None:
@@ -100,15 +111,15 @@ class OutputFollower:
                 continue
             code = await off_loop(functools.partial(runtime.exit_status, handle, paths))
             if code is not None:
-                more = functools.partial(runtime.read_output, handle, paths, offset)
-                if await off_loop(more):
+                more = functools.partial(runtime.read_output, handle, paths, cursor, 1)
+                if (await off_loop(more)).data:
                     continue  # output written just before the exit: drain it first
                 tail = parser.feed(partial.decode("utf-8", "replace")) if partial else []
                 stopped = (await off_loop(self.log.get)).cancel_requested
                 final = parser.finish(None if stopped else code)
                 if self.recorder.step_error or any(type(e) is AgentError for e in tail):
                     final = [e for e in final if type(e) is not AgentError]  # said already
-                await self.record_end([*tail, *final], offset, partial, code)
+                await self.record_end([*tail, *final], offset, cursor, partial, code)
                 return code
             now = time.monotonic()
             if now >= next_control:
@@ -126,7 +137,7 @@ class OutputFollower:
             await asyncio.sleep(min(self.poll_s, max(MIN_POLL_S, quiet / 4)))
 
     async def ingest(
-        self, parser: OutputParser, complete: bytes, offset: int, status: JobStatus
+        self, parser: OutputParser, complete: bytes, offset: int, cursor: str, status: JobStatus
     ) -> Job:
         """Parse, observe and commit complete output lines in a worker thread (on the
         event loop, a flood's chunks would hold every request back), then hand the
@@ -135,18 +146,20 @@ class OutputFollower:
         def commit() -> tuple[Job, list[JobEvent]]:
             events = parser.feed_lines(complete)
             plain = b"" if parser.only_events else complete
-            return self.recorder.commit(events, offset, plain, status)
+            return self.recorder.commit(events, offset, plain, status, cursor=cursor)
 
         job, stored = await off_loop(commit)
         self.log.emit(stored)
         return job
 
     async def record_end(
-        self, events: list[AgentEvent], offset: int, raw: bytes, code: int
+        self, events: list[AgentEvent], offset: int, cursor: str, raw: bytes, code: int
     ) -> None:
-        """The last events and the exit status, committed in a worker thread."""
+        """The last events, the exit status and the final cursor, committed in a worker
+        thread."""
+        commit = self.recorder.commit
         _job, stored = await off_loop(
-            functools.partial(self.recorder.commit, events, offset, raw, None, code)
+            functools.partial(commit, events, offset, raw, None, code, cursor=cursor)
         )
         self.log.emit(stored)
 

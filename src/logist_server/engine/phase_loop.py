@@ -8,7 +8,6 @@ a phase is done by `OutputFollower` (a running step's output and limits) and `St
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import time
 from pathlib import Path
@@ -24,31 +23,22 @@ from logist_server.engine.job_log import JobLog
 from logist_server.engine.output_follower import OutputFollower, off_loop
 from logist_server.engine.services import DriverServices
 from logist_server.engine.step_judge import StepJudge
+from logist_server.engine.step_runtime import (
+    apply_patch,
+    find_handle,
+    kill_step_agent,
+    make_workspace,
+    start_agent,
+    started_data,
+    step_paths,
+)
 from logist_server.providers.agents.base import AgentContext, build_spec
-from logist_server.providers.runtimes.base import JobPaths, Runtime
+from logist_server.providers.runtimes.base import Runtime
 from logist_server.support import faults, redaction
 from logist_server.support.fsutil import atomic_write
 from logist_server.vcs.workspace import start_keeping_base
 
 S = JobStatus
-
-
-def step_paths(job_dir: Path, number: int) -> JobPaths:
-    return JobPaths(dir=str(job_dir / f"step-{number}"))
-
-
-def handle_from_pid_file(runtime: Runtime, paths: JobPaths) -> RuntimeHandle | None:
-    """Find an agent whose start was not recorded (the driver died right after starting it)."""
-    try:
-        pid = int(paths.pid.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    started = None
-    with contextlib.suppress(Exception):
-        import psutil
-
-        started = psutil.Process(pid).create_time()  # lets a reused pid be told apart
-    return RuntimeHandle(runtime=runtime.name, pid=pid, started_at=started)
 
 
 class PhaseLoop:
@@ -62,6 +52,7 @@ class PhaseLoop:
         single_phase: bool,
         resume: bool,
         replay: Runtime | None,
+        patch: Path | None = None,
     ) -> None:
         self.services = services
         self.log = log
@@ -69,7 +60,9 @@ class PhaseLoop:
         self.job_id = log.job_id
         self.single_phase = single_phase  # `job step`: one phase, then pause
         self.resume = resume  # `job step` / `job run` continue a paused job
-        self.replay = replay  # `job poststep`: the next step replays a recorded response
+        self.replay = replay  # `job poststep`: the next step runs on this runtime instead
+        self.patch = patch  # ... with this patch applied to the workspace first
+        self._started: set[int] = set()  # steps whose agent this process started
         self.recorder = AgentEventRecorder(log, services.observer.for_job())  # own budgets
         self.follower = OutputFollower(log, self.recorder, poll_s)
         self.judge = StepJudge(services, log)
@@ -105,15 +98,13 @@ class PhaseLoop:
             return self.log.transition(S.CANCELLED, "cancelled by user")
         if job.workspace is not None and Path(job.workspace.path).is_dir():
             return job
-        runtime = self.services.runtime_for(job)
         assert job.base_commit is not None
         services = self.services
         # The base stays reachable for reruns after the job's branch is gone.
         keeper = start_keeping_base(services.repo, job.id, job.base_commit)
         try:
-            workspace = await asyncio.to_thread(
-                runtime.provision, services.repo_info, job, services.workspace_root
-            )
+            # The engine makes the workspace (git, here); the runtime gets it at start.
+            workspace = await asyncio.to_thread(make_workspace, services, job)
             await asyncio.to_thread(keeper.output)
         finally:
             keeper.close()
@@ -222,18 +213,21 @@ class PhaseLoop:
         workspace = job.workspace
         assert workspace is not None
         runtime = self.replay or services.runtime_for(job)
-        self.replay = None  # one step only
+        edits, self.replay, self.patch = self.patch, None, None  # one step only
+        if edits is not None:
+            await asyncio.to_thread(apply_patch, workspace, edits)
         # Compared when it ends; kept in memory and the database, out of the agent's reach.
         # Both run git or spawn processes: in a worker thread, off the event loop.
         info = services.repo_info
         await asyncio.to_thread(repo_guard.record, info, self.store, self.job_id, number)
-        handle = await asyncio.to_thread(runtime.start, step_job, workspace, spec, paths)
+        handle = await asyncio.to_thread(start_agent, runtime, step_job, workspace, spec, paths)
+        self._started.add(number)
         faults.point("start")
 
         def set_handle(j: Job) -> None:
             j.steps[-1].handle = handle
 
-        return self.log.update(set_handle, [("started", {"step": number, "pid": handle.pid})])
+        return self.log.update(set_handle, [("started", started_data(number, handle))])
 
     async def run_current(self, job: Job) -> Job:
         """Follow the current step's agent until it ends, then judge how it went."""
@@ -241,12 +235,14 @@ class PhaseLoop:
         assert step is not None and job.workspace is not None
         runtime = self.services.runtime_for(job)
         paths = step_paths(self.store.job_dir(job.id), step.number)
-        handle = step.handle or handle_from_pid_file(runtime, paths)
+        handle = await asyncio.to_thread(find_handle, runtime, job, step, paths)
         if handle is None:  # the previous driver died before starting the agent
             return self.restart_step(job)
         if step.handle is None:  # it died right after starting it: record what we found
             job, step = self.record_found_handle(step, handle)
         runtime = self.services.runtime_for_handle(job, handle)
+        if step.number not in self._started and not runtime.supports_reattach:
+            return await self.cannot_reattach(job, step, runtime)
         self.recorder.step_error = self.recorder.had_error(step)
         parser = self.services.agents.get(step.agent or job.agent.name).new_parser()
         code = await self.follower.follow(job, step, handle, paths, parser, runtime)
@@ -258,7 +254,7 @@ class PhaseLoop:
         def set_handle(j: Job) -> None:
             j.steps[-1].handle = handle
 
-        event = ("started", {"step": step.number, "pid": handle.pid, "recovered": True})
+        event = ("started", started_data(step.number, handle, recovered=True))
         job = self.log.update(set_handle, [event])
         current = job.current_step
         assert current is not None
@@ -275,18 +271,24 @@ class PhaseLoop:
             discard, [("restart", {"step": step.number, "reason": "the agent had not started"})]
         )
 
+    async def cannot_reattach(self, job: Job, step: Step, runtime: Runtime) -> Job:
+        """The step's agent was started by a process that stopped, and its runtime cannot
+        follow an agent it did not start (`supports_reattach`): stop it, run the step again."""
+        await asyncio.to_thread(kill_step_agent, self.services, job)
+
+        def discard(j: Job) -> None:
+            j.steps[-1].outcome = "discarded"
+
+        reason = f"runtime '{runtime.name}' cannot re-attach to an agent another process started"
+        return self.log.update(discard, [("restart", {"step": step.number, "reason": reason})])
+
     def kill_agent(self, job: Job) -> None:
-        """Kill the current step's agent, if one may run (found by its pid file if need be).
+        """Kill the current step's agent, if one may run (found by `locate` if need be).
         Blocks while the agent dies: call it in a worker thread."""
-        step = job.current_step
-        if step is None or job.status not in (S.RUNNING, S.NEEDS_INPUT):
+        try:
+            kill_step_agent(self.services, job)
+        except Exception:  # a best effort on the way to `failed`
             return
-        with contextlib.suppress(Exception):
-            runtime = self.services.runtime_for(job)
-            paths = step_paths(self.store.job_dir(job.id), step.number)
-            handle = step.handle or handle_from_pid_file(runtime, paths)
-            if handle is not None:
-                runtime.kill(handle, paths, job.workspace)
 
 
 def _pause(job: Job) -> None:

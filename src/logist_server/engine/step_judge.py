@@ -16,6 +16,7 @@ from logist_server.engine.agent_events import last_error
 from logist_server.engine.job_log import JobLog
 from logist_server.engine.reaping import reap
 from logist_server.engine.services import DriverServices
+from logist_server.engine.step_runtime import harvest_step
 from logist_server.providers.runtimes.base import JobPaths, Runtime
 from logist_server.store.job_store import EventSpec
 from logist_server.support import faults
@@ -61,7 +62,7 @@ class StepJudge:
         role = self.services.role(job, step.role)
         if role.kind == SUPERVISOR:
             return await self.record_verdict(job, step)
-        harvested = await asyncio.to_thread(runtime.harvest, job, workspace)
+        harvested = await asyncio.to_thread(harvest_step, runtime, job, handle, workspace, paths)
         job_dir = self.log.store.job_dir(job.id)
         atomic_write(job_dir / "result.patch", harvested.patch)
         faults.point("harvest")

@@ -22,6 +22,7 @@ BUILTIN_AGENTS: dict[str, str] = {
 }
 BUILTIN_RUNTIMES: dict[str, str] = {
     "host": "logist_server.providers.runtimes.host:HostRuntime",
+    "replay": "logist_server.providers.runtimes.replay:ReplayRuntime",
 }
 #: The protocol the providers of each entry-point group implement, checked on creation.
 PROTOCOLS: dict[str, str] = {

@@ -14,8 +14,8 @@ import msgspec
 
 from logist_server.domain.events import AgentEvent
 from logist_server.domain.model import Job
+from logist_server.domain.process import ProcessSpec
 from logist_server.providers.agents.options import PathSyntax, check_path_options
-from logist_server.providers.runtimes.base import ProcessSpec
 from logist_server.support import redaction
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from logist_server.domain.errors import UsageError
 from logist_server.domain.model import Job
+from logist_server.domain.process import ProcessSpec
 from logist_server.providers.agents.base import AgentContext, OutputParser
 from logist_server.providers.agents.jsonl import JsonLinesParser
 from logist_server.providers.agents.mock_program import (
@@ -16,7 +17,6 @@ from logist_server.providers.agents.mock_program import (
     default_scenario,
 )
 from logist_server.providers.agents.options import PathSyntax
-from logist_server.providers.runtimes.base import ProcessSpec
 
 
 def _number(key: str, text: str, kind: type[int] | type[float]) -> None:

@@ -23,18 +23,25 @@ from pathlib import Path
 import psutil
 
 from logist_server.domain.errors import RuntimeProviderError
-from logist_server.domain.model import Job, RuntimeHandle, Workspace
-from logist_server.providers.runtimes import cgroups
-from logist_server.providers.runtimes.base import JobPaths, ProcessSpec
-from logist_server.providers.runtimes.environment import agent_environment
-from logist_server.vcs.git import RepoInfo
-from logist_server.vcs.workspace import (
-    Harvest,
-    harvest,
-    provision,
-    recorded_identity,
-    remove_workspace_dir,
+from logist_server.domain.model import Job, RuntimeHandle, Step, Workspace
+from logist_server.domain.process import ProcessSpec
+from logist_server.domain.runtime import (
+    HostIdentity,
+    RuntimeOptions,
+    RuntimeOptionsError,
+    identity_as,
+    identity_payload,
 )
+from logist_server.providers.runtimes import cgroups
+from logist_server.providers.runtimes.base import (
+    BaseRuntime,
+    JobPaths,
+    OutputChunk,
+    check_options,
+    offset_of,
+    options_of,
+)
+from logist_server.providers.runtimes.environment import agent_environment
 
 # $1 output file, $2 exit-status file, $3 pid file, $4 the agent's cgroup (or empty), $5 the
 # file that records the cgroup once joined; the agent's argv follows. The wrapper joins the
@@ -57,11 +64,38 @@ _GROUP_NAME = re.compile(re.escape(cgroups.PREFIX) + r"[a-z0-9]{1,40}-[0-9]{1,6}
 _MAX_DEPTH = 256
 
 
-class HostRuntime:
-    """Runs agents as local processes."""
+def exit_status_file(paths: JobPaths) -> Path:
+    """Where the wrapper writes the agent's exit status when it ends."""
+    return Path(paths.dir) / "exit-status"
+
+
+def pid_file(paths: JobPaths) -> Path:
+    """Where the wrapper writes its pid (agent-writable: `locate` checks what it names)."""
+    return Path(paths.dir) / "pid"
+
+
+def host_handle(
+    pid: int | None = None, started_at: float | None = None, cgroup: str | None = None
+) -> RuntimeHandle:
+    """A host runtime handle for the process `pid` (started at `started_at`) in `cgroup`."""
+    identity = HostIdentity(pid=pid, started_at=started_at, cgroup=cgroup)
+    return RuntimeHandle(runtime=HostRuntime.name, identity=identity_payload(identity))
+
+
+def host_identity(handle: RuntimeHandle) -> HostIdentity:
+    """The host identity a handle carries (empty for a handle with none)."""
+    return identity_as(handle.identity, HostIdentity)
+
+
+class HostRuntime(BaseRuntime):
+    """Runs agents as local processes, in the job's workspace itself (`in_place`)."""
 
     name = "host"
-    description = "local process in its own session, workspace is a git worktree"
+    description = "local process in its own session (and cgroup), in the job's workspace"
+    hand_over = "in_place"
+    supports_reattach = True
+    supports_kill_tree = True
+    supports_network = True  # only `network=host`: the machine's own network
 
     def __init__(self, use_cgroups: bool = True) -> None:
         self._children: dict[int, subprocess.Popen[bytes]] = {}
@@ -70,21 +104,37 @@ class HostRuntime:
         # working directories against, whatever the agent has put at that path since.
         self._workspaces: dict[str, tuple[int, int]] = {}
 
-    @property
-    def supports_reattach(self) -> bool:
-        return True
-
-    @property
-    def supports_kill_tree(self) -> bool:
-        return True
-
     def available(self) -> tuple[bool, str]:
-        return True, "ok"
+        group = cgroups.detect() if self._use_cgroups else None
+        if group is None:
+            return True, "ok (no writable cgroup: processes are found by session and directory)"
+        return True, f"ok (one cgroup v{group.version} per agent under {group.path})"
 
-    def provision(self, info: RepoInfo, job: Job, workspace_root: Path) -> Workspace:
-        if job.base_commit is None:
-            raise RuntimeProviderError(f"job {job.id} has no base commit")
-        return provision(info, workspace_root, job.id, job.base_commit)
+    def check_options(self, options: RuntimeOptions) -> None:
+        """The host has no image, mounts or resource limits; its network is the machine's."""
+        check_options(self, options)
+        if options.network not in (None, "host"):
+            raise RuntimeOptionsError(
+                f"runtime 'host' cannot honour network={options.network}: an agent on the "
+                "host uses the machine's network (network=host); choose a container runtime"
+            )
+
+    def locate(self, job: Job, step: Step, paths: JobPaths) -> RuntimeHandle | None:
+        """The agent of a step whose start was never recorded (its driver died right after
+        starting it): the wrapper's pid from the pid file, accepted only when that process
+        started after the step did; its cgroup read from the kernel (`/proc/PID/cgroup`),
+        accepted only with the name this runtime gives this job's step."""
+        try:
+            pid = int(pid_file(paths).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            started = psutil.Process(pid).create_time()
+        except psutil.Error:
+            return host_handle(pid)  # the wrapper has ended: its status file and session remain
+        if step.started_at is not None and started < step.started_at - 1:
+            return host_handle()  # older than the step: not its wrapper (a forged or reused pid)
+        return host_handle(pid, started, _cgroup_of_process(pid, job.id, step.number))
 
     def start(
         self, job: Job, workspace: Workspace, spec: ProcessSpec, paths: JobPaths
@@ -96,17 +146,18 @@ class HostRuntime:
             )
         _real_directory(Path(paths.dir))
         marker = Path(paths.dir) / CGROUP_FILE
-        for stale in (paths.exit_status, paths.pid, marker):
+        for stale in (exit_status_file(paths), pid_file(paths), marker):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
         identity = workspace_identity(workspace) if workspace is not None else None
         if identity is not None:
             self._workspaces[workspace.path] = identity
-        env = agent_environment(os.environ, spec.inherit, spec.env)
+        inherit = (*spec.inherit, *options_of(job).env_allow)
+        env = agent_environment(os.environ, inherit, spec.env)
         group = self._new_cgroup(job, paths)
         argv = [
             "/bin/sh", "-c", _WRAPPER, "logist-agent",
-            str(paths.output), str(paths.exit_status), str(paths.pid),
+            str(paths.output), str(exit_status_file(paths)), str(pid_file(paths)),
             str(group or ""), str(marker), *spec.argv,
         ]  # fmt: skip
         try:
@@ -127,17 +178,25 @@ class HostRuntime:
         with contextlib.suppress(psutil.Error):
             started = psutil.Process(proc.pid).create_time()
         name = group.name if group is not None else None
-        return RuntimeHandle(runtime=self.name, pid=proc.pid, started_at=started, group=name)
+        return host_handle(proc.pid, started, name)
 
-    def read_output(self, handle: RuntimeHandle, paths: JobPaths, offset: int) -> bytes:
+    def read_output(
+        self, handle: RuntimeHandle, paths: JobPaths, cursor: str, limit: int
+    ) -> OutputChunk:
+        """The cursor is the byte offset in `output.log` (decimal). The engine masks
+        secrets in that file (a shorter rewrite) only after the step's end and final cursor
+        are recorded, so no cursor is ever read against the rewritten file."""
+        offset = offset_of(cursor)
         try:
             with open(paths.output, "rb") as fh:
                 fh.seek(offset)
-                return fh.read(1 << 20)
+                data = fh.read(limit)
         except FileNotFoundError:
-            return b""
+            data = b""
+        return OutputChunk(data=data, cursor=str(offset + len(data)))
 
     def exit_status(self, handle: RuntimeHandle, paths: JobPaths) -> int | None:
+        pid = host_identity(handle).pid
         recorded = _read_status(paths)
         if recorded is not None:
             self._reap(handle)
@@ -147,15 +206,15 @@ class HostRuntime:
         recorded = _read_status(paths)  # the wrapper may have ended since the first look
         if recorded is not None:
             return recorded
-        proc = self._children.get(handle.pid or -1)
+        proc = self._children.get(pid or -1)
         if proc is not None and proc.returncode is not None:
             return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
         return -1  # ended without recording a status (killed with its wrapper)
 
     def is_alive(self, handle: RuntimeHandle, paths: JobPaths) -> bool:
-        if paths.exit_status.exists():
+        if exit_status_file(paths).exists():
             return False  # the agent ended; its wrapper is only exiting
-        child = self._children.get(handle.pid or -1)
+        child = self._children.get(host_identity(handle).pid or -1)
         if child is not None:  # started here: a cheap waitpid instead of /proc lookups
             return child.poll() is None
         process = self._process(handle)
@@ -170,7 +229,7 @@ class HostRuntime:
         self, handle: RuntimeHandle, paths: JobPaths, workspace: Workspace | None
     ) -> list[dict[str, object]]:
         """Kill every process of the agent; each one killed, as `{pid, name, found}`."""
-        if paths.exit_status.exists():  # the agent ended: let its wrapper (and `mv`) finish
+        if exit_status_file(paths).exists():  # the agent ended: let its wrapper (`mv`) finish
             self._wait_wrapper(handle, WRAPPER_EXIT_S)
         group = _cgroup_of(handle)
         killed: dict[int, dict[str, object]] = {}
@@ -196,33 +255,29 @@ class HostRuntime:
                 break
         if group is not None:
             cgroups.remove(group)
-        own = {handle.pid}
+        own = {host_identity(handle).pid}
         return [info for pid, info in sorted(killed.items()) if pid not in own]
 
-    def harvest(self, job: Job, workspace: Workspace) -> Harvest:
-        return harvest(workspace, job.id)
-
-    def cleanup(self, info: RepoInfo, workspace: Workspace) -> None:
-        """Kill what still works in the workspace (a last resort: steps reap their own),
-        then remove it."""
+    def cleanup(self, job: Job, workspace: Workspace) -> None:
+        """Kill what still works in the workspace (a last resort: steps reap their own);
+        the engine removes it next."""
         identity = self._workspaces.get(workspace.path) or workspace_identity(workspace)
         kill_working_in(Path(workspace.path), identity)
-        # The branch is the engine's (`gc.release_branch`); a symlink here is not followed.
-        remove_workspace_dir(info.root, Path(workspace.path), recorded_identity(workspace))
 
     # -- internals -------------------------------------------------------------------------
     def _reap(self, handle: RuntimeHandle) -> None:
-        proc = self._children.get(handle.pid or -1)
+        proc = self._children.get(host_identity(handle).pid or -1)
         if proc is not None:
             proc.poll()
 
     def _process(self, handle: RuntimeHandle) -> psutil.Process | None:
         """The wrapper process, unless its pid now belongs to someone else."""
-        if handle.pid is None:
+        ident = host_identity(handle)
+        if ident.pid is None:
             return None
         try:
-            process = psutil.Process(handle.pid)
-            if handle.started_at is not None and abs(process.create_time() - handle.started_at) > 1:
+            process = psutil.Process(ident.pid)
+            if ident.started_at is not None and abs(process.create_time() - ident.started_at) > 1:
                 return None
             return process
         except psutil.Error:
@@ -235,14 +290,15 @@ class HostRuntime:
         root = cgroups.detect() if self._use_cgroups else None
         if root is None:
             return None
-        ident = re.sub(r"[^a-z0-9]", "", str(getattr(job, "id", "")).lower())[:40] or "job"
         number = re.search(r"[0-9]{1,6}$", Path(paths.dir).name)  # `step-N`, as named by the driver
-        step = number.group() if number else "0"
-        return root.create(f"{cgroups.PREFIX}{ident}-{step}-{secrets.token_hex(8)}")
+        step = int(number.group()) if number else 0
+        return root.create(
+            f"{_group_prefix(str(getattr(job, 'id', '')), step)}{secrets.token_hex(8)}"
+        )
 
     def _wait_wrapper(self, handle: RuntimeHandle, timeout: float) -> None:
         """Wait until the wrapper has exited (it only renames the status file into place)."""
-        child = self._children.get(handle.pid or -1)
+        child = self._children.get(host_identity(handle).pid or -1)
         if child is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 child.wait(timeout)
@@ -253,9 +309,10 @@ class HostRuntime:
 
     def _signal_group(self, handle: RuntimeHandle, sig: signal.Signals) -> None:
         """Signal the wrapper's process group (its id cannot be reused while it exists)."""
-        if handle.pid is not None:
+        pid = host_identity(handle).pid
+        if pid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(handle.pid, sig)
+                os.killpg(pid, sig)
 
     def _victims(
         self,
@@ -268,6 +325,7 @@ class HostRuntime:
         working inside the workspace. Each new one is added to `seen` with how it was found."""
         found: dict[int, tuple[psutil.Process, str]] = {}
         mine = _self_and_ancestors()  # `logist` run from inside a workspace spares its shell
+        session = host_identity(handle).pid
 
         def add(proc: psutil.Process, how: str) -> None:
             if proc.pid not in mine and proc.pid not in found:
@@ -289,7 +347,7 @@ class HostRuntime:
             if proc.pid in found or proc.pid in mine:
                 continue
             try:
-                if handle.pid is not None and os.getsid(proc.pid) == handle.pid:
+                if session is not None and os.getsid(proc.pid) == session:
                     add(proc, "session")
                 elif ws is not None and _works_in(proc.pid, ws):
                     add(proc, "workspace")
@@ -321,7 +379,7 @@ def kill_working_in(
     runtime = HostRuntime()
     runtime._workspaces[str(directory)] = ident
     workspace = Workspace(path=str(directory), branch="", base_commit="")
-    stray = runtime._victims(RuntimeHandle(runtime=HostRuntime.name), workspace, None, seen)
+    stray = runtime._victims(host_handle(), workspace, None, seen)
     for proc in stray:
         with contextlib.suppress(psutil.Error):
             proc.kill()
@@ -334,9 +392,10 @@ def _cgroup_of(handle: RuntimeHandle) -> Path | None:
     driver and the store), never one read from the step directory, which the agent can
     write (the `cgroup` file there only records that the wrapper joined it)."""
     root = cgroups.detect()
-    if root is None or handle.group is None or not _GROUP_NAME.fullmatch(handle.group):
+    name = host_identity(handle).cgroup
+    if root is None or name is None or not _GROUP_NAME.fullmatch(name):
         return None
-    group = root.path / handle.group
+    group = root.path / name
     try:
         return group if stat.S_ISDIR(os.lstat(group).st_mode) else None
     except OSError:
@@ -417,9 +476,34 @@ def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Proce
     return alive
 
 
+def _group_prefix(job_id: str, step: int) -> str:
+    """The start of the cgroup names of a job's step (a random nonce follows)."""
+    ident = re.sub(r"[^a-z0-9]", "", job_id.lower())[:40] or "job"
+    return f"{cgroups.PREFIX}{ident}-{step}-"
+
+
+def _cgroup_of_process(pid: int, job_id: str, step: int) -> str | None:
+    """The name of the agent cgroup process `pid` is in, as the kernel says (never a file
+    the agent can write), if it is one this runtime made for `job_id`'s step `step`."""
+    root = cgroups.detect()
+    if root is None:
+        return None
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    prefix = _group_prefix(job_id, step)
+    for line in lines:
+        path = line.split(":", 2)[-1]
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        if name.startswith(prefix) and _GROUP_NAME.fullmatch(name):
+            return name
+    return None
+
+
 def _read_status(paths: JobPaths) -> int | None:
     try:
-        text = paths.exit_status.read_text().strip()
+        text = exit_status_file(paths).read_text().strip()
     except FileNotFoundError:
         return None
     return int(text) if text else None
