@@ -34,7 +34,7 @@ from logist_server.engine.step_runtime import (
 )
 from logist_server.providers.agents.base import AgentContext, build_spec
 from logist_server.providers.runtimes.base import Runtime
-from logist_server.support import faults, redaction
+from logist_server.support import redaction
 from logist_server.support.fsutil import atomic_write
 from logist_server.vcs.workspace import start_keeping_base
 
@@ -108,7 +108,6 @@ class PhaseLoop:
             await asyncio.to_thread(keeper.output)
         finally:
             keeper.close()
-        faults.point("provision")
 
         def record(j: Job) -> None:
             j.workspace = workspace
@@ -222,7 +221,6 @@ class PhaseLoop:
         await asyncio.to_thread(repo_guard.record, info, self.store, self.job_id, number)
         handle = await asyncio.to_thread(start_agent, runtime, step_job, workspace, spec, paths)
         self._started.add(number)
-        faults.point("start")
 
         def set_handle(j: Job) -> None:
             j.steps[-1].handle = handle

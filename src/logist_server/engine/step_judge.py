@@ -19,7 +19,6 @@ from logist_server.engine.services import DriverServices
 from logist_server.engine.step_runtime import harvest_step
 from logist_server.providers.runtimes.base import JobPaths, Runtime
 from logist_server.store.job_store import EventSpec
-from logist_server.support import faults
 from logist_server.support.fsutil import atomic_write
 from logist_server.vcs.workspace import reset_workspace
 
@@ -65,7 +64,6 @@ class StepJudge:
         harvested = await asyncio.to_thread(harvest_step, runtime, job, handle, workspace, paths)
         job_dir = self.log.store.job_dir(job.id)
         atomic_write(job_dir / "result.patch", harvested.patch)
-        faults.point("harvest")
 
         def record_result(j: Job) -> None:
             j.result.diff = harvested.stats
