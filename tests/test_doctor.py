@@ -243,7 +243,7 @@ def test_workspace_root_created_later(tmp_path: Path) -> None:
     assert not (tmp_path / "not").exists()
 
 
-# -- the probes a container or cluster runtime's `available()` uses (runtimes/probes.py) --------
+# -- the probes a container or cluster runtime's `available()` uses (providers/runtimes/probes.py) -
 def probe(check: Any, env: dict[str, str]) -> dict[str, Any]:
     ok, detail, fix = check(env)
     return {"ok": ok, "detail": detail, "fix": fix}

@@ -1,4 +1,4 @@
-"""The hunk mapping (`logist_server/hunks.py`) on real repositories and through the real
+"""The hunk mapping (`src/logist_server/engine/hunks.py`) on real repositories and through the real
 server: jobs in review are made with the CLI (`job poststep --patch`), so each proposes
 exactly the change under test. Covered: lines inserted above and between hunks, edits
 inside a hunk, several hunks accepted partly then fully, non-ASCII text with UTF-16
@@ -52,7 +52,7 @@ def hunks_of(repo: Path, job_id: str, path: str) -> list[Hunk]:
     return file.hunks
 
 
-# -- hunks.py on a real job ------------------------------------------------------------------
+# -- engine/hunks.py on a real job---------------------------------------------------------------
 def test_every_kind_of_file_change_becomes_numbered_hunks(repo: Path, tmp_path: Path) -> None:
     job = job_in_review(
         repo,

@@ -1,4 +1,4 @@
-"""`plans.py`: what a job does next, decided from its record alone.
+"""`domain/plans.py`: what a job does next, decided from its record alone.
 
 Pure unit tests on hand-built `Job` records (no git, no processes): every branch of
 `plan_next`, and `worker_agent`, `consecutive_retries`, `current_checkpoint`, `live_steps`.
