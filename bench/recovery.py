@@ -1,6 +1,6 @@
 """Recovery figures: kill -9 of the driving process, then `logist job attach`.
 
-1. The fault matrix. For each fault point (`LOGIST_FAULT=provision|start|stream|harvest`,
+1. The fault matrix. For each fault point (`tests/fault_runner.py provision|start|stream|harvest`,
    where `logist run` SIGKILLs itself) and each mock scenario where it makes sense (`edit`,
    `slow` with seconds=2, `question`, `crash`), it runs the job until the process dies, then
    `logist job attach ID --json` without the fault (answering the question when there is
@@ -129,6 +129,18 @@ def spawn(repo: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+# The test-only runner that SIGKILLs `logist` at a named point (nothing of it ships).
+FAULT_RUNNER = Path(__file__).resolve().parent.parent / "tests" / "fault_runner.py"
+
+
+def spawn_faulty(repo: Path, env: dict[str, str], fault: str, *args: str) -> subprocess.Popen[str]:
+    python = str(Path(LOGIST).parent / "python")
+    return subprocess.Popen(
+        [python, str(FAULT_RUNNER), fault, *args], cwd=repo, env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
 def jobs(repo: Path, env: dict[str, str]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = json.loads(logist(repo, env, "job", "list", "--json").stdout)
     return found
@@ -232,7 +244,7 @@ def fault_case(root: Path, env: dict[str, str], fault: str, scenario: str) -> Ou
     repo = make_repo(root / f"{fault}-{scenario}", n_files=10)
     prompt = f"recover {fault} {scenario}"
     argv = ["run", "--json", "--file", "a.txt", "--prompt", prompt, *SCENARIOS[scenario]]
-    runner = spawn(repo, dict(env, LOGIST_FAULT=fault), *argv)
+    runner = spawn_faulty(repo, env, fault, *argv)
     if scenario == "question" and fault == "harvest":  # answered before it reaches harvest
         poll(lambda: bool(jobs(repo, env)), 20)
         answer_when_asked(repo, env, jobs(repo, env)[0]["id"])
@@ -303,7 +315,7 @@ def main() -> int:
     outcomes: list[Outcome] = []
     try:
         if not args.no_matrix:
-            print("\n== fault matrix (LOGIST_FAULT, then job attach)")
+            print("\n== fault matrix (tests/fault_runner.py, then job attach)")
             for fault in FAULTS:
                 for scenario in SCENARIOS:
                     if fault == "harvest" and scenario == "crash":

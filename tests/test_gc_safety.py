@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import branches, git, parse_json, run_job, run_logist, worktree_paths
+from fault_runner import popen_faulty
 from hostile_agent import run_hostile
 from logist_server.domain.model import JobStatus, Workspace
 from logist_server.store.job_store import JobStore
@@ -173,12 +174,11 @@ def test_gc_leaves_a_job_another_process_holds(repo: Path) -> None:
 def test_delete_removes_a_workspace_made_but_never_recorded(
     repo: Path, workspace_root: Path
 ) -> None:
-    """A driver killed right after provisioning (`LOGIST_FAULT=provision`) leaves a workspace
-    the record does not name: `job delete` still removes it, and its branch."""
-    proc = run_logist(
-        "run", "--json", "--prompt", "x", cwd=repo, check=False, env={"LOGIST_FAULT": "provision"}
-    )
-    assert proc.returncode != 0 and proc.stdout == ""
+    """A driver killed right after provisioning (`fault_runner.py provision`) leaves a
+    workspace the record does not name: `job delete` still removes it, and its branch."""
+    proc = popen_faulty("provision", "run", "--json", "--prompt", "x", cwd=repo)
+    out, _err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and out == ""
     (job,) = parse_json(run_logist("job", "list", "--json", cwd=repo).stdout)
     assert job["workspace"] is None
     made = [p for p in workspace_root.glob("*/*") if p.is_dir()]

@@ -1,7 +1,8 @@
 """Recovery: kill -9 of the process driving a job, at any moment, and what comes after.
 
-`LOGIST_FAULT=provision|start|stream|harvest` makes the driving `logist run` SIGKILL itself
-at that moment (`logist_server/faults.py`). For each fault point and each mock scenario where
+`tests/fault_runner.py POINT` (provision|start|stream|harvest|scrubbed) is `logist run` that
+SIGKILLs itself at that moment (it wraps engine functions from outside: nothing of it
+ships). For each fault point and each mock scenario where
 it makes sense, the run dies with -9 and leaves the job unsettled; then `logist job attach`
 (without the fault) settles it by what actually happened, and the log must hold every line
 the agent printed exactly once, with a gapless `seq` and legal status moves. Also: external
@@ -13,6 +14,7 @@ The BUG_* texts describe bugs this suite found (all fixed); they are the failure
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -43,6 +45,7 @@ from conftest import (
     wait_for,
     worktree_paths,
 )
+from fault_runner import popen_faulty
 from jsonrpc_raw import RawClient
 from logist_server.domain.model import JobStatus
 from logist_server.domain.states import SETTLED, TRANSITIONS
@@ -51,11 +54,13 @@ from logist_server.store.job_store import JobStore
 QUESTION = "Which greeting?"
 ANSWER = "hello there"
 SLOW_SECONDS = 2
+LONG_SECONDS = 8  # an agent still running whenever the test looks at it
 SCENARIO_ARGS: dict[str, list[str]] = {
     "edit": ["--agent-opt", "scenario=edit"],
     "slow": ["--agent-opt", "scenario=slow", "--agent-opt", f"seconds={SLOW_SECONDS}"],
     "question": ["--agent-opt", "scenario=question", "--agent-opt", f"question={QUESTION}"],
     "crash": ["--agent-opt", "scenario=crash"],
+    "long": ["--agent-opt", "scenario=slow", "--agent-opt", f"seconds={LONG_SECONDS}"],
 }
 # Where the driver dies, and the status the job is left in.
 LEFT_IN = {"provision": "provisioning", "start": "running", "stream": "running",
@@ -124,6 +129,8 @@ def expected_agent_events(
     """Every event the mock program prints for `scenario`, in order (see mock_program.py)."""
     if scenario == "edit":
         return edit_events(prompt, target)
+    if scenario == "long":
+        return expected_agent_events("slow", prompt, target, LONG_SECONDS)
     if scenario == "slow":
         lines = max(1, int(seconds * 4))
         thinking = [("message", f"thinking {i}/{lines}") for i in range(1, lines + 1)]
@@ -172,8 +179,10 @@ def check_log(
         assert dst in TRANSITIONS[src], f"illegal move {src} -> {dst} at #{event['seq']}"
         current = dst
     assert current == final
-    # One agent ran: at most one `started` (a kill at `start` loses it, see below).
-    assert sum(1 for e in events if e["kind"] == "started") <= 1
+    # One agent per step: at most one `started` each (a kill at `start` loses it, see below;
+    # an answer resumes the agent's session in a step of its own).
+    started = [e["data"]["step"] for e in events if e["kind"] == "started"]
+    assert len(started) == len(set(started)), f"a step started twice: {started}"
     return events
 
 
@@ -215,8 +224,8 @@ def answer_when_asked(repo: Path, job_id: str, timeout: float = 60) -> None:
 
 
 def die_at(repo: Path, fault: str, scenario: str, prompt: str) -> dict[str, Any]:
-    """`logist run` with LOGIST_FAULT: it kills itself with -9; the job it left behind."""
-    runner = popen_logist(*run_args(scenario, prompt), cwd=repo, env={"LOGIST_FAULT": fault})
+    """`logist run` that kills itself with -9 at `fault`; the job it left behind."""
+    runner = popen_faulty(fault, *run_args(scenario, prompt), cwd=repo)
     try:
         if scenario == "question" and fault == "harvest":  # the answer comes before harvest
             job_id = wait_for(lambda: [j["id"] for j in list_jobs(repo)], timeout=60)[0]
@@ -312,10 +321,44 @@ def test_kill_at_fault_point_then_attach_settles_by_what_happened(
         assert record["status_reason"].startswith("simulated crash"), BUG_SYNTHETIC_ERROR
 
 
+def test_a_kill_after_the_output_is_masked_reads_nothing_again(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Masking a declared secret rewrites `output.log` shorter than the bytes its cursor
+    counted. That happens only once the step's end (exit status, final cursor) is recorded,
+    so a driver that dies right after it leaves nothing to re-read: the next one judges the
+    step as it ended, with every line exactly once and the secret nowhere in the file."""
+    secret = f"sk-test-{os.urandom(12).hex()}"
+    monkeypatch.setenv("LOGIST_MOCK_API_KEY", secret)
+    args = ("run", "--json", "--prompt", "mask", "--agent-opt=echo_env=LOGIST_MOCK_API_KEY")
+    runner = popen_faulty("scrubbed", *args, cwd=repo)
+    try:
+        _out, err = runner.communicate(timeout=60)
+    finally:
+        stop(runner)
+    assert runner.returncode in KILLED, f"exit {runner.returncode}: {err}"
+    (job,) = list_jobs(repo)
+    assert job["status"] == "running"
+    step = job["steps"][-1]
+    assert step["exit_code"] == 0 and step["outcome"] is None  # ended, recorded, not judged
+    output = repo / ".logist" / "jobs" / job["id"] / f"step-{step['number']}" / "output.log"
+    masked = output.read_bytes()
+    assert secret.encode() not in masked and b"***" in masked
+    assert int(step["output_cursor"]) > len(masked)  # the cursor counts the raw bytes
+    committed = job_events(repo, job["id"])
+    record = attach(repo, job["id"])
+    assert record["status"] == "review", record["status_reason"]
+    events = job_events(repo, job["id"])
+    assert events[: len(committed)] == committed
+    after = [e["kind"] for e in events[len(committed) :]]
+    assert not set(after) & set(AGENT_KINDS), f"output read again after the rewrite: {after}"
+    assert secret not in json.dumps(events)
+
+
 def started_but_unrecorded(repo: Path, prompt: str) -> tuple[dict[str, Any], int]:
     """A job whose driver died at `start`: the agent runs, its handle was never recorded.
-    The agent waits for an answer, so it is still running whenever the test looks."""
-    job = die_at(repo, "start", "question", prompt)
+    The agent works for LONG_SECONDS, so it is still running whenever the test looks."""
+    job = die_at(repo, "start", "long", prompt)
     step = job["steps"][-1]
     assert step["handle"] is None
     pid_file = repo / ".logist" / "jobs" / job["id"] / f"step-{step['number']}" / "pid"
@@ -326,8 +369,8 @@ def started_but_unrecorded(repo: Path, prompt: str) -> tuple[dict[str, Any], int
 
 def test_a_kill_at_start_re_attaches_to_the_same_agent_through_its_pid_file(repo: Path) -> None:
     job, _pid = started_but_unrecorded(repo, "pid file")
-    record = attach(repo, job["id"], answer=True)
-    events = check_settled(repo, record, "question", "pid file")
+    record = attach(repo, job["id"])
+    events = check_settled(repo, record, "long", "pid file")
     assert not any(e["kind"] == "restart" for e in events)  # no second agent
 
 
@@ -340,7 +383,7 @@ BUG_HANDLE_NOT_RECORDED = (
 
 def test_a_recovered_start_is_recorded(repo: Path) -> None:
     job, pid = started_but_unrecorded(repo, "record me")
-    record = attach(repo, job["id"], answer=True)
+    record = attach(repo, job["id"])
     assert record["status"] == "review"
     handle = record["steps"][-1]["handle"] or {}
     assert handle.get("identity", {}).get("pid") == pid, BUG_HANDLE_NOT_RECORDED

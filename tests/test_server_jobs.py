@@ -39,7 +39,7 @@ def agent_pid(repo: Path, job_id: str) -> int | None:
     record = show_job(repo, job_id)
     steps = record["steps"]
     handle = steps[-1].get("handle") if steps else None
-    return handle.get("pid") if handle else None
+    return handle.get("identity", {}).get("pid") if handle else None
 
 
 @pytest.mark.parametrize("scenario", ["hang", "question"])
@@ -165,8 +165,8 @@ async def test_two_repositories_in_one_workspace_each_job_in_its_own_store(
         # Each document shows only its own repository's job.
         await until(
             lambda: (
-                [str(d.code) for d in editor.diagnostics(left_uri)] == [f"{in_left}/1"]
-                and [str(d.code) for d in editor.diagnostics(right_uri)] == [f"{in_right}/1"]
+                [str(d.code).split("/")[0] for d in editor.diagnostics(left_uri)] == [in_left]
+                and [str(d.code).split("/")[0] for d in editor.diagnostics(right_uri)] == [in_right]
             ),
             lambda: (
                 f"one marker each: {editor.diagnostics(left_uri)} / {editor.diagnostics(right_uri)}"

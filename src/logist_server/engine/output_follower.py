@@ -22,7 +22,6 @@ from logist_server.engine.job_log import JobLog
 from logist_server.engine.reaping import reap
 from logist_server.providers.agents.base import OutputParser
 from logist_server.providers.runtimes.base import JobPaths, Runtime
-from logist_server.support import faults
 from logist_server.vcs.workspace import latest_change
 
 S = JobStatus
@@ -101,7 +100,6 @@ class OutputFollower:
                     job = await self.ingest(
                         parser, complete, offset - len(partial), committed, job.status
                     )
-                    faults.point("stream")
                 await asyncio.sleep(0)  # between chunks, let the pump and requests run
                 if len(chunk) >= READ_CHUNK:
                     continue

@@ -75,11 +75,15 @@ def pid_file(paths: JobPaths) -> Path:
 
 
 def host_handle(
-    pid: int | None = None, started_at: float | None = None, cgroup: str | None = None
+    pid: int | None = None,
+    started_at: float | None = None,
+    cgroup: str | None = None,
+    runtime: str = "host",
 ) -> RuntimeHandle:
-    """A host runtime handle for the process `pid` (started at `started_at`) in `cgroup`."""
+    """A handle of `runtime` (the host's, or a subclass's name) for the process `pid`
+    (started at `started_at`) in `cgroup`."""
     identity = HostIdentity(pid=pid, started_at=started_at, cgroup=cgroup)
-    return RuntimeHandle(runtime=HostRuntime.name, identity=identity_payload(identity))
+    return RuntimeHandle(runtime=runtime, identity=identity_payload(identity))
 
 
 def host_identity(handle: RuntimeHandle) -> HostIdentity:
@@ -131,10 +135,11 @@ class HostRuntime(BaseRuntime):
         try:
             started = psutil.Process(pid).create_time()
         except psutil.Error:
-            return host_handle(pid)  # the wrapper has ended: its status file and session remain
+            return host_handle(pid, runtime=self.name)  # ended: its status file and session remain
         if step.started_at is not None and started < step.started_at - 1:
-            return host_handle()  # older than the step: not its wrapper (a forged or reused pid)
-        return host_handle(pid, started, _cgroup_of_process(pid, job.id, step.number))
+            return host_handle(runtime=self.name)  # older than the step: a forged or reused pid
+        group = _cgroup_of_process(pid, job.id, step.number)
+        return host_handle(pid, started, group, runtime=self.name)
 
     def start(
         self, job: Job, workspace: Workspace, spec: ProcessSpec, paths: JobPaths
@@ -178,7 +183,7 @@ class HostRuntime(BaseRuntime):
         with contextlib.suppress(psutil.Error):
             started = psutil.Process(proc.pid).create_time()
         name = group.name if group is not None else None
-        return host_handle(proc.pid, started, name)
+        return host_handle(proc.pid, started, name, runtime=self.name)
 
     def read_output(
         self, handle: RuntimeHandle, paths: JobPaths, cursor: str, limit: int
