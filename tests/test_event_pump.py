@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,8 @@ async def settled_and_delivered(editor: Editor, repo: Path, job_id: str) -> list
 
 
 def assert_tiles_the_log(editor: Editor, job_id: str, log: list[JobEvent]) -> None:
-    """The notifications cover seq 1..last exactly once, in order, with the stored data."""
+    """The notifications cover seq 1..last exactly once, in order, with the stored data (its
+    keys camelCase on the wire)."""
     assert [e.seq for e in log] == list(range(1, len(log) + 1))
     got = covered(editor, job_id)
     assert got == list(range(1, len(log) + 1)), (
@@ -104,8 +106,13 @@ def assert_tiles_the_log(editor: Editor, job_id: str, log: list[JobEvent]) -> No
         f"twice {sorted({s for s in got if got.count(s) > 1})[:10]}"
     )
     assert [(s, k, d) for s, k, d in received(editor, job_id)] == [
-        (e.seq, e.kind, e.data) for e in log
+        (e.seq, e.kind, camel_keys(e.data)) for e in log
     ]
+
+
+def camel_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """`{"cost_usd": 1}` -> `{"costUsd": 1}`: the top-level keys only (values are data)."""
+    return {re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), k): v for k, v in data.items()}
 
 
 async def mock_job(editor: Editor, prompt: str, **options: str) -> str:

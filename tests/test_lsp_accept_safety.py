@@ -63,7 +63,7 @@ async def refused(
     assert editor.buffers == buffers
     assert leftovers(repo) == []
     job = await editor.request("logist/getJob", {"jobId": job_id})
-    assert job["status"] == "review" and job["result"]["accepted_hunks"] == []
+    assert job["status"] == "review" and job["result"]["acceptedHunks"] == []
     return message
 
 

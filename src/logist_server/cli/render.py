@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from logist_server.domain.event_kinds import EventKind as K
 from logist_server.domain.model import Job, JobEvent
 from logist_server.store.listing import printable
 
@@ -56,23 +57,23 @@ def summarize(kind: str, data: dict[str, Any]) -> str:
 
 
 def _summary(kind: str, data: dict[str, Any]) -> str:
-    if kind == "status":
+    if kind == K.STATUS:
         text = f"{data.get('from')} -> {data.get('to')}"
         return text + (f": {data['reason']}" if data.get("reason") else "")
-    if kind == "message":
+    if kind == K.MESSAGE:
         return str(data.get("text", ""))
-    if kind == "tool_call":
+    if kind == K.TOOL_CALL:
         inp = data.get("input") or {}
         arg = inp.get("path") or inp.get("command") or ""
         return f"{data.get('tool')} {arg}".strip()
-    if kind == "file_change":
+    if kind == K.FILE_CHANGE:
         return f"{data.get('action')} {data.get('path')}"
-    if kind == "usage":
+    if kind == K.USAGE:
         cost = data.get("cost_usd")
         money = f", ${cost:.4f}" if isinstance(cost, int | float) else ""
         return f"{data.get('input_tokens', 0)} in / {data.get('output_tokens', 0)} out{money}"
-    if kind in ("question", "error"):
+    if kind in (K.QUESTION, K.ERROR):
         return str(data.get("text") or data.get("message") or "")
-    if kind == "done":
+    if kind == K.DONE:
         return str(data.get("summary") or ("success" if data.get("success") else "failure"))
     return " ".join(f"{k}={v}" for k, v in data.items())

@@ -39,6 +39,8 @@ from typing import Any, Literal
 import msgspec
 import regex as guarded_re
 
+from logist_server.domain.event_kinds import RESERVED, EventKind
+
 Status = Literal["needs_input", "failed"]
 _Match = re.Match[str] | guarded_re.Match[str]
 STATUSES: tuple[str, ...] = ("needs_input", "failed")
@@ -46,7 +48,7 @@ FLAGS = re.IGNORECASE | re.MULTILINE
 EXCERPT_CHARS = 200
 SEARCH_TIMEOUT_S = 0.1  # one search of one user pattern
 BUDGET_S = 1.0  # all searches of one user pattern in one job
-WARNING_KIND = "observer_warning"
+WARNING_KIND = EventKind.OBSERVER_WARNING
 _GUARDED_FLAGS = guarded_re.IGNORECASE | guarded_re.MULTILINE
 _KIND = re.compile(r"[a-z][a-z0-9_]*\Z")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
@@ -54,26 +56,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 # them to it: dotted capital I, dotless i, long s.
 _FOLD = {0x130: "i", 0x131: "i", 0x17F: "s"}
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
-#: Job-event kinds the engine writes itself: a pattern may not pose as one of them.
-RESERVED_KINDS = frozenset(
-    {
-        "accepting",
-        "cancel_requested",
-        "created",
-        "done",
-        "file_change",
-        "kept",
-        "message",
-        "observer_warning",
-        "reaped",
-        "restart",
-        "started",
-        "status",
-        "tool_call",
-        "usage",
-        "workspace",
-    }
-)
+#: Job-event kinds a pattern may not pose as (the engine's and the agent's typed events).
+RESERVED_KINDS = RESERVED
 
 
 class ObserverPattern(msgspec.Struct, frozen=True, kw_only=True):
@@ -357,7 +341,8 @@ def pattern_from_dict(d: Mapping[str, Any]) -> ObserverPattern:
         )
     if kind in RESERVED_KINDS:
         raise ValueError(
-            f"observer pattern '{name}': kind '{kind}' is an event the engine writes itself"
+            f"observer pattern '{name}': kind '{kind}' is reserved (an event Logist writes "
+            "itself): use a kind of your own"
         )
     status = d.get("status")
     if status is not None and status not in STATUSES:

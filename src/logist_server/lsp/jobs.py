@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import msgspec
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
 from logist_server.domain.errors import LogistError, UsageError
@@ -18,6 +17,7 @@ from logist_server.domain.states import SETTLED
 from logist_server.engine.facade import CANCEL_WAIT_S
 from logist_server.engine.hunks import split_lines
 from logist_server.lsp import protocol as p
+from logist_server.lsp import wire
 from logist_server.lsp.app import LogistServer
 from logist_server.lsp.review import Review
 from logist_server.lsp.streaming import EventPump
@@ -63,7 +63,7 @@ def rpc(
 
 def register(server: LogistServer, pump: EventPump, review: Review) -> None:
     @rpc(server, p.CREATE_JOB, p.CreateJobParams)
-    async def create_job(params: p.CreateJobParams) -> dict[str, Any]:
+    async def create_job(params: p.CreateJobParams) -> Any:
         if not params.prompt.strip():
             raise JsonRpcInvalidParams(f"{p.CREATE_JOB}: prompt is empty")
         size = len(params.prompt.encode("utf-8", "surrogatepass"))
@@ -100,7 +100,7 @@ def register(server: LogistServer, pump: EventPump, review: Review) -> None:
         pump.watch(engine)
         pump.wake()
         server.hub.submit(engine, job.id)
-        return {"jobId": job.id, "status": job.status.value}
+        return wire.out(wire.JobRef(job_id=job.id, status=job.status.value))
 
     @rpc(server, p.LIST_JOBS, p.ListJobsParams)
     async def list_jobs(params: p.ListJobsParams) -> list[Any]:
@@ -113,20 +113,19 @@ def register(server: LogistServer, pump: EventPump, review: Review) -> None:
             if engine.has_store():
                 rows += engine.store.summaries(statuses)
         rows.sort(key=lambda row: (row[2], row[0]))  # oldest first across repositories
-        keys = ("id", "status", "created_at", "agent", "file", "headline")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [wire.out(wire.JobSummary(*row)) for row in rows]
 
     @rpc(server, p.GET_JOB, p.JobIdParams)
     async def get_job(params: p.JobIdParams) -> Any:
         _engine, job = server.find_job(params.job_id)
-        return msgspec.to_builtins(job)
+        return wire.job_record(job)
 
     @rpc(server, p.GET_JOB_DIFF, p.JobIdParams)
     async def get_job_diff(params: p.JobIdParams) -> Any:
         engine, job = server.find_job(params.job_id)
         if job.result.result_commit is None:
             raise JsonRpcInvalidParams(f"job {job.id} has no diff yet (it is {job.status.value})")
-        return review.diff(engine, job)
+        return wire.encode(wire.JobDiff, review.diff(engine, job))
 
     @rpc(server, p.ACCEPT_JOB, p.AcceptJobParams)
     async def accept_job(params: p.AcceptJobParams) -> Any:
@@ -136,14 +135,14 @@ def register(server: LogistServer, pump: EventPump, review: Review) -> None:
                 f"job {job.id} is {job.status.value}, not in review: "
                 "only a job in review can be accepted"
             )
-        return await review.accept(engine, job, params.hunk_ids)
+        return wire.encode(wire.AcceptResult, await review.accept(engine, job, params.hunk_ids))
 
     @rpc(server, p.REJECT_JOB, p.JobIdParams)
     async def reject_job(params: p.JobIdParams) -> Any:
         engine, job = server.find_job(params.job_id)
         job = engine.reject(job.id)
         review.job_changed(engine, job.id, job.status)
-        return {"jobId": job.id, "status": job.status.value}
+        return wire.out(wire.JobRef(job_id=job.id, status=job.status.value))
 
     @rpc(server, p.CANCEL_JOB, p.JobIdParams)
     async def cancel_job(params: p.JobIdParams) -> Any:
@@ -156,19 +155,19 @@ def register(server: LogistServer, pump: EventPump, review: Review) -> None:
                 raise engine.cancel_timeout(job.id, CANCEL_WAIT_S)
             await asyncio.sleep(0.05)
             job = engine.store.get(job.id)
-        return {"jobId": job.id, "status": job.status.value}
+        return wire.out(wire.JobRef(job_id=job.id, status=job.status.value))
 
     @rpc(server, p.LIST_AGENTS, p.Empty)
     async def list_agents(params: p.Empty) -> Any:
         from logist_server.engine.facade import default_agents
 
-        return describe_agents(default_agents())
+        return wire.encode_list(wire.AgentInfo, describe_agents(default_agents()))
 
     @rpc(server, p.LIST_RUNTIMES, p.Empty)
     async def list_runtimes(params: p.Empty) -> Any:
         from logist_server.engine.facade import default_runtimes
 
-        return describe_runtimes(default_runtimes())
+        return wire.encode_list(wire.RuntimeInfo, describe_runtimes(default_runtimes()))
 
 
 def _selection(server: LogistServer, path: Path, rng: p.Range) -> tuple[LineRange, str]:

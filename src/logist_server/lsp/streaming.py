@@ -19,15 +19,17 @@ import sys
 import termios
 import time
 from collections.abc import Callable
-from typing import Any
 
+import msgspec
 from lsprotocol import types
 
+from logist_server.domain.event_kinds import EventKind
 from logist_server.domain.model import JobEvent, JobStatus
 from logist_server.domain.states import SETTLED
 from logist_server.engine.facade import Engine
 from logist_server.lsp.app import LogistServer
 from logist_server.lsp.protocol import JOB_EVENT
+from logist_server.lsp.wire import JobEventParams, job_event
 
 log = logging.getLogger(__name__)
 POLL_S = 0.1
@@ -39,6 +41,7 @@ PROGRESS_REPORT_INTERVAL_S = 0.25
 # a write into a full pipe would stop the event loop until the client reads).
 MAX_BACKLOG = 256 * 1024
 BACKLOG_WAIT_S = 0.005
+MESSAGE = EventKind.MESSAGE
 
 
 class JobProgress:
@@ -199,18 +202,18 @@ class EventPump:
         def flush() -> None:
             if not texts:
                 return
-            payload: dict[str, Any] = {"jobId": job_id, "seq": first + len(texts) - 1}
+            last = first + len(texts) - 1
             if len(texts) == 1:
-                payload.update(kind="message", data={"text": texts[0]})
+                payload = JobEventParams(job_id, last, MESSAGE, {"text": texts[0]})
             else:
-                payload.update(firstSeq=first, kind="message")
-                payload["data"] = {"text": "\n".join(texts), "count": len(texts)}
-            notify(JOB_EVENT, payload)
+                data = {"text": "\n".join(texts), "count": len(texts)}
+                payload = JobEventParams(job_id, last, MESSAGE, data, first_seq=first)
+            notify(JOB_EVENT, msgspec.to_builtins(payload))
             self._progress_message(job_id, texts[-1])
             texts.clear()
 
         for event in rows:
-            if event.kind == "message":
+            if event.kind == MESSAGE:
                 row_texts = event.data["texts"] if event.span > 1 else [event.data.get("text", "")]
                 skip = max(0, seen - event.seq + 1)  # a row partly sent already
                 if not texts:
@@ -220,9 +223,12 @@ class EventPump:
                     flush()
                 continue
             flush()
-            notify(JOB_EVENT, _payload(event))
-            if event.kind == "status":
+            notify(JOB_EVENT, job_event(event))
+            if event.kind == EventKind.STATUS:
                 self._status_changed(engine, event)
+            elif event.kind == EventKind.HUNKS_ACCEPTED:  # in any process: the markers change
+                for callback in self.on_status:
+                    callback(engine, job_id, JobStatus.REVIEW)
         flush()
 
     def _progress_message(self, job_id: str, text: str) -> None:
@@ -257,18 +263,6 @@ class EventPump:
 
     def _show(self, kind: types.MessageType, text: str) -> None:
         self.server.window_show_message(types.ShowMessageParams(type=kind, message=text))
-
-
-def _payload(event: JobEvent) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "jobId": event.job_id,
-        "seq": event.seq,
-        "kind": event.kind,
-        "data": event.data,
-    }
-    if event.kind == "status":
-        payload["status"] = event.data.get("to")
-    return payload
 
 
 def output_backlog(server: LogistServer) -> int:
