@@ -1,0 +1,155 @@
+"""A toy agent and a toy runtime from an external package (tests/toy_plugin: its own
+pyproject.toml and `logist.agents` / `logist.runtimes` entry points) run a job end to end
+through the real `logist` CLI, with no change to Logist's files.
+
+The package is built and installed by pip into a temporary directory (`--target`), which
+is put on PYTHONPATH of the `logist` processes: the development venv is never changed.
+The toy runtime's hand-over is `copy` (the agent runs in a sandbox copy of the workspace
+and the runtime writes the result back), the way a remote runtime works. The package also
+declares a `toy-broken` agent and runtime whose module fails to import: each is one line
+naming its module, and the other providers keep working.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import (
+    BIN,
+    assert_one_line_error,
+    job_events,
+    make_repo,
+    parse_json,
+    run_logist,
+)
+
+PLUGIN_SOURCE = Path(__file__).resolve().parent / "toy_plugin"
+DISTRIBUTION = "logist-toy-plugin"
+MISSING = "No module named 'logist_toy_missing_dependency'"
+
+
+@pytest.fixture(scope="module")
+def plugin_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """pip installs the toy package (a copy of its source: a build writes into the source
+    tree) into a temporary directory; the environment that puts it on the path."""
+    tmp = tmp_path_factory.mktemp("toy-plugin")
+    source = tmp / "source"
+    shutil.copytree(PLUGIN_SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
+    target = tmp / "site"
+    proc = subprocess.run(
+        [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--no-deps", "--no-compile", "--target", str(target), str(source)],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (target / "logist_toy" / "runtime.py").is_file()
+    path = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": str(target) + (os.pathsep + path if path else "")}
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo", {"a.txt": b"one\n"})
+
+
+def rows(kind: str, repo: Path, env: dict[str, str] | None) -> dict[str, dict[str, Any]]:
+    proc = run_logist(kind, "list", "--json", cwd=repo, env=env)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return {row["name"]: row for row in parse_json(proc.stdout)}
+
+
+def test_the_dev_environment_does_not_have_the_plugin(
+    repo: Path, plugin_env: dict[str, str]
+) -> None:
+    """Installed beside, not into, the venv: without its path Logist knows no toy."""
+    assert "toy" not in rows("agent", repo, None)
+    assert "toy" not in rows("runtime", repo, None)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import importlib.metadata as m, sys;"
+         f"sys.exit(any(d.metadata['Name'] == {DISTRIBUTION!r} for d in m.distributions()))"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert probe.returncode == 0, f"{DISTRIBUTION} is installed in the dev venv"
+
+
+def test_agent_list_and_runtime_list_show_the_toys(repo: Path, plugin_env: dict[str, str]) -> None:
+    agents = rows("agent", repo, plugin_env)
+    assert agents["toy"]["installed"] is True, agents["toy"]
+    assert "logist-toy-plugin" in agents["toy"]["description"]
+    assert agents["mock"]["installed"] is True
+    runtimes = rows("runtime", repo, plugin_env)
+    assert runtimes["toy"]["available"] is True, runtimes["toy"]
+    assert "copy hand-over" in runtimes["toy"]["description"]
+    assert runtimes["host"]["available"] is True
+    human = run_logist("runtime", "list", cwd=repo, env=plugin_env).stdout.splitlines()
+    assert any(line.split()[:2] == ["toy", "available"] for line in human), human
+    human = run_logist("agent", "list", cwd=repo, env=plugin_env).stdout.splitlines()
+    assert any(line.split()[:2] == ["toy", "0.1.0"] for line in human), human
+
+
+def test_a_job_runs_end_to_end_with_the_toy_agent_on_the_toy_runtime(
+    repo: Path, plugin_env: dict[str, str]
+) -> None:
+    proc = run_logist(
+        "run", "--json", "--agent", "toy", "--runtime", "toy", "--prompt", "Add a toy line",
+        cwd=repo, env=plugin_env, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    job = parse_json(proc.stdout)
+    assert job["status"] == "review", job.get("status_reason")
+    assert (job["agent"]["name"], job["runtime"]["name"]) == ("toy", "toy")
+    step = job["steps"][-1]
+    assert step["handle"]["runtime"] == "toy"
+    sandbox = Path(step["handle"]["identity"]["sandbox"])
+    # the agent ran in the runtime's copy, not in the workspace: the copy hand-over worked
+    said = [e["data"]["text"] for e in job_events(repo, job["id"]) if e["kind"] == "message"]
+    assert f"toy agent working in {sandbox}" in said, said
+    assert Path(job["workspace"]["path"]).resolve() != sandbox.resolve()
+    assert not (repo / "TOY.md").exists()  # the user's tree is untouched until accept
+
+    diff = run_logist("job", "diff", job["id"], cwd=repo, env=plugin_env).stdout
+    assert "+++ b/TOY.md" in diff and "+toy: Add a toy line" in diff, diff
+    run_logist("job", "accept", job["id"], cwd=repo, env=plugin_env)
+    assert (repo / "TOY.md").read_text() == "toy: Add a toy line\n"
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [("--agent", "toy-broken", "--runtime", "toy"), ("--agent", "toy", "--runtime", "toy-broken")],
+)
+def test_a_broken_plugin_is_one_line_naming_its_module(
+    repo: Path, plugin_env: dict[str, str], flags: tuple[str, ...]
+) -> None:
+    proc = run_logist("run", *flags, "--prompt", "x", cwd=repo, env=plugin_env, check=False)
+    line = assert_one_line_error(proc)
+    assert "logist_toy.broken" in line and MISSING in line, line
+    assert not (repo / ".logist" / "jobs").exists() or not any(
+        (repo / ".logist" / "jobs").iterdir()
+    ), "a job was created for a provider that cannot load"
+
+
+def test_a_broken_plugin_breaks_no_other_provider(repo: Path, plugin_env: dict[str, str]) -> None:
+    agents, runtimes = rows("agent", repo, plugin_env), rows("runtime", repo, plugin_env)
+    for table, flag in ((agents, "installed"), (runtimes, "available")):
+        broken = table["toy-broken"]
+        assert broken[flag] is False, broken
+        assert "logist_toy.broken" in broken["description"] and MISSING in broken["description"]
+    assert agents["toy"]["installed"] and agents["mock"]["installed"]
+    assert runtimes["toy"]["available"] and runtimes["host"]["available"]
+    doctor = run_logist("doctor", cwd=repo, env=plugin_env, check=False)
+    assert "Traceback" not in doctor.stdout + doctor.stderr
+    failed = [x for x in doctor.stdout.splitlines() if "toy-broken" in x]
+    assert failed and all(x.startswith("FAIL") and MISSING in x for x in failed), failed
+    assert any(x.split()[:2] == ["ok", "runtime:toy"] for x in doctor.stdout.splitlines())
+    job = parse_json(
+        run_logist("run", "--json", "--agent", "mock", "--prompt", "still works",
+                   cwd=repo, env=plugin_env, timeout=120).stdout
+    )  # fmt: skip
+    assert job["status"] == "review", job.get("status_reason")

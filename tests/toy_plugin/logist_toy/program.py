@@ -1,0 +1,29 @@
+"""The toy agent's program (standard library only; run as `python -I program.py`).
+
+It appends `toy: <prompt>` to TOY.md in its working directory and prints
+JSON lines: a message naming its working directory, a file change, done."""
+
+import argparse
+import json
+import os
+import sys
+
+
+def emit(kind: str, **fields: object) -> None:
+    print(json.dumps({"type": kind, **fields}), flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--prompt", required=True)
+    args = parser.parse_args()
+    emit("message", text=f"toy agent working in {os.getcwd()}")
+    with open("TOY.md", "a") as handle:
+        handle.write(f"toy: {args.prompt}\n")
+    emit("file_change", path="TOY.md", action="modify")
+    emit("done", success=True, summary="toy edit")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
