@@ -107,6 +107,7 @@ def test_a_job_runs_end_to_end_with_the_toy_agent_on_the_toy_runtime(
     assert (job["agent"]["name"], job["runtime"]["name"]) == ("toy", "toy")
     step = job["steps"][-1]
     assert step["handle"]["runtime"] == "toy"
+    assert step["session_id"] == "toy-1"  # the agent's session event, stored on its step
     sandbox = Path(step["handle"]["identity"]["sandbox"])
     # the agent ran in the runtime's copy, not in the workspace: the copy hand-over worked
     said = [e["data"]["text"] for e in job_events(repo, job["id"]) if e["kind"] == "message"]

@@ -1,7 +1,7 @@
 """The toy agent's program (standard library only; run as `python -I program.py`).
 
 It appends `toy: <prompt>` to TOY.md in its working directory and prints
-JSON lines: a message naming its working directory, a file change, done."""
+JSON lines: its session id, a message naming its working directory, a file change, done."""
 
 import argparse
 import json
@@ -17,6 +17,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--prompt", required=True)
     args = parser.parse_args()
+    emit("session", id="toy-1")
     emit("message", text=f"toy agent working in {os.getcwd()}")
     with open("TOY.md", "a") as handle:
         handle.write(f"toy: {args.prompt}\n")
