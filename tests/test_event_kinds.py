@@ -100,3 +100,17 @@ def test_a_hostile_logist_yml_cannot_make_the_observer_emit_a_reserved_kind(
         assert needle in line, line
     listed = run_logist("job", "list", "--json", cwd=repo, check=False, env=env)
     assert listed.stdout.strip() in ("", "[]"), listed.stdout
+
+
+def test_the_users_own_file_cannot_claim_a_reserved_kind_either(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    user_file = tmp_path / "xdg" / "logist" / "config.yml"
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text(
+        "observer:\n  patterns:\n    - {name: mine, regex: 'Working on', kind: usage}\n"
+    )
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    proc = run_logist("run", "--json", "--prompt", "go", cwd=repo, check=False, env=env)
+    line = assert_one_line_error(proc)
+    for needle in (str(user_file), "'mine'", "kind 'usage' is reserved"):
+        assert needle in line, line

@@ -114,6 +114,7 @@ def test_neovim_creates_a_job_streams_events_and_accepts_the_hunk(tmp_path: Path
     # listJobs with Neovim's `{}` (sent as `[]`): job summaries, the prompt's first line only
     (listed,) = [j for j in result["listed"] if j["id"] == job_id]
     assert listed["headline"] == PROMPT.splitlines()[0] and "prompt" not in listed, listed
+    assert "createdAt" in listed and "created_at" not in listed, listed
 
     # events: this job's, strictly increasing seq, up to review
     mine = [e for e in result["events"] if e["jobId"] == job_id]
@@ -124,6 +125,9 @@ def test_neovim_creates_a_job_streams_events_and_accepts_the_hunk(tmp_path: Path
     )
     statuses = [e["status"] for e in mine if "status" in e]
     assert "review" in statuses, f"statuses {statuses}\n{diagnosis}"
+    # event data keys are camelCase on the wire (the usage event's costUsd, ...)
+    keys = {key for e in mine for key in e["dataKeys"]}
+    assert {"costUsd", "inputTokens"} <= keys and not [k for k in keys if "_" in k], keys
     assert "failed" not in statuses, diagnosis
     assert any(f"job {job_id} is ready for review" in m for m in result["messages"]), diagnosis
     tokens = {(p["token"], p["kind"]) for p in result["progress"]}

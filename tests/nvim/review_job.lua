@@ -57,6 +57,7 @@ local handlers = {
       firstSeq = params.firstSeq,
       kind = params.kind,
       status = params.status,
+      dataKeys = vim.tbl_keys(params.data or {}),
     })
   end,
   ['window/showMessage'] = function(_, params)

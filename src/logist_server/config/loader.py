@@ -15,13 +15,13 @@ from typing import Any
 import msgspec
 
 from logist_server.domain.errors import ConfigError
-from logist_server.domain.settings import Settings
+from logist_server.domain.settings import KNOB_SECTIONS, Settings
 
 REPO_CONFIG = "logist.yml"
 DEFAULT_SOURCE = "default"
 DEFAULTS = Settings()
 # Sections whose keys merge one by one (the others are replaced whole).
-NESTED = frozenset({"limits", "retries", "review", "observer", "agent_options", "runtime_options"})
+NESTED = frozenset(KNOB_SECTIONS) | {"observer", "agent_options", "runtime_options"}
 ENVIRONMENT = {
     "LOGIST_AGENT": "agent",
     "LOGIST_MODEL": "model",
