@@ -221,6 +221,8 @@ class JobEvent(msgspec.Struct, frozen=True, omit_defaults=True):
     job_id: str
     seq: int
     time: float
+    # An `EventKind` (event_kinds.py: the payload of each is documented there), or the kind
+    # an observer pattern names; text, so a log written by another version still reads.
     kind: str
     data: dict[str, Any] = msgspec.field(default_factory=dict)
     span: int = 1
