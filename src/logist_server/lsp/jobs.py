@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +25,8 @@ from logist_server.lsp.streaming import EventPump
 from logist_server.providers.catalog import describe_agents, describe_runtimes
 
 REQUEST_FAILED = -32803
+INTERNAL_ERROR = -32603
+log = logging.getLogger(__name__)
 P = TypeVar("P")
 Handler = Callable[[Any], Awaitable[Any]]
 
@@ -42,6 +45,9 @@ def rpc(
                 raise JsonRpcInvalidParams(f"{method}: {exc}") from None
             except LogistError as exc:
                 raise JsonRpcException(f"{method}: {exc}", code=REQUEST_FAILED) from None
+            except wire.ShapeError as exc:
+                log.error("%s: %s", method, exc)
+                raise JsonRpcException(f"{method}: {exc}", code=INTERNAL_ERROR) from None
 
         @functools.wraps(fn)
         async def request(params: Any) -> Any:

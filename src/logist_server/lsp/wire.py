@@ -130,11 +130,18 @@ class JobEventParams(msgspec.Struct, frozen=True, rename="camel", omit_defaults=
     first_seq: int | None = None
 
 
+class ShapeError(Exception):
+    """A result that does not fit its shape: the server's own bug, reported in one line."""
+
+
 def encode(shape: type[S], value: Any) -> Any:
     """`value` (camelCase builtins or a Struct) checked against `shape`, as JSON builtins."""
     if isinstance(value, msgspec.Struct):
         value = msgspec.to_builtins(value)
-    return msgspec.to_builtins(msgspec.convert(value, shape, strict=True))
+    try:
+        return msgspec.to_builtins(msgspec.convert(value, shape, strict=True))
+    except msgspec.ValidationError as exc:
+        raise ShapeError(f"the result does not fit wire.{shape.__name__}: {exc}") from None
 
 
 def out(value: msgspec.Struct) -> Any:
