@@ -129,6 +129,18 @@ def test_an_import_across_the_layers_breaks_a_contract(tree: Path, case: str, fo
     assert f"{importer} -> {PACKAGE}.{target} (l.{line})" in report, proc.stdout
 
 
+def test_the_readme_test_command_runs_import_linter() -> None:
+    """README's `bash scripts/test.sh` runs `lint-imports` (not commented out, under
+    `set -e`), so a broken contract fails the test command."""
+    assert "bash scripts/test.sh" in (ROOT / "README.md").read_text()
+    script = (ROOT / "scripts" / "test.sh").read_text().splitlines()
+    commands = [
+        line.strip() for line in script if line.strip() and not line.strip().startswith("#")
+    ]
+    assert "set -euo pipefail" in commands
+    assert any(c.split()[0].endswith("/lint-imports") for c in commands), commands
+
+
 # -- cycles -------------------------------------------------------------------------------
 def import_cycles(graph: grimp.ImportGraph) -> list[list[str]]:
     """Every strongly connected set of more than one module (Tarjan, iterative): each one
