@@ -175,3 +175,12 @@ def test_protocol_md_documents_each_create_job_param(k: Any) -> None:
     assert head in params, f"createJob param {head} is not documented"
     if tail:
         assert tail in params[head][1], params[head]
+
+
+@pytest.mark.parametrize("k", KNOBS, ids=IDS)
+def test_the_starter_logist_yml_shows_each_knob_in_its_section(k: Any) -> None:
+    """`logist init` writes every key, set or commented out, under its section."""
+    from logist_server.config.starter import STARTER
+
+    section = STARTER.split(f"\n{k.section}:\n", 1)[1].split("\n\n", 1)[0]
+    assert re.search(rf"^\s+(# )?{k.key}:", section, re.MULTILINE), (k.path, section)
