@@ -178,3 +178,24 @@ def test_a_result_that_does_not_fit_its_struct_is_refused() -> None:
     ):
         with pytest.raises(wire.ShapeError, match=r"wire\.AcceptResult"):
             wire.encode(wire.AcceptResult, bad)
+
+
+def test_the_protocol_schema_covers_every_method() -> None:
+    """`python -m logist_server.lsp.wire` prints the JSON Schema an editor extension builds
+    its types from: every request's params and result, every notification's params."""
+    import subprocess
+
+    from logist_server.lsp import protocol as p
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "logist_server.lsp.wire"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    schema = json.loads(proc.stdout)
+    assert set(schema["requests"]) == set(p.REQUESTS) == set(p.PARAMS) == set(wire.RESULTS)
+    assert set(schema["notifications"]) == {p.JOB_EVENT}
+    record = schema["$defs"]["JobRecord"]["properties"]
+    assert {"baseCommit", "statusReason", "createdAt", "steps"} <= set(record)
+    assert not [name for name in record if "_" in name]
+    limits = schema["$defs"]["LimitsParams"]["properties"]
+    assert set(limits) == {"maxCostUsd", "maxTimeS", "maxTurns", "hangTimeoutS"}

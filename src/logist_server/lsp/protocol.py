@@ -129,6 +129,19 @@ class Empty(msgspec.Struct, frozen=True):
     pass
 
 
+#: The params of every request (jobs.py registers each handler with its own).
+PARAMS: dict[str, type[msgspec.Struct]] = {
+    CREATE_JOB: CreateJobParams,
+    LIST_JOBS: ListJobsParams,
+    GET_JOB: JobIdParams,
+    GET_JOB_DIFF: JobIdParams,
+    ACCEPT_JOB: AcceptJobParams,
+    REJECT_JOB: JobIdParams,
+    CANCEL_JOB: JobIdParams,
+    LIST_AGENTS: Empty,
+    LIST_RUNTIMES: Empty,
+}
+
 P = TypeVar("P")
 
 

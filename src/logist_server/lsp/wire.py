@@ -22,6 +22,7 @@ import msgspec
 
 from logist_server.domain.knobs import camel
 from logist_server.domain.model import Job, JobEvent
+from logist_server.lsp import protocol as p
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -48,19 +49,9 @@ class JobSummary(_Wire, frozen=True):
     headline: str
 
 
-class Position(_Wire, frozen=True):
-    line: int
-    character: int
-
-
-class Range(_Wire, frozen=True):
-    start: Position
-    end: Position
-
-
 class Hunk(_Wire, frozen=True):
     id: str
-    range: Range
+    range: p.Range  # LSP positions, the same shape as the params'
     old_text: str
     new_text: str
     conflict: bool
@@ -214,3 +205,42 @@ if typing.TYPE_CHECKING:
     JobRecord = msgspec.Struct
 else:
     JobRecord = camel_mirror(Job)
+
+
+#: The result of every request, and the params of every notification.
+RESULTS: dict[str, Any] = {
+    p.CREATE_JOB: JobRef,
+    p.LIST_JOBS: list[JobSummary],
+    p.GET_JOB: JobRecord,
+    p.GET_JOB_DIFF: JobDiff,
+    p.ACCEPT_JOB: AcceptResult,
+    p.REJECT_JOB: JobRef,
+    p.CANCEL_JOB: JobRef,
+    p.LIST_AGENTS: list[AgentInfo],
+    p.LIST_RUNTIMES: list[RuntimeInfo],
+}
+NOTIFICATIONS: dict[str, Any] = {p.JOB_EVENT: JobEventParams}
+
+
+def json_schema() -> dict[str, Any]:
+    """The `logist/*` protocol as JSON Schema: each request's params and result, each
+    notification's params (`python -m logist_server.lsp.wire`; an editor extension can
+    generate its types from it)."""
+    methods = [*p.REQUESTS, *NOTIFICATIONS]
+    kinds = [p.PARAMS[m] for m in p.REQUESTS] + [RESULTS[m] for m in p.REQUESTS]
+    kinds += [NOTIFICATIONS[m] for m in NOTIFICATIONS]
+    refs, defs = msgspec.json.schema_components(kinds, ref_template="#/$defs/{name}")
+    count = len(p.REQUESTS)
+    requests = {
+        method: {"params": refs[i], "result": refs[count + i]}
+        for i, method in enumerate(p.REQUESTS)
+    }
+    notifications = {m: {"params": refs[2 * count + i]} for i, m in enumerate(NOTIFICATIONS)}
+    assert len(requests) + len(notifications) == len(methods)
+    return {"requests": requests, "notifications": notifications, "$defs": defs}
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(json_schema(), indent=2))
