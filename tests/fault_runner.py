@@ -7,7 +7,7 @@ outside, then runs the real `logist` entry point in this process. Points (each a
 SIGKILL of the driving process, so the recovery tests can check that the next process
 recovers from exactly that state):
 
-- `provision`: the workspace is made, the `workspace` event not yet recorded;
+- `provision`: the workspace is made, the `workspace` event not yet committed;
 - `start`: the agent is started, its `started` event (the handle) not yet recorded;
 - `stream`: the first agent events read from its output are committed;
 - `harvest`: the result commit is made (and `result.patch` written), not yet recorded;
@@ -27,7 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from logist_server.engine import agent_events, job_log
+from logist_server.engine import agent_events
+from logist_server.store import job_store
 from logist_server.support import redaction
 
 POINTS = ("provision", "start", "stream", "harvest", "scrubbed")
@@ -41,16 +42,17 @@ def die() -> None:
 
 
 def before_event(kind: str) -> None:
-    """Kill the process just before a `JobLog.update` records an event of `kind`."""
-    original = job_log.JobLog.update
+    """Kill the process just before the store commits an event of `kind` (whichever thread
+    commits it: the event loop's or a writer's)."""
+    original = job_store.JobStore.update
 
     @functools.wraps(original)
-    def update(self: job_log.JobLog, mutate: Any, events: list[Any]) -> Any:
+    def update(self: job_store.JobStore, job_id: str, mutate: Any, events: Any) -> Any:
         if any(spec[0] == kind and not spec[1].get("recovered") for spec in events):
             die()
-        return original(self, mutate, events)
+        return original(self, job_id, mutate, events)
 
-    job_log.JobLog.update = update  # type: ignore[method-assign]
+    job_store.JobStore.update = update  # type: ignore[method-assign]
 
 
 def after(owner: Any, name: str, when: Callable[[Any, tuple[Any, ...]], bool]) -> None:

@@ -199,6 +199,6 @@ class OutputFollower:
         def record(j: Job) -> None:
             j.result.error = reason
 
-        job = self.log.transition(status, reason, mutate=record)
+        job = await self.log.transition_off_loop(status, reason, mutate=record)
         await reap(self.log, runtime, handle, paths, job.workspace)
         return None

@@ -31,11 +31,11 @@ from logist_server.engine.step_runtime import (
     start_agent,
     started_data,
     step_paths,
+    write_prompts,
 )
 from logist_server.providers.agents.base import AgentContext, build_spec
 from logist_server.providers.runtimes.base import Runtime
 from logist_server.support import redaction
-from logist_server.support.fsutil import atomic_write
 from logist_server.vcs.workspace import start_keeping_base
 
 S = JobStatus
@@ -68,13 +68,13 @@ class PhaseLoop:
         self.judge = StepJudge(services, log)
 
     async def run(self) -> Job:
-        job = self.log.get()
+        job = await self.log.get_off_loop()
         if job.status == S.DRAFT and not self.resume:
             return job  # a draft runs only when asked: `job step` or `job run`
         if job.paused:
             if not self.resume:
                 return job  # `job step` paused it: only `job step` or `job run` continue it
-            job = self.log.update(_unpause, [("resumed", {})])
+            job = await self.log.update_off_loop(_unpause, [("resumed", {})])
         while job.status not in SETTLED:
             if job.status in (S.DRAFT, S.PENDING) or job.workspace is None:
                 job = await self.provision(job)
@@ -84,18 +84,18 @@ class PhaseLoop:
             if job.status in SETTLED:
                 break
             if self.single_phase and phase_done:
-                job = self.log.update(_pause, [("paused", {})])
+                job = await self.log.update_off_loop(_pause, [("paused", {})])
                 break
         return job
 
     async def provision(self, job: Job) -> Job:
         """pending -> provisioning with a workspace (kept when a restep reuses it)."""
         if job.status == S.DRAFT:
-            job = self.log.transition(S.PENDING)
+            job = await self.log.transition_off_loop(S.PENDING)
         if job.status == S.PENDING:
-            job = self.log.transition(S.PROVISIONING)
+            job = await self.log.transition_off_loop(S.PROVISIONING)
         if job.cancel_requested:
-            return self.log.transition(S.CANCELLED, "cancelled by user")
+            return await self.log.transition_off_loop(S.CANCELLED, "cancelled by user")
         if job.workspace is not None and Path(job.workspace.path).is_dir():
             return job
         assert job.base_commit is not None
@@ -112,13 +112,13 @@ class PhaseLoop:
         def record(j: Job) -> None:
             j.workspace = workspace
 
-        job = self.log.update(
+        job = await self.log.update_off_loop(
             record,
             [("workspace", {"path": workspace.path, "branch": workspace.branch,
                             "base": workspace.base_commit})],
         )  # fmt: skip
         if job.cancel_requested:
-            return self.log.transition(S.CANCELLED, "cancelled by user")
+            return await self.log.transition_off_loop(S.CANCELLED, "cancelled by user")
         return job
 
     async def step(self, job: Job) -> tuple[Job, bool]:
@@ -174,10 +174,8 @@ class PhaseLoop:
             patch = await asyncio.to_thread(services.reviewed_diff, job)  # git, not a file
             diff = patch.decode("utf-8", "replace")
         rendered = render_instructions(role, render_prompt(job), diff, plan.brief or "")
-        atomic_write(job_dir / "user-prompt.txt", job.prompt.encode())
         prompt_file = Path(paths.dir) / "prompt.txt"
-        atomic_write(prompt_file, rendered.encode())
-        atomic_write(job_dir / "prompt.txt", rendered.encode())
+        await asyncio.to_thread(write_prompts, job_dir, prompt_file, job.prompt, rendered)
         ctx = AgentContext(
             workspace=job.workspace.path,
             job_dir=str(job_dir),
@@ -206,9 +204,9 @@ class PhaseLoop:
         data = {"step": number, "role": role.name, "agent": step_job.agent.name,
                 "argv": spec.argv}  # fmt: skip
         if job.status == S.PROVISIONING:
-            job = self.log.transition(S.RUNNING, mutate=add_step, data=data)
+            job = await self.log.transition_off_loop(S.RUNNING, mutate=add_step, data=data)
         else:
-            job = self.log.update(add_step, [("step", data)])
+            job = await self.log.update_off_loop(add_step, [("step", data)])
         workspace = job.workspace
         assert workspace is not None
         runtime = self.replay or services.runtime_for(job)
@@ -225,7 +223,8 @@ class PhaseLoop:
         def set_handle(j: Job) -> None:
             j.steps[-1].handle = handle
 
-        return self.log.update(set_handle, [("started", started_data(number, handle))])
+        event = ("started", started_data(number, handle))
+        return await self.log.update_off_loop(set_handle, [event])
 
     async def run_current(self, job: Job) -> Job:
         """Follow the current step's agent until it ends, then judge how it went."""

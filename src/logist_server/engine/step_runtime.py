@@ -12,6 +12,7 @@ from logist_server.domain.model import Job, JobStatus, RuntimeHandle, Step, Work
 from logist_server.domain.process import ProcessSpec
 from logist_server.engine.services import DriverServices
 from logist_server.providers.runtimes.base import JobPaths, Runtime
+from logist_server.support.fsutil import atomic_write
 from logist_server.vcs.git import git
 from logist_server.vcs.workspace import Harvest, harvest, provision, workspace_env
 
@@ -88,3 +89,11 @@ def kill_step_agent(services: DriverServices, job: Job) -> list[dict[str, object
     if handle is None:
         return []
     return services.runtime_for_handle(job, handle).kill(handle, paths, job.workspace)
+
+
+def write_prompts(job_dir: Path, prompt_file: Path, prompt: str, rendered: str) -> None:
+    """The user's prompt and the step's rendered one, written (durably) for the agent and
+    for `job show` (blocks: fsync)."""
+    atomic_write(job_dir / "user-prompt.txt", prompt.encode())
+    atomic_write(prompt_file, rendered.encode())
+    atomic_write(job_dir / "prompt.txt", rendered.encode())
