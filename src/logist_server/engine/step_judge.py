@@ -37,7 +37,7 @@ class StepJudge:
         self, code: int | None, handle: RuntimeHandle, paths: JobPaths, runtime: Runtime
     ) -> Job:
         """Decide what the ended step amounts to: done (harvested), retry, failover, failed."""
-        job = self.log.get()
+        job = await self.log.get_off_loop()
         await reap(self.log, runtime, handle, paths, job.workspace)  # nothing outlives its step
         number = job.current_step.number if job.current_step is not None else 0
         changed = await asyncio.to_thread(  # git and hashing: off the event loop
@@ -49,7 +49,7 @@ class StepJudge:
         if job.status in SETTLED:
             return job  # a limit or hang already settled it
         if job.cancel_requested:
-            return self.log.transition(S.CANCELLED, "cancelled by user")
+            return await self.log.transition_off_loop(S.CANCELLED, "cancelled by user")
         step, workspace = job.current_step, job.workspace
         assert step is not None and workspace is not None
         if code != 0 or (step.failure is not None and not step.transient):
@@ -63,7 +63,7 @@ class StepJudge:
             return await self.record_verdict(job, step)
         harvested = await asyncio.to_thread(harvest_step, runtime, job, handle, workspace, paths)
         job_dir = self.log.store.job_dir(job.id)
-        atomic_write(job_dir / "result.patch", harvested.patch)
+        await asyncio.to_thread(atomic_write, job_dir / "result.patch", harvested.patch)
 
         def record_result(j: Job) -> None:
             j.result.diff = harvested.stats
@@ -74,7 +74,7 @@ class StepJudge:
             j.steps[-1].outcome = "done"
 
         stats = harvested.stats
-        return self.log.update(
+        return await self.log.update_off_loop(
             record_result,
             [("harvest", {"step": step.number, "files": stats.paths,
                           "insertions": stats.insertions, "deletions": stats.deletions})],
