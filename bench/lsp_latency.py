@@ -239,14 +239,14 @@ async def run(
     phases: dict[str, dict[str, list[float]]] = {}
     info: dict[str, Any] = {"review_jobs": review_jobs, "doc_lines": doc_lines}
     watched_id, watched_line = seeded[0]
-    watched_hunk = f"{watched_id}/1"
+    watched_hunk = f"{watched_id}/"  # its one hunk: the code starts with the job's id
     try:
         await client.initialize(repo)
         uri = await client.open(doc)
 
         def hint_line() -> int | None:
             for hint in diagnostics.by_uri.get(uri) or []:
-                if hint.get("code") == watched_hunk:
+                if str(hint.get("code", "")).startswith(watched_hunk):
                     return int(hint["range"]["start"]["line"])
             return None
 

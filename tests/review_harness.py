@@ -121,6 +121,24 @@ async def accept(editor: Utf16Editor, job_id: str, hunks: list[str] | None) -> d
     return result
 
 
+async def diff_hunk_ids(editor: Utf16Editor, job_id: str) -> list[str]:
+    """The job's hunk ids in file then line order, as getJobDiff shows them."""
+    diff = await editor.request("logist/getJobDiff", {"jobId": job_id})
+    return [h["id"] for f in diff["files"] for h in f["hunks"]]
+
+
+def cli_hunks(repo: Path, job_id: str) -> list[dict[str, Any]]:
+    """`logist job hunks ID --json`: every hunk of the job, in file then line order."""
+    proc = run_logist("job", "hunks", job_id, "--json", cwd=repo)
+    hunks: list[dict[str, Any]] = json.loads(proc.stdout)["hunks"]
+    return hunks
+
+
+def cli_hunk_ids(repo: Path, job_id: str) -> list[str]:
+    """The ids `logist job hunks` lists for the job, in file then line order."""
+    return [h["id"] for h in cli_hunks(repo, job_id)]
+
+
 async def until(
     what: Callable[[], T | None], description: str | Callable[[], str], timeout: float = 30
 ) -> T:

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import difflib
 import random
+import re
 from pathlib import Path
 
 import pytest
 
-from conftest import git, make_repo, run_logist
+from conftest import git, make_repo, run_job, run_logist
 from logist_server.engine.facade import Engine
 from logist_server.engine.hunks import Hunk, apply_to_text, job_hunks, map_hunks
 from review_harness import (
     accept,
+    diff_hunk_ids,
     job_in_review,
     lsp_lines,
     lsp_session,
@@ -53,7 +55,9 @@ def hunks_of(repo: Path, job_id: str, path: str) -> list[Hunk]:
 
 
 # -- engine/hunks.py on a real job---------------------------------------------------------------
-def test_every_kind_of_file_change_becomes_numbered_hunks(repo: Path, tmp_path: Path) -> None:
+def test_every_kind_of_file_change_becomes_hunks_with_stable_ids(
+    repo: Path, tmp_path: Path
+) -> None:
     job = job_in_review(
         repo,
         tmp_path / "work",
@@ -73,7 +77,8 @@ def test_every_kind_of_file_change_becomes_numbered_hunks(repo: Path, tmp_path: 
         ("rows.txt", "modify"),
     ]
     ids = [h.id for f in files for h in f.hunks]
-    assert ids == [f"{job['id']}/{n}" for n in range(1, 7)]  # path order, from 1, no gaps
+    # `<job id>/<12 hex>`, each different: a hash of what the hunk is, not its position
+    assert all(re.fullmatch(rf"{job['id']}/[0-9a-f]{{12}}", i) for i in ids) and len(set(ids)) == 6
     binary, gone, made, rows = files
     assert [(h.old_start, h.old_end, h.new_lines) for h in binary.hunks] == [(0, 0, [])]
     assert [(h.old_lines, h.new_lines) for h in gone.hunks] == [
@@ -90,6 +95,57 @@ def test_every_kind_of_file_change_becomes_numbered_hunks(repo: Path, tmp_path: 
     # Stable: the same ids from a new engine (another process would compute the same).
     again = job_hunks(repo, Engine.for_path(repo).get(job["id"]))
     assert [h.id for f in again for h in f.hunks] == ids
+
+
+def test_hunks_are_git_sections_in_lsp_lines_whatever_the_diff_configuration(
+    repo: Path, tmp_path: Path
+) -> None:
+    """Hunks are git's `@@` sections of the recorded blobs with pinned options: the user's
+    `diff.algorithm`/`diff.context` change neither them nor their ids; two changes within six
+    lines are one hunk (as in `job diff`), further apart two; a lone CR (a line break for
+    LSP, not for git) shifts the numbers as an editor counts them; a last line without a
+    newline is replaced, so accepting it gives the result exactly; a mode-only change is a
+    whole-file `mode` hunk with no lines."""
+    base = "one\rtwo\n" + "".join(ROWS) + "tail"
+    (repo / "cr.txt").write_text(base, newline="")
+    (repo / "tool.sh").write_text("echo\n")
+    git(repo, "add", "cr.txt", "tool.sh")
+    git(repo, "commit", "-qm", "cr")
+    rows = list(ROWS)
+    rows[1], rows[5], rows[15] = "row TWO\n", "row SIX\n", "row SIXTEEN\n"
+    result = "one\rtwo\n" + "".join(rows) + "tail\nmore\n"
+    job = job_in_review(repo, tmp_path / "work", {"cr.txt": result.encode()})
+    files = job_hunks(repo, Engine.for_path(repo).get(job["id"]))
+    (cr,) = files
+    assert cr.kind == "modify"
+    spans = [(h.old_start, h.old_end, len(h.new_lines)) for h in cr.hunks]
+    # LSP lines: "one\r"=0, "two\n"=1, row n = n+1, "tail"=22. Rows 2 and 6 are 3 lines
+    # apart: one hunk; row 16 is 9 lines further: another, with the tail 4 lines below it.
+    assert spans == [(3, 8, 5), (17, 23, 7)]
+    assert cr.hunks[1].old_lines[-1] == "tail" and cr.hunks[1].new_lines[-2:] == [
+        "tail\n",
+        "more\n",
+    ]
+    mapped = map_hunks(base, base, cr.hunks)
+    assert apply_to_text(base, mapped) == result
+    patch = run_logist("job", "diff", job["id"], cwd=repo).stdout
+    assert patch.count("\n@@ ") == len(cr.hunks)
+    for option in ("diff.algorithm=patience", "diff.context=9", "diff.interHunkContext=20"):
+        git(repo, "config", *option.split("="))
+    again = job_hunks(repo, Engine.for_path(repo).get(job["id"]))
+    assert [h.id for h in again[0].hunks] == [h.id for h in cr.hunks]
+    assert run_logist("job", "diff", job["id"], cwd=repo).stdout == patch
+
+    # A mode-only change: one whole-file hunk without lines, in place of the old bug (a
+    # "modify" hunk whose empty new lines replaced the whole file).
+    chmod = run_job(repo, "--agent", "mock", "--agent-opt", "chmod=tool.sh", "--prompt", "x")
+    kinds = {f.path: f.kind for f in job_hunks(repo, Engine.for_path(repo).get(chmod["id"]))}
+    assert kinds == {"LOGIST_MOCK.md": "create", "tool.sh": "mode"}
+    (mode,) = [h for f in job_hunks(repo, Engine.for_path(repo).get(chmod["id"])) for h in f.hunks
+               if h.path == "tool.sh"]  # fmt: skip
+    assert (mode.old_start, mode.old_end, mode.old_lines, mode.new_lines) == (0, 0, [], [])
+    run_logist("job", "accept", chmod["id"], "--hunk", mode.id, cwd=repo)
+    assert (repo / "tool.sh").read_text() == "echo\n" and (repo / "tool.sh").stat().st_mode & 0o111
 
 
 @pytest.fixture
@@ -205,8 +261,8 @@ async def test_hunks_accepted_partly_then_fully_in_an_edited_buffer(
         uri = editor.open(repo / "rows.txt")
         job = job_in_review(repo, tmp_path / "work", {"rows.txt": "".join(three_hunks()).encode()})
         job_id = job["id"]
-        first, second, third = (f"{job_id}/{n}" for n in (1, 2, 3))
         await until(lambda: len(editor.diagnostics(uri)) == 3, "three markers")
+        first, second, third = await diff_hunk_ids(editor, job_id)
         user = ["mine\n", *ROWS]  # a line typed above every hunk, never saved
         editor.change(uri, "".join(user))
 
@@ -242,7 +298,7 @@ async def test_an_accepted_hunk_is_not_reported_as_a_conflict(repo: Path, tmp_pa
     async with lsp_session([repo]) as editor:
         uri = editor.open(repo / "rows.txt")
         job = job_in_review(repo, tmp_path / "work", {"rows.txt": "".join(three_hunks()).encode()})
-        ids = [f"{job['id']}/{n}" for n in (1, 2, 3)]
+        ids = await diff_hunk_ids(editor, job["id"])
         for hunk_id in ids[:2]:  # a replacement and an insertion
             assert (await accept(editor, job["id"], [hunk_id]))["applied"] == [hunk_id]
         assert editor.buffers[uri].startswith("row 1\nrow 2\nrow three\n")

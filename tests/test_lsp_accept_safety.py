@@ -17,7 +17,14 @@ from accept_attacks import forge_commit, leftovers, unwritable
 from conftest import A_TXT, B_TXT, git, make_crlf_repo, make_repo, tree_state
 from logist_server.domain.model import Job
 from logist_server.engine.facade import Engine
-from review_harness import Utf16Editor, accept, job_in_review, lsp_session, until
+from review_harness import (
+    Utf16Editor,
+    accept,
+    cli_hunk_ids,
+    job_in_review,
+    lsp_session,
+    until,
+)
 
 GUIDE = b"guide\n"
 REQUEST_FAILED = -32803  # LSP's RequestFailed: a valid request that could not be carried out
@@ -130,7 +137,7 @@ async def test_an_open_buffer_behind_a_symlinked_directory_gets_no_edit(
     (repo / "docs").symlink_to(elsewhere)
     async with lsp_session([repo]) as editor:
         uri = editor.open(repo / "docs" / "guide.md", GUIDE.decode())
-        result = await accept(editor, job["id"], [f"{job['id']}/1"])
+        result = await accept(editor, job["id"], cli_hunk_ids(repo, job["id"])[:1])
         assert result["applied"] == []
         assert [c["reason"] for c in result["conflicts"]] == [
             "docs is a symbolic link (accept never writes through one)"
@@ -220,8 +227,9 @@ async def test_a_result_that_is_not_the_recorded_one_is_refused(repo: Path, tmp_
     async with lsp_session([repo]) as editor:
         diff = await editor.request("logist/getJobDiff", {"jobId": job["id"]})
         assert diff["files"][0]["hunks"][0]["newText"] == "reviewed\n"  # what was reviewed
+        hunk_ids_before = [diff["files"][0]["hunks"][0]["id"]]
         tamper(repo, job["id"], other["result"]["result_commit"], None)
-        await refused(editor, repo, job["id"], [f"{job['id']}/1"], "not the reviewed")
+        await refused(editor, repo, job["id"], hunk_ids_before, "not the reviewed")
         editor.open(repo / "a.txt")
         await refused(editor, repo, job["id"], None, "not the reviewed", "nothing was written")
 
@@ -229,11 +237,11 @@ async def test_a_result_that_is_not_the_recorded_one_is_refused(repo: Path, tmp_
 async def test_bytes_that_are_not_utf8_are_kept_in_every_line(tmp_path: Path) -> None:
     """A Latin-1 file: the line the job does not touch keeps its bytes, and the job's own
     lines are written as the job made them (not as U+FFFD)."""
-    latin = b"caf\xe9\n" + A_TXT
+    latin = b"caf\xe9\n" + A_TXT + A_TXT  # the two changes far apart: two hunks
     repo = make_repo(tmp_path / "repo", {"latin.txt": latin})
-    changed = latin.replace(b"line 5\n", b"line 5 \xe9t\xe9\n") + b"fin \xe9\n"
+    changed = latin.replace(b"line 5\n", b"line 5 \xe9t\xe9\n", 1) + b"fin \xe9\n"
     job = job_in_review(repo, tmp_path / "work", {"latin.txt": changed})
-    first, second = f"{job['id']}/1", f"{job['id']}/2"
+    first, second = cli_hunk_ids(repo, job["id"])
     async with lsp_session([repo]) as editor:
         answer = await accept(editor, job["id"], [second])
         assert answer["applied"] == [second] and answer["conflicts"] == []
@@ -296,7 +304,7 @@ async def test_a_crlf_checkout_is_accepted_hunk_by_hunk_on_disk_without_false_co
     crlf_job: tuple[Path, dict[str, Any]],
 ) -> None:
     repo, job = crlf_job
-    first, second = f"{job['id']}/1", f"{job['id']}/2"
+    first, second = cli_hunk_ids(repo, job["id"])
     async with lsp_session([repo]) as editor:
         diff = await editor.request("logist/getJobDiff", {"jobId": job["id"]})
         assert [h["conflict"] for h in diff["files"][0]["hunks"]] == [False, False]
@@ -314,7 +322,7 @@ async def test_a_crlf_buffer_gets_its_hunks_in_crlf_around_the_users_edit(
     crlf_job: tuple[Path, dict[str, Any]],
 ) -> None:
     repo, job = crlf_job
-    first, second = f"{job['id']}/1", f"{job['id']}/2"
+    first, second = cli_hunk_ids(repo, job["id"])
     async with lsp_session([repo]) as editor:
         uri = editor.open(repo / "rows.txt", crlf(ROWS).decode())  # as the editor loads it
         editor.change(uri, "mine\r\n" + crlf(ROWS).decode())  # typed, never saved

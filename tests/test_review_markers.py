@@ -10,7 +10,7 @@ import pytest
 from lsprotocol import types
 
 from conftest import git, make_repo, run_logist
-from review_harness import Utf16Editor, job_in_review, lsp_session, until
+from review_harness import Utf16Editor, diff_hunk_ids, job_in_review, lsp_session, until
 
 A_TXT = "".join(f"line {i}\n" for i in range(1, 11))
 MOCK_LINE = "logist-mock: mark me\n"
@@ -66,8 +66,9 @@ async def test_markers_appear_at_review_follow_edits_and_vanish_after_accept(
         # At review: one hint on the last line (the mock appends after it), naming the hunk.
         (diag,) = await until(lambda: editor.diagnostics(uri), "the hunk's diagnostic")
         assert diag.severity == types.DiagnosticSeverity.Hint
-        assert diag.code == f"{job_id}/1"
-        assert diag.data == {"jobId": job_id, "hunkId": f"{job_id}/1"}
+        (hunk_id,) = await diff_hunk_ids(editor, job_id)
+        assert diag.code == hunk_id and hunk_id.startswith(f"{job_id}/")
+        assert diag.data == {"jobId": job_id, "hunkId": hunk_id}
         assert diag.range.start.line == 9 and diag.range.end.line == 9
         assert "adds 1 line(s)" in diag.message and "logist-mock: mark me" in diag.message
         lenses = await editor.lenses(uri)
@@ -96,7 +97,7 @@ async def test_markers_appear_at_review_follow_edits_and_vanish_after_accept(
             if lens.command and lens.command.title.endswith("Accept")
         )
         result = await editor.run_command(accept)
-        assert result["applied"] == [f"{job_id}/1"] and result["conflicts"] == []
+        assert result["applied"] == [hunk_id] and result["conflicts"] == []
         assert editor.buffers[uri] == edited + MOCK_LINE
         await until(lambda: not editor.client.diagnostics.get(uri), "the diagnostics to clear")
         assert await editor.lenses(uri) == []
@@ -143,7 +144,7 @@ async def test_markers_appear_for_a_job_another_process_settled(repo: Path, tmp_
             lambda: f"three diagnostics, have {editor.diagnostics(uri)}",
         )
         by_code = {str(d.code): d for d in diags}
-        assert sorted(by_code) == [f"{job['id']}/{n}" for n in (1, 2, 3)]
+        assert sorted(by_code) == sorted(await diff_hunk_ids(editor, job["id"]))
         spans = [
             (d.range.start.line, d.range.end.line)
             for d in sorted(diags, key=lambda d: d.range.start.line)
@@ -188,6 +189,7 @@ async def test_a_hunk_the_user_edited_is_marked_as_a_conflict_and_offers_no_acce
         uri = editor.open(repo / "c.txt")
         job = job_in_review(repo, tmp_path / "work", {"c.txt": "".join(changed).encode()})
         await until(lambda: len(editor.diagnostics(uri)) == 2, "two markers")
+        first, second = await diff_hunk_ids(editor, job["id"])
         mine = list(rows)
         mine[4] = "row 5, edited by the user\n"  # inside the first hunk
         editor.change(uri, "".join(mine))
@@ -196,7 +198,7 @@ async def test_a_hunk_the_user_edited_is_marked_as_a_conflict_and_offers_no_acce
             return [d for d in editor.diagnostics(uri) if "conflict" in d.message]
 
         (diag,) = await until(conflicted, lambda: f"a conflict marker: {editor.diagnostics(uri)}")
-        assert diag.code == f"{job['id']}/1" and diag.range.start.line == 4
+        assert diag.code == first and diag.range.start.line == 4
         assert "(conflict: you edited these lines)" in diag.message
         lenses = {
             (lens.range.start.line, lens.command.title)
@@ -210,8 +212,8 @@ async def test_a_hunk_the_user_edited_is_marked_as_a_conflict_and_offers_no_acce
         assert f"Accept change from Logist job {job['id']}" in titles
         # Accepting everything applies the other hunk and reports this one.
         result = await editor.request("logist/acceptJob", {"jobId": job["id"]})
-        assert result["applied"] == [f"{job['id']}/2"]
-        assert [c["hunkId"] for c in result["conflicts"]] == [f"{job['id']}/1"]
+        assert result["applied"] == [second]
+        assert [c["hunkId"] for c in result["conflicts"]] == [first]
         assert result["status"] == "review"
         expected = list(mine)
         expected[14] = "row fifteen\n"

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from logist_server.cli.common import JSON, Handler, engine_for, out_json, start_dir
+from logist_server.cli.hunk_cmds import printable, register_hunks
 from logist_server.cli.run_cmd import drive_with_progress
 from logist_server.cli.step_cmds import register_job_actions
 from logist_server.domain.errors import ConflictError, JobBusyError
@@ -151,18 +152,35 @@ def follow_driven(engine: Any, job_id: str, json_mode: bool) -> Job:
 
 def cmd_job_accept(args: argparse.Namespace) -> int:
     engine = engine_for(args)
+    hunks: list[str] | None = args.hunk
     try:
-        job, written = engine.accept(args.job)
+        job, written = engine.accept(args.job, hunks)
     except ConflictError as exc:
         if args.json:
             out_json({"error": str(exc), "conflicts": exc.files})
         raise
+    if hunks is not None:
+        return _hunks_accepted(job, hunks, written, args.json)
     if args.json:
         out_json({"id": job.id, "status": job.status, "files": written})
     else:
         print(f"job {job.id}: accepted, {len(written)} file(s) written")
         for path in written:
-            print(f"  {path}")
+            print(f"  {printable(path)}")
+    return 0
+
+
+def _hunks_accepted(job: Job, hunks: list[str], written: list[str], json_mode: bool) -> int:
+    from logist_server.engine.hunk_select import full_id
+
+    ids = list(dict.fromkeys(full_id(job, h) for h in hunks))
+    if json_mode:
+        out_json({"id": job.id, "status": job.status, "hunks": ids, "files": written})
+        return 0
+    state = "accepted (every hunk is)" if job.status == JobStatus.ACCEPTED else "still in review"
+    print(f"job {job.id}: {len(ids)} hunk(s) accepted, {len(written)} file(s) written; {state}")
+    for path in written:
+        print(f"  {printable(path)}")
     return 0
 
 
@@ -200,7 +218,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     for name, handler, text in (
         ("show", cmd_job_show, "a job's record"),
         ("diff", cmd_job_diff, "the change a job proposes, as a patch"),
-        ("accept", cmd_job_accept, "apply a job's change to the working tree"),
         ("reject", _simple("reject"), "discard a job's change"),
         ("cancel", _simple("cancel"), "stop a job and its agent"),
         ("delete", cmd_job_delete, "remove a job, its workspace and files"),
@@ -208,6 +225,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         p = jobs.add_parser(name, parents=[common], help=text)
         p.add_argument("job", help="job id (or a unique prefix)")
         p.set_defaults(handler=handler)
+    accept = jobs.add_parser(
+        "accept", parents=[common], help="apply a job's change (or some hunks) to the working tree"
+    )
+    accept.add_argument("job", help="job id (or a unique prefix)")
+    accept.add_argument(
+        "--hunk", action="append", metavar="H",
+        help="accept only this hunk (an id from `logist job hunks`; repeatable)",
+    )  # fmt: skip
+    accept.set_defaults(handler=cmd_job_accept)
+    register_hunks(jobs, common)
     answer = jobs.add_parser("answer", parents=[common], help="answer a job's question")
     answer.add_argument("job")
     answer.add_argument("text", help="the answer")

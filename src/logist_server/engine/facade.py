@@ -18,6 +18,7 @@ from logist_server.config.loader import load as load_config
 from logist_server.config.roles import load_roles
 from logist_server.domain.errors import (
     ConfigError,
+    ConflictError,
     JobBusyError,
     JobNotFoundError,
     LogistError,
@@ -39,16 +40,20 @@ from logist_server.domain.requests import JobRequest, resolve_target, validate_l
 from logist_server.domain.roles import SUPERVISOR, Role, find_role, render_instructions
 from logist_server.domain.runtime import parse_runtime_options
 from logist_server.domain.states import ACTIVE, SETTLED
+from logist_server.engine.accept import AcceptRun, plan_hunks
 from logist_server.engine.apply import ResultMismatchError, execute_plan, plan_accept, verify_result
 from logist_server.engine.driver import EventListener, JobDriver, step_paths
 from logist_server.engine.gc import GcReport, release_branch
 from logist_server.engine.gc import collect as collect_garbage
+from logist_server.engine.hunk_select import select_hunks
+from logist_server.engine.hunks import DIFF_OPTIONS, FileHunks, job_hunks
 from logist_server.engine.step_runtime import find_handle
 from logist_server.providers.agents.base import AgentContext, AgentProvider, declare_secrets
 from logist_server.providers.agents.options import check_path_options
 from logist_server.providers.registry import BUILTIN_AGENTS, BUILTIN_RUNTIMES, Registry
 from logist_server.providers.runtimes.base import Runtime
 from logist_server.store.job_store import JobStore, new_job_id, store_present
+from logist_server.store.listing import printable
 from logist_server.support.fsutil import atomic_write
 from logist_server.support.locks import DriverLock, repo_lock
 from logist_server.vcs.git import RepoInfo, find_repo, git
@@ -526,25 +531,93 @@ class Engine:
         atomic_write(answer_file, text.encode())
         return job
 
-    def accept(self, ref: str) -> tuple[Job, list[str]]:
-        """Apply the job's changes to the working tree, keeping the user's own changes."""
+    def accept(self, ref: str, hunk_ids: list[str] | None = None) -> tuple[Job, list[str]]:
+        """Apply the job's changes to the working tree, keeping the user's own changes.
+
+        With `hunk_ids`, only those hunks (ids as `hunks` gives them), all or nothing: an
+        unknown, stale or already accepted id is a UsageError, a hunk whose lines the user
+        changed a ConflictError, and nothing is written. The job stays in review until its
+        last hunk is accepted. Returns the job and the paths written."""
         job = self._require_review(ref, "accepted")
         with self._exclusive(job):
             job = self._require_review(job.id, "accepted")  # another may have settled it
+            if hunk_ids is not None:
+                with repo_lock(self.repo, "working-tree"):  # two accepts must not interleave
+                    run = self.start_hunk_accept(job.id, hunk_ids, {}, strict=True)
+                    job = self.finish_hunk_accept(run, settle=False)
+                return self._settle_if_complete(job, run), run.written
             written = self._apply(job)
             job, _ = self.store.transition(job.id, S.ACCEPTED, data={"files": written})
             self._remove_workspace(job)
         return job, written
 
-    def record_hunks_accepted(self, job_id: str, hunk_ids: list[str], all_ids: set[str]) -> Job:
-        """Remember hunks accepted one by one; the job is accepted once all of them are."""
+    def hunks(self, job: Job) -> list[FileHunks]:
+        """The job's hunks (`hunks.job_hunks`: what the editor, `job hunks` and accept use),
+        once its commits are checked as accept checks them (ResultMismatchError)."""
+        base, result = job.base_commit, job.result.result_commit
+        if base is not None and result is not None and base != result:
+            verify_result(self.repo, base, result, job.result.result_tree)
+        return job_hunks(self.repo, job)
 
+    def start_hunk_accept(
+        self, ref: str, hunk_ids: list[str] | None, buffers: dict[str, str], strict: bool = False
+    ) -> AcceptRun:
+        """Select and plan hunks (None: every pending one), record `accepting` with their
+        ids, then write the files on disk (all or nothing). `buffers` (path -> text of an
+        open editor buffer) are not written: their edits are in `run.plan.edits` for the
+        editor to apply. With `strict`, any conflict is a ConflictError and nothing is
+        recorded or written. The caller holds the working-tree lock and then calls
+        `finish_hunk_accept`."""
+        job = self._require_review(ref, "accepted")
+        files = self.hunks(job)
+        chosen = select_hunks(job, files, hunk_ids, strict)
+        plan = plan_hunks(self.repo, job, files, chosen, buffers)
+        if strict and plan.conflicts:
+            detail = "; ".join(
+                f"{printable(c.path)}: hunk {c.hunk_id}: {printable(c.reason)}"
+                for c in plan.conflicts
+            )
+            paths = sorted({c.path for c in plan.conflicts})
+            raise ConflictError(f"cannot accept: {detail} (nothing was written)", paths)
+        if plan.applied:
+            event = {"hunks": plan.applied, "files": [w.path for w in plan.writes]}
+            self.store.update(job.id, None, [("accepting", event)])
+        written = execute_plan(self.repo, plan.writes)
+        return AcceptRun(job, files, plan, written)
+
+    def finish_hunk_accept(
+        self, run: AcceptRun, refused: dict[str, str] | None = None, settle: bool = True
+    ) -> Job:
+        """Record the hunks `run` brought in (less those of `refused` buffers: path -> why);
+        with `settle`, the job is accepted once every hunk is (else `_settle_if_complete`)."""
+        run.refuse_buffers(refused or {})
+        job = run.job
+        if run.plan.applied:
+            job = self._record_hunks(job.id, run.plan.applied)
+        if settle:
+            with self._exclusive(job):
+                return self._settle_if_complete(self.store.get(job.id), run)
+        return job
+
+    def _settle_if_complete(self, job: Job, run: AcceptRun) -> Job:
+        every = {h.id for f in run.files for h in f.hunks}
+        if job.status == S.REVIEW and every.issubset(job.result.accepted_hunks):
+            job, _ = self.store.transition(job.id, S.ACCEPTED, "every hunk accepted")
+            self._remove_workspace(job)
+        return job
+
+    def _record_hunks(self, job_id: str, hunk_ids: list[str]) -> Job:
         def add(job: Job) -> None:
             for hunk_id in hunk_ids:
                 if hunk_id not in job.result.accepted_hunks:
                     job.result.accepted_hunks.append(hunk_id)
 
         job, _ = self.store.update(job_id, add, [("hunks_accepted", {"hunks": hunk_ids})])
+        return job
+
+    def record_hunks_accepted(self, job_id: str, hunk_ids: list[str], all_ids: set[str]) -> Job:
+        """Remember hunks accepted one by one; the job is accepted once all of them are."""
+        job = self._record_hunks(job_id, hunk_ids)
         if all_ids.issubset(job.result.accepted_hunks) and job.status == S.REVIEW:
             with self._exclusive(job):
                 job, _ = self.store.transition(job.id, S.ACCEPTED, "every hunk accepted")
@@ -592,7 +665,7 @@ class Engine:
         except ResultMismatchError as exc:
             message = str(exc).replace("cannot accept:", "cannot show the diff:", 1)
             raise ResultMismatchError(message.replace(" (nothing was written)", "")) from None
-        args = ["diff", "--binary", "-M", "--no-color", "--no-ext-diff", "--no-textconv"]
+        args = ["diff", "--binary", "-M", *DIFF_OPTIONS]  # the hunks' boundaries (hunks.py)
         return git([*args, base, result, "--"], self.repo).stdout
 
     def gc(self, dry_run: bool = False, force: bool = False) -> GcReport:

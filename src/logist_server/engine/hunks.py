@@ -1,15 +1,31 @@
 """A job's change as hunks with stable ids, mapped onto the text the user has now.
 
-Hunks come from the immutable base -> result diff of a job, so their ids never change:
-`<job id>/<n>`. To accept one into a buffer that may have been edited since the job's base,
-its base lines are located in the current text through a line diff of base -> current;
-if the user changed any line inside the hunk (or right at an insertion point), the hunk is
-a conflict and nothing of it is applied.
+One algorithm makes the hunks every surface shows: the editor's diagnostics and code
+actions, `logist job hunks` / `job accept --hunk`, and the `@@` sections of `logist job diff`.
+It is git's diff of the job's recorded base and result blobs with pinned options
+(`DIFF_OPTIONS`: the user's `diff.algorithm` or `diff.context` cannot move a boundary), each
+`@@` section one hunk, its outer context lines left out. Files git cannot show as lines
+(created, deleted, binary, symbolic links, mode-only changes, the two halves of a rename)
+are one whole-file hunk each; submodule (gitlink) changes are never accepted, so they have
+no hunk.
+
+Blobs are git's normalised form; line numbers are LSP's (a lone CR breaks a line there, not
+in git): git's ranges are converted. A hunk's id is `<job id>/<12 hex>`, a hash of its path,
+kind, ranges and text: it does not depend on the order of hunks, so the CLI and the editor
+name the same hunk the same way, and an id from another result (a re-run step) is unknown
+rather than another hunk.
+
+To accept one into a buffer that may have been edited since the job's base, its base lines
+are located in the current text through a line diff of base -> current; if the user changed
+any line inside the hunk (or right at an insertion point), the hunk is a conflict and nothing
+of it is applied, unless exactly its new lines are already there (`in_place`: an accept that
+was written but not yet recorded).
 """
 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import itertools
 import re
 from pathlib import Path
@@ -17,7 +33,23 @@ from pathlib import Path
 import msgspec
 
 from logist_server.domain.model import Job
-from logist_server.engine.apply import MODE_LINK, changed_files, read_blobs
+from logist_server.engine.apply import MODE_LINK, FileChange, changed_files, read_blobs
+from logist_server.vcs.checkout_form import READ_ENV
+from logist_server.vcs.git import git
+
+MODE_GITLINK = 0o160000
+#: Git diff options every hunk and `job diff` are made with (configuration cannot change them).
+DIFF_OPTIONS = (
+    "--no-color",
+    "--no-ext-diff",
+    "--no-textconv",
+    "--diff-algorithm=myers",
+    "--indent-heuristic",
+    "-U3",
+    "--inter-hunk-context=0",
+)
+KINDS = ("modify", "create", "delete", "binary", "mode")
+_HEADER = re.compile(rb"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
 class Hunk(msgspec.Struct, frozen=True):
@@ -33,20 +65,23 @@ class Hunk(msgspec.Struct, frozen=True):
 
 
 class FileHunks(msgspec.Struct, frozen=True):
-    """The hunks of one file; `kind` says how the file itself changes."""
+    """The hunks of one file; `kind` says how the file itself changes (`KINDS`): only a
+    `modify` file has line hunks, any other is one whole-file hunk."""
 
     path: str
-    kind: str  # modify | create | delete | binary
+    kind: str
     hunks: list[Hunk]
 
 
 class MappedHunk(msgspec.Struct, frozen=True):
-    """A hunk located in the current text: lines `start..end` there (0-based, exclusive)."""
+    """A hunk located in the current text: lines `start..end` there (0-based, exclusive).
+    `in_place`: a conflict whose new lines are exactly there already (accepted before)."""
 
     hunk: Hunk
     start: int
     end: int
     conflict: bool
+    in_place: bool = False
 
 
 # str.splitlines also breaks at these; LSP breaks lines at \n, \r\n and \r only.
@@ -61,53 +96,127 @@ def split_lines(text: str) -> list[str]:
     return _LSP_LINE.findall(text)
 
 
+def hunk_id(
+    job_id: str, path: str, kind: str, hunk: tuple[int, int, int, list[str], list[str]]
+) -> str:
+    """The stable id of a hunk: `<job id>/` and a hash of what it is."""
+    start, end, new_start, old, new = hunk
+    digest = hashlib.sha256()
+    for part in (path, kind, f"{start},{end},{new_start}", "".join(old), "".join(new)):
+        digest.update(part.encode(errors="surrogateescape"))
+        digest.update(b"\0")
+    return f"{job_id}/{digest.hexdigest()[:12]}"
+
+
 def job_hunks(repo: Path, job: Job) -> list[FileHunks]:
-    """All hunks of a job in review, in path order, numbered from 1."""
+    """All hunks of a job in review, in path order (empty before it has a result)."""
     base, result = job.base_commit, job.result.result_commit
     if base is None or result is None or base == result:
         return []
-    changes = changed_files(repo, base, result)
+    changes = [
+        c for c in changed_files(repo, base, result) if MODE_GITLINK not in (c.old_mode, c.new_mode)
+    ]
     blobs = read_blobs(repo, sorted({b for c in changes for b in (c.old_blob, c.new_blob) if b}))
     files: list[FileHunks] = []
-    number = 0
     for change in sorted(changes, key=lambda c: c.path):
         old = blobs[change.old_blob] if change.old_blob else b""
         new = blobs[change.new_blob] if change.new_blob else b""
-        binary = b"\0" in old or b"\0" in new or MODE_LINK in (change.old_mode, change.new_mode)
-        kind = (
-            "binary"
-            if binary
-            else "create"
-            if change.old_blob is None
-            else "delete"
-            if change.new_blob is None
-            else "modify"
-        )
+        kind = _kind(change, old, new)
         old_lines = split_lines(old.decode(errors="replace"))
         new_lines = split_lines(new.decode(errors="replace"))
-        hunks: list[Hunk] = []
-        if binary or (old_lines == new_lines):  # binary, or a mode-only change
-            number += 1
-            hunks.append(Hunk(f"{job.id}/{number}", change.path, 0, len(old_lines), [], []))
-        else:
-            matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
-            for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-                if tag == "equal":
-                    continue
-                number += 1
-                hunks.append(
-                    Hunk(
-                        id=f"{job.id}/{number}",
-                        path=change.path,
-                        old_start=i1,
-                        old_end=i2,
-                        old_lines=old_lines[i1:i2],
-                        new_lines=new_lines[j1:j2],
-                        new_start=j1,
-                    )
-                )
+        parts: list[tuple[int, int, int, list[str], list[str]]] = []
+        if kind == "modify":
+            ranges = _git_ranges(repo, change, old, new)
+            if ranges is None:
+                kind = "binary"  # git would not show it as lines
+            else:
+                parts = [(a, b, c, old_lines[a:b], new_lines[c:d]) for a, b, c, d in ranges]
+        if kind != "modify":
+            # one whole-file hunk: accepted through the whole-file three-way merge
+            text_kind = kind in ("create", "delete")
+            parts = [
+                (0, len(old_lines) if text_kind else 0, 0,
+                 old_lines if text_kind else [], new_lines if text_kind else [])
+            ]  # fmt: skip
+        hunks = [
+            Hunk(hunk_id(job.id, change.path, kind, p), change.path, p[0], p[1], p[3], p[4], p[2])
+            for p in parts
+        ]
         files.append(FileHunks(change.path, kind, hunks))
     return files
+
+
+def _kind(change: FileChange, old: bytes, new: bytes) -> str:
+    if MODE_LINK in (change.old_mode, change.new_mode) or b"\0" in old or b"\0" in new:
+        return "binary"
+    if change.old_blob is None:
+        return "create"
+    if change.new_blob is None:
+        return "delete"
+    if old == new:
+        return "mode"
+    return "modify"
+
+
+def _git_ranges(
+    repo: Path, change: FileChange, old: bytes, new: bytes
+) -> list[tuple[int, int, int, int]] | None:
+    """Each `@@` section of git's diff of the two blobs, without its outer context, as LSP
+    line ranges (old start, old end, new start, new end); None when git calls it binary."""
+    assert change.old_blob is not None and change.new_blob is not None
+    out = git(["diff", *DIFF_OPTIONS, change.old_blob, change.new_blob], repo, env=READ_ENV).stdout
+    old_map, new_map = _lsp_numbers(old), _lsp_numbers(new)
+    old_git, new_git = _git_lines(old), _git_lines(new)
+    ranges = []
+    saw_header = False
+    for line in out.split(b"\n"):
+        if line.startswith(b"Binary files ") and not saw_header:
+            return None
+        match = _HEADER.match(line)
+        if match is None:
+            continue
+        saw_header = True
+        a, b = _span(int(match[1]), match[2])
+        c, d = _span(int(match[3]), match[4])
+        a, b, c, d = _trim(old_git, new_git, a, b, c, d)
+        ranges.append((old_map[a], old_map[b], new_map[c], new_map[d]))
+    return ranges
+
+
+def _span(start: int, count: bytes | None) -> tuple[int, int]:
+    """A `@@` range (1-based start, count; an empty range names the line before) as 0-based
+    start and exclusive end of git lines."""
+    n = 1 if count is None else int(count)
+    first = start - 1 if n else start
+    return first, first + n
+
+
+def _trim(
+    old: list[bytes], new: list[bytes], a: int, b: int, c: int, d: int
+) -> tuple[int, int, int, int]:
+    """The section without its leading and trailing context (lines equal on both sides)."""
+    while a < b and c < d and old[a] == new[c]:
+        a, c = a + 1, c + 1
+    while b > a and d > c and old[b - 1] == new[d - 1]:
+        b, d = b - 1, d - 1
+    return a, b, c, d
+
+
+def _git_lines(content: bytes) -> list[bytes]:
+    """Lines as git counts them (broken at LF only), each with its LF (not the last one
+    of a file without a final newline)."""
+    pieces = content.split(b"\n")
+    lines = [piece + b"\n" for piece in pieces[:-1]]
+    return [*lines, pieces[-1]] if pieces[-1] else lines
+
+
+def _lsp_numbers(content: bytes) -> list[int]:
+    """For each git line index (and one past the last), the LSP line it starts at."""
+    numbers = [0]
+    for line in _git_lines(content):
+        text = line.decode(errors="replace")
+        numbers.append(numbers[-1] + len(split_lines(text if text.endswith("\n") else text + "\n")))
+    return numbers
 
 
 def map_hunks(base_text: str, current_text: str, hunks: list[Hunk]) -> list[MappedHunk]:
@@ -117,11 +226,7 @@ def map_hunks(base_text: str, current_text: str, hunks: list[Hunk]) -> list[Mapp
     if base_lines == current_lines:
         return [MappedHunk(h, h.old_start, h.old_end, False) for h in hunks]
     same = _same_lines(base_lines, current_lines)  # the lines the user left alone
-    n_base, n_current = len(base_lines), len(current_lines)
-    mapped: list[MappedHunk] = []
-    for hunk in hunks:
-        mapped.append(_locate(hunk, same, n_base, n_current))
-    return mapped
+    return [_locate(hunk, same, len(base_lines), current_lines) for hunk in hunks]
 
 
 def _same_lines(a: list[str], b: list[str]) -> dict[int, int]:
@@ -155,8 +260,9 @@ def _same_lines(a: list[str], b: list[str]) -> dict[int, int]:
     return same
 
 
-def _locate(hunk: Hunk, same: dict[int, int], n_base: int, n_current: int) -> MappedHunk:
+def _locate(hunk: Hunk, same: dict[int, int], n_base: int, current: list[str]) -> MappedHunk:
     start, end = hunk.old_start, hunk.old_end
+    n_current = len(current)
     if end > start:
         inside = [same.get(i) for i in range(start, end)]
         located = [v for v in inside if v is not None]
@@ -165,13 +271,20 @@ def _locate(hunk: Hunk, same: dict[int, int], n_base: int, n_current: int) -> Ma
         )
         if contiguous:
             return MappedHunk(hunk, located[0], located[0] + (end - start), False)
-        return MappedHunk(hunk, start, end, True)
-    # An insertion before base line `start`: its neighbours must be where they were.
+    else:
+        # An insertion before base line `start`: its neighbours must be where they were.
+        before = same.get(start - 1) if start > 0 else -1
+        after = same.get(start) if start < n_base else n_current
+        if before is not None and after is not None and after == before + 1:
+            return MappedHunk(hunk, after, after, False)
+    # A conflict, unless exactly the hunk's new lines sit between its unchanged neighbours.
     before = same.get(start - 1) if start > 0 else -1
-    after = same.get(start) if start < n_base else n_current
-    if before is not None and after is not None and after == before + 1:
-        return MappedHunk(hunk, after, after, False)
-    return MappedHunk(hunk, start, start, True)
+    after = same.get(end) if end < n_base else n_current
+    if before is None or after is None or before >= after:
+        return MappedHunk(hunk, start, end, True)
+    in_place = current[before + 1 : after] == hunk.new_lines
+    return MappedHunk(hunk, before + 1 if in_place else start, after if in_place else end,
+                      True, in_place)  # fmt: skip
 
 
 def exact_lines(hunks: list[Hunk], result_text: str) -> list[Hunk]:

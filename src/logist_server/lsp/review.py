@@ -8,18 +8,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.uris import from_fs_path
 
-from logist_server.domain.errors import ConflictError, GitError, NotInRepositoryError
+from logist_server.domain.errors import GitError, LogistError, NotInRepositoryError
 from logist_server.domain.model import Job, JobStatus
-from logist_server.engine.apply import PlannedWrite, UnsafeResultError, execute_plan, plan_accept
+from logist_server.engine.accept import AcceptRun, blob_of
 from logist_server.engine.facade import Engine
 from logist_server.engine.hunk_files import (
     FileRefused,
     HunkFiles,
-    buffer_lines,
     crlf_normalised,
     normalise_buffer,
 )
@@ -27,17 +27,13 @@ from logist_server.engine.hunks import (
     FileHunks,
     Hunk,
     MappedHunk,
-    apply_to_text,
-    exact_lines,
-    job_hunks,
     map_hunks,
     split_lines,
 )
 from logist_server.lsp.app import LogistServer
 from logist_server.lsp.protocol import command_name
 from logist_server.support.locks import repo_lock_async
-from logist_server.vcs.checkout_form import READ_ENV, CheckoutForm
-from logist_server.vcs.git import git
+from logist_server.vcs.checkout_form import CheckoutForm
 
 log = logging.getLogger(__name__)
 ACCEPT_COMMAND = command_name("logist/acceptJob")
@@ -78,7 +74,7 @@ class Review:
         key = (job.id, job.result.result_commit)
         cached = self._hunks.get(key)
         if cached is None:
-            cached = job_hunks(engine.repo, job)
+            cached = engine.hunks(job)
             self._hunks[key] = cached
         return cached
 
@@ -87,7 +83,7 @@ class Review:
         key = (job.id, job.base_commit, path)
         text = self._base_text.get(key)
         if text is None:
-            text = _blob(engine, job.base_commit, path).decode(errors="replace")
+            text = blob_of(engine.repo, job.base_commit, path).decode(errors="replace")
             self._base_text[key] = text
         return text
 
@@ -134,9 +130,14 @@ class Review:
         for job in self.review_jobs(engine):
             if job.result.diff is None or relative not in job.result.diff.paths:
                 continue
-            for file in self.hunks(engine, job):
-                if file.path != relative or file.kind == "binary":
-                    continue
+            try:
+                files = self.hunks(engine, job)
+            except LogistError as exc:  # a result that is not the reviewed one: no markers
+                log.warning("job %s: %s", job.id, exc)
+                continue
+            for file in files:
+                if file.path != relative or file.kind in ("binary", "mode"):
+                    continue  # nothing to show in the text: accepted with the whole job
                 pending = [h for h in file.hunks if h.id not in job.result.accepted_hunks]
                 if pending:
                     mapped = self.mapped(engine, job, relative, text, pending)
@@ -279,200 +280,83 @@ class Review:
 
     # -- accept ----------------------------------------------------------------------------
     async def accept(self, engine: Engine, job: Job, hunk_ids: list[str] | None) -> dict[str, Any]:
-        """Apply chosen (or all pending) hunks: open buffers via applyEdit, others on disk.
-
-        Holds the repository's working-tree lock, as `logist job accept` does, so two
-        accepts (from any process) never interleave their reads and writes."""
+        """Accept chosen (or all pending) hunks through the engine: it selects, merges,
+        records and writes the files that are not open; the open buffers get the engine's
+        edits through `workspace/applyEdit`. Holds the repository's working-tree lock, as
+        `logist job accept` does, so two accepts (from any process) never interleave."""
         async with repo_lock_async(engine.repo, "working-tree"):
             job = engine.get(job.id)  # another process may have settled it meanwhile
             if job.status != JobStatus.REVIEW:
                 raise JsonRpcInvalidParams(f"job {job.id} is {job.status}, not in review")
-            return await self._accept(engine, job, hunk_ids)
-
-    async def _accept(self, engine: Engine, job: Job, hunk_ids: list[str] | None) -> dict[str, Any]:
-        """Plan every chosen hunk first (whole files through `plan_accept`, which also checks
-        that the result is the reviewed one and holds no path accept must never write; text
-        files read without following a symlink, in git's normalised form); then write every
-        file on disk at once (`execute_plan`: all or nothing); then edit the open buffers.
-        A refused result or a failed write raises (a LogistError naming why): nothing was
-        written and the job stays in review."""
-        files = self.hunks(engine, job)
-        by_id: dict[str, tuple[FileHunks, Hunk]] = {h.id: (f, h) for f in files for h in f.hunks}
-        if hunk_ids is None:
-            chosen = [i for i in by_id if i not in job.result.accepted_hunks]
-        else:
-            for hunk_id in hunk_ids:
-                if not hunk_id.startswith(job.id + "/"):
-                    raise JsonRpcInvalidParams(f"hunk {hunk_id} does not belong to job {job.id}")
-                if hunk_id not in by_id:
-                    raise JsonRpcInvalidParams(f"job {job.id} has no hunk {hunk_id}")
-            chosen = [i for i in dict.fromkeys(hunk_ids) if i not in job.result.accepted_hunks]
-        groups: dict[str, list[Hunk]] = {}
-        for hunk_id in chosen:
-            file, hunk = by_id[hunk_id]
-            groups.setdefault(file.path, []).append(hunk)
-        kinds = {f.path: f.kind for f in files}
-        outcome = _Outcome()
-        plan: list[PlannedWrite] = []
-        buffer_edits: list[types.TextDocumentEdit] = []
-        if groups:
-            whole = {path: hunks for path, hunks in groups.items() if kinds[path] != "modify"}
-            plan = self._plan_whole_files(engine, job, whole, outcome)
-            text = {path: hunks for path, hunks in groups.items() if kinds[path] == "modify"}
-            plan += self._plan_text_files(engine, job, text, outcome, buffer_edits)
-        if outcome.applied:
-            engine.store.update(job.id, None, [("accepting", {"hunks": outcome.applied})])
-        execute_plan(engine.repo, plan)  # AcceptWriteError: nothing written, still in review
-        if buffer_edits:
-            await self._edit_buffers(engine, by_id, buffer_edits, outcome, job.id)
-        if outcome.applied:
-            job = engine.record_hunks_accepted(job.id, outcome.applied, set(by_id))
+            buffers = self._open_buffers(engine, job)
+            versions = {path: self._version(engine, path) for path in buffers}
+            run = engine.start_hunk_accept(job.id, hunk_ids, buffers)
+            refused: dict[str, str] = {}
+            if run.plan.edits:
+                refused = await self._edit_buffers(engine, run, buffers, versions)
+            job = engine.finish_hunk_accept(run, refused)
         self._review_jobs.pop(engine.repo, None)
         self.refresh_all()
         return {
             "jobId": job.id,
             "status": job.status.value,
-            "applied": outcome.applied,
-            "conflicts": outcome.conflicts,
+            "applied": run.plan.applied,
+            "conflicts": [msgspec.to_builtins(c) for c in run.plan.conflicts],
         }
 
-    def _plan_whole_files(
-        self, engine: Engine, job: Job, whole: dict[str, list[Hunk]], outcome: _Outcome
-    ) -> list[PlannedWrite]:
-        """Writes for created, deleted, binary (and mode-only) files; files that conflict
-        are reported and left out. Always run, even for text hunks alone: it refuses a
-        result that is not the reviewed one (ResultMismatchError) or that holds a path
-        accept never writes (UnsafeResultError), before anything is read or written."""
-        assert job.base_commit is not None and job.result.result_commit is not None
-        remaining = set(whole)
-        while True:
-            try:
-                plan = plan_accept(
-                    engine.repo,
-                    job.base_commit,
-                    job.result.result_commit,
-                    remaining,
-                    expected_tree=job.result.result_tree,
-                )
-                break
-            except UnsafeResultError:
-                raise
-            except ConflictError as exc:
-                if not set(exc.files) & remaining:
-                    raise
-                for path in exc.files:
-                    reason = exc.reasons.get(path, "changed since the job started")
-                    outcome.conflict(whole.get(path, []), reason)
-                remaining -= set(exc.files)
-        for path in sorted(remaining):
-            outcome.applied += [h.id for h in whole[path]]
-        return plan
+    def _open_buffers(self, engine: Engine, job: Job) -> dict[str, str]:
+        """The job's changed files open in the editor: path -> the buffer's text."""
+        buffers = {}
+        for file in self.hunks(engine, job):
+            text = self.server.open_text(engine.repo / file.path)
+            if text is not None:
+                buffers[file.path] = text
+        return buffers
 
-    def _plan_text_files(
-        self,
-        engine: Engine,
-        job: Job,
-        text: dict[str, list[Hunk]],
-        outcome: _Outcome,
-        buffer_edits: list[types.TextDocumentEdit],
-    ) -> list[PlannedWrite]:
-        """Hunks of modified text files: edits of open buffers (appended to `buffer_edits`)
-        and writes of the files that are not open (returned)."""
-        if not text:
-            return []
-        writes: list[PlannedWrite] = []
-        with HunkFiles(engine.repo, list(text)) as local:
-            for path, hunks in text.items():
-                full = engine.repo / path
-                buffer = self.server.open_text(full)
-                try:
-                    local.check(path)  # a buffer too: saving it would write there
-                    current = local.read(path) if buffer is None else None
-                except FileRefused as refused:
-                    outcome.conflict(hunks, refused.reason)
-                    continue
-                crlf = buffer is not None and "\r\n" in buffer and local.crlf_normalised(path)
-                if buffer is not None:
-                    now = normalise_buffer(buffer, crlf)
-                elif current is not None:
-                    now = current.text
-                else:
-                    outcome.conflict(hunks, "the file is gone")
-                    continue
-                if buffer is not None:
-                    mapped = map_hunks(self.base_text(engine, job, path), now, hunks)
-                else:  # bytes that are not UTF-8 kept as they are, in every line
-                    base = _blob(engine, job.base_commit, path).decode(errors="surrogateescape")
-                    result = _blob(engine, job.result.result_commit, path)
-                    exact = exact_lines(hunks, result.decode(errors="surrogateescape"))
-                    mapped = map_hunks(base, now, exact)
-                for item in mapped:
-                    if item.conflict:
-                        outcome.conflict(
-                            [item.hunk], "you changed these lines since the job started"
-                        )
-                good = [m for m in mapped if not m.conflict]
-                if not good:
-                    continue
-                if buffer is not None:
-                    buffer_edits.append(self._buffer_edit(full, buffer, good, crlf))
-                else:
-                    assert current is not None
-                    writes.append(local.write(current, apply_to_text(now, good)))
-                outcome.applied += [m.hunk.id for m in good]
-        return writes
+    def _version(self, engine: Engine, path: str) -> int | None:
+        document = self.server.workspace.text_documents.get(self._uri(engine, path))
+        return document.version if document is not None else None
 
-    def _buffer_edit(
-        self, full: Path, buffer: str, good: list[MappedHunk], crlf: bool
-    ) -> types.TextDocumentEdit:
-        """The edit putting `good` hunks into the open buffer of `full`, in its line endings."""
-        uri = from_fs_path(str(full)) or ""
-        document = self.server.workspace.text_documents.get(uri)
-        lines = split_lines(buffer)
-        edits: list[types.TextEdit | types.AnnotatedTextEdit | types.SnippetTextEdit] = [
-            types.TextEdit(
-                range=_edit_range(lines, m), new_text=buffer_lines(m.hunk.new_lines, buffer, crlf)
-            )
-            for m in good
-        ]
-        return types.TextDocumentEdit(
-            text_document=types.OptionalVersionedTextDocumentIdentifier(
-                uri=uri, version=document.version if document is not None else None
-            ),
-            edits=edits,
-        )
+    @staticmethod
+    def _uri(engine: Engine, path: str) -> str:
+        return from_fs_path(str(engine.repo / path)) or ""
 
     async def _edit_buffers(
         self,
         engine: Engine,
-        by_id: dict[str, tuple[FileHunks, Hunk]],
-        buffer_edits: list[types.TextDocumentEdit],
-        outcome: _Outcome,
-        job_id: str,
-    ) -> None:
-        """Ask the editor to apply `buffer_edits`; hunks of a refused edit become conflicts."""
+        run: AcceptRun,
+        buffers: dict[str, str],
+        versions: dict[str, int | None],
+    ) -> dict[str, str]:
+        """Ask the editor to apply the engine's buffer edits (in the buffer's line
+        endings, UTF-16 columns); returns the paths it refused, with why."""
+        changes = []
+        for path, edits in run.plan.edits.items():
+            lines = split_lines(buffers[path])
+            text_edits: list[types.TextEdit | types.AnnotatedTextEdit | types.SnippetTextEdit] = [
+                types.TextEdit(range=_edit_range(lines, e.start, e.end), new_text=e.text)
+                for e in edits
+            ]
+            changes.append(
+                types.TextDocumentEdit(
+                    text_document=types.OptionalVersionedTextDocumentIdentifier(
+                        uri=self._uri(engine, path), version=versions.get(path)
+                    ),
+                    edits=text_edits,
+                )
+            )
         params = types.ApplyWorkspaceEditParams(
-            edit=types.WorkspaceEdit(document_changes=buffer_edits),
-            label=f"Accept Logist job {job_id}",
+            edit=types.WorkspaceEdit(document_changes=changes),
+            label=f"Accept Logist job {run.job.id}",
         )
         try:
             result = await self.server.workspace_apply_edit_async(params)
-            refused_why = None if result.applied else result.failure_reason
-            refused_edit = not result.applied
+            if result.applied:
+                return {}
+            reason = result.failure_reason or "the editor refused the edit"
         except Exception as exc:
-            refused_why, refused_edit = f"the editor could not apply the edit: {exc}", True
-        if not refused_edit:
-            return
-        reason = refused_why or "the editor refused the edit"
-        refused = {e.text_document.uri for e in buffer_edits}
-        keep = []
-        for hunk_id in outcome.applied:
-            f, _h = by_id[hunk_id]
-            if from_fs_path(str(engine.repo / f.path)) in refused:
-                outcome.conflicts.append({"hunkId": hunk_id, "path": f.path, "reason": reason})
-            else:
-                keep.append(hunk_id)
-        outcome.applied = keep
+            reason = f"the editor could not apply the edit: {exc}"
+        return dict.fromkeys(run.plan.edits, reason)
 
     def diff(self, engine: Engine, job: Job) -> dict[str, Any]:
         """The job's hunks, located in the current buffers (or files)."""
@@ -495,7 +379,7 @@ class Review:
                     "hunks": [
                         {
                             "id": m.hunk.id,
-                            "range": _range_json(_edit_range(lines, m)),
+                            "range": _range_json(_edit_range(lines, m.start, m.end)),
                             "oldText": "".join(m.hunk.old_lines),
                             "newText": "".join(m.hunk.new_lines),
                             # an accepted hunk is applied: its own lines are no conflict
@@ -507,27 +391,6 @@ class Review:
                 }
             )
         return {"jobId": job.id, "status": job.status.value, "files": out}
-
-
-def _blob(engine: Engine, commit: str | None, path: str) -> bytes:
-    """`path` in `commit` (replace objects off); empty when it is not there."""
-    proc = git(["cat-file", "blob", f"{commit}:{path}"], engine.repo, env=READ_ENV, check=False)
-    return proc.stdout if proc.returncode == 0 else b""
-
-
-class _Outcome:
-    """What an accept applied (hunk ids) and what it could not (conflicts, with why)."""
-
-    def __init__(self) -> None:
-        self.applied: list[str] = []
-        self.conflicts: list[dict[str, str]] = []
-
-    def conflict(self, hunks: list[Hunk], reason: str) -> None:
-        self.conflicts += [_conflict(h, reason) for h in hunks]
-
-
-def _conflict(hunk: Hunk, reason: str) -> dict[str, str]:
-    return {"hunkId": hunk.id, "path": hunk.path, "reason": reason}
 
 
 def _action(
@@ -545,10 +408,10 @@ def _utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def _edit_range(lines: list[str], item: MappedHunk) -> types.Range:
-    """The range a hunk replaces in `lines` (whole lines; end-of-file without newline too)."""
+def _edit_range(lines: list[str], start: int, end: int) -> types.Range:
+    """The range lines `start..end` take in `lines` (whole lines; end-of-file without a
+    newline too)."""
     n = len(lines)
-    start, end = item.start, item.end
     if start >= n and n and not lines[-1].endswith("\n"):
         last = types.Position(n - 1, _utf16_len(lines[-1]))
         return types.Range(last, last)
@@ -574,7 +437,7 @@ def _lsp_range(lines: list[str], item: MappedHunk) -> types.Range:
 def _line_span(lines: list[str], item: MappedHunk) -> tuple[int, int]:
     """The lines where the hunk's actions are offered: its diagnostic's, and those of the
     range `getJobDiff` reports (an insertion at the end of a file sits past the last line)."""
-    shown, edit = _lsp_range(lines, item), _edit_range(lines, item)
+    shown, edit = _lsp_range(lines, item), _edit_range(lines, item.start, item.end)
     whole_lines = edit.end.character == 0 and edit.end.line > edit.start.line
     edit_last = edit.end.line - 1 if whole_lines else edit.end.line
     return min(shown.start.line, edit.start.line), max(shown.end.line, edit_last)

@@ -12,6 +12,7 @@ Scenarios (`--scenario`; without one: `review` when `--role supervisor`, else `e
   (`--rendered-prompt-file`) has a line `## Reviewer comments`, the same write then also
   appends `logist-mock: addressed: <first non-empty comment line>`. The scenarios that
   end with an edit (`slow`, `cost`, `question`, a `fail` past its `times`) do the same.
+- `multi_hunk` (`every=`, `also=`): changes every tenth line of the target, several hunks.
 - `slow` (`seconds=`), `hang`, `crash`, `cost` (`steps=`, `interval=`), `question`
   (`question=`; waits for $LOGIST_ANSWER_FILE), `noop`, `flood` (`lines=`).
 - `fail`: fails the way claude-code does. It prints a message and a read, writes
@@ -485,7 +486,37 @@ def scenario_linger(run: Run) -> int:
     return code
 
 
+def scenario_multi_hunk(run: Run) -> int:
+    """Replace lines 1, 1+every, 1+2*every... (`every=`, default 10) of the target (or
+    LOGIST_MOCK.md; made of 30 numbered lines when missing) with `logist-mock: hunk K:
+    <first prompt line>`: several separated hunks in one file. `also=PATH` appends a
+    line to a second file."""
+    emit("message", text=f"Working on: {first_line(run.prompt)}")
+    every = max(1, int(run.opts.get("every", "10")))
+    path = run.target or DEFAULT_FILE
+    existing = read_file(path)
+    content = existing if existing is not None else b"".join(b"line %d\n" % n for n in range(1, 31))
+    lines = content.splitlines(keepends=True)
+    for k, index in enumerate(range(0, len(lines), every)):
+        ending = b"\n" if lines[index].endswith(b"\n") else b""
+        lines[index] = f"logist-mock: hunk {k + 1}: {first_line(run.prompt)}".encode() + ending
+    write_file(path, b"".join(lines))
+    emit("tool_call", tool="edit", input={"path": path, "every": every})
+    emit("file_change", path=path, action="modify" if existing is not None else "create")
+    also = run.opts.get("also")
+    if also:
+        before = read_file(also) or b""
+        if before and not before.endswith(b"\n"):
+            before += b"\n"
+        write_file(also, before + f"logist-mock: {first_line(run.prompt)}\n".encode())
+        emit("file_change", path=also, action="modify" if before else "create")
+    usage(150, 60, 0.0015)
+    emit("done", success=True, summary="changed several places")
+    return 0
+
+
 SCENARIOS: dict[str, Callable[[Run], int]] = {
+    "multi_hunk": scenario_multi_hunk,
     "linger": scenario_linger,
     "edit": scenario_edit,
     "slow": scenario_slow,
