@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from accept_attacks import leftovers
+from accept_attacks import leftovers, unwritable
 from conftest import (
     assert_one_line_error,
     git,
@@ -176,6 +176,31 @@ def test_a_hunk_written_but_not_recorded_is_recorded_by_accepting_it_again(repo:
     assert result["files"] == [] and result["status"] == "review"
     assert (repo / "rows.txt").read_text() == rows_with(3)
     assert show_job(repo, job_id)["result"]["accepted_hunks"] == [rows[2]["id"]]
+
+
+def test_a_hunk_accept_is_recorded_before_its_write_and_a_failed_write_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """The `accepting` event names the hunks before anything is written: when the write
+    fails (a directory nobody may change), it is there without `hunks_accepted`, nothing was
+    written, the hunk is still pending, and the same accept succeeds once it can."""
+    repo = make_repo(tmp_path / "repo", {"docs/rows.txt": ROWS.encode()})
+    job_id = run_job(
+        repo, "--agent", "mock", "--agent-opt", "scenario=multi_hunk", "--file", "docs/rows.txt",
+        "--prompt", PROMPT,
+    )["id"]  # fmt: skip
+    first = cli_hunks(repo, job_id)[0]["id"]
+    with unwritable(repo / "docs"):
+        line = refused(repo, job_id, [first], 1, "docs/rows.txt", "nothing was written")
+    assert "Traceback" not in line
+    events = [
+        json.loads(e)
+        for e in run_logist("job", "log", job_id, "--json", cwd=repo).stdout.splitlines()
+    ]
+    assert events[-1]["kind"] == "accepting" and events[-1]["data"]["hunks"] == [first]
+    assert cli_hunks(repo, job_id)[0]["state"] == "pending"
+    accept_hunks(repo, job_id, first)
+    assert (repo / "docs" / "rows.txt").read_text() == rows_with(1)
 
 
 def test_hostile_names_and_lines_are_escaped_in_the_listing(repo: Path, tmp_path: Path) -> None:
