@@ -229,7 +229,8 @@ def test_a_job_driven_by_one_process_is_refused_to_others(repo: Path) -> None:
     # Exactly one driver: one provisioning and one review, no second start.
     tos = [e["data"]["to"] for e in events if e["kind"] == "status"]
     assert tos == ["provisioning", "running", "needs_input", "running", "review"]
-    assert sum(1 for e in events if e["kind"] == "started") == 1
+    # Each step started once: the question's, and the one its answer resumes.
+    assert [e["data"]["step"] for e in events if e["kind"] == "started"] == [1, 2]
 
 
 _HOLD = """

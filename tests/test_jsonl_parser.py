@@ -11,9 +11,11 @@ from conftest import PYTHON
 from logist_server.domain.events import (
     AgentDone,
     AgentError,
+    AgentEvent,
     AgentFileChange,
     AgentMessage,
     AgentToolCall,
+    AgentToolResult,
     AgentUsage,
     event_data,
     event_kind,
@@ -36,7 +38,7 @@ def run_mock(cwd: Path, *args: str) -> tuple[list[str], int]:
     return proc.stdout.splitlines(), proc.returncode
 
 
-def parse(lines: list[str]) -> tuple[JsonLinesParser, list[object]]:
+def parse(lines: list[str]) -> tuple[JsonLinesParser, list[AgentEvent]]:
     parser = JsonLinesParser()
     events = [event for line in lines for event in parser.feed(line)]
     return parser, events
@@ -54,26 +56,30 @@ def test_edit_scenario_becomes_typed_events(workdir: Path) -> None:
     )
     assert code == 0
     assert (workdir / "a.txt").read_text() == "first\nlogist-mock: hi\n"
-    parser, events = parse(lines)
+    parser, events = parse(lines)  # no job directory: no session kept, none reported
     assert [type(e) for e in events] == [
         AgentMessage,
         AgentToolCall,
+        AgentToolResult,
         AgentToolCall,
+        AgentToolResult,
         AgentFileChange,
         AgentUsage,
         AgentDone,
     ]
     assert events[0] == AgentMessage(text="Working on: hi")
-    assert events[1] == AgentToolCall(tool="read", input={"path": "a.txt"})
-    assert events[2] == AgentToolCall(
-        tool="edit", input={"path": "a.txt", "append": "logist-mock: hi"}
+    assert events[1] == AgentToolCall(tool="read", input={"path": "a.txt"}, id="call_1")
+    assert events[2] == AgentToolResult(id="call_1", tool="read", output="6 bytes")
+    assert events[3] == AgentToolCall(
+        tool="edit", input={"path": "a.txt", "append": "logist-mock: hi"}, id="call_2"
     )
-    assert events[3] == AgentFileChange(path="a.txt", action="modify")
-    usage = events[4]
+    assert events[4] == AgentToolResult(id="call_2", tool="edit", output="appended 1 line")
+    assert events[5] == AgentFileChange(path="a.txt", action="modify")
+    usage = events[6]
     assert isinstance(usage, AgentUsage)
     assert (usage.input_tokens, usage.output_tokens, usage.cost_usd) == (120, 40, 0.0012)
     assert usage.cumulative is True
-    assert events[5] == AgentDone(success=True, summary="appended one line")
+    assert events[7] == AgentDone(success=True, summary="appended one line")
     assert parser.finish(0) == []
 
 
@@ -120,8 +126,8 @@ def test_cost_scenario_usage_climbs(workdir: Path) -> None:
     assert code == 0
     _, events = parse(lines)
     usages = [e for e in events if isinstance(e, AgentUsage)]
-    costs = [u.cost_usd for u in usages[:3]]
-    assert costs == sorted(costs) and costs[0] is not None and costs[0] > 0
+    costs = [u.cost_usd or 0.0 for u in usages[:3]]
+    assert costs == sorted(costs) and costs[0] > 0
     assert [u.input_tokens for u in usages[:3]] == [1000, 2000, 3000]
 
 
@@ -147,6 +153,10 @@ def test_non_json_and_malformed_lines_become_messages() -> None:
         AgentMessage(text='{"type": "bogus", "x": 1}')
     ]
     assert parser.feed('{"type": "message"}') == [AgentMessage(text='{"type": "message"}')]
+    # Not an event of Logist's, nor shaped like an error: kept as said.
+    assert parser.feed('{"type": "result", "is_error": false, "result": "ok"}') == [
+        AgentMessage(text='{"type": "result", "is_error": false, "result": "ok"}')
+    ]
     assert not parser.saw_error
     assert parser.finish(2) == [AgentError(message="agent exited with status 2")]
 
@@ -196,3 +206,35 @@ def test_feed_lines_notices_an_error_in_an_all_json_block() -> None:
     other = JsonLinesParser()
     other.feed_lines(b'{"type": "message", "text": "an error, in words only"}\n')
     assert not other.saw_error
+
+
+# -- errors an agent prints as JSON in its own shape -------------------------------------------
+FOREIGN_ERRORS = {
+    # Anthropic's error body (claude-code prints it after `API Error: 429`).
+    '{"type":"error","error":{"type":"rate_limit_error","message":"This request would exceed '
+    "your account's rate limit.\"}}": "This request would exceed your account's rate limit.",
+    # codex `exec --json`.
+    '{"type":"turn.failed","error":{"message":"unexpected status 401 Unauthorized"}}': (
+        "unexpected status 401 Unauthorized"
+    ),
+    # claude-code's `result` of a failed run.
+    '{"type":"result","subtype":"success","is_error":true,"result":"Invalid API key"}': (
+        "Invalid API key"
+    ),
+    # OpenAI's error body, and a bare string.
+    '{"error":{"message":"Rate limit reached","code":429}}': "Rate limit reached",
+    '{"error":"quota exceeded"}': "quota exceeded",
+    # Logist's own shape with a field of the wrong type.
+    '{"type":"error","message":42}': "the agent reported an error (error)",
+}
+
+
+@pytest.mark.parametrize(("line", "message"), FOREIGN_ERRORS.items(), ids=range(6))
+def test_an_error_in_another_json_shape_is_an_error_with_its_json(line: str, message: str) -> None:
+    for feed in (JsonLinesParser().feed, lambda text: JsonLinesParser().feed_lines(
+            (text + "\n").encode())):  # fmt: skip
+        (event,) = feed(line)
+        assert event == AgentError(message=message, detail=line)
+    parser = JsonLinesParser()
+    parser.feed(line)
+    assert parser.saw_error and parser.finish(1) == []

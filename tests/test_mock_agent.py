@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,10 +30,19 @@ class Ran:
         self.code = proc.returncode
         self.stdout = proc.stdout.splitlines()
         self.stderr = proc.stderr.splitlines()
-        self.events = [json.loads(line) for line in self.stdout]
+        events = [json.loads(line) for line in self.stdout]
+        # A run with a job directory starts with its session (tests/test_agent_sessions.py).
+        has_session = bool(events) and events[0]["type"] == "session"
+        self.session = events[0] if has_session else None
+        self.events = events[1:] if has_session else events
 
     def kinds(self) -> list[str]:
         return [e["type"] for e in self.events]
+
+    def edit(self) -> dict[str, Any]:
+        """Its (one) `edit` tool call."""
+        (call,) = [e for e in self.events if e["type"] == "tool_call" and e["tool"] == "edit"]
+        return dict(call)
 
     def messages(self) -> list[str]:
         return [e["text"] for e in self.events if e["type"] == "message"]
@@ -96,7 +106,9 @@ def test_fail_prints_the_real_cli_error_and_exits_1(work: Path, kind: str) -> No
     assert ran.code == 1
     assert ran.kinds() == ["message", "tool_call", "error"]
     assert ran.events[0] == {"type": "message", "text": "Working on: Add a greeting"}
-    assert ran.events[1] == {"type": "tool_call", "tool": "read", "input": {"path": "a.txt"}}
+    assert ran.events[1] == {
+        "type": "tool_call", "id": "call_1", "tool": "read", "input": {"path": "a.txt"}
+    }  # fmt: skip
     assert ran.stderr == [FAILURES[kind]]
     assert ran.events[2] == {"type": "error", "message": FAILURES[kind]}
     assert files(work) == before
@@ -122,7 +134,10 @@ def test_fail_times_fails_the_first_runs_then_edits(work: Path, job_dir: Path) -
         assert (work / "a.txt").read_text() == "first\n"
     ran = run_mock(work, *args, *opts, env=job_env(job_dir))
     assert ran.code == 0
-    assert ran.kinds() == ["message", "tool_call", "tool_call", "file_change", "usage", "done"]
+    assert ran.kinds() == [
+        "message", "tool_call", "tool_result", "tool_call", "tool_result", "file_change",
+        "usage", "done",
+    ]  # fmt: skip
     assert (work / "a.txt").read_text() == "first\nlogist-mock: Add a greeting\n"
     assert (job_dir / "mock-runs").read_text() == "3\n"
     assert not (work / "mock-runs").exists()
@@ -271,7 +286,7 @@ def test_edit_without_reviewer_comments_is_unchanged(work: Path) -> None:
     ran = worker(work, "Add a greeting\nmore detail\n\n---\nFile: a.txt\n")
     assert ran.code == 0
     assert (work / "a.txt").read_text() == "first\nlogist-mock: Add a greeting\n"
-    assert ran.events[2]["input"]["append"] == "logist-mock: Add a greeting"
+    assert ran.edit()["input"]["append"] == "logist-mock: Add a greeting"
 
 
 @pytest.mark.parametrize("scenario", ["edit", "slow", "cost"])

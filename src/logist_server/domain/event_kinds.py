@@ -31,6 +31,7 @@ class EventKind(StrEnum):
     RETRY = "retry"
     FAILOVER = "failover"
     ASKED = "asked"
+    RESUME = "resume"
     REPO_CHANGED = "repo_changed"
     PAUSED = "paused"
     RESUMED = "resumed"
@@ -97,6 +98,10 @@ PAYLOADS: dict[EventKind, tuple[str, str]] = {
     EventKind.RETRY: ("step, attempt, of, delay_s, reason, agent", "a transient failure"),
     EventKind.FAILOVER: ("step, from, to, reason", "the fallback agent takes over"),
     EventKind.ASKED: ("step, question, answered", "the step ended on a question"),
+    EventKind.RESUME: (
+        "step, why, resumed, session?, reason?",
+        "a step continues the agent's session, or says why it does not",
+    ),
     EventKind.REPO_CHANGED: ("changed", "the user's git metadata changed during a step"),
     EventKind.PAUSED: ("", "`job step` paused the job"),
     EventKind.RESUMED: ("", "a paused job goes on"),
@@ -119,7 +124,7 @@ PAYLOADS: dict[EventKind, tuple[str, str]] = {
         "input_tokens, output_tokens, cache_read_tokens, cost_usd, cumulative, turns",
         "tokens and cost",
     ),
-    EventKind.SESSION: ("id, resumed, refused?", "the agent's session id"),
+    EventKind.SESSION: ("id, resumed?, refused?", "the agent's session id"),
     EventKind.QUESTION: (
         f"text, id?, kind?, options? (from the observer: {_HIT}, text)",
         "the agent waits for an answer",

@@ -165,6 +165,27 @@ class Step(msgspec.Struct):
     transient: bool = False
     # Tokens and cost of this step alone; the job's result holds the sum over its steps.
     usage: Usage | None = None
+    # The agent's session id (a `session` event), and the one this step resumed, if any.
+    session_id: str | None = None
+    resumed_session: str | None = None
+    # Why the step runs: start, retry, failover, review, rework or answer (`sessions.py`).
+    why: str | None = None
+
+
+class PendingQuestion(msgspec.Struct):
+    """What the agent asked (a question, or leave to use a tool) while the job waits in
+    `needs_input`; `answer` is set by `logist job answer` (never by the agent)."""
+
+    text: str
+    step: int
+    asked_at: float
+    id: str | None = None
+    kind: str = "question"  # question | permission
+    options: list[str] = msgspec.field(default_factory=list)
+    # `agent`: a typed event; `observer`: a prompt seen on the agent's terminal.
+    source: str = "agent"
+    answer: str | None = None
+    answered_at: float | None = None
 
 
 class JobResult(msgspec.Struct):
@@ -205,6 +226,8 @@ class Job(msgspec.Struct):
     # Set by `job step`: no process continues the job until `job step` or `job run`.
     paused: bool = False
     rerun_of: str | None = None
+    # The agent's last question (answered or still open; see `PendingQuestion`).
+    question: PendingQuestion | None = None
 
     @property
     def current_step(self) -> Step | None:

@@ -49,7 +49,7 @@ def plan_next(job: Job, roles: dict[str, Role]) -> StartStep | Settle:
     if not steps:
         return StartStep(job.role, job.agent.name)
     last = steps[-1]
-    if last.outcome == "retry":
+    if last.outcome in ("retry", "asked"):  # asked: the answer resumes its session
         return StartStep(last.role, last.agent or job.agent.name, last.brief)
     if last.outcome == "failover":
         return StartStep(last.role, job.policy.fallback_agent or job.agent.name, last.brief)

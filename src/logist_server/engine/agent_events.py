@@ -12,22 +12,26 @@ import re
 import time
 from typing import Any
 
+from logist_server.domain import questions
+from logist_server.domain.agent_output import cut, observed_texts, screen
 from logist_server.domain.events import (
     AgentError,
     AgentEvent,
     AgentMessage,
     AgentQuestion,
+    AgentSession,
     AgentUsage,
     event_data,
     event_kind,
 )
-from logist_server.domain.model import Job, JobEvent, JobStatus, Step, Usage
+from logist_server.domain.model import Job, JobEvent, JobStatus, PendingQuestion, Step, Usage
 from logist_server.domain.observer import Observer, ObserverHit
 from logist_server.domain.states import check_transition
 from logist_server.engine.job_log import JobLog
 from logist_server.store.job_store import EventSpec
 
 S = JobStatus
+MAX_REASON = 500  # characters of a question shown as the job's status reason
 # Output lines that are not JSON objects: plain text (stderr, a text-mode agent) to observe.
 PLAIN_LINE = re.compile(rb"(?m)^[^{\n].*$")
 
@@ -64,27 +68,34 @@ class AgentEventRecorder:
     ) -> tuple[Job, list[JobEvent]]:
         """Commit parsed events, what the observer saw and the output position, at once.
 
-        A question from a running agent moves the job to `needs_input` in the same
-        transaction, so no driver can die between the question and its status."""
-        specs, others = event_specs(events)
+        The events are screened first (`agent_output.screen`: bounded, no control
+        characters in questions and ids, an unusable session id refused). The agent's
+        session id goes on the step. A question (typed, or a prompt the observer saw on
+        the terminal) from a running agent becomes the job's `question` and moves it to
+        `needs_input` in the same transaction, so no driver can die between the two."""
+        specs, others = event_specs(screen(events))
         hits = self.observe(raw, others)
         specs += [(hit.kind, hit_data(hit)) for hit in hits]
         failures = [hit for hit in hits if hit.status == "failed" or hit.transient]
         if any(type(e) is AgentError for e in others):
             self.step_error = True
-        questions = [e.text for e in others if type(e) is AgentQuestion]
-        questions += [h.reason for h in hits if h.status == "needs_input"]
-        ask = status == S.RUNNING and bool(questions)
-        if ask:
+        sessions = [e.id for e in others if type(e) is AgentSession and e.refused is None]
+        asked = asked_question(others, hits)
+        ask = status == S.RUNNING and asked is not None
+        if asked is not None and ask:
             check_transition(S.RUNNING, S.NEEDS_INPUT)
+            question, reason = asked
             specs.append(("status", {"from": S.RUNNING.value, "to": S.NEEDS_INPUT.value,
-                                     "reason": questions[0]}))  # fmt: skip
+                                     "reason": reason, "kind": question.kind,
+                                     "options": question.options}))  # fmt: skip
 
         def apply(j: Job) -> None:
             step = j.steps[-1]
             step.output_offset = offset
             if cursor is not None:  # the runtime's cursor just past `offset` bytes
                 step.output_cursor = cursor
+            if sessions:
+                step.session_id = sessions[-1]
             if exit_code is not None:
                 step.exit_code = exit_code
                 step.finished_at = time.time()
@@ -98,9 +109,12 @@ class AgentEventRecorder:
                 for event in usages:
                     apply_usage(step.usage, event)
                 j.result.usage = total_usage(j.steps)
-            if ask:
+            if asked is not None and ask:
+                question, reason = asked
+                question.step = step.number
                 j.status = S.NEEDS_INPUT
-                j.status_reason = questions[0]
+                j.status_reason = reason
+                j.question = question
 
         return self.log.store.update(self.log.job_id, apply, specs)
 
@@ -109,7 +123,7 @@ class AgentEventRecorder:
         texts = [] if all_json_lines(raw) else [
             m.group().decode("utf-8", "replace") for m in PLAIN_LINE.finditer(raw)
         ]  # fmt: skip
-        texts += [e.message for e in others if type(e) is AgentError]
+        texts += [text for e in others for text in observed_texts(e)]  # JSON errors too
         hits: dict[str, ObserverHit] = {}
         for text in texts:
             hit = self.observer.scan(text)
@@ -150,6 +164,20 @@ def event_specs(events: list[AgentEvent]) -> tuple[list[EventSpec], list[AgentEv
         specs.append((event_kind(event), event_data(event)))
     flush()
     return specs, others
+
+
+def asked_question(
+    others: list[AgentEvent], hits: list[ObserverHit]
+) -> tuple[PendingQuestion, str] | None:
+    """The first question among screened events, else a prompt the observer saw on the
+    terminal: the job's question (its step is set when committed) and the status reason."""
+    for event in others:
+        if type(event) is AgentQuestion:
+            return questions.pending(event, 0), cut(event.text, MAX_REASON)
+    for hit in hits:
+        if hit.status == "needs_input":
+            return questions.seen_on_terminal(hit.excerpt, 0), hit.reason
+    return None
 
 
 def hit_data(hit: ObserverHit) -> dict[str, Any]:

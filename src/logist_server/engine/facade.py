@@ -16,6 +16,7 @@ from logist_server.config.freshness import Fingerprint, fingerprint
 from logist_server.config.loader import Effective
 from logist_server.config.loader import load as load_config
 from logist_server.config.roles import load_roles
+from logist_server.domain import questions
 from logist_server.domain.errors import (
     ConfigError,
     ConflictError,
@@ -48,7 +49,14 @@ from logist_server.engine.gc import collect as collect_garbage
 from logist_server.engine.hunk_select import select_hunks
 from logist_server.engine.hunks import DIFF_OPTIONS, FileHunks, job_hunks
 from logist_server.engine.step_runtime import find_handle
-from logist_server.providers.agents.base import AgentContext, AgentProvider, declare_secrets
+from logist_server.providers.agents.base import (
+    AgentContext,
+    AgentProvider,
+    answer_via,
+    continuation_for,
+    declare_secrets,
+    with_continuation,
+)
 from logist_server.providers.agents.options import check_path_options
 from logist_server.providers.registry import BUILTIN_AGENTS, BUILTIN_RUNTIMES, Registry
 from logist_server.providers.runtimes.base import Runtime
@@ -334,6 +342,7 @@ class Engine:
         )
         provider = self.agents.get(plan.agent)
         declare_secrets(provider)  # the preview is printed: its secrets are masked
+        ctx = with_continuation(ctx, continuation_for(provider, job, role.name, plan.agent))
         spec = provider.build(step_job, ctx)
         return Preview(
             job_id=job.id if stored else None,
@@ -518,17 +527,32 @@ class Engine:
         )
 
     def answer(self, ref: str, text: str) -> Job:
-        """Answer the agent's question: the job in `needs_input` resumes."""
+        """Answer the agent's question: the job in `needs_input` continues the way its
+        agent's provider takes answers (`questions.route`): `resume` records the answer
+        and the driver resumes the agent's session with it in a new step; `file` writes
+        it where the live agent waits for it; `stdin` cannot be served by any runtime yet."""
         job = self.get(ref)
         if job.status != S.NEEDS_INPUT:
             raise UsageError(f"job {job.id} is {job.status}, not waiting for an answer")
-        if not text.strip():
-            raise UsageError("the answer is empty")
+        text = questions.check_answer(text)
         step = job.current_step
         assert step is not None
-        job, _ = self.store.transition(job.id, S.RUNNING, "answered", data={"answer": text})
-        answer_file = Path(step_paths(self.store.job_dir(job.id), step.number).dir) / "answer"
-        atomic_write(answer_file, text.encode())
+        agent = step.agent or job.agent.name
+        via = questions.route(job, answer_via(self.agents.get(agent)))
+        if via == "stdin":
+            raise UsageError(
+                f"job {job.id}: agent '{agent}' takes answers on its input, which the "
+                f"'{job.runtime.name}' runtime cannot write to; cancel or rerun the job"
+            )
+        data: dict[str, Any] = {"answer": text, "via": via}
+        if job.question is not None and job.question.id is not None:
+            data["question"] = job.question.id
+        job, _ = self.store.transition(
+            job.id, S.RUNNING, "answered", mutate=lambda j: questions.answered(j, text), data=data
+        )
+        if via == "file":  # after the record: the live agent reads it
+            answer_file = Path(step_paths(self.store.job_dir(job.id), step.number).dir) / "answer"
+            atomic_write(answer_file, text.encode())
         return job
 
     def accept(self, ref: str, hunk_ids: list[str] | None = None) -> tuple[Job, list[str]]:

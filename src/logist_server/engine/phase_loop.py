@@ -16,9 +16,11 @@ from logist_server.domain.model import DiffStats, Job, JobStatus, RuntimeHandle,
 from logist_server.domain.plans import Settle, StartStep, current_checkpoint, plan_next
 from logist_server.domain.prompts import render_prompt
 from logist_server.domain.roles import SUPERVISOR, render_instructions
+from logist_server.domain.sessions import resume_event
 from logist_server.domain.states import SETTLED
 from logist_server.engine import repo_guard
 from logist_server.engine.agent_events import AgentEventRecorder
+from logist_server.engine.answers import await_answer
 from logist_server.engine.job_log import JobLog
 from logist_server.engine.output_follower import OutputFollower, off_loop
 from logist_server.engine.services import DriverServices
@@ -33,7 +35,12 @@ from logist_server.engine.step_runtime import (
     step_paths,
     write_prompts,
 )
-from logist_server.providers.agents.base import AgentContext, build_spec
+from logist_server.providers.agents.base import (
+    AgentContext,
+    build_spec,
+    continuation_for,
+    with_continuation,
+)
 from logist_server.providers.runtimes.base import Runtime
 from logist_server.support import redaction
 from logist_server.vcs.workspace import start_keeping_base
@@ -129,6 +136,10 @@ class PhaseLoop:
         if step is None or step.outcome is not None:
             if job.cancel_requested:
                 return self.log.transition(S.CANCELLED, "cancelled by user"), False
+            if step is not None and step.outcome == "asked" and job.status == S.NEEDS_INPUT:
+                started = step.started_at or time.time()
+                limits = functools.partial(self.follower.check_limits, started=started)
+                return await await_answer(self.log, limits), False
             plan = plan_next(job, self.services.roles())
             if isinstance(plan, Settle):
                 return self.settle_plan(job, plan), False
@@ -186,7 +197,11 @@ class PhaseLoop:
             step=number,
             role_kind=role.kind,
         )
-        spec = build_spec(services.agents.get(step_job.agent.name), step_job, ctx)
+        provider = services.agents.get(step_job.agent.name)
+        # Why it runs, the job's history, and the agent session it continues (if any).
+        going_on = continuation_for(provider, job, role.name, step_job.agent.name)
+        ctx = with_continuation(ctx, going_on)
+        spec = build_spec(provider, step_job, ctx)
         checkpoint = current_checkpoint(job)
 
         def add_step(j: Job) -> None:
@@ -198,15 +213,20 @@ class PhaseLoop:
                     agent=step_job.agent.name,
                     checkpoint=checkpoint,
                     brief=plan.brief,
+                    why=going_on.why,
+                    resumed_session=going_on.session,
                 )
             )
 
         data = {"step": number, "role": role.name, "agent": step_job.agent.name,
                 "argv": spec.argv}  # fmt: skip
+        payload = resume_event(number, going_on)  # resumed, or why not: never silence
         if job.status == S.PROVISIONING:
             job = await self.log.transition_off_loop(S.RUNNING, mutate=add_step, data=data)
         else:
             job = await self.log.update_off_loop(add_step, [("step", data)])
+        if payload is not None:
+            job = await self.log.update_off_loop(None, [("resume", payload)])
         workspace = job.workspace
         assert workspace is not None
         runtime = self.replay or services.runtime_for(job)

@@ -7,6 +7,7 @@ import asyncio
 import time
 from typing import Any
 
+from logist_server.domain import questions
 from logist_server.domain.model import Job, JobStatus, RuntimeHandle, Step
 from logist_server.domain.plans import consecutive_retries
 from logist_server.domain.roles import SUPERVISOR, parse_verdict
@@ -17,6 +18,7 @@ from logist_server.engine.job_log import JobLog
 from logist_server.engine.reaping import reap
 from logist_server.engine.services import DriverServices
 from logist_server.engine.step_runtime import harvest_step
+from logist_server.providers.agents.base import answer_via
 from logist_server.providers.runtimes.base import JobPaths, Runtime
 from logist_server.store.job_store import EventSpec
 from logist_server.support.fsutil import atomic_write
@@ -56,6 +58,9 @@ class StepJudge:
             # A failure the observer saw (auth, context overflow...) fails the step even
             # when the agent exits 0 after it.
             return await self.after_failure(job, step, code)
+        provider = self.services.agents.get(step.agent or job.agent.name)
+        if questions.asked_in(job, step.number) and answer_via(provider) == "resume":
+            return self.asked(job, step)  # the answer resumes its session in a new step
         if job.status == S.NEEDS_INPUT:  # it ended while waiting for an answer
             job = self.log.transition(S.RUNNING, "the agent finished without waiting for an answer")
         role = self.services.role(job, step.role)
@@ -79,6 +84,15 @@ class StepJudge:
             [("harvest", {"step": step.number, "files": stats.paths,
                           "insertions": stats.insertions, "deletions": stats.deletions})],
         )  # fmt: skip
+
+    def asked(self, job: Job, step: Step) -> Job:
+        """The step asked a question and ended: nothing is harvested (the next step goes on
+        in the same workspace); the job waits in `needs_input` unless answered already."""
+        question = job.question
+        assert question is not None
+        return self.end_step("asked", ("asked", {
+            "step": step.number, "question": question.id,
+            "answered": question.answer is not None}))  # fmt: skip
 
     def repo_changed(self, changed: list[str]) -> Job:
         """The user's git metadata changed during the step: report what, fail the step."""

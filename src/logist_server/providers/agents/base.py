@@ -15,6 +15,8 @@ import msgspec
 from logist_server.domain.events import AgentEvent
 from logist_server.domain.model import Job
 from logist_server.domain.process import ProcessSpec
+from logist_server.domain.questions import AnswerVia
+from logist_server.domain.sessions import Continuation, PriorStep, Why, continuation
 from logist_server.providers.agents.options import PathSyntax, check_path_options
 from logist_server.support import redaction
 
@@ -31,6 +33,14 @@ class AgentContext(msgspec.Struct, frozen=True):
     step: int = 1
     # `worker` or `supervisor`: what the role asks for, whatever its name.
     role_kind: str = "worker"
+    # Why this step runs (start, retry, failover, review, rework, answer) and the job's
+    # earlier live steps, oldest first (their roles, agents, outcomes and session ids).
+    why: Why = "start"
+    history: tuple[PriorStep, ...] = ()
+    # The agent session to continue (`supports_resume` only; None: start a new one).
+    resume_session: str | None = None
+    # The user's answer to the question the previous step asked (`why == "answer"`).
+    answer: str | None = None
 
 
 @runtime_checkable
@@ -79,6 +89,12 @@ class AgentProvider(Protocol):
     #: Which of those variables hold secrets: their values are masked (`***`) wherever
     #: Logist writes or prints text (`redaction`). Declared secrets are passed on as well.
     secret_env: tuple[str, ...] = ()  # a default: optional (providers written before it)
+    #: Whether `build` can continue an earlier session (`AgentContext.resume_session`).
+    supports_resume: bool = False  # a default: optional
+    #: How an answer to the agent's question reaches it: `resume` (the agent exits after
+    #: asking; the answer resumes its session in a new step), `stdin` (written to the live
+    #: agent's input) or `file` (the live agent waits for `AgentContext.answer_file`).
+    answer_via: AnswerVia = "file"  # a default: optional
 
     def build(self, job: Job, ctx: AgentContext) -> ProcessSpec:
         """The command line and environment for one non-interactive run: `argv[0]` is the
@@ -104,6 +120,27 @@ def declare_secrets(provider: AgentProvider) -> tuple[str, ...]:
     secrets = tuple(getattr(provider, "secret_env", ()))  # providers written before it: none
     redaction.declare(secrets)
     return secrets
+
+
+def supports_resume(provider: AgentProvider) -> bool:
+    return bool(getattr(provider, "supports_resume", False))
+
+
+def answer_via(provider: AgentProvider) -> str:
+    """The provider's `answer_via` (`file` for providers written before it)."""
+    return str(getattr(provider, "answer_via", "file"))
+
+
+def continuation_for(provider: AgentProvider, job: Job, role: str, agent: str) -> Continuation:
+    """What a step of `role` run by `provider` (named `agent`) continues (`sessions`)."""
+    return continuation(job, role, agent, supports_resume(provider))
+
+
+def with_continuation(ctx: AgentContext, plan: Continuation) -> AgentContext:
+    """`ctx` with the step's reason, the job's history, the session and the answer."""
+    return msgspec.structs.replace(
+        ctx, why=plan.why, history=plan.history, resume_session=plan.session, answer=plan.answer
+    )
 
 
 def build_spec(provider: AgentProvider, job: Job, ctx: AgentContext) -> ProcessSpec:

@@ -1,6 +1,14 @@
-"""A parser for agents that print one typed JSON object per line (the mock's format)."""
+"""A parser for agents that print one typed JSON object per line (the mock's format).
+
+A JSON line that is not one of Logist's events but has the shape of an error (`{"type":
+"error", ...}`, `{"error": {...}}`, codex's `turn.failed`, claude's `result` with
+`is_error`) becomes an `AgentError` (`json_error`), so the observer classifies it as it
+would the same error printed as plain text; any other line is kept as a message.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import msgspec
 
@@ -8,10 +16,42 @@ from logist_server.domain.events import AgentError, AgentEvent, AgentMessage
 
 _decode = msgspec.json.Decoder(AgentEvent).decode
 _decode_many = msgspec.json.Decoder(list[AgentEvent]).decode
+_decode_any = msgspec.json.Decoder().decode
+_ERROR_TYPES = frozenset({"error", "turn.failed", "api_error", "fatal"})
+
+
+def json_error(obj: Any) -> str | None:
+    """The message of an error an agent printed as a JSON object, or None when `obj` is not
+    shaped like one. Real-agent parsers use it for the error shapes they do not type."""
+    if not isinstance(obj, dict):
+        return None
+    error = obj.get("error")
+    is_error = (
+        obj.get("type") in _ERROR_TYPES
+        or obj.get("is_error") is True
+        or obj.get("level") == "error"
+        or error not in (None, False, "", {})
+    )
+    if not is_error:
+        return None
+    for holder in (error, obj):
+        if isinstance(holder, str) and holder:
+            return holder
+        if isinstance(holder, dict):
+            for key in ("message", "msg", "result", "detail"):
+                value = holder.get(key)
+                if isinstance(value, str) and value:
+                    return value
+            nested = holder.get("error")
+            if isinstance(nested, dict) and isinstance(nested.get("message"), str):
+                return str(nested["message"])
+    kind = obj.get("type")
+    return f"the agent reported an error ({kind})" if isinstance(kind, str) else "error"
 
 
 class JsonLinesParser:
-    """Lines in Logist's own event format; anything else is kept as a message."""
+    """Lines in Logist's own event format; an error in another JSON shape is an error;
+    anything else is kept as a message."""
 
     def __init__(self) -> None:
         self.saw_error = False
@@ -24,7 +64,7 @@ class JsonLinesParser:
             try:
                 event = _decode(line)
             except msgspec.DecodeError:
-                return [AgentMessage(text=line)]
+                event = _foreign(line)
             if isinstance(event, AgentError):
                 self.saw_error = True
             return [event]
@@ -50,3 +90,15 @@ class JsonLinesParser:
         if exit_code not in (0, None) and not self.saw_error:
             return [AgentError(message=f"agent exited with status {exit_code}")]
         return []
+
+
+def _foreign(line: str) -> AgentEvent:
+    """A JSON line that is not one of Logist's events: an error if shaped like one."""
+    try:
+        obj = _decode_any(line)
+    except msgspec.DecodeError:
+        return AgentMessage(text=line)
+    message = json_error(obj)
+    if message is None:
+        return AgentMessage(text=line)
+    return AgentError(message=message, detail=line)

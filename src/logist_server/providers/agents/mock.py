@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from logist_server.domain.errors import UsageError
 from logist_server.domain.model import Job
 from logist_server.domain.process import ProcessSpec
+from logist_server.domain.questions import AnswerVia
 from logist_server.providers.agents.base import AgentContext, OutputParser
 from logist_server.providers.agents.jsonl import JsonLinesParser
 from logist_server.providers.agents.mock_program import (
@@ -61,6 +62,10 @@ class MockAgent:
     env_vars: tuple[str, ...] = ("LOGIST_MOCK_API_KEY",)
     #: ... and a secret: its value is masked wherever Logist writes text.
     secret_env: tuple[str, ...] = ("LOGIST_MOCK_API_KEY",)
+    #: `--resume=SESSION` continues a session the mock kept in the job's directory.
+    supports_resume = True
+    #: Its `question` scenario exits after asking: the answer resumes its session.
+    answer_via: AnswerVia = "resume"
 
     def build(self, job: Job, ctx: AgentContext) -> ProcessSpec:
         options = dict(job.agent.options)
@@ -75,6 +80,10 @@ class MockAgent:
             argv.append(f"--target={job.target.file}")
         for key, value in sorted(options.items()):
             argv.append(f"--opt={key}={value}")
+        if ctx.resume_session is not None:
+            argv.append(f"--resume={ctx.resume_session}")
+        if ctx.answer is not None:
+            argv.append(f"--answer={ctx.answer}")
         env = {"LOGIST_ANSWER_FILE": ctx.answer_file, "LOGIST_JOB_DIR": ctx.job_dir}
         return ProcessSpec(argv=argv, env=env, cwd=ctx.workspace)
 
@@ -93,6 +102,8 @@ class MockAgent:
             _choice("hold", options["hold"], ("true", "false"))
         if "verdict" in options:
             _choice("verdict", options["verdict"], VERDICTS)
+        if "ask" in options:
+            _choice("ask", options["ask"], ("question", "permission"))
 
     def new_parser(self) -> OutputParser:
         return JsonLinesParser()

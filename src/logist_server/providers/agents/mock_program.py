@@ -13,8 +13,12 @@ Scenarios (`--scenario`; without one: `review` when `--role supervisor`, else `e
   appends `logist-mock: addressed: <first non-empty comment line>`. The scenarios that
   end with an edit (`slow`, `cost`, `question`, a `fail` past its `times`) do the same.
 - `multi_hunk` (`every=`, `also=`): changes every tenth line of the target, several hunks.
-- `slow` (`seconds=`), `hang`, `crash`, `cost` (`steps=`, `interval=`), `question`
-  (`question=`; waits for $LOGIST_ANSWER_FILE), `noop`, `flood` (`lines=`).
+- `slow` (`seconds=`), `hang`, `crash`, `cost` (`steps=`, `interval=`), `noop`,
+  `flood` (`lines=`).
+- `question`: asks as a real CLI does headless: prints a `question` event (`question=` its
+  text, `ask=question|permission`, `options=A|B|C`) and exits 0 without changing anything.
+  Run again with `--resume=SESSION --answer=TEXT`, it finds the question in its session,
+  prints `got the answer: TEXT` and then edits like `edit`.
 - `fail`: fails the way claude-code does. It prints a message and a read, writes
   claude-code's error line to stderr, prints the same text as an `error` event and exits
   with 1. `kind=rate_limit|auth|overflow|network` (default rate_limit) picks the line
@@ -38,6 +42,13 @@ Scenarios (`--scenario`; without one: `review` when `--role supervisor`, else `e
   `sleep` with `tag=` in its command line, and writes their pids to `$LOGIST_JOB_DIR/
   linger-pids` once all three run. Then it exits with `code=` (default 0), or waits to be
   killed with `hold=true`.
+
+Sessions, as real agents keep them: with `$LOGIST_JOB_DIR` set, every run starts with a
+`session` event. A new run makes a session (a UUID) and keeps its state in
+`$LOGIST_JOB_DIR/mock-sessions/ID.json` (runs, first prompt line, an open question,
+answers); `--resume=ID` continues it (the event says `resumed: true`, the state counts the
+run) and fails like claude-code, exit 1, when no such session exists. Without
+`$LOGIST_JOB_DIR` nothing is kept, so no session is reported and `--resume` fails.
 
 Every path it touches (the target, `delete`, `rename`, `binary`, `chmod`) is opened from the
 working directory one part at a time without following symlinks (the repository controls
@@ -85,7 +96,7 @@ class Run:
     """One run of the mock: the user's prompt and what else it was given (a plain class:
     `dataclasses` would cost the mock's start-up time)."""
 
-    __slots__ = ("opts", "prompt", "rendered", "role", "target")
+    __slots__ = ("answer", "opts", "prompt", "rendered", "role", "session", "target")
 
     def __init__(
         self,
@@ -94,17 +105,95 @@ class Run:
         opts: dict[str, str] | None = None,
         rendered: str | None = None,
         role: str = "worker",
+        session: Session | None = None,
+        answer: str | None = None,
     ) -> None:
         self.prompt = prompt
         self.target = target
         self.opts = opts or {}
         self.rendered = rendered  # the fully rendered prompt of this step
         self.role = role
+        self.session = session
+        self.answer = answer  # the user's answer to the session's question (`--answer`)
 
 
-def emit(kind: str, **fields: object) -> None:
-    sys.stdout.write(json.dumps({"type": kind, **fields}) + "\n")
+class Session:
+    """The mock's conversation state, kept across runs (a plain class: see `Run`)."""
+
+    __slots__ = ("path", "state")
+
+    def __init__(self, path: Path | None, state: dict[str, object]) -> None:
+        self.path = path
+        self.state = state
+
+    @property
+    def id(self) -> str:
+        return str(self.state["id"])
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(exist_ok=True)
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        temporary.write_text(json.dumps(self.state))
+        temporary.replace(self.path)
+
+
+SESSION_ID = "0123456789abcdef-"
+SESSIONS_DIR = "mock-sessions"
+
+
+def sessions_dir() -> Path | None:
+    job_dir = os.environ.get("LOGIST_JOB_DIR")
+    return Path(job_dir) / SESSIONS_DIR if job_dir else None
+
+
+def open_session(resume: str | None, prompt: str) -> Session | None:
+    """A new session, or the one `resume` names (None, after an `error` event, when there
+    is no such session); its `session` event printed."""
+    directory = sessions_dir()
+    if resume is None:
+        import uuid
+
+        fresh = str(uuid.uuid4())
+        session = Session(directory / f"{fresh}.json" if directory else None, {
+            "id": fresh, "runs": 1, "prompt": first_line(prompt), "question": None,
+            "answers": []})  # fmt: skip
+        if directory is not None:  # kept, so it can be resumed: report it
+            session.save()
+            emit("session", id=session.id)
+        return session
+    known = directory is not None and 0 < len(resume) <= 64 and not resume.strip(SESSION_ID)
+    path = directory / f"{resume}.json" if directory is not None and known else None
+    if path is None or not path.is_file():
+        emit("error", message=f"No conversation found with session ID: {resume}")
+        return None
+    session = Session(path, json.loads(path.read_text()))
+    session.state["runs"] = int(str(session.state.get("runs", 0))) + 1
+    session.save()
+    emit("session", id=session.id, resumed=True)
+    return session
+
+
+def emit(event_type: str, /, **fields: object) -> None:
+    sys.stdout.write(json.dumps({"type": event_type, **fields}) + "\n")
     sys.stdout.flush()
+
+
+_calls = [0]
+
+
+def tool_call(tool: str, data: dict[str, object]) -> str:
+    """Print a `tool_call` event with a fresh id (`call_1`, `call_2`...); the id."""
+    _calls[0] += 1
+    call_id = f"call_{_calls[0]}"
+    emit("tool_call", id=call_id, tool=tool, input=data)
+    return call_id
+
+
+def tool_result(call_id: str, tool: str, output: str, ok: bool = True) -> None:
+    """Print the `tool_result` that ends the call `call_id`."""
+    emit("tool_result", id=call_id, tool=tool, ok=ok, output=output)
 
 
 def first_line(prompt: str) -> str:
@@ -260,13 +349,15 @@ def do_edit(run: Run) -> None:
     comment = reviewer_comment(run.rendered)
     if comment is not None:
         line += f"{ADDRESSED}: {comment}\n"
-    emit("tool_call", tool="read", input={"path": path})
+    read = tool_call("read", {"path": path})
     existing = read_file(path)
     current = existing or b""
+    tool_result(read, "read", f"{len(current)} bytes" if existing is not None else "no such file")
     if current and not current.endswith(b"\n"):
         current += b"\n"
     write_file(path, current + line.encode())
-    emit("tool_call", tool="edit", input={"path": path, "append": line.rstrip("\n")})
+    edit = tool_call("edit", {"path": path, "append": line.rstrip("\n")})
+    tool_result(edit, "edit", "appended 1 line")
     emit("file_change", path=path, action="modify" if existing is not None else "create")
 
 
@@ -331,7 +422,7 @@ def scenario_hang(run: Run) -> int:
 
 def scenario_crash(run: Run) -> int:
     emit("message", text="starting work")
-    emit("tool_call", tool="read", input={"path": run.target or "."})
+    tool_call("read", {"path": run.target or "."})  # it crashes before the result
     sys.stderr.write("mock agent: simulated crash (scenario=crash)\n")
     sys.stderr.flush()
     emit("error", message="simulated crash (scenario=crash)")
@@ -355,12 +446,29 @@ def scenario_cost(run: Run) -> int:
 
 
 def scenario_question(run: Run) -> int:
-    answer_file = Path(os.environ.get("LOGIST_ANSWER_FILE", ".logist-answer"))
-    emit("question", text=run.opts.get("question", "Which file should I change?"))
-    while not answer_file.exists():
-        time.sleep(0.05)
-    answer = answer_file.read_text().strip()
-    emit("message", text=f"got the answer: {answer}")
+    """Ask and exit 0; resumed with the answer to the session's open question, edit."""
+    session = run.session
+    state = session.state if session is not None else {}
+    if run.answer is None:
+        question = run.opts.get("question", "Which file should I change?")
+        options = [o for o in run.opts.get("options", "").split("|") if o]
+        state["question"] = question
+        if session is not None:
+            session.save()
+        emit("question", id=f"q{state.get('runs', 1)}", kind=run.opts.get("ask", "question"),
+             text=question, options=options)  # fmt: skip
+        return 0
+    asked = state.get("question")
+    if asked is None:  # nothing was asked in this session: an answer out of nowhere
+        emit("error", message="got an answer, but this session asked no question")
+        return 1
+    answers = state.setdefault("answers", [])
+    assert isinstance(answers, list)
+    answers.append({"question": asked, "answer": run.answer})
+    state["question"] = None
+    if session is not None:
+        session.save()
+    emit("message", text=f"got the answer: {run.answer.strip()}")
     return scenario_edit(run)
 
 
@@ -407,7 +515,7 @@ def scenario_fail(run: Run) -> int:
         return scenario_edit(run)
     line = FAILURES[kind]
     emit("message", text=f"Working on: {first_line(run.prompt)}")
-    emit("tool_call", tool="read", input={"path": run.target or DEFAULT_FILE})
+    tool_call("read", {"path": run.target or DEFAULT_FILE})  # no result: the call failed
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
     emit("error", message=line)
@@ -552,6 +660,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scenario", choices=sorted(SCENARIOS))
     parser.add_argument("--target", help="file to edit, relative to the working directory")
     parser.add_argument("--opt", action="append", default=[], metavar="K=V")
+    parser.add_argument("--resume", metavar="SESSION", help="continue this session")
+    parser.add_argument("--answer", help="the user's answer to the session's question")
     return parser.parse_args(argv)
 
 
@@ -560,7 +670,11 @@ def main(argv: list[str] | None = None) -> int:
     prompt = args.prompt if args.prompt is not None else Path(args.prompt_file).read_text()
     rendered = Path(args.rendered_prompt_file).read_text() if args.rendered_prompt_file else None
     opts = dict(item.split("=", 1) for item in args.opt if "=" in item)
-    run = Run(prompt=prompt, target=args.target, opts=opts, rendered=rendered, role=args.role)
+    session = open_session(args.resume, prompt)
+    if session is None:
+        return 1
+    run = Run(prompt=prompt, target=args.target, opts=opts, rendered=rendered, role=args.role,
+              session=session, answer=args.answer)  # fmt: skip
     try:
         return SCENARIOS[args.scenario or default_scenario(args.role)](run)
     except Refused as exc:
