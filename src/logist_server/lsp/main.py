@@ -101,7 +101,7 @@ def serve(tcp: str | None = None, token_file: str | None = None) -> int:
     if tcp is not None:
         from logist_server.lsp.tcp import serve_tcp
 
-        return serve_tcp(tcp, token_file)
+        return serve_tcp(tcp, token_file, create_server)
     return serve_stdio()
 
 

@@ -10,13 +10,20 @@ and the server keeps serving.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from logist_server.lsp.jsonrpc import LogistProtocol
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 INVALID_REQUEST = -32600
+
+
+class Answering(Protocol):
+    """What of the connection's protocol (`jsonrpc.LogistProtocol`) the refusal uses."""
+
+    def _send_error(self, msg_id: Any, code: int, message: str) -> None: ...
+
+    def _gated(self) -> bool: ...
+
+    def close(self, why: str) -> None: ...
 
 
 def valid_id(value: Any) -> bool:
@@ -24,7 +31,7 @@ def valid_id(value: Any) -> bool:
     return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
 
 
-def refuse_bad_id(protocol: LogistProtocol, message: dict[str, Any]) -> bool:
+def refuse_bad_id(protocol: Answering, message: dict[str, Any]) -> bool:
     """True (after answering, or ignoring a response) when `message` has an unusable id."""
     if "id" not in message or valid_id(message["id"]):
         return False

@@ -21,6 +21,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 from logist_server.domain.errors import UsageError
 from logist_server.lsp.app import LogistServer
@@ -57,21 +58,27 @@ def is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def serve_tcp(address: str, token_file: str | None) -> int:
+#: Makes one client's server over the shared hub, with the token its `initialize` must carry
+#: (`main.create_server`, passed in: this module does not import `main`, which imports it).
+ServerFactory = Callable[[Hub, str], LogistServer]
+
+
+def serve_tcp(address: str, token_file: str | None, create_server: ServerFactory) -> int:
     host, port = parse_address(address)
     given = given_token(token_file)
-    return asyncio.run(_serve(host, port, given or new_token(), announce=given is None))
+    token = given or new_token()
+    return asyncio.run(_serve(host, port, token, given is None, create_server))
 
 
-async def _serve(host: str, port: int, token: str, announce: bool) -> int:
+async def _serve(
+    host: str, port: int, token: str, announce: bool, create_server: ServerFactory
+) -> int:
     hub = Hub()
     # Every connection's server and writer, oldest first; and the tasks serving them.
     clients: dict[LogistServer, asyncio.StreamWriter] = {}
     tasks: set[asyncio.Task[None]] = set()
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        from logist_server.lsp.main import create_server
-
         task = asyncio.current_task()
         if task is not None:
             tasks.add(task)
