@@ -108,7 +108,9 @@ class PhaseLoop:
         assert job.base_commit is not None
         services = self.services
         # The base stays reachable for reruns after the job's branch is gone.
-        keeper = start_keeping_base(services.repo, job.id, job.base_commit)
+        keeper = await asyncio.to_thread(  # spawning git costs the loop milliseconds
+            start_keeping_base, services.repo, job.id, job.base_commit
+        )
         try:
             # The engine makes the workspace (git, here); the runtime gets it at start.
             workspace = await asyncio.to_thread(make_workspace, services, job)
