@@ -148,6 +148,41 @@ def test_hunks_are_git_sections_in_lsp_lines_whatever_the_diff_configuration(
     assert (repo / "tool.sh").read_text() == "echo\n" and (repo / "tool.sh").stat().st_mode & 0o111
 
 
+def test_lines_that_look_like_diff_headers_and_attributes_are_read_as_git_reads_them(
+    repo: Path, tmp_path: Path
+) -> None:
+    """The agent writes lines that look like a diff's own headers: they are content, never
+    a section or a file. A file your `.gitattributes` marks `-diff` is binary for `job diff`,
+    so it is one whole-file hunk here too (same boundaries everywhere)."""
+    (repo / ".gitattributes").write_text("*.dat -diff\n")
+    (repo / "rows.dat").write_text("".join(ROWS))
+    git(repo, "add", ".gitattributes", "rows.dat")
+    git(repo, "commit", "-qm", "attrs")
+    fake = [
+        "diff --git a/rows.dat b/rows.dat\n",
+        f"index {'1' * 40}..{'2' * 40}\n",
+        "@@ -1,99 +1,99 @@\n",
+        "Binary files a/x and b/x differ\n",
+    ]
+    rows = list(ROWS)
+    rows[15] = "row SIXTEEN\n"
+    rows[2:3] = fake
+    job = job_in_review(
+        repo,
+        tmp_path / "work",
+        {"rows.txt": "".join(rows).encode(), "rows.dat": "".join(rows).encode()},
+    )
+    files = {f.path: f for f in job_hunks(repo, Engine.for_path(repo).get(job["id"]))}
+    assert files["rows.dat"].kind == "binary" and len(files["rows.dat"].hunks) == 1
+    patch = run_logist("job", "diff", job["id"], cwd=repo).stdout
+    assert patch.startswith("diff --git a/rows.dat b/rows.dat\n") and "GIT binary patch" in patch
+    text = files["rows.txt"]
+    assert [(h.old_start, h.old_end, h.new_lines) for h in text.hunks] == [
+        (2, 3, fake),
+        (15, 16, ["row SIXTEEN\n"]),
+    ]
+
+
 @pytest.fixture
 def rows_hunks(repo: Path, tmp_path: Path) -> list[Hunk]:
     """The hunks of a job in review that changes rows.txt into `three_hunks()`."""

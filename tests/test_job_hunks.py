@@ -261,3 +261,29 @@ async def test_the_editor_offers_the_cli_hunk_ids_and_each_sees_the_others_accep
         )
         assert (repo / "rows.txt").read_text() == rows_with(1, 2)
     assert git(repo, "status", "--porcelain", "--", "rows.txt").strip() == "M rows.txt"
+
+
+async def test_a_hunk_the_user_already_typed_is_offered_and_recorded_without_an_edit(
+    repo: Path, tmp_path: Path
+) -> None:
+    """The user made exactly the job's change in the buffer: the marker says it is in
+    place, the quick fix is still offered, and accepting records the hunk (the job settles)
+    without touching the buffer."""
+    async with lsp_session([repo]) as editor:
+        uri = editor.open(repo / "rows.txt")
+        job = job_in_review(repo, tmp_path / "work", {"rows.txt": rows_with(2).encode()})
+        (hunk_id,) = [h["id"] for h in cli_hunks(repo, job["id"])]
+        await until(lambda: len(editor.diagnostics(uri)) == 1, "the marker")
+        editor.change(uri, rows_with(2))
+        await until(
+            lambda: any("already in place" in d.message for d in editor.diagnostics(uri)),
+            lambda: f"an in-place marker, have {editor.diagnostics(uri)}",
+        )
+        (fix,) = [a for a in await editor.actions(uri, 10) if a.is_preferred]
+        assert fix.command is not None
+        result = await editor.run_command(fix.command)
+        assert result == {
+            "jobId": job["id"], "status": "accepted", "applied": [hunk_id], "conflicts": []
+        }  # fmt: skip
+        assert editor.buffers[uri] == rows_with(2)
+    assert (repo / "rows.txt").read_text() == ROWS  # the buffer was never saved

@@ -580,7 +580,13 @@ class Engine:
         once its commits are checked as accept checks them (ResultMismatchError)."""
         base, result = job.base_commit, job.result.result_commit
         if base is not None and result is not None and base != result:
-            verify_result(self.repo, base, result, job.result.result_tree)
+            try:
+                verify_result(self.repo, base, result, job.result.result_tree)
+            except ResultMismatchError as exc:
+                message = str(exc).replace(" (nothing was written)", "")
+                raise ResultMismatchError(
+                    message.replace("cannot accept:", "no hunks:", 1)
+                ) from None
         return job_hunks(self.repo, job)
 
     def start_hunk_accept(
@@ -593,6 +599,9 @@ class Engine:
         recorded or written. The caller holds the working-tree lock and then calls
         `finish_hunk_accept`."""
         job = self._require_review(ref, "accepted")
+        base, result = job.base_commit, job.result.result_commit
+        if base is not None and result is not None and base != result:
+            verify_result(self.repo, base, result, job.result.result_tree)  # as accept says it
         files = self.hunks(job)
         chosen = select_hunks(job, files, hunk_ids, strict)
         plan = plan_hunks(self.repo, job, files, chosen, buffers)
@@ -619,8 +628,11 @@ class Engine:
         if run.plan.applied:
             job = self._record_hunks(job.id, run.plan.applied)
         if settle:
-            with self._exclusive(job):
-                return self._settle_if_complete(self.store.get(job.id), run)
+            try:
+                with self._exclusive(job):
+                    return self._settle_if_complete(self.store.get(job.id), run)
+            except JobBusyError:  # the hunks are recorded; the next accept settles the job
+                log.warning("logist: job %s is busy in another process: not settled yet", job.id)
         return job
 
     def _settle_if_complete(self, job: Job, run: AcceptRun) -> Job:

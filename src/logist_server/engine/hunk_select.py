@@ -25,6 +25,20 @@ def full_id(job: Job, given: str) -> str:
     return given if "/" in given else f"{job.id}/{given}"
 
 
+def find_hunk(job: Job, files: list[FileHunks], given: str) -> tuple[FileHunks, Hunk]:
+    """The file and hunk `given` names (full id or the part after the slash); UnknownHunkError
+    otherwise (a comment on a hunk, say, names where it is)."""
+    hunk_id = full_id(job, given)
+    for file in files:
+        for hunk in file.hunks:
+            if hunk.id == hunk_id:
+                return file, hunk
+    raise UnknownHunkError(
+        f"job {job.id} has no hunk {given!r} (unknown, or from an earlier result: "
+        f"list them with `logist job hunks {job.id}`)"
+    )
+
+
 def select_hunks(
     job: Job, files: list[FileHunks], hunk_ids: list[str] | None, strict: bool
 ) -> list[Hunk]:

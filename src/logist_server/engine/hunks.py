@@ -2,9 +2,10 @@
 
 One algorithm makes the hunks every surface shows: the editor's diagnostics and code
 actions, `logist job hunks` / `job accept --hunk`, and the `@@` sections of `logist job diff`.
-It is git's diff of the job's recorded base and result blobs with pinned options
-(`DIFF_OPTIONS`: the user's `diff.algorithm` or `diff.context` cannot move a boundary), each
-`@@` section one hunk, its outer context lines left out. Files git cannot show as lines
+It is git's diff of the job's recorded base and result commits with pinned options
+(`DIFF_OPTIONS`: the user's `diff.algorithm` or `diff.context` cannot move a boundary), made
+once per job, each `@@` section one hunk, its outer context lines left out; a file your
+attributes mark `-diff` is binary here as in `job diff`. Files git cannot show as lines
 (created, deleted, binary, symbolic links, mode-only changes, the two halves of a rename)
 are one whole-file hunk each; submodule (gitlink) changes are never accepted, so they have
 no hunk.
@@ -118,6 +119,7 @@ def job_hunks(repo: Path, job: Job) -> list[FileHunks]:
     ]
     blobs = read_blobs(repo, sorted({b for c in changes for b in (c.old_blob, c.new_blob) if b}))
     files: list[FileHunks] = []
+    sections: dict[str, _Sections] | None = None  # git's diff, made once
     for change in sorted(changes, key=lambda c: c.path):
         old = blobs[change.old_blob] if change.old_blob else b""
         new = blobs[change.new_blob] if change.new_blob else b""
@@ -126,7 +128,9 @@ def job_hunks(repo: Path, job: Job) -> list[FileHunks]:
         new_lines = split_lines(new.decode(errors="replace"))
         parts: list[tuple[int, int, int, list[str], list[str]]] = []
         if kind == "modify":
-            ranges = _git_ranges(repo, change, old, new)
+            if sections is None:
+                sections = _sections(repo, base, result, changes)
+            ranges = _git_ranges(repo, change, old, new, sections)
             if ranges is None:
                 kind = "binary"  # git would not show it as lines
             else:
@@ -158,28 +162,97 @@ def _kind(change: FileChange, old: bytes, new: bytes) -> str:
     return "modify"
 
 
+# `@@` sections of one file as git line ranges (old start, old end, new start, new end),
+# or None when git shows the file as binary (attributes included).
+_Sections = list[tuple[int, int, int, int]] | None
+
+
+def _sections(
+    repo: Path, base: str, result: str, changes: list[FileChange]
+) -> dict[str, _Sections]:
+    """Git's diff of the two commits (the options of `job diff`, renames off), made once:
+    each modified file's `@@` sections, by path. No file name is parsed: a section is known
+    by the (old blob, new blob) pair of its `index` line, and files with the same pair (the
+    same change in two files, which attributes may show differently) come in git's order,
+    the byte order of their paths. The content of each section is skipped by its line
+    counts: a line the agent wrote is never read as a header."""
+    out = git(
+        ["diff", *DIFF_OPTIONS, "--full-index", "--no-renames", base, result, "--"],
+        repo,
+        env=READ_ENV,
+    ).stdout
+    found: dict[tuple[str, str], list[_Sections]] = {}
+    pair: tuple[str, str] | None = None
+    lines = out.split(b"\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        if line.startswith(b"diff --git "):
+            pair = None
+        elif line.startswith(b"index ") and pair is None:
+            ids = line[6:].split(b" ")[0].split(b"..")
+            if len(ids) == 2:
+                pair = (ids[0].decode(errors="replace"), ids[1].decode(errors="replace"))
+                found.setdefault(pair, []).append([])
+        elif line.startswith(b"Binary files ") and pair is not None:
+            found[pair][-1] = None
+        elif (match := _HEADER.match(line)) is not None and pair is not None:
+            a, b = _span(int(match[1]), match[2])
+            c, d = _span(int(match[3]), match[4])
+            ranges = found[pair][-1]
+            if ranges is not None:
+                ranges.append((a, b, c, d))
+            old_left, new_left = b - a, d - c
+            while (old_left > 0 or new_left > 0) and i < len(lines):
+                mark = lines[i][:1]
+                i += 1
+                old_left -= mark in (b" ", b"-")
+                new_left -= mark in (b" ", b"+")
+    by_path: dict[str, _Sections] = {}
+    for change in sorted(changes, key=lambda c: c.path.encode(errors="surrogateescape")):
+        pending = found.get((change.old_blob or "", change.new_blob or ""))
+        if pending:
+            by_path[change.path] = pending.pop(0)
+    return by_path
+
+
 def _git_ranges(
-    repo: Path, change: FileChange, old: bytes, new: bytes
+    repo: Path,
+    change: FileChange,
+    old: bytes,
+    new: bytes,
+    sections: dict[str, _Sections],
 ) -> list[tuple[int, int, int, int]] | None:
-    """Each `@@` section of git's diff of the two blobs, without its outer context, as LSP
-    line ranges (old start, old end, new start, new end); None when git calls it binary."""
+    """Each `@@` section of git's diff of the file, without its outer context, as LSP line
+    ranges (old start, old end, new start, new end); None when git calls it binary."""
     assert change.old_blob is not None and change.new_blob is not None
-    out = git(["diff", *DIFF_OPTIONS, change.old_blob, change.new_blob], repo, env=READ_ENV).stdout
+    if change.path in sections:
+        raw = sections[change.path]
+    else:
+        raw = _blob_sections(repo, change.old_blob, change.new_blob)
+    if raw is None:
+        return None
     old_map, new_map = _lsp_numbers(old), _lsp_numbers(new)
     old_git, new_git = _git_lines(old), _git_lines(new)
     ranges = []
-    saw_header = False
-    for line in out.split(b"\n"):
-        if line.startswith(b"Binary files ") and not saw_header:
-            return None
-        match = _HEADER.match(line)
-        if match is None:
-            continue
-        saw_header = True
-        a, b = _span(int(match[1]), match[2])
-        c, d = _span(int(match[3]), match[4])
+    for a, b, c, d in raw:
         a, b, c, d = _trim(old_git, new_git, a, b, c, d)
         ranges.append((old_map[a], old_map[b], new_map[c], new_map[d]))
+    return ranges
+
+
+def _blob_sections(repo: Path, old_blob: str, new_blob: str) -> _Sections:
+    """The `@@` sections of git's diff of two blobs (a file the commits' diff did not show:
+    not expected, kept as a fallback)."""
+    out = git(["diff", *DIFF_OPTIONS, old_blob, new_blob], repo, env=READ_ENV).stdout
+    ranges: list[tuple[int, int, int, int]] = []
+    for line in out.split(b"\n"):
+        if line.startswith(b"Binary files ") and not ranges:
+            return None
+        match = _HEADER.match(line)
+        if match is not None:
+            ranges.append((*_span(int(match[1]), match[2]), *_span(int(match[3]), match[4])))
     return ranges
 
 

@@ -225,7 +225,7 @@ class Review:
             job_id = proposal.job.id
             for item in proposal.mapped:
                 lo, hi = _line_span(lines, item)
-                if hi < first or lo > last or item.conflict:
+                if hi < first or lo > last or (item.conflict and not item.in_place):
                     continue
                 actions.append(
                     _action(
@@ -259,7 +259,8 @@ class Review:
             for item in proposal.mapped:
                 line = min(item.start, max(len(lines) - 1, 0))
                 where = types.Range(types.Position(line, 0), types.Position(line, 0))
-                label = "conflict: edited since the job started" if item.conflict else "Accept"
+                blocked = item.conflict and not item.in_place
+                label = "conflict: edited since the job started" if blocked else "Accept"
                 command = types.Command(
                     title=f"Logist {job_id}: {label}",
                     command=ACCEPT_COMMAND,
@@ -307,10 +308,10 @@ class Review:
     def _open_buffers(self, engine: Engine, job: Job) -> dict[str, str]:
         """The job's changed files open in the editor: path -> the buffer's text."""
         buffers = {}
-        for file in self.hunks(engine, job):
-            text = self.server.open_text(engine.repo / file.path)
+        for path in job.result.diff.paths if job.result.diff is not None else []:
+            text = self.server.open_text(engine.repo / path)
             if text is not None:
-                buffers[file.path] = text
+                buffers[path] = text
         return buffers
 
     def _version(self, engine: Engine, path: str) -> int | None:
@@ -383,7 +384,7 @@ class Review:
                             "oldText": "".join(m.hunk.old_lines),
                             "newText": "".join(m.hunk.new_lines),
                             # an accepted hunk is applied: its own lines are no conflict
-                            "conflict": m.conflict and m.hunk.id not in accepted,
+                            "conflict": m.conflict and not m.in_place and m.hunk.id not in accepted,
                             "accepted": m.hunk.id in accepted,
                         }
                         for m in mapped
@@ -453,7 +454,13 @@ def _describe(job: Job, item: MappedHunk) -> str:
         else f"replaces {removed} line(s) with {added}"
     )
     preview = item.hunk.new_lines[0].strip()[:60] if item.hunk.new_lines else ""
-    state = " (conflict: you edited these lines)" if item.conflict else ""
+    state = (
+        " (already in place: accepting records it)"
+        if item.in_place
+        else " (conflict: you edited these lines)"
+        if item.conflict
+        else ""
+    )
     return f"Logist job {job.id} {what}{state}" + (f": {preview}" if preview else "")
 
 
