@@ -2,8 +2,10 @@
 server re-attaches to the agents that kept running, every job reaches review, and no event
 is lost or doubled (each job's log is gapless from seq 1, each agent line recorded once).
 
-The agents ask a question and wait for the answer, so the jobs are certainly still active
-when the server dies, whatever the machine's load; the answers come after the restart."""
+The agents ask a question and exit (as real CLIs do headless), so the jobs certainly wait in
+`needs_input` when the server dies, whatever the machine's load; the answers come after the
+restart or while no server runs, and the new server resumes each agent's session with its
+answer in a second step."""
 
 from __future__ import annotations
 
@@ -133,8 +135,11 @@ def test_sigkill_the_server_while_jobs_run_then_a_new_server_finishes_them(
     for job_id, name in zip(job_ids, FILES, strict=True):
         events = job_events(repo, job_id)
         assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-        # One agent, re-attached, never started again; each of its lines exactly once.
-        assert sum(1 for e in events if e["kind"] == "started") == 1
+        # One agent per step (the question's, the answer's), none started twice; each of
+        # its lines exactly once; the answer resumed the session the question was asked in.
+        assert [e["data"]["step"] for e in events if e["kind"] == "started"] == [1, 2]
+        steps = show_job(repo, job_id)["steps"]
+        assert steps[1]["resumed_session"] == steps[0]["session_id"] is not None
         said = [(e["kind"], e["data"].get("text")) for e in events if "text" in e["data"]]
         assert said == [
             ("question", f"Which {name}?"),
