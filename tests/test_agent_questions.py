@@ -316,3 +316,26 @@ def test_the_question_of_a_job_is_in_its_json_record_only_once_asked(repo: Path)
     record = parse_json(proc.stdout)
     assert record["question"] is None
     assert [s["why"] for s in record["steps"]] == ["start"]
+
+
+def test_a_prompt_on_the_terminal_is_the_jobs_question_too(repo: Path, tmp_path: Path) -> None:
+    """The observer sees `[y/n]` on a plain-text agent's terminal: the job's question says
+    so (`source: observer`), and the answer reaches the live agent through its file."""
+    from plugin_agents import install_plugins
+
+    env = install_plugins(tmp_path / "plugins")
+    runner = popen_logist("run", "--json", "--agent", "asker", "--prompt", "ask", cwd=repo, env=env)
+    try:
+        job = wait_for(lambda: waiting(repo, ended=False), timeout=60)
+        question = job["question"]
+        assert (question["source"], question["step"], question["answer"]) == ("observer", 1, None)
+        assert "Overwrite ASKED.md? [y/n]" in question["text"]
+        run_logist("job", "answer", job["id"], "y", cwd=repo, env=env)
+        out, err = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
+    record = review_record(runner.returncode, out, err)
+    assert len(record["steps"]) == 1 and record["question"]["answer"] == "y"
+    assert "+answered: y" in run_logist("job", "diff", job["id"], cwd=repo, env=env).stdout

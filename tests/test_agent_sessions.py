@@ -211,3 +211,15 @@ def test_a_provider_that_cannot_resume_says_so_in_the_steps_events(
     assert "agent 'noresume' cannot resume a session" in resume["reason"]
     assert not any(a.startswith("--resume") for a in argv_of(repo, record["id"], 2))
     assert (repo / "DONE.md").exists() is False  # in the workspace, not the user's tree
+
+
+def test_tool_calls_and_their_results_pair_by_id_in_the_job_log(repo: Path) -> None:
+    record = run_job(repo, "--file", "a.txt", "--prompt", "pair them")
+    events = job_events(repo, record["id"])
+    calls = [e["data"] for e in events if e["kind"] == "tool_call"]
+    results = [e["data"] for e in events if e["kind"] == "tool_result"]
+    assert [c["tool"] for c in calls] == ["read", "edit"]
+    assert [r["id"] for r in results] == [c["id"] for c in calls]  # each ends its own call
+    assert len({c["id"] for c in calls}) == 2 and all(r["ok"] for r in results)
+    seq_of = {(e["kind"], e["data"].get("id")): e["seq"] for e in events}
+    assert all(seq_of[("tool_call", c["id"])] < seq_of[("tool_result", c["id"])] for c in calls)
