@@ -387,8 +387,9 @@ def test_agent_options_stay_when_the_flag_names_the_same_agent(repo: Path) -> No
     assert job["result"]["diff"]["files"] == 0
 
 
-def test_runtime_options_follow_their_runtime(repo: Path) -> None:
-    (repo / "logist.yml").write_text("runtime: docker\nruntime_options:\n  image: x:latest\n")
+def test_runtime_options_follow_their_runtime(repo: Path, xdg_config: Path) -> None:
+    # `image` is user-only (a repository cannot choose it): the user's own file sets it.
+    user_config(xdg_config, "runtime: docker\nruntime_options:\n  image: x:latest\n")
     shown = config_show(repo)["settings"]
     assert shown["runtime_options.image"][0] == "x:latest"
     shown = config_show(repo, env={"LOGIST_RUNTIME": "host"})["settings"]

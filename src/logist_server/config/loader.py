@@ -88,25 +88,49 @@ def load(
         raise ConfigError(f"configuration: {exc}") from None
     if "observer" in merged:
         _check_observer(merged["observer"], sources)
+    declare_env_secrets(settings)
     return Effective(settings=settings, sources=sources, files=files)
 
 
-# Keys that decide where Logist writes outside the repository: a repository (which may be
-# hostile) cannot set them, only the user's own file or environment.
-USER_ONLY_KEYS = ("workspace_root",)
+# Keys a repository (which may be hostile) cannot set, only the user's own file, environment
+# or flags: where Logist writes outside the repository, what of the user's machine the agent
+# sees (`runtime_options` env/mounts/network/image) and which agent runs instead of the one
+# the user chose (`retries.fallback_agent`). Each with why, for the one-line error.
+USER_ONLY_KEYS: dict[str, str] = {
+    "workspace_root": "a repository cannot choose where Logist writes outside it",
+    "runtime_options.env": "a repository cannot pass your environment variables to the agent",
+    "runtime_options.mounts": "a repository cannot mount your files into the agent's runtime",
+    "runtime_options.network": "a repository cannot choose the agent's network",
+    "runtime_options.image": "a repository cannot choose the image the agent runs in",
+    "retries.fallback_agent": "a repository cannot choose an agent to run instead of yours",
+}
 
 
 def _refuse_user_only_keys(layer: dict[str, Any], source: str) -> None:
-    for key in USER_ONLY_KEYS:
-        if key in layer:
-            raise ConfigError(
-                f"{source}: {key}: a repository cannot choose where Logist writes outside it;"
-                f" set it in {user_config_path()} or ${_variable_of(key)}"
-            )
+    for key, why in USER_ONLY_KEYS.items():
+        section, _, name = key.rpartition(".")
+        holder = layer.get(section) if section else layer
+        if isinstance(holder, dict) and name in holder:
+            variable = _variable_of(key)
+            where = f" or ${variable}" if variable else " or on the command line"
+            raise ConfigError(f"{source}: {key}: {why}; set it in {user_config_path()}{where}")
 
 
-def _variable_of(key: str) -> str:
-    return next(name for name, target in ENVIRONMENT.items() if target == key)
+def declare_env_secrets(settings: Settings) -> None:
+    """Every variable the user lets through to the agent (`runtime_options.env`) is a
+    credential: its value is masked wherever Logist writes (`redaction`)."""
+    from logist_server.domain.runtime import RuntimeOptionsError, parse_runtime_options
+    from logist_server.support import redaction
+
+    try:
+        names = parse_runtime_options(settings.runtime_options).env_allow
+    except RuntimeOptionsError:
+        return  # refused where the options are used, with its own message
+    redaction.declare(names)
+
+
+def _variable_of(key: str) -> str | None:
+    return next((name for name, target in ENVIRONMENT.items() if target == key), None)
 
 
 def _check_observer(section: dict[str, Any], sources: dict[str, str]) -> None:

@@ -15,6 +15,10 @@ import msgspec
 from logist_server.domain.knobs import Knob, knob, section_knobs
 from logist_server.domain.model import JobPolicy, Limits
 
+#: The longest wait before a retry a configuration may ask for (one hour): a bound, so that
+#: `1e308` in a repository's logist.yml cannot park a job forever.
+MAX_BACKOFF_S = 3600.0
+
 
 class RetrySettings(msgspec.Struct, frozen=True):
     """Transient failures (rate limit, network) are retried with exponential backoff.
@@ -25,10 +29,11 @@ class RetrySettings(msgspec.Struct, frozen=True):
         ge=0, le=20, flag="--retries", metavar="N", wire="retries", job="max_retries",
         help="retries of a transient failure (rate limit, network)")] = 2  # fmt: skip
     backoff_s: Annotated[float, knob(
-        ge=0, job="backoff_s",
+        ge=0, le=MAX_BACKOFF_S, job="backoff_s",
         help="the first wait before a retry; it doubles each time")] = 2.0  # fmt: skip
     max_backoff_s: Annotated[float, knob(
-        ge=0, job="max_backoff_s", help="the longest wait before a retry")] = 60.0  # fmt: skip
+        ge=0, le=MAX_BACKOFF_S, job="max_backoff_s",
+        help="the longest wait before a retry")] = 60.0  # fmt: skip
     fallback_agent: Annotated[str, knob(
         flag="--fallback-agent", metavar="NAME", wire="fallbackAgent", job="fallback_agent",
         help="agent that takes over when the first keeps failing")] | None = None  # fmt: skip

@@ -41,6 +41,7 @@ from logist_server.providers.agents.base import (
     continuation_for,
     with_continuation,
 )
+from logist_server.providers.registry import declare_job_secrets
 from logist_server.providers.runtimes.base import Runtime
 from logist_server.support import redaction
 from logist_server.vcs.workspace import start_keeping_base
@@ -76,6 +77,7 @@ class PhaseLoop:
 
     async def run(self) -> Job:
         job = await self.log.get_off_loop()
+        declare_job_secrets(job)  # masked here too, not only where its step was built
         if job.status == S.DRAFT and not self.resume:
             return job  # a draft runs only when asked: `job step` or `job run`
         if job.paused:

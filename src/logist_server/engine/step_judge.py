@@ -22,6 +22,7 @@ from logist_server.providers.agents.base import answer_via
 from logist_server.providers.runtimes.base import JobPaths, Runtime
 from logist_server.store.job_store import EventSpec
 from logist_server.support.fsutil import atomic_write
+from logist_server.support.redaction import redact_bytes
 from logist_server.vcs.workspace import reset_workspace
 
 S = JobStatus
@@ -68,7 +69,8 @@ class StepJudge:
             return await self.record_verdict(job, step)
         harvested = await asyncio.to_thread(harvest_step, runtime, job, handle, workspace, paths)
         job_dir = self.log.store.job_dir(job.id)
-        await asyncio.to_thread(atomic_write, job_dir / "result.patch", harvested.patch)
+        patch = redact_bytes(harvested.patch)  # a copy for people; accept reads git
+        await asyncio.to_thread(atomic_write, job_dir / "result.patch", patch)
 
         def record_result(j: Job) -> None:
             j.result.diff = harvested.stats

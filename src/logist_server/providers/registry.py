@@ -13,6 +13,9 @@ from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
 from logist_server.domain.errors import UsageError
+from logist_server.domain.model import Job
+from logist_server.domain.runtime import RuntimeOptionsError, parse_runtime_options
+from logist_server.support import redaction
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -24,6 +27,7 @@ BUILTIN_RUNTIMES: dict[str, str] = {
     "host": "logist_server.providers.runtimes.host:HostRuntime",
     "replay": "logist_server.providers.runtimes.replay:ReplayRuntime",
 }
+AGENTS_GROUP = "logist.agents"
 #: The protocol the providers of each entry-point group implement, checked on creation.
 PROTOCOLS: dict[str, str] = {
     "logist.agents": "logist_server.providers.agents.base:AgentProvider",
@@ -40,6 +44,8 @@ class Registry(Generic[T]):
         self._instances: dict[str, T] = {}
         self._group = group
         self._loaded_entry_points = False
+        if group == AGENTS_GROUP:  # any process that may write a job's text masks them all
+            redaction.add_source(self.secret_names)
 
     def register(self, name: str, factory: Callable[[], T]) -> None:
         self._targets[name] = factory
@@ -64,8 +70,26 @@ class Registry(Generic[T]):
             raise UsageError(
                 f"{self.kind} provider '{name}' cannot be used: it lacks {', '.join(missing)}"
             )
+        if self._group == AGENTS_GROUP:
+            redaction.declare(n for n in getattr(instance, "secret_env", ()) if isinstance(n, str))
         self._instances[name] = instance
         return instance
+
+    def secret_names(self) -> list[str]:
+        """The `secret_env` of every registered provider (its class attribute, or the
+        instance's when the factory is a function); one that cannot load names none."""
+        names: list[str] = []
+        for name in self.names():
+            target = self._targets[name]
+            try:
+                factory = _resolve(target) if isinstance(target, str) else target
+                declared = getattr(factory, "secret_env", None)
+                if declared is None and name in self._instances:
+                    declared = getattr(self._instances[name], "secret_env", ())
+                names += [n for n in declared or () if isinstance(n, str)]
+            except Exception as exc:  # a broken plugin must not stop masking the others
+                log.info("secrets of %s %s unknown: %s", self.kind, name, exc)
+        return names
 
     def check(self, name: str) -> None:
         """UsageError unless `name` is a known provider (without creating it)."""
@@ -80,6 +104,17 @@ class Registry(Generic[T]):
         self._loaded_entry_points = True
         for ep in entry_points(group=self._group):
             self._targets.setdefault(ep.name, ep.value)
+
+
+def declare_job_secrets(job: Job) -> None:
+    """Declare the secret names a job carries: every variable its runtime options let
+    through to the agent (`env`). Called by any process that loads a job to drive it, so a
+    re-attaching driver masks what the one that started the step masked."""
+    try:
+        names = parse_runtime_options(job.runtime.options).env_allow
+    except RuntimeOptionsError:
+        return  # a job cannot hold options that do not parse: its creation checked them
+    redaction.declare(names)
 
 
 def _resolve(path: str) -> Callable[[], T]:
