@@ -163,6 +163,7 @@ def test_a_second_server_that_reattaches_masks_declared_secrets(repo: Path) -> N
         )
         job_id = created["result"]["jobId"]
         one.wait_notification(lambda n: "started" in json.dumps(n), timeout=60)
+        assert one.proc is not None
         os.kill(one.proc.pid, signal.SIGKILL)
         one.proc.wait()
         two = RawClient([str(LOGIST), "serve"], env=env)
