@@ -25,6 +25,7 @@ from conftest import (
     BIN,
     assert_one_line_error,
     job_events,
+    list_jobs,
     make_repo,
     parse_json,
     run_logist,
@@ -154,3 +155,17 @@ def test_a_broken_plugin_breaks_no_other_provider(repo: Path, plugin_env: dict[s
                    cwd=repo, env=plugin_env, timeout=120).stdout
     )  # fmt: skip
     assert job["status"] == "review", job.get("status_reason")
+
+
+def test_the_toy_runtime_refuses_an_option_it_cannot_honour(
+    repo: Path, plugin_env: dict[str, str]
+) -> None:
+    """The contract's options reach an external runtime: the toy (no image support, the
+    base class's flags) refuses `image` in one line before a job exists."""
+    proc = run_logist(
+        "run", "--agent", "toy", "--runtime", "toy", "--runtime-opt", "image=alpine",
+        "--prompt", "x", cwd=repo, env=plugin_env, check=False,
+    )  # fmt: skip
+    line = assert_one_line_error(proc)
+    assert "toy" in line and "image" in line, line
+    assert not (repo / ".logist").exists() or not list_jobs(repo), "a job was created"
