@@ -527,3 +527,24 @@ def test_unknown_observer_disable_name_names_its_file_and_key(repo: Path, xdg_co
     assert "observer.disable" in line and "no-such-pattern" in line
     line = assert_one_line_error(run_logist("config", "show", cwd=repo, check=False))
     assert "no-such-pattern" in line
+
+
+@pytest.mark.parametrize(
+    ("pattern", "needle"),
+    [
+        ("{name: fakeq, regex: 'plain env', kind: question}", "kind 'question' is reserved"),
+        (
+            "{name: wait, regex: 'plain env', kind: my_wait, status: needs_input}",
+            "status needs_input is reserved",
+        ),
+    ],
+)
+def test_a_repository_pattern_cannot_ask_the_user_a_fake_question(
+    repo: Path, pattern: str, needle: str
+) -> None:
+    """H3: a logist.yml pattern that would record a `question` or move the job to
+    needs_input is refused in one line naming the file; no job is made."""
+    (repo / "logist.yml").write_text(f"observer:\n  patterns:\n    - {pattern}\n")
+    line = assert_one_line_error(run_logist("run", "--prompt", "x", cwd=repo, check=False))
+    assert "logist.yml: observer.patterns" in line and needle in line
+    assert not (repo / ".logist" / "logist.db").exists()

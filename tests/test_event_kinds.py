@@ -63,8 +63,11 @@ def test_every_kind_the_engine_writes_is_an_enum_member() -> None:
 
 def test_every_agent_event_and_builtin_pattern_kind_is_an_enum_member() -> None:
     tags = {t.__struct_config__.tag for t in typing.get_args(events.AgentEvent)}
-    assert tags <= set(EventKind) and tags <= RESERVED | {EventKind.QUESTION}
-    assert {p.kind for p in BUILTIN_PATTERNS} <= OBSERVER_KINDS
+    assert tags <= set(EventKind) and tags <= RESERVED
+    # The built-ins use observer kinds, and `question` (reserved: no user pattern asks).
+    assert {p.kind for p in BUILTIN_PATTERNS} <= OBSERVER_KINDS | {EventKind.QUESTION}
+    assert EventKind.QUESTION in RESERVED
+    assert all(p.status != "needs_input" or p.kind == "question" for p in BUILTIN_PATTERNS)
     assert WARNING_KIND in RESERVED
 
 

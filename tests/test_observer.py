@@ -281,12 +281,45 @@ def test_user_patterns_win_over_the_builtins() -> None:
 
 def test_a_user_pattern_with_a_builtin_name_replaces_it() -> None:
     quieter = pattern_from_dict(
-        {"name": "question_press_enter", "regex": r"^Press Enter to go on$", "kind": "question"}
+        {"name": "rate_limit", "regex": r"^API Error: 429 slow down$", "kind": "rate_limited"}
     )
     observer = Observer().with_extra([quieter])
-    assert [p.name for p in observer.patterns].count("question_press_enter") == 1
-    assert observer.scan("Press Enter to continue...") is None
-    assert observer.scan("Press Enter to go on") is not None
+    assert [p.name for p in observer.patterns].count("rate_limit") == 1
+    assert observer.scan("API Error: 429 Too Many Requests") is None
+    hit = observer.scan("API Error: 429 slow down")
+    assert hit is not None and hit.pattern is quieter
+
+
+@pytest.mark.parametrize(
+    ("entry", "needle"),
+    [
+        # A fake question (H3): a client would show it as one to answer.
+        (
+            {"name": "fakeq", "regex": "plain env", "kind": "question"},
+            "kind 'question' is reserved",
+        ),
+        # ... or any kind with needs_input: the job would wait for an answer to nothing.
+        (
+            {"name": "wait", "regex": "plain env", "kind": "my_wait", "status": "needs_input"},
+            "status needs_input is reserved",
+        ),
+        # The engine's own kinds, as before.
+        ({"name": "st", "regex": "x+y", "kind": "status"}, "kind 'status' is reserved"),
+        ({"name": "dn", "regex": "x+y", "kind": "done"}, "kind 'done' is reserved"),
+    ],
+)
+def test_a_user_pattern_cannot_emit_a_kind_or_status_that_asks_the_user(
+    entry: dict[str, str], needle: str
+) -> None:
+    with pytest.raises(ValueError, match=needle):
+        pattern_from_dict(entry)
+
+
+def test_the_builtin_question_patterns_still_ask() -> None:
+    hit = Observer().scan("Create new file? (Y)es/(N)o [Yes]:")
+    assert hit is not None and (hit.kind, hit.status) == ("question", "needs_input")
+    hit = Observer().scan("Press Enter to continue")
+    assert hit is not None and (hit.kind, hit.status) == ("question", "needs_input")
 
 
 def test_disable_works() -> None:

@@ -3,8 +3,9 @@
 A job's log (`JobEvent.kind`) holds these kinds, and the kinds of observer patterns: the
 built-in ones (`OBSERVER_KINDS`) and a user's own (`logist.yml`, any other
 lower_case_with_underscores word). A user pattern may not claim a `RESERVED` kind: those
-are written by the engine or parsed from the agent's typed output, and a client believes
-their payload (a fake `harvest`, `status` or `usage` would lie to it).
+are written by the engine or parsed from the agent's typed output (or, for `question`, by
+the built-in patterns), and a client believes their payload (a fake `harvest`, `status`,
+`usage` or `question` would lie to it).
 
 `PAYLOADS` documents every kind's `data` as stored (snake_case keys); on the wire
 (`logist/jobEvent`) the same keys are camelCase. doc/protocol.md has the same table
@@ -60,20 +61,20 @@ class EventKind(StrEnum):
     CONTEXT_OVERFLOW = "context_overflow"
 
 
-#: Kinds a user's observer pattern may use too: they mean "the observer recognised this".
-#: `question` is one of them (the built-in `question_*` patterns emit it; a user pattern may
-#: replace them), always with the observer's payload plus `text`.
+#: Kinds a user's observer pattern may use too: they mean "the observer recognised this",
+#: and none of them changes a job's state by its kind (a pattern's `status`/`transient` do).
 OBSERVER_KINDS = frozenset(
     {
         EventKind.RATE_LIMITED,
         EventKind.AUTH_FAILED,
         EventKind.NETWORK_ERROR,
         EventKind.CONTEXT_OVERFLOW,
-        EventKind.QUESTION,
     }
 )
 
-#: Kinds no user pattern may claim.
+#: Kinds no user (or repository) pattern may claim: the engine's, the agent's typed events,
+#: and `question`, which moves a job to `needs_input` and which a client shows as a question
+#: to answer: only a typed question or a built-in `question_*` pattern emits it.
 RESERVED = frozenset(EventKind) - OBSERVER_KINDS
 
 _HIT = "pattern, reason, excerpt, transient"

@@ -44,6 +44,9 @@ from logist_server.domain.event_kinds import RESERVED, EventKind
 Status = Literal["needs_input", "failed"]
 _Match = re.Match[str] | guarded_re.Match[str]
 STATUSES: tuple[str, ...] = ("needs_input", "failed")
+#: What a user's (a repository's) pattern may make of a job: never `needs_input`, which
+#: shows the user a question and waits for an answer (a fake one from a hostile repository).
+USER_STATUSES: tuple[str, ...] = ("failed",)
 FLAGS = re.IGNORECASE | re.MULTILINE
 EXCERPT_CHARS = 200
 SEARCH_TIMEOUT_S = 0.1  # one search of one user pattern
@@ -313,7 +316,8 @@ def _refuse_empty_match(name: str, regex: str, matches: bool) -> None:
 def pattern_from_dict(d: Mapping[str, Any]) -> ObserverPattern:
     """An `ObserverPattern` from one entry of `observer.patterns` in logist.yml.
 
-    `name`, `regex` and `kind` are required; `status` (needs_input, failed or absent),
+    `name`, `regex` and `kind` are required (not a `RESERVED` kind); `status` (failed or
+    absent: `needs_input` is the built-in question patterns' own),
     `reason` (defaults to "matched observer pattern NAME") and `transient` (default false)
     are optional. Raises ValueError naming the pattern for anything it cannot use.
     """
@@ -345,10 +349,14 @@ def pattern_from_dict(d: Mapping[str, Any]) -> ObserverPattern:
             "itself): use a kind of your own"
         )
     status = d.get("status")
-    if status is not None and status not in STATUSES:
+    if status == "needs_input":
         raise ValueError(
-            f"observer pattern '{name}': unknown status {status!r} "
-            "(known: needs_input, failed, or leave it out)"
+            f"observer pattern '{name}': status needs_input is reserved for the agent's own "
+            "questions and the built-in question patterns: use failed, or leave it out"
+        )
+    if status is not None and status not in USER_STATUSES:
+        raise ValueError(
+            f"observer pattern '{name}': unknown status {status!r} (known: failed, or leave it out)"
         )
     reason = d.get("reason", f"matched observer pattern {name}")
     if not isinstance(reason, str) or not reason.strip():
