@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import shutil
 import time
@@ -95,7 +96,10 @@ def test_the_environment_allow_list_passes_exactly_the_named_variables(
     )  # fmt: skip
     job_id = msgspec.json.decode(proc.stdout)["id"]
     log = run_logist("job", "log", job_id, cwd=repo).stdout
-    assert "env LOGIST_TEST_ALLOWED=allowed-value" in log
+    # The agent saw the value (its hash); a passed-on variable is a secret: never written.
+    digest = hashlib.sha256(b"allowed-value").hexdigest()
+    assert f"env LOGIST_TEST_ALLOWED=*** sha256={digest}" in log
+    assert "allowed-value" not in log
     assert "env LOGIST_TEST_OTHER=<unset>" in log and "other-value" not in log
 
 

@@ -9,6 +9,7 @@ package does).
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
@@ -648,12 +649,19 @@ def test_zero_retries_fails_at_once(repo: Path) -> None:
     assert outcomes(job) == [("mock", "failed")]
 
 
+def user_config(text: str) -> None:
+    """The user's own configuration file (`$XDG_CONFIG_HOME/logist/config.yml`)."""
+    path = Path(os.environ["XDG_CONFIG_HOME"]) / "logist" / "config.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
 def test_a_fallback_agent_that_is_not_registered_is_bad_input(repo: Path) -> None:
     line = assert_one_line_error(
         run_logist("run", "--prompt", "hi", "--fallback-agent", "nope", cwd=repo, check=False)
     )
     assert "nope" in line
-    (repo / "logist.yml").write_text("retries:\n  fallback_agent: nope\n")
+    user_config("retries:\n  fallback_agent: nope\n")  # a repository may not choose it
     line = assert_one_line_error(run_logist("run", "--prompt", "hi", cwd=repo, check=False))
     assert "nope" in line
     assert list_jobs(repo) == []
@@ -724,7 +732,8 @@ def test_failover_to_the_fallback_agent_after_retries(repo: Path, backup_agent: 
 
 
 def test_a_permanent_failure_fails_over_without_retrying(repo: Path, backup_agent: str) -> None:
-    (repo / "logist.yml").write_text(FAST_RETRIES + f"  fallback_agent: {backup_agent}\n")
+    (repo / "logist.yml").write_text(FAST_RETRIES)
+    user_config(f"retries:\n  fallback_agent: {backup_agent}\n")  # the user's own choice
     job = run_job(repo, "--prompt", "hi", *fail_args("auth"), "--retries", "3")
     assert job["status"] == "review"
     assert job["policy"]["fallback_agent"] == backup_agent
