@@ -13,8 +13,8 @@ agent: mock
 
 # Where agents run (see `logist runtime list`): host, docker, podman, kubernetes.
 runtime: host
-# runtime_options:
-#   image: logist-agent:latest
+# Runtime options (env, mounts, network, image) and retries.fallback_agent are yours only:
+# set them in ~/.config/logist/config.yml or with flags; this file cannot (refused).
 
 # Budgets per job. A limit ends the job in `halted`; a hang (no output and no change
 # in the workspace for that long) ends it in `stuck`.
@@ -33,7 +33,6 @@ retries:
   max_retries: 2
   backoff_s: 2
   max_backoff_s: 60
-  # fallback_agent: aider
 
 # A supervisor can review each change and ask for another round before you see it.
 review:
