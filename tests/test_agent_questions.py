@@ -30,10 +30,10 @@ from conftest import (
     wait_for,
 )
 from contract_plugins import install_contract_plugins
-from hostile_agent import SCRIPT_AGENT, ScriptAgent
+from hostile_agent import SCRIPT_AGENT, ScriptAgent, engine_with
 from logist_server.domain.agent_output import MAX_ID, MAX_OPTION, MAX_OPTIONS, MAX_QUESTION
 from logist_server.domain.errors import UsageError
-from logist_server.domain.model import Job
+from logist_server.domain.model import Job, JobPolicy
 from logist_server.domain.questions import MAX_ANSWER, AnswerVia, check_answer
 from logist_server.domain.requests import JobRequest
 from logist_server.engine.facade import Engine, default_agents
@@ -339,3 +339,32 @@ def test_a_prompt_on_the_terminal_is_the_jobs_question_too(repo: Path, tmp_path:
     record = review_record(runner.returncode, out, err)
     assert len(record["steps"]) == 1 and record["question"]["answer"] == "y"
     assert "+answered: y" in run_logist("job", "diff", job["id"], cwd=repo, env=env).stdout
+
+
+def test_an_agent_that_asks_then_fails_is_retried_as_running_not_waiting(repo: Path) -> None:
+    """A question followed by a transient failure (exit 1): nobody waits for that answer,
+    so the job goes back to running before the retry, and the retry's step runs as such."""
+    script = r"""
+if [ ! -e "$USER_REPO/.logist/asked-once" ]; then
+  touch "$USER_REPO/.logist/asked-once"
+  echo '{"type": "question", "text": "Go on?"}'
+  echo 'API Error: 429 {"type":"error","error":{"type":"rate_limit_error","message":"x"}}'
+  exit 1
+fi
+echo done > DONE.md
+"""
+    engine = engine_with(repo, script)
+    job = engine.create_job(JobRequest(prompt="ask, fail", agent=SCRIPT_AGENT,
+                                       policy=JobPolicy(max_retries=1, backoff_s=0.1)))  # fmt: skip
+    job = asyncio.run(engine.drive(job.id))
+    assert job.status == "review" and [s.outcome for s in job.steps] == ["retry", "done"]
+    moves = [(e["data"]["to"], e["data"].get("reason")) for e in job_events(repo, job.id)
+             if e["kind"] == "status"]  # fmt: skip
+    assert moves == [
+        ("provisioning", None), ("running", None), ("needs_input", "Go on?"),
+        ("running", "the agent failed after asking"), ("review", "1 file(s) changed, +1 -0"),
+    ]  # fmt: skip
+    retry = next(e["seq"] for e in job_events(repo, job.id) if e["kind"] == "retry")
+    back = next(e["seq"] for e in job_events(repo, job.id) if e["kind"] == "status"
+                and e["data"].get("reason") == "the agent failed after asking")  # fmt: skip
+    assert back < retry  # running again before the retry is decided

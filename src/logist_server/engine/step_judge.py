@@ -58,6 +58,8 @@ class StepJudge:
         if code != 0 or (step.failure is not None and not step.transient):
             # A failure the observer saw (auth, context overflow...) fails the step even
             # when the agent exits 0 after it.
+            if job.status == S.NEEDS_INPUT:  # it asked, then failed: nobody waits for it
+                job = await self.log.transition_off_loop(S.RUNNING, "the agent failed after asking")
             return await self.after_failure(job, step, code)
         provider = self.services.agents.get(step.agent or job.agent.name)
         if questions.asked_in(job, step.number) and answer_via(provider) == "resume":
