@@ -21,8 +21,14 @@ import msgspec
 import psutil
 import pytest
 
-from conftest import assert_one_line_error, list_jobs, processes_in, run_logist, wait_for
-from logist_server.domain.model import Job, Limits, RuntimeHandle, Step, Workspace
+from conftest import (
+    assert_one_line_error,
+    list_jobs,
+    processes_tagged,
+    run_logist,
+    wait_for,
+)
+from logist_server.domain.model import Job, RuntimeHandle, Step, Workspace
 from logist_server.domain.process import ProcessSpec
 from logist_server.domain.requests import JobRequest
 from logist_server.domain.runtime import (
@@ -203,39 +209,47 @@ def test_a_runtime_that_cannot_re_attach_has_its_orphaned_step_run_again(repo: P
 
 
 class LeakyKill(HostRuntime):
-    """Says it cannot kill a whole tree, and indeed kills nothing."""
+    """Says it cannot kill a whole tree, and indeed kills nothing: the processes its agent
+    left behind (tagged) stay alive, and `is_alive` says so."""
 
     name = "leaky"
     supports_kill_tree = False
+
+    def __init__(self, tag: str) -> None:
+        super().__init__()
+        self.tag = tag
 
     def kill(
         self, handle: RuntimeHandle, paths: JobPaths, workspace: Workspace | None
     ) -> list[dict[str, object]]:
         return []
 
+    def is_alive(self, handle: RuntimeHandle, paths: JobPaths) -> bool:
+        return super().is_alive(handle, paths) or bool(processes_tagged(self.tag))
+
 
 def test_a_runtime_that_cannot_kill_a_tree_is_watched_and_a_survivor_fails_the_step(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The agent exits 0 but leaves three processes that the runtime cannot kill: the step's
+    workspace is not harvested while something may still write to it; the job fails."""
     monkeypatch.setattr(reaping, "KILL_TREE_WAIT_S", 0.5)
-    runtime = LeakyKill()
-    engine = engine_with(repo, "leaky", runtime)
+    tag = f"leaky-{os.getpid()}"
+    engine = engine_with(repo, "leaky", LeakyKill(tag))
     job = engine.create_job(
         JobRequest(prompt="leak", runtime="leaky", cwd=str(repo),
-                   agent_options={"scenario": "hang"}, limits=Limits(max_time_s=1))
+                   agent_options={"scenario": "linger", "tag": tag, "code": "0"})
     )  # fmt: skip
-    done = asyncio.run(engine.drive(job.id))
     try:
-        assert done.status == "halted"  # the limit settled it before the kill
-        reasons = [e.data for e in engine.store.events(job.id) if e.kind == "status"]
-        assert reasons[-1]["to"] == "halted"
-        assert done.workspace is not None
-        assert processes_in(Path(done.workspace.path)), "the leaky runtime killed the agent"
-        assert done.result.diff is None  # nothing was harvested from a live workspace
+        done = asyncio.run(engine.drive(job.id))
+        assert len(processes_tagged(tag)) == 3  # the survivors the runtime could not kill
     finally:
-        handle = engine.get(job.id).steps[-1].handle
-        assert handle is not None
-        HostRuntime().kill(handle, JobPaths(dir="/nonexistent"), done.workspace)
+        for proc in processes_tagged(tag):
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+    assert done.status == "failed", done.status
+    assert "could not stop the agent" in (done.status_reason or "")
+    assert done.result.diff is None and done.result.result_commit is None  # no harvest
 
 
 def test_an_ended_agent_is_judged_as_usual_on_a_runtime_without_tree_kill(repo: Path) -> None:
