@@ -31,6 +31,7 @@ _lock = threading.Lock()
 _names: set[str] = set()
 _sources: list[Callable[[], Iterable[str]]] = []
 _resolving = threading.local()
+_resolve_lock = threading.Lock()
 _factory: Callable[..., logging.LogRecord] | None = None
 
 
@@ -59,18 +60,28 @@ def _install_factory() -> None:
 
 
 def _resolve_sources() -> None:
-    if not _sources or getattr(_resolving, "active", False):
-        return  # nothing pending, or a source's own import is logging: no recursion
-    _resolving.active = True
-    try:
-        while True:
-            with _lock:
-                if not _sources:
-                    return
-                source = _sources.pop(0)
-            declare(source())
-    finally:
-        _resolving.active = False
+    """Run the pending sources; another thread asking meanwhile waits for them (it must not
+    mask with half the names)."""
+    if getattr(_resolving, "active", False):
+        return  # a source's own import is logging: no recursion
+    if not _sources and not _resolve_lock.locked():
+        return  # nothing pending, nobody resolving
+    with _resolve_lock:
+        _resolving.active = True
+        try:
+            while True:
+                with _lock:
+                    if not _sources:
+                        return
+                    source = _sources.pop(0)
+                try:
+                    names = list(source())
+                except Exception as exc:  # a broken source must not stop every write
+                    logging.getLogger(__name__).warning("secret names unknown: %s", exc)
+                    continue
+                declare(names)
+        finally:
+            _resolving.active = False
 
 
 def _masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
