@@ -66,7 +66,7 @@ def harvest_step(
 def started_data(number: int, handle: RuntimeHandle, recovered: bool = False) -> dict[str, Any]:
     """The `started` event: the step, the runtime and its identity of the agent."""
     data: dict[str, Any] = {"step": number, "runtime": handle.runtime}
-    data.update({key: value for key, value in handle.identity.items() if value is not None})
+    data.update({k: v for k, v in handle.identity.items() if v is not None and k not in data})
     if recovered:
         data["recovered"] = True
     return data

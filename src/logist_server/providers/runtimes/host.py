@@ -135,7 +135,10 @@ class HostRuntime(BaseRuntime):
         try:
             started = psutil.Process(pid).create_time()
         except psutil.Error:
-            return host_handle(pid, runtime=self.name)  # ended: its status file and session remain
+            # The wrapper has ended: its status file remains, and its pid still names its
+            # session (the kernel reuses no pid still used as a session id). A process that
+            # reuses the pid later does not match the step's start time: never the wrapper.
+            return host_handle(pid, step.started_at, runtime=self.name)
         if step.started_at is not None and started < step.started_at - 1:
             return host_handle(runtime=self.name)  # older than the step: a forged or reused pid
         group = _cgroup_of_process(pid, job.id, step.number)
