@@ -96,3 +96,43 @@ def test_log_lines_are_masked(
         logging.getLogger("logist_server.any").warning("token %s seen", "log-secret-value")
     assert caplog.messages == ["token *** seen"]
     assert "log-secret-value" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['Pa"ssw\\rd-42', "slash/ed-value", "tab\there-value", "non-ascii-é-ü", "ctl\x1f\x07-value"],
+)
+def test_a_secret_is_masked_in_every_form_json_encoders_write_it(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """F10: the store masks encoded JSON; a value JSON escapes is masked there too."""
+    import msgspec
+
+    redaction.declare(["TEST_REDACT_ESCAPED"])
+    monkeypatch.setenv("TEST_REDACT_ESCAPED", value)
+    record = {"text": f"env X={value} end", "nested": [value]}
+    encodings = [
+        msgspec.json.encode(record),
+        json.dumps(record).encode(),
+        json.dumps(record, ensure_ascii=False).encode(),
+        json.dumps(record).replace("/", "\\/").encode(),
+    ]
+    for encoded in encodings:
+        masked = redaction.redact_bytes(encoded)
+        assert json.loads(masked) == {"text": "env X=*** end", "nested": ["***"]}, encoded
+
+
+def test_a_provider_registry_declares_every_providers_secrets_without_a_build(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """F3: a process that never built a step (re-attach, a second server, `job hunks
+    --json`) masks a provider's `secret_env` once an agent registry exists."""
+    from logist_server.providers.registry import BUILTIN_AGENTS, Registry
+
+    class Provider:
+        secret_env = ("TEST_REGISTRY_SECRET",)
+
+    monkeypatch.setenv("TEST_REGISTRY_SECRET", "registry-secret-value")
+    registry: Registry[object] = Registry("agent", dict(BUILTIN_AGENTS), "logist.agents")
+    registry.register("test-provider", Provider)
+    assert redaction.redact_text("x registry-secret-value y") == "x *** y"
