@@ -203,6 +203,32 @@ def test_a_hunk_accept_is_recorded_before_its_write_and_a_failed_write_changes_n
     assert (repo / "docs" / "rows.txt").read_text() == rows_with(1)
 
 
+def test_the_two_halves_of_a_rename_are_accepted_together(repo: Path) -> None:
+    """A rename is a deletion and a creation; accepting either hunk alone would lose the file
+    or leave a copy, so naming one accepts both."""
+    job_id = run_job(
+        repo, "--agent", "mock", "--agent-opt", "rename=notes.md:moved/notes.md",
+        "--prompt", "move",
+    )["id"]  # fmt: skip
+    hunks = {h["path"]: h for h in cli_hunks(repo, job_id)}
+    assert (hunks["notes.md"]["kind"], hunks["notes.md"]["moved"]) == ("delete", "moved/notes.md")
+    assert (hunks["moved/notes.md"]["kind"], hunks["moved/notes.md"]["moved"]) == (
+        "create",
+        "notes.md",
+    )
+    listing = run_logist("job", "hunks", job_id, cwd=repo).stdout
+    assert "notes.md delete (renamed to moved/notes.md)" in listing
+    result = json.loads(accept_hunks(repo, job_id, hunks["moved/notes.md"]["id"]).stdout)
+    assert sorted(result["hunks"]) == sorted(
+        [hunks["notes.md"]["id"], hunks["moved/notes.md"]["id"]]
+    )
+    assert sorted(result["files"]) == ["moved/notes.md", "notes.md"]
+    assert not (repo / "notes.md").exists()
+    assert (repo / "moved" / "notes.md").read_text() == "notes\n"
+    states = {h["path"]: h["state"] for h in cli_hunks(repo, job_id)}
+    assert states["notes.md"] == states["moved/notes.md"] == "accepted"
+
+
 def test_hostile_names_and_lines_are_escaped_in_the_listing(repo: Path, tmp_path: Path) -> None:
     """The agent controls file names and content: the human listing shows each hunk on one
     line with escape sequences, bidirectional overrides and newlines escaped."""

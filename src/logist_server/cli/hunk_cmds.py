@@ -48,6 +48,9 @@ def preview(hunk: Hunk) -> str:
 def lines_of(file: FileHunks, hunk: Hunk) -> str:
     """Where the hunk is, as a diff header says it (1-based): `-3,1 +3,2`; or the kind of
     a whole-file hunk."""
+    if file.moved is not None:
+        where = "to" if file.kind == "delete" else "from"
+        return f"{file.kind} (renamed {where} {printable(file.moved)})"
     if file.kind != "modify":
         return file.kind
     old, new = hunk.old_end - hunk.old_start, len(hunk.new_lines)
@@ -61,6 +64,7 @@ def hunk_json(file: FileHunks, hunk: Hunk, state: str) -> dict[str, Any]:
         "id": hunk.id,
         "path": file.path,
         "kind": file.kind,
+        "moved": file.moved,
         "state": state,
         "accepted": state == "accepted",
         "oldStart": hunk.old_start + 1,

@@ -153,6 +153,7 @@ def follow_driven(engine: Any, job_id: str, json_mode: bool) -> Job:
 def cmd_job_accept(args: argparse.Namespace) -> int:
     engine = engine_for(args)
     hunks: list[str] | None = args.hunk
+    before = set(engine.get(args.job).result.accepted_hunks) if hunks is not None else set()
     try:
         job, written = engine.accept(args.job, hunks)
     except ConflictError as exc:
@@ -160,7 +161,8 @@ def cmd_job_accept(args: argparse.Namespace) -> int:
             out_json({"error": str(exc), "conflicts": exc.files})
         raise
     if hunks is not None:
-        return _hunks_accepted(job, hunks, written, args.json)
+        ids = [h for h in job.result.accepted_hunks if h not in before]  # a rename: both halves
+        return _hunks_accepted(job, ids, written, args.json)
     if args.json:
         out_json({"id": job.id, "status": job.status, "files": written})
     else:
@@ -170,10 +172,7 @@ def cmd_job_accept(args: argparse.Namespace) -> int:
     return 0
 
 
-def _hunks_accepted(job: Job, hunks: list[str], written: list[str], json_mode: bool) -> int:
-    from logist_server.engine.hunk_select import full_id
-
-    ids = list(dict.fromkeys(full_id(job, h) for h in hunks))
+def _hunks_accepted(job: Job, ids: list[str], written: list[str], json_mode: bool) -> int:
     if json_mode:
         out_json({"id": job.id, "status": job.status, "hunks": ids, "files": written})
         return 0

@@ -50,6 +50,21 @@ def select_hunks(
     accepted = set(job.result.accepted_hunks)
     if hunk_ids is None:
         return [h for h in by_id.values() if h.id not in accepted]
+    wanted = _named(job, by_id, accepted, hunk_ids, strict)
+    # A rename's two halves (delete the old path, create the new one) go together: one
+    # alone would lose the file or leave a copy.
+    halves = {f.path: f for f in files if f.moved is not None}
+    for file in halves.values():
+        partner = halves.get(file.moved or "")
+        if partner is not None and wanted & {h.id for h in file.hunks}:
+            wanted |= {h.id for h in partner.hunks}
+    return [h for h in by_id.values() if h.id in wanted and h.id not in accepted]
+
+
+def _named(
+    job: Job, by_id: dict[str, Hunk], accepted: set[str], hunk_ids: list[str], strict: bool
+) -> set[str]:
+    """The full ids `hunk_ids` name, each checked."""
     wanted: set[str] = set()
     for given in hunk_ids:
         hunk_id = full_id(job, given)
@@ -63,4 +78,4 @@ def select_hunks(
         if strict and hunk_id in accepted:
             raise HunkAlreadyAcceptedError(f"hunk {hunk_id} of job {job.id} is already accepted")
         wanted.add(hunk_id)
-    return [h for h in by_id.values() if h.id in wanted and h.id not in accepted]
+    return wanted

@@ -72,6 +72,7 @@ class FileHunks(msgspec.Struct, frozen=True):
     path: str
     kind: str
     hunks: list[Hunk]
+    moved: str | None = None  # a rename's other path: its two halves are accepted together
 
 
 class MappedHunk(msgspec.Struct, frozen=True):
@@ -146,7 +147,7 @@ def job_hunks(repo: Path, job: Job) -> list[FileHunks]:
             Hunk(hunk_id(job.id, change.path, kind, p), change.path, p[0], p[1], p[3], p[4], p[2])
             for p in parts
         ]
-        files.append(FileHunks(change.path, kind, hunks))
+        files.append(FileHunks(change.path, kind, hunks, change.moved))
     return files
 
 
