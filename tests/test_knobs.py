@@ -78,7 +78,7 @@ def test_the_jobs_copy_holds_every_knob_and_nothing_else() -> None:
 
 @pytest.mark.parametrize("k", KNOBS, ids=IDS)
 def test_the_configuration_schema_has_each_knob_with_its_bounds(k: Any) -> None:
-    section = ConfigLayer.model_fields[k.section].annotation
+    section: Any = ConfigLayer.model_fields[k.section].annotation
     layer = next(a for a in section.__args__ if a is not type(None))
     assert k.key in layer.model_fields
     example = {"str": "name", "bool": True, "int": 3, "float": 2.5}[k.type.__name__]
