@@ -87,7 +87,7 @@ def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
     env["PYTHONPATH"] = str(tree / "src")
     env.pop("PYTHONSAFEPATH", None)
     return subprocess.run(
-        [str(LINT_IMPORTS), "--no-cache", "--config", str(tree / "pyproject.toml")],
+        [str(LINT_IMPORTS), "--no-cache", str(tree / "pyproject.toml")],
         cwd=tree,
         env=env,
         capture_output=True,
