@@ -24,6 +24,7 @@ import pytest
 from conftest import (
     BIN,
     assert_one_line_error,
+    git,
     job_events,
     list_jobs,
     make_repo,
@@ -169,3 +170,58 @@ def test_the_toy_runtime_refuses_an_option_it_cannot_honour(
     line = assert_one_line_error(proc)
     assert "toy" in line and "image" in line, line
     assert not (repo / ".logist").exists() or not list_jobs(repo), "a job was created"
+
+
+# -- copy-back: the engine writes the runtime's result, never through a symlink (F4) ----------
+def hostile_repo(tmp_path: Path, victim: Path) -> Path:
+    """A repository that commits `docs -> <victim>` (a symlink out of the tree, standing
+    for the user's $HOME)."""
+    victim.mkdir()
+    (victim / ".bashrc").write_text("the user's own bashrc\n")
+    repo = make_repo(tmp_path / "hostile", {"a.txt": b"one\n"})
+    (repo / "docs").symlink_to(victim)
+    git(repo, "add", "docs")
+    git(repo, "commit", "-qm", "a symlink out of the tree")
+    return repo
+
+
+def test_copy_back_never_writes_through_a_repository_symlink(
+    tmp_path: Path, plugin_env: dict[str, str]
+) -> None:
+    """The agent, in its sandbox, replaces the committed symlink `docs` by a directory
+    holding `.bashrc`: the engine removes the symlink and makes a real directory in the
+    workspace (shown in review); the file the symlink pointed at is untouched."""
+    victim = tmp_path / "victimhome"
+    repo = hostile_repo(tmp_path, victim)
+    proc = run_logist(
+        "run", "--json", "--agent", "toy", "--runtime", "toy", "--prompt", "plant: docs/.bashrc",
+        cwd=repo, env=plugin_env, timeout=120, check=False,
+    )  # fmt: skip
+    job = parse_json(proc.stdout)
+    assert job["status"] == "review", (job.get("status_reason"), proc.stderr)
+    assert (victim / ".bashrc").read_text() == "the user's own bashrc\n"
+    assert sorted(os.listdir(victim)) == [".bashrc"]
+    workspace = Path(job["workspace"]["path"])
+    assert not (workspace / "docs").is_symlink() and (workspace / "docs" / ".bashrc").is_file()
+    diff = run_logist("job", "diff", job["id"], cwd=repo, env=plugin_env).stdout
+    assert "docs/.bashrc" in diff, diff
+
+
+@pytest.mark.parametrize("planted", ["sub/.git/hooks/post-checkout", "deep/er/.logist/x"])
+def test_copy_back_refuses_git_and_logist_at_any_depth(
+    repo: Path, plugin_env: dict[str, str], planted: str
+) -> None:
+    """A nested `.git` (hooks!) or `.logist` in the runtime's result fails the job naming
+    the path; nothing of it reaches the workspace."""
+    proc = run_logist(
+        "run", "--json", "--agent", "toy", "--runtime", "toy", "--prompt", f"plant: {planted}",
+        cwd=repo, env=plugin_env, timeout=120, check=False,
+    )  # fmt: skip
+    job = parse_json(proc.stdout)
+    assert job["status"] == "failed", job
+    reason = job.get("status_reason") or ""
+    refused = planted.split("/.")[0] + "/." + planted.split("/.")[1].split("/")[0]
+    assert refused in reason and "refused" in reason, reason
+    workspace = job.get("workspace") or {}
+    if workspace.get("path"):
+        assert not (Path(workspace["path"]) / planted.split("/")[0]).exists()

@@ -141,14 +141,9 @@ class CopyRuntime(HostRuntime):
         moved = msgspec.structs.replace(spec, argv=argv, cwd=remote)
         return super().start(job, workspace, moved, paths)
 
-    def copy_out(self, handle: RuntimeHandle, workspace: Workspace, paths: JobPaths) -> None:
+    def copy_out(self, handle: RuntimeHandle, paths: JobPaths, staging: Path) -> None:
         self.calls.append("copy_out")
-        source = self.remote(paths)
-        for path in source.rglob("*"):
-            if path.is_file():
-                target = Path(workspace.path) / path.relative_to(source)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, target)
+        shutil.copytree(self.remote(paths), staging, symlinks=True, dirs_exist_ok=True)
 
 
 def test_a_runtime_that_works_on_a_copy_is_harvested_from_what_it_copies_back(

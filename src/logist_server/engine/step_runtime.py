@@ -4,12 +4,15 @@ runtime, whatever runtime it is (no runtime is special-cased by name)."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from logist_server.domain.errors import RuntimeProviderError
 from logist_server.domain.model import Job, JobStatus, RuntimeHandle, Step, Workspace
 from logist_server.domain.process import ProcessSpec
+from logist_server.engine.copy_back import copy_back
 from logist_server.engine.services import DriverServices
 from logist_server.providers.runtimes.base import JobPaths, Runtime
 from logist_server.support.fsutil import atomic_write
@@ -57,9 +60,16 @@ def harvest_step(
     runtime: Runtime, job: Job, handle: RuntimeHandle, workspace: Workspace, paths: JobPaths
 ) -> Harvest:
     """The agent's changes as a commit on the job's branch: copied back first when the
-    runtime works on a copy, then collected by git here (blocks)."""
+    runtime works on a copy (the runtime delivers its result into an empty staging
+    directory, the engine writes it into the workspace, see `copy_back`), then collected
+    by git here (blocks)."""
     if runtime.hand_over == "copy":
-        runtime.copy_out(handle, workspace, paths)
+        staging = Path(tempfile.mkdtemp(prefix="result-", dir=paths.dir))
+        try:
+            runtime.copy_out(handle, paths, staging)
+            copy_back(staging, Path(workspace.path))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return harvest(workspace, job.id)
 
 

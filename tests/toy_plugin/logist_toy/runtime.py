@@ -2,13 +2,13 @@
 
 Its hand-over is `copy`, the way a remote runtime works: `copy_in` copies the workspace's
 files (not its `.git`) into `<step dir>/sandbox`, the agent runs there, and `copy_out`
-writes the result back (changed and new files, and removes the files the agent removed).
+delivers the whole resulting tree into the engine's empty staging directory (symlinks
+copied as symlinks, never followed); the engine writes it into the workspace itself.
 It uses only Logist's public runtime contract (`providers.runtimes.base`, the domain)."""
 
 from __future__ import annotations
 
 import contextlib
-import filecmp
 import os
 import shutil
 import signal
@@ -41,15 +41,6 @@ def sandbox_of(paths: JobPaths) -> Path:
     return Path(paths.dir) / "sandbox"
 
 
-def _files(root: Path) -> set[str]:
-    out: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not (dirpath == str(root) and d in SKIP)]
-        for name in filenames:
-            out.add(os.path.relpath(os.path.join(dirpath, name), root))
-    return out
-
-
 class ToyRuntime(BaseRuntime):
     name = "toy"
     description = "a toy runtime from the logist-toy-plugin package (copy hand-over)"
@@ -71,17 +62,9 @@ class ToyRuntime(BaseRuntime):
 
         shutil.copytree(root, sandbox, symlinks=True, ignore=ignore)
 
-    def copy_out(self, handle: RuntimeHandle, workspace: Workspace, paths: JobPaths) -> None:
+    def copy_out(self, handle: RuntimeHandle, paths: JobPaths, staging: Path) -> None:
         sandbox = Path(identity_as(handle.identity, ToyIdentity).sandbox)
-        target = Path(workspace.path)
-        mine, theirs = _files(sandbox), _files(target)
-        for rel in sorted(mine):
-            src, dst = sandbox / rel, target / rel
-            if rel not in theirs or not filecmp.cmp(src, dst, shallow=False):
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dst)
-        for rel in sorted(theirs - mine):
-            (target / rel).unlink()
+        shutil.copytree(sandbox, staging, symlinks=True, dirs_exist_ok=True)
 
     def start(
         self, job: Job, workspace: Workspace, spec: ProcessSpec, paths: JobPaths

@@ -6,7 +6,8 @@ a pod on a remote cluster), written so that each of them can honour it.
   runtime cannot honour (the host has no `image`); nothing is silently ignored.
 - Workspace hand-over (`hand_over`): `in_place`, the agent works in the job's workspace
   directory itself (a process here); `copy`, the engine calls `copy_in` before `start` and
-  `copy_out` after the agent ended, and the runtime moves the files (a remote pod). The
+  `copy_out` after the agent ended, and the runtime moves the files (a remote pod):
+  `copy_out` only fills an empty staging directory, the engine writes the workspace. The
   engine provisions and harvests the workspace (git); a runtime never runs git on it.
 - Handle: `start` returns a `RuntimeHandle` with the runtime's own identity of the agent
   (`HostIdentity`, `ContainerIdentity`, `PodIdentity` or its own struct) as typed data;
@@ -118,8 +119,11 @@ class Runtime(Protocol):
         """`copy` hand-over: put the workspace's files where the agent will run."""
         ...
 
-    def copy_out(self, handle: RuntimeHandle, workspace: Workspace, paths: JobPaths) -> None:
-        """`copy` hand-over: write the agent's resulting files back into `workspace`."""
+    def copy_out(self, handle: RuntimeHandle, paths: JobPaths, staging: Path) -> None:
+        """`copy` hand-over: deliver the agent's resulting files (the whole tree, without
+        `.git`) into the empty directory `staging`; the engine writes them into the
+        workspace itself (never through a symlink, refusing `.git`/`.logist` at any depth
+        and unsafe paths: the step fails naming the path)."""
         ...
 
     def start(
@@ -193,7 +197,7 @@ class BaseRuntime:
     def copy_in(self, job: Job, workspace: Workspace, paths: JobPaths) -> None:
         return None
 
-    def copy_out(self, handle: RuntimeHandle, workspace: Workspace, paths: JobPaths) -> None:
+    def copy_out(self, handle: RuntimeHandle, paths: JobPaths, staging: Path) -> None:
         return None
 
     def locate(self, job: Job, step: Step, paths: JobPaths) -> RuntimeHandle | None:
