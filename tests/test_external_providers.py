@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,7 @@ from conftest import (
     parse_json,
     run_logist,
 )
+from fault_runner import popen_faulty
 
 PLUGIN_SOURCE = Path(__file__).resolve().parent / "toy_plugin"
 DISTRIBUTION = "logist-toy-plugin"
@@ -225,3 +227,29 @@ def test_copy_back_refuses_git_and_logist_at_any_depth(
     workspace = job.get("workspace") or {}
     if workspace.get("path"):
         assert not (Path(workspace["path"]) / planted.split("/")[0]).exists()
+
+
+# -- a runtime that cannot locate: never a second agent (F6) ------------------------------------
+def test_a_runtime_without_locate_fails_the_step_instead_of_starting_a_second_agent(
+    repo: Path, plugin_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver dies right after the toy runtime started the agent (its handle never
+    recorded); the toy has no `locate`, so nobody can tell whether the agent runs. Attach
+    fails the job saying so; no `restart` and no second step (a second agent) follow."""
+    for key, value in plugin_env.items():
+        monkeypatch.setenv(key, value)
+    runner = popen_faulty(
+        "start", "run", "--json", "--agent", "toy", "--runtime", "toy", "--prompt", "once",
+        cwd=repo,
+    )  # fmt: skip
+    out, err = runner.communicate(timeout=120)
+    assert runner.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), (out, err)
+    (job,) = list_jobs(repo)
+    assert job["status"] == "running" and job["steps"][-1]["handle"] is None
+    proc = run_logist("job", "attach", job["id"], "--json", cwd=repo, timeout=120, check=False)
+    record = parse_json(proc.stdout)
+    assert record["status"] == "failed", record
+    assert "cannot tell whether step 1's agent started" in record["status_reason"], record
+    assert len(record["steps"]) == 1, record["steps"]
+    kinds = [e["kind"] for e in job_events(repo, job["id"])]
+    assert "restart" not in kinds and kinds.count("step") <= 1, kinds

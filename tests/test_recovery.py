@@ -14,6 +14,7 @@ The BUG_* texts describe bugs this suite found (all fixed); they are the failure
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -398,6 +399,36 @@ def test_delete_refuses_an_orphan_whose_unrecorded_agent_still_runs(repo: Path) 
     cancelled = parse_json(run_logist("job", "cancel", job["id"], "--json", cwd=repo).stdout)
     assert cancelled["status"] == "cancelled"
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_cancel_never_kills_a_foreign_session_named_in_the_pid_file(repo: Path) -> None:
+    """F2: the driver died at `start`; the agent (it can write its pid file) names another
+    session started after the step (the user's new terminal, say). `locate` accepts only
+    the wrapper carrying the step's launch nonce: cancel kills the real agent, and the
+    foreign session leader and its child live on."""
+    job, pid = started_but_unrecorded(repo, "forged pid")
+    victim = subprocess.Popen(
+        ["/bin/sh", "-c", "sleep 1001 & exec sleep 1002"], start_new_session=True,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        leader = psutil.Process(victim.pid)
+        child = wait_for(lambda: leader.children(), timeout=30)[0]
+        pid_file = repo / ".logist" / "jobs" / job["id"] / "step-1" / "pid"
+        tmp = pid_file.with_name("pid.forged")
+        tmp.write_text(str(victim.pid))
+        tmp.replace(pid_file)
+        cancelled = parse_json(run_logist("job", "cancel", job["id"], "--json", cwd=repo).stdout)
+        assert cancelled["status"] == "cancelled"
+        assert victim.poll() is None and child.is_running(), "a foreign session was killed"
+        wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie")
+        reaped = [e for e in job_events(repo, job["id"]) if e["kind"] == "reaped"]
+        pids = {p["pid"] for e in reaped for p in e["data"]["processes"]}
+        assert victim.pid not in pids and child.pid not in pids, reaped
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(victim.pid, signal.SIGKILL)
+        victim.wait()
 
 
 # -- external kill -9 at the moments that matter -----------------------------------------

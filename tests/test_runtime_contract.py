@@ -267,31 +267,38 @@ def test_locate_refuses_a_pid_file_naming_a_process_older_than_the_step(tmp_path
     job = Job(
         id="locate", prompt="x", repo=str(tmp_path), agent=msgspec.convert({"name": "mock"}, Any)
     )  # type: ignore[arg-type]
-    step = Step(number=1, started_at=time.time())
+    step = Step(number=1, started_at=time.time(), launch="n0nce")
     runtime = HostRuntime()
-    assert runtime.locate(job, step, paths) is None  # no pid file: it never started
+    assert runtime.locate(job, step, paths).state == "never_started"  # nothing carries it
     pid_file(paths).write_text(str(os.getpid()))
     found = runtime.locate(job, step, paths)
-    assert found is not None and host_identity(found).pid is None
-    assert runtime.kill(found, paths, None) == []  # nothing of ours is a victim
+    assert found.state == "found" and found.handle is not None
+    assert host_identity(found.handle).pid is None  # the pid file is never believed
+    assert runtime.kill(found.handle, paths, None) == []  # nothing of ours is a victim
+    # A step with no launch nonce cannot be told apart: unknown, never "never started".
+    no_nonce = Step(number=1, started_at=time.time())
+    assert runtime.locate(job, no_nonce, paths).state == "unknown"
     assert psutil.pid_exists(os.getpid())
 
 
 def test_locate_finds_the_wrapper_it_started_with_its_cgroup(tmp_path: Path) -> None:
     runtime = HostRuntime()
     paths = JobPaths(dir=str(tmp_path / "step-1"))
-    step = Step(number=1, started_at=time.time() - 0.5)
+    step = Step(number=1, started_at=time.time() - 0.5, launch="l4unch")
     job = Job(
         id="locate2", prompt="x", repo=str(tmp_path), agent=msgspec.convert({"name": "mock"}, Any)
     )  # type: ignore[arg-type]
-    spec = ProcessSpec(argv=["/bin/sleep", "30"], cwd=str(tmp_path))
+    spec = ProcessSpec(argv=["/bin/sleep", "30"], cwd=str(tmp_path), launch="l4unch")
     started = runtime.start(job, None, spec, paths)  # type: ignore[arg-type]
     try:
         wait_for(lambda: pid_file(paths).exists() and pid_file(paths).read_text())
+        pid_file(paths).write_text(str(os.getpid()))  # the agent may write anything there
         found = HostRuntime().locate(job, step, paths)
-        assert found is not None
-        assert host_identity(found).pid == host_identity(started).pid
-        assert host_identity(found).cgroup == host_identity(started).cgroup
+        assert found.state == "found" and found.handle is not None
+        assert host_identity(found.handle).pid == host_identity(started).pid
+        assert host_identity(found.handle).cgroup == host_identity(started).cgroup
+        other = msgspec.structs.replace(step, launch="another")
+        assert host_identity(HostRuntime().locate(job, other, paths).handle).pid is None
     finally:
         runtime.kill(started, paths, None)
 

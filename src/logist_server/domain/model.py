@@ -170,6 +170,9 @@ class Step(msgspec.Struct):
     resumed_session: str | None = None
     # Why the step runs: start, retry, failover, review, rework or answer (`sessions.py`).
     why: str | None = None
+    # The launch nonce, recorded before the runtime starts the agent (`ProcessSpec.launch`):
+    # `locate` accepts only a process that carries it.
+    launch: str | None = None
 
 
 class PendingQuestion(msgspec.Struct):

@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar
 import msgspec
 
 from logist_server.domain.errors import UsageError
+from logist_server.domain.model import RuntimeHandle
 
 Network = Literal["none", "host", "bridge"]
 #: How the workspace reaches the agent: used where it is (a process on this machine), or
@@ -176,6 +177,31 @@ class PodIdentity(msgspec.Struct, frozen=True):
     namespace: str
     name: str
     context: str | None = None
+
+
+LocateState = Literal["found", "never_started", "unknown"]
+
+
+class Located(msgspec.Struct, frozen=True):
+    """What a runtime's `locate` found of a step's agent whose handle was never recorded:
+    `found` (with its handle: running, or ended with its status kept), `never_started`
+    (proved: nothing carrying the step's launch nonce ran), or `unknown` (it cannot tell:
+    the engine then never starts a second agent for the step)."""
+
+    state: LocateState
+    handle: RuntimeHandle | None = None
+    detail: str = ""
+
+
+def located(handle: RuntimeHandle) -> Located:
+    return Located("found", handle)
+
+
+NEVER_STARTED = Located("never_started")
+
+
+def unknown(detail: str) -> Located:
+    return Located("unknown", None, detail)
 
 
 def identity_payload(identity: msgspec.Struct) -> dict[str, Any]:

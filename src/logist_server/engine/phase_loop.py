@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import secrets
 import time
 from pathlib import Path
+
+import msgspec
 
 from logist_server.domain.model import DiffStats, Job, JobStatus, RuntimeHandle, Step
 from logist_server.domain.plans import Settle, StartStep, current_checkpoint, plan_next
@@ -27,8 +30,8 @@ from logist_server.engine.services import DriverServices
 from logist_server.engine.step_judge import StepJudge
 from logist_server.engine.step_runtime import (
     apply_patch,
-    find_handle,
     kill_step_agent,
+    locate_step,
     make_workspace,
     start_agent,
     started_data,
@@ -205,7 +208,11 @@ class PhaseLoop:
         # Why it runs, the job's history, and the agent session it continues (if any).
         going_on = continuation_for(provider, job, role.name, step_job.agent.name)
         ctx = with_continuation(ctx, going_on)
-        spec = build_spec(provider, step_job, ctx)
+        # The launch nonce: recorded on the step (below, durably) BEFORE the runtime starts
+        # anything, handed to the runtime with the spec, so `locate` can always prove
+        # which process (or container, pod) is this step's agent.
+        launch = secrets.token_hex(16)
+        spec = msgspec.structs.replace(build_spec(provider, step_job, ctx), launch=launch)
         checkpoint = current_checkpoint(job)
 
         def add_step(j: Job) -> None:
@@ -219,6 +226,7 @@ class PhaseLoop:
                     brief=plan.brief,
                     why=going_on.why,
                     resumed_session=going_on.session,
+                    launch=launch,
                 )
             )
 
@@ -256,9 +264,12 @@ class PhaseLoop:
         assert step is not None and job.workspace is not None
         runtime = self.services.runtime_for(job)
         paths = step_paths(self.store.job_dir(job.id), step.number)
-        handle = await asyncio.to_thread(find_handle, runtime, job, step, paths)
-        if handle is None:  # the previous driver died before starting the agent
+        found = await asyncio.to_thread(locate_step, runtime, job, step, paths)
+        if found.state == "never_started":  # the previous driver died before starting it
             return self.restart_step(job)
+        if found.state != "found" or found.handle is None:
+            return self.agent_unknown(job, step, runtime, found.detail)
+        handle = found.handle
         if step.handle is None:  # it died right after starting it: record what we found
             job, step = self.record_found_handle(step, handle)
         runtime = self.services.runtime_for_handle(job, handle)
@@ -291,6 +302,21 @@ class PhaseLoop:
         return self.log.update(
             discard, [("restart", {"step": step.number, "reason": "the agent had not started"})]
         )
+
+    def agent_unknown(self, job: Job, step: Step, runtime: Runtime, detail: str) -> Job:
+        """The step's driver died after asking the runtime to start the agent and the
+        runtime cannot tell whether it runs: fail the step rather than start a second agent
+        beside one that may still run (and edit, and bill)."""
+        reason = (
+            f"runtime '{runtime.name}' cannot tell whether step {step.number}'s agent started "
+            f"({detail or 'not found'}); it may still run: not starting a second one"
+        )
+
+        def record(j: Job) -> None:
+            j.result.error = reason
+            j.steps[-1].outcome = "failed"
+
+        return self.log.transition(S.FAILED, reason, mutate=record)
 
     async def cannot_reattach(self, job: Job, step: Step, runtime: Runtime) -> Job:
         """The step's agent was started by a process that stopped, and its runtime cannot

@@ -12,6 +12,7 @@ from typing import Any
 from logist_server.domain.errors import RuntimeProviderError
 from logist_server.domain.model import Job, JobStatus, RuntimeHandle, Step, Workspace
 from logist_server.domain.process import ProcessSpec
+from logist_server.domain.runtime import Located, located
 from logist_server.engine.copy_back import copy_back
 from logist_server.engine.services import DriverServices
 from logist_server.providers.runtimes.base import JobPaths, Runtime
@@ -82,9 +83,18 @@ def started_data(number: int, handle: RuntimeHandle, recovered: bool = False) ->
     return data
 
 
+def locate_step(runtime: Runtime, job: Job, step: Step, paths: JobPaths) -> Located:
+    """The step's recorded handle, else what the runtime finds by the step's launch nonce
+    (`locate`: found, never started or unknown; blocks)."""
+    if step.handle is not None:
+        return located(step.handle)
+    return runtime.locate(job, step, paths)
+
+
 def find_handle(runtime: Runtime, job: Job, step: Step, paths: JobPaths) -> RuntimeHandle | None:
-    """The step's recorded handle, else what the runtime finds (`locate`; blocks)."""
-    return step.handle or runtime.locate(job, step, paths)
+    """The step's recorded handle, else the one the runtime found (None: never started or
+    not found; blocks)."""
+    return locate_step(runtime, job, step, paths).handle
 
 
 def kill_step_agent(services: DriverServices, job: Job) -> list[dict[str, object]]:

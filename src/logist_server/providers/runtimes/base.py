@@ -12,7 +12,9 @@ a pod on a remote cluster), written so that each of them can honour it.
 - Handle: `start` returns a `RuntimeHandle` with the runtime's own identity of the agent
   (`HostIdentity`, `ContainerIdentity`, `PodIdentity` or its own struct) as typed data;
   the engine stores it on the step. `locate(job, step, paths)` finds an agent whose handle
-  was never recorded (the driving process died right after `start`).
+  was never recorded (the driving process died right after `start`) by the step's launch
+  nonce (`spec.launch`, recorded on the step before `start`): found / never started /
+  unknown (then the engine fails the step: never a second agent).
 - Output: an append-only byte stream read through a cursor the runtime defines
   (`read_output`, `advance`); the engine stores the cursor with the events read up to it,
   so another process resumes exactly there. `""` is the start of the stream.
@@ -32,20 +34,28 @@ import msgspec
 from logist_server.domain.model import Job, RuntimeHandle, Step, Workspace
 from logist_server.domain.process import ProcessSpec
 from logist_server.domain.runtime import (
+    NEVER_STARTED,
     HandOver,
+    Located,
     RuntimeOptions,
     RuntimeOptionsError,
+    located,
     parse_runtime_options,
+    unknown,
 )
 
 __all__ = [
+    "NEVER_STARTED",
     "BaseRuntime",
     "JobPaths",
+    "Located",
     "OutputChunk",
     "ProcessSpec",
     "Runtime",
     "check_options",
+    "located",
     "options_of",
+    "unknown",
 ]
 
 
@@ -132,8 +142,12 @@ class Runtime(Protocol):
         """Start the agent detached from the caller; its options are `options_of(job)`."""
         ...
 
-    def locate(self, job: Job, step: Step, paths: JobPaths) -> RuntimeHandle | None:
-        """The agent of `step` when its handle was never recorded; None: it never started."""
+    def locate(self, job: Job, step: Step, paths: JobPaths) -> Located:
+        """The agent of `step` when its handle was never recorded (its driver died right
+        after `start`), searched by the step's launch nonce (`step.launch`, the one
+        `start` got as `spec.launch`): `located(handle)`, `NEVER_STARTED` only when it is
+        proved, else `unknown(why)` (the engine then fails the step rather than start a
+        second agent)."""
         ...
 
     def read_output(
@@ -200,8 +214,8 @@ class BaseRuntime:
     def copy_out(self, handle: RuntimeHandle, paths: JobPaths, staging: Path) -> None:
         return None
 
-    def locate(self, job: Job, step: Step, paths: JobPaths) -> RuntimeHandle | None:
-        return None
+    def locate(self, job: Job, step: Step, paths: JobPaths) -> Located:
+        return unknown(f"runtime '{self.name}' cannot find an agent it did not record")
 
     def advance(self, cursor: str, consumed: int) -> str:
         """Cursors that are byte offsets (decimal text): the default."""

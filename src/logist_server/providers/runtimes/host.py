@@ -26,11 +26,15 @@ from logist_server.domain.errors import RuntimeProviderError
 from logist_server.domain.model import Job, RuntimeHandle, Step, Workspace
 from logist_server.domain.process import ProcessSpec
 from logist_server.domain.runtime import (
+    NEVER_STARTED,
     HostIdentity,
+    Located,
     RuntimeOptions,
     RuntimeOptionsError,
     identity_as,
     identity_payload,
+    located,
+    unknown,
 )
 from logist_server.providers.runtimes import cgroups
 from logist_server.providers.runtimes.base import (
@@ -62,6 +66,29 @@ CGROUP_FILE = "cgroup"
 _GROUP_NAME = re.compile(re.escape(cgroups.PREFIX) + r"[a-z0-9]{1,40}-[0-9]{1,6}-[0-9a-f]{16}")
 # A process's working directory is looked up this many parents deep at most.
 _MAX_DEPTH = 256
+
+
+def wrapper_name(launch: str) -> str:
+    """The wrapper's `$0`: carries the step's launch nonce, which `locate` looks for."""
+    return f"logist-agent:{launch}" if launch else "logist-agent"
+
+
+def _find_wrapper(launch: str, paths: JobPaths, since: float | None) -> tuple[int, float] | None:
+    """(pid, start time) of the live wrapper started for `launch`, or None."""
+    head = ["/bin/sh", "-c", _WRAPPER, wrapper_name(launch), str(paths.output)]
+    for proc in psutil.process_iter(["cmdline", "create_time"]):
+        cmdline, started = proc.info.get("cmdline"), proc.info.get("create_time")
+        if not cmdline or cmdline[: len(head)] != head or started is None:
+            continue
+        if since is not None and started < since - 1:
+            continue  # older than the step: not its wrapper
+        try:
+            if os.getsid(proc.pid) != proc.pid:
+                continue  # the wrapper leads its own session
+        except OSError:
+            continue
+        return proc.pid, float(started)
+    return None
 
 
 def exit_status_file(paths: JobPaths) -> Path:
@@ -123,26 +150,24 @@ class HostRuntime(BaseRuntime):
                 "host uses the machine's network (network=host); choose a container runtime"
             )
 
-    def locate(self, job: Job, step: Step, paths: JobPaths) -> RuntimeHandle | None:
+    def locate(self, job: Job, step: Step, paths: JobPaths) -> Located:
         """The agent of a step whose start was never recorded (its driver died right after
-        starting it): the wrapper's pid from the pid file, accepted only when that process
-        started after the step did; its cgroup read from the kernel (`/proc/PID/cgroup`),
-        accepted only with the name this runtime gives this job's step."""
-        try:
-            pid = int(pid_file(paths).read_text().strip())
-        except (OSError, ValueError):
-            return None
-        try:
-            started = psutil.Process(pid).create_time()
-        except psutil.Error:
-            # The wrapper has ended: its status file remains, and its pid still names its
-            # session (the kernel reuses no pid still used as a session id). A process that
-            # reuses the pid later does not match the step's start time: never the wrapper.
-            return host_handle(pid, step.started_at, runtime=self.name)
-        if step.started_at is not None and started < step.started_at - 1:
-            return host_handle(runtime=self.name)  # older than the step: a forged or reused pid
-        group = _cgroup_of_process(pid, job.id, step.number)
-        return host_handle(pid, started, group, runtime=self.name)
+        starting it). Never from the agent-writable pid file: the wrapper is the process
+        whose argv is exactly the one `start` gave it, with this step's launch nonce, that
+        leads its own session and started after the step did; its cgroup read from the
+        kernel (`/proc/PID/cgroup`), accepted only with the name this runtime gives this
+        job's step. No such process: the agent ended (its status file, or the pid file,
+        is there: a handle with no pid) or never started."""
+        if not step.launch:
+            return unknown("the step records no launch nonce (started by an older Logist)")
+        found = _find_wrapper(step.launch, paths, step.started_at)
+        if found is not None:
+            pid, started = found
+            group = _cgroup_of_process(pid, job.id, step.number)
+            return located(host_handle(pid, started, group, runtime=self.name))
+        if exit_status_file(paths).exists() or pid_file(paths).exists():
+            return located(host_handle(runtime=self.name))  # it ran and its wrapper ended
+        return NEVER_STARTED
 
     def start(
         self, job: Job, workspace: Workspace, spec: ProcessSpec, paths: JobPaths
@@ -164,7 +189,7 @@ class HostRuntime(BaseRuntime):
         env = agent_environment(os.environ, inherit, spec.env)
         group = self._new_cgroup(job, paths)
         argv = [
-            "/bin/sh", "-c", _WRAPPER, "logist-agent",
+            "/bin/sh", "-c", _WRAPPER, wrapper_name(spec.launch),
             str(paths.output), str(exit_status_file(paths)), str(pid_file(paths)),
             str(group or ""), str(marker), *spec.argv,
         ]  # fmt: skip
@@ -285,7 +310,8 @@ class HostRuntime(BaseRuntime):
             return None
         try:
             process = psutil.Process(ident.pid)
-            if ident.started_at is not None and abs(process.create_time() - ident.started_at) > 1:
+            # No start time: nothing tells the wrapper from whoever reused its pid.
+            if ident.started_at is None or abs(process.create_time() - ident.started_at) > 1:
                 return None
             return process
         except psutil.Error:
