@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from logist_server.domain import questions
@@ -65,6 +66,7 @@ class AgentEventRecorder:
         status: JobStatus | None,
         exit_code: int | None = None,
         cursor: str | None = None,
+        notes: Sequence[EventSpec] = (),
     ) -> tuple[Job, list[JobEvent]]:
         """Commit parsed events, what the observer saw and the output position, at once.
 
@@ -76,6 +78,7 @@ class AgentEventRecorder:
         specs, others = event_specs(screen(events))
         hits = self.observe(raw, others)
         specs += [(hit.kind, hit_data(hit)) for hit in hits]
+        specs += notes  # the follower's own notes (an output line cut)
         failures = [hit for hit in hits if hit.status == "failed" or hit.transient]
         if any(type(e) is AgentError for e in others):
             self.step_error = True

@@ -15,10 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from logist_server.domain.event_kinds import EventKind
 from logist_server.domain.events import AgentError, AgentEvent
 from logist_server.domain.model import Job, JobEvent, JobStatus, RuntimeHandle, Step
 from logist_server.engine.agent_events import AgentEventRecorder
 from logist_server.engine.job_log import JobLog
+from logist_server.engine.line_split import MAX_LINE, LineSplitter
 from logist_server.engine.reaping import reap
 from logist_server.providers.agents.base import OutputParser
 from logist_server.providers.runtimes.base import JobPaths, Runtime
@@ -30,6 +32,10 @@ READ_CHUNK = 1 << 18  # output read and recorded at once; the loop is free betwe
 INGEST_THREADS = 2  # worker threads parsing and committing output (`ingest`)
 CONTROL_INTERVAL_S = 0.2
 MIN_POLL_S = 0.001  # the output poll right after the agent printed (see `follow`)
+LINE_CUT = {
+    "warning": "line_cut",
+    "reason": f"an output line longer than {MAX_LINE} bytes was cut (the rest of it dropped)",
+}
 
 # The threads that parse and commit agent output, shared by the drivers of this process:
 # apart from the default executor, so a flood never delays a request's worker-thread calls
@@ -78,7 +84,8 @@ class OutputFollower:
         if committed is None:
             committed = runtime.advance("", offset)
         cursor = committed
-        partial = b""
+        lines = LineSplitter()  # the unterminated tail, bounded (a cut line is dropped)
+        done = offset  # bytes consumed: complete lines and dropped bytes
         started = step.started_at or time.time()
         self._last_activity = time.monotonic()
         next_control = 0.0
@@ -91,14 +98,14 @@ class OutputFollower:
             if chunk:
                 self._last_activity = time.monotonic()
                 cursor = got.cursor
-                data = partial + chunk
-                cut = data.rfind(b"\n") + 1
-                complete, partial = data[:cut], data[cut:]
+                split = await off_loop(functools.partial(lines.feed, chunk))  # not on the loop
                 offset += len(chunk)
-                if complete:
-                    committed = runtime.advance(committed, len(complete))
+                consumed = offset - len(lines.partial) - done
+                if consumed:
+                    done += consumed
+                    committed = runtime.advance(committed, consumed)
                     job = await self.ingest(
-                        parser, complete, offset - len(partial), committed, job.status
+                        parser, split.complete, done, committed, job.status, split.cuts
                     )
                 await asyncio.sleep(0)  # between chunks, let the pump and requests run
                 if len(chunk) >= READ_CHUNK:
@@ -112,6 +119,7 @@ class OutputFollower:
                 more = functools.partial(runtime.read_output, handle, paths, cursor, 1)
                 if (await off_loop(more)).data:
                     continue  # output written just before the exit: drain it first
+                partial = lines.partial
                 tail = parser.feed(partial.decode("utf-8", "replace")) if partial else []
                 stopped = (await off_loop(self.log.get)).cancel_requested
                 final = parser.finish(None if stopped else code)
@@ -135,16 +143,24 @@ class OutputFollower:
             await asyncio.sleep(min(self.poll_s, max(MIN_POLL_S, quiet / 4)))
 
     async def ingest(
-        self, parser: OutputParser, complete: bytes, offset: int, cursor: str, status: JobStatus
+        self,
+        parser: OutputParser,
+        complete: bytes,
+        offset: int,
+        cursor: str,
+        status: JobStatus,
+        cuts: int = 0,
     ) -> Job:
         """Parse, observe and commit complete output lines in a worker thread (on the
         event loop, a flood's chunks would hold every request back), then hand the
-        committed rows on from the loop."""
+        committed rows on from the loop. `cuts`: lines over `MAX_LINE` cut meanwhile,
+        each reported by an `observer_warning` event."""
 
         def commit() -> tuple[Job, list[JobEvent]]:
-            events = parser.feed_lines(complete)
+            events = parser.feed_lines(complete) if complete else []
             plain = b"" if parser.only_events else complete
-            return self.recorder.commit(events, offset, plain, status, cursor=cursor)
+            notes = [(EventKind.OBSERVER_WARNING.value, LINE_CUT)] * cuts
+            return self.recorder.commit(events, offset, plain, status, cursor=cursor, notes=notes)
 
         job, stored = await off_loop(commit)
         self.log.emit(stored)
