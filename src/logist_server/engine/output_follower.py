@@ -32,6 +32,20 @@ READ_CHUNK = 1 << 18  # output read and recorded at once; the loop is free betwe
 INGEST_THREADS = 2  # worker threads parsing and committing output (`ingest`)
 CONTROL_INTERVAL_S = 0.2
 MIN_POLL_S = 0.001  # the output poll right after the agent printed (see `follow`)
+MIN_EXIT, MAX_EXIT = -255, 255  # exit statuses (and 128 + signal) the OS can report
+UNKNOWN_EXIT = -1  # the agent ended without a valid exit status
+
+
+def exit_status_warning(code: int) -> tuple[str, dict[str, object]]:
+    """The event saying the runtime's exit status was out of range (treated as unknown)."""
+    shown = str(code) if len(str(code)) <= 24 else str(code)[:24] + "..."
+    return EventKind.OBSERVER_WARNING.value, {
+        "warning": "exit_status_invalid",
+        "reason": f"exit status {shown} is out of range: the agent's exit is unknown "
+        f"(recorded as {UNKNOWN_EXIT})",
+    }
+
+
 LINE_CUT = {
     "warning": "line_cut",
     "reason": f"an output line longer than {MAX_LINE} bytes was cut (the rest of it dropped)",
@@ -115,6 +129,11 @@ class OutputFollower:
                     return await self.stop(stop, handle, paths, runtime)
                 continue
             code = await off_loop(functools.partial(runtime.exit_status, handle, paths))
+            if code is not None and not MIN_EXIT <= code <= MAX_EXIT:
+                # A status the OS cannot produce (an agent-writable file, a buggy runtime):
+                # unknown, said once, never stored or sent as given.
+                await self.log.update_off_loop(None, [exit_status_warning(code)])
+                code = UNKNOWN_EXIT
             if code is not None:
                 more = functools.partial(runtime.read_output, handle, paths, cursor, 1)
                 if (await off_loop(more)).data:

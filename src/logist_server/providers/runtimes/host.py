@@ -64,6 +64,8 @@ WRAPPER_EXIT_S = 2.0
 CGROUP_FILE = "cgroup"
 # The names `_new_cgroup` makes: nothing else is ever killed or removed as an agent's cgroup.
 _GROUP_NAME = re.compile(re.escape(cgroups.PREFIX) + r"[a-z0-9]{1,40}-[0-9]{1,6}-[0-9a-f]{16}")
+# What the wrapper writes to the exit-status file (`$?`): anything else is not a status.
+_STATUS = re.compile(rb"-?[0-9]{1,32}")
 # A process's working directory is looked up this many parents deep at most.
 _MAX_DEPTH = 256
 
@@ -536,11 +538,15 @@ def _cgroup_of_process(pid: int, job_id: str, step: int) -> str | None:
 
 
 def _read_status(paths: JobPaths) -> int | None:
+    """The status the wrapper recorded; the file is agent-writable, so anything but a
+    short integer is -1 ("ended without a valid status"; the engine bounds the range)."""
     try:
-        text = exit_status_file(paths).read_text().strip()
+        text = exit_status_file(paths).read_bytes()[:64].strip()
     except FileNotFoundError:
         return None
-    return int(text) if text else None
+    if not text:
+        return None
+    return int(text) if _STATUS.fullmatch(text) else -1
 
 
 def _not_zombie(proc: psutil.Process) -> bool:
