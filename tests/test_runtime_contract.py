@@ -65,6 +65,16 @@ def engine_with(repo: Path, name: str, runtime: Any) -> Engine:
         ("mounts=data:/data", "runtime option 'mounts': 'data:/data' needs absolute paths"),
         ("env=A-B", "runtime option 'env': 'A-B' is not a variable name"),
         ("colour=red", "unknown runtime option 'colour' (known: image, mounts, cpu, memory"),
+        # F9: option-shaped images, whole-machine and credential mounts, `..` sources: refused
+        # by the one parser every runtime shares, whatever the runtime.
+        ("image=--privileged", "runtime option 'image': '--privileged' is not an image"),
+        ("image=-v/:/host", "runtime option 'image': '-v/:/host' is not an image"),
+        ("mounts=/:/host:rw", "would show the agent the whole machine (/); refused"),
+        ("mounts=/a/../..:/x", "'/a/../..:/x' has a '..' part"),
+        (f"mounts={Path.home()}/.ssh:/root/.ssh:rw", "(credentials or the machine's control)"),
+        (f"mounts={Path.home()}:/h", "would show the agent the user's home directory"),
+        ("mounts=/var/run:/x", "/var/run/docker.sock (credentials or the machine's control)"),
+        ("mounts=/etc/ssl:/x", "/etc (credentials or the machine's control)"),
     ],
 )
 def test_an_option_the_runtime_cannot_honour_is_one_line_and_creates_nothing(

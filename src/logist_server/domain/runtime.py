@@ -9,6 +9,8 @@ option is the runtime's to say (`check_options` in the base).
 
 from __future__ import annotations
 
+import os
+import posixpath
 import re
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
@@ -27,6 +29,13 @@ T = TypeVar("T", bound=msgspec.Struct)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(i?b?)", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+# An OCI image reference: [registry[:port]/]name[/name...][:tag][@algorithm:hex].
+_DOMAIN = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE = re.compile(
+    rf"(?:{_DOMAIN}(?::[0-9]+)?/)?{_PART}(?:/{_PART})*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
 KEYS = ("image", "mounts", "cpu", "memory", "network", "env")
 
 
@@ -88,8 +97,11 @@ def parse_runtime_options(raw: Mapping[str, Any]) -> RuntimeOptions:
         )
     values = {key: str(value).strip() for key, value in raw.items()}
     image = values.get("image")
-    if image is not None and (not image or any(c.isspace() for c in image)):
-        raise RuntimeOptionsError(f"runtime option 'image': {image!r} is not an image reference")
+    if image is not None and (len(image) > 255 or not _IMAGE.fullmatch(image)):
+        raise RuntimeOptionsError(
+            f"runtime option 'image': {image[:80]!r} is not an image reference "
+            "([registry/]name[:tag][@digest], lower case, never starting with '-')"
+        )
     network = values.get("network")
     if network is not None and network not in ("none", "host", "bridge"):
         raise RuntimeOptionsError(
@@ -120,7 +132,40 @@ def _mount(text: str) -> Mount:
         raise RuntimeOptionsError(
             f"runtime option 'mounts': {text!r} needs absolute paths on both sides"
         )
+    if any(".." in path.split("/") for path in parts):
+        raise RuntimeOptionsError(f"runtime option 'mounts': {text!r} has a '..' part")
+    source, target = posixpath.normpath(source), posixpath.normpath(target)
+    for seen in (source, os.path.realpath(source)):  # a symlink is judged by where it leads
+        why = _sensitive(seen)
+        if why is not None:
+            raise RuntimeOptionsError(
+                f"runtime option 'mounts': {text!r} would show the agent {why}; refused"
+            )
     return Mount(source=source, target=target, read_only=mode == "ro")
+
+
+#: Sources never mounted, nor anything inside them or any directory holding them.
+_SENSITIVE_SYSTEM = (
+    "/etc", "/root", "/proc", "/sys", "/dev", "/boot", "/var/run/docker.sock",
+    "/run/docker.sock", "/run/podman", "/var/run/podman", "/run/containerd",
+)  # fmt: skip
+_SENSITIVE_HOME = (
+    ".ssh", ".gnupg", ".aws", ".config", ".kube", ".docker", ".netrc", ".git-credentials",
+)  # fmt: skip
+
+
+def _sensitive(source: str) -> str | None:
+    """Why mounting `source` (normalised, absolute) is refused, or None."""
+    home = posixpath.normpath(os.path.expanduser("~"))
+    if source == "/":
+        return "the whole machine (/)"
+    if source == home or home.startswith(source + "/"):
+        return f"the user's home directory ({home})"
+    guarded = [*_SENSITIVE_SYSTEM, *(posixpath.join(home, name) for name in _SENSITIVE_HOME)]
+    for path in guarded:
+        if source == path or source.startswith(path + "/") or path.startswith(source + "/"):
+            return f"{path} (credentials or the machine's control)"
+    return None
 
 
 def _cpu(text: str | None) -> float | None:
