@@ -253,3 +253,21 @@ def test_a_runtime_without_locate_fails_the_step_instead_of_starting_a_second_ag
     assert len(record["steps"]) == 1, record["steps"]
     kinds = [e["kind"] for e in job_events(repo, job["id"])]
     assert "restart" not in kinds and kinds.count("step") <= 1, kinds
+
+
+# -- session ids are never paths (H2) -----------------------------------------------------------
+@pytest.mark.parametrize("forged", ["../../home/u/.ssh/x", "a/b", "sess..ion", "/abs"])
+def test_a_session_id_shaped_like_a_path_is_refused(
+    repo: Path, plugin_env: dict[str, str], forged: str
+) -> None:
+    """A session id goes on the next step's command line, and real CLIs map it to a file:
+    one with `/` or `..` is refused (the event says so) and never stored on the step."""
+    proc = run_logist(
+        "run", "--json", "--agent", "toy", "--runtime", "toy", "--prompt", f"session: {forged}",
+        cwd=repo, env=plugin_env, timeout=120, check=False,
+    )  # fmt: skip
+    job = parse_json(proc.stdout)
+    assert job["status"] == "review", job.get("status_reason")
+    assert job["steps"][-1]["session_id"] is None, job["steps"][-1]
+    sessions = [e["data"] for e in job_events(repo, job["id"]) if e["kind"] == "session"]
+    assert len(sessions) == 1 and sessions[0]["refused"], sessions

@@ -36,7 +36,8 @@ MAX_OPTION = 200
 MAX_ID = 128
 MAX_TOOL_OUTPUT = 4000
 MAX_SESSION_ID = 200
-SESSION_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._:@+=/-]*\Z")
+# No `/` (nor `..`): a CLI that maps a session id to a file would take it as a path.
+SESSION_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._:@+=-]*\Z")
 # C0 and C1 controls and DEL, but newline and tab; also lone surrogates (from bad UTF-8).
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _LINE_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -71,7 +72,9 @@ def session_problem(value: str) -> str | None:
     if len(value) > MAX_SESSION_ID:
         return f"it is {len(value)} characters long (at most {MAX_SESSION_ID})"
     if SESSION_ID.match(value) is None:
-        return "it holds characters other than letters, digits and ._:@+=/- or starts with -"
+        return "it holds characters other than letters, digits and ._:@+=- or starts with -"
+    if ".." in value:
+        return "it holds '..' (a session id is never a path)"
     return None
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 
 import msgspec
 
+from logist_server.domain.agent_output import session_problem
 from logist_server.domain.model import Job, Step
 from logist_server.domain.plans import live_steps
 
@@ -97,6 +98,10 @@ def continuation(job: Job, role: str, agent: str, supports_resume: bool) -> Cont
             f"agent '{agent}' cannot resume a session: step {earlier.number}'s session "
             "is not continued, a new one starts"
         )
+        return Continuation(why, history, None, note, answer)
+    problem = session_problem(earlier.session_id or "")
+    if problem is not None:  # a record from before the id was screened: never on a command line
+        note = f"step {earlier.number}'s session id is refused ({problem}): a new one starts"
         return Continuation(why, history, None, note, answer)
     return Continuation(why, history, earlier.session_id, None, answer)
 

@@ -3,7 +3,8 @@
 It appends `toy: <prompt>` to TOY.md in its working directory and prints
 JSON lines: its session id, a message naming its working directory, a file change, done.
 A prompt `plant: PATH` makes it behave as a hostile agent would in its sandbox: every
-symlink on the way to PATH is replaced by a real directory, and PATH is written."""
+symlink on the way to PATH is replaced by a real directory, and PATH is written; a prompt
+`session: ID` makes it report ID as its session id."""
 
 import argparse
 import json
@@ -31,7 +32,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--prompt", required=True)
     args = parser.parse_args()
-    emit("session", id="toy-1")
+    forged = args.prompt.startswith("session: ")  # a hostile agent's session id
+    emit("session", id=args.prompt.removeprefix("session: ") if forged else "toy-1")
     emit("message", text=f"toy agent working in {os.getcwd()}")
     with open("TOY.md", "a") as handle:
         handle.write(f"toy: {args.prompt}\n")
