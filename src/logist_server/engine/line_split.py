@@ -1,7 +1,7 @@
 """Splitting the agent's raw output into complete lines, with a bound on a line.
 
 One output line without a newline would otherwise be held (and re-copied per chunk) in
-memory without limit. A line longer than `MAX_LINE` is cut: what was held of it is
+memory without limit. A line longer than `MAX_LINE` (4 MiB) is cut: what was held of it is
 dropped, and so is the rest up to its newline, while the bytes still count as consumed
 (the committed cursor moves past them: a re-attach never reads them again). Each cut is
 reported once, when it starts (`Split.cuts`).
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import msgspec
 
-MAX_LINE = 1 << 20  # bytes of one output line kept at most (the rest is dropped)
+MAX_LINE = 4 << 20  # bytes of one output line kept at most (the rest is dropped)
 
 
 class Split(msgspec.Struct, frozen=True):
