@@ -9,8 +9,9 @@ them: a module and a `logist.agents` entry point in a `*.dist-info` directory on
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from plugin_agents import install_distribution
 
 MODULE = '''
 import sys
@@ -83,13 +84,5 @@ stdinasker = logist_contract_agents:StdinAsker
 
 def install_contract_plugins(root: Path) -> dict[str, str]:
     """Write the package under `root`; the environment that makes it visible."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "logist_contract_agents.py").write_text(MODULE)
-    dist = root / "logist_contract_agents-1.0.dist-info"
-    dist.mkdir(exist_ok=True)
-    (dist / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: logist-contract-agents\nVersion: 1.0\n"
-    )
-    (dist / "entry_points.txt").write_text(ENTRY_POINTS)
-    path = os.environ.get("PYTHONPATH")
-    return {"PYTHONPATH": str(root) + (os.pathsep + path if path else "")}
+    modules = {"logist_contract_agents": MODULE}
+    return install_distribution(root, "logist-contract-agents", modules, ENTRY_POINTS)

@@ -86,18 +86,28 @@ incomplete = logist_test_incomplete:Agent
 """
 
 
-def install_plugins(root: Path) -> dict[str, str]:
-    """Write the plugin package under `root`; the environment that makes it visible."""
+def install_distribution(
+    root: Path, name: str, modules: dict[str, str], entry_points: str
+) -> dict[str, str]:
+    """Write `modules` and a `name`-1.0 dist-info with `entry_points` under `root`, as an
+    installed third-party package; the environment that makes it visible."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "logist_test_asker.py").write_text(ASKER)
-    (root / "logist_test_broken.py").write_text(BROKEN)
-    (root / "logist_test_noattr.py").write_text(NOATTR)
-    (root / "logist_test_incomplete.py").write_text(INCOMPLETE)
-    dist = root / "logist_test_plugins-1.0.dist-info"
+    for module, text in modules.items():
+        (root / f"{module}.py").write_text(text)
+    dist = root / f"{name.replace('-', '_')}-1.0.dist-info"
     dist.mkdir(exist_ok=True)
-    (dist / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: logist-test-plugins\nVersion: 1.0\n"
-    )
-    (dist / "entry_points.txt").write_text(ENTRY_POINTS)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(entry_points)
     path = os.environ.get("PYTHONPATH")
     return {"PYTHONPATH": str(root) + (os.pathsep + path if path else "")}
+
+
+def install_plugins(root: Path) -> dict[str, str]:
+    """Write the plugin package under `root`; the environment that makes it visible."""
+    modules = {
+        "logist_test_asker": ASKER,
+        "logist_test_broken": BROKEN,
+        "logist_test_noattr": NOATTR,
+        "logist_test_incomplete": INCOMPLETE,
+    }
+    return install_distribution(root, "logist-test-plugins", modules, ENTRY_POINTS)
