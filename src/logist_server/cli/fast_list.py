@@ -15,8 +15,9 @@ listing prints the lines SQLite composes from the store's summary index
 (`logist_server.store.listing`).
 
 This module must stay cheap to import: standard-library modules that the interpreter has
-already loaded, and SQLite. Constants copied from `logist_server.store.job_store` and
-`logist_server.domain.model` are checked against the originals by tests/test_cli_list_fast.py.
+already loaded, SQLite, and `logist_server.cli.exits` (standard library only). Constants
+copied from `logist_server.store.job_store` and `logist_server.domain.model` are checked
+against the originals by tests/test_cli_list_fast.py.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from __future__ import annotations
 import errno
 import os
 import sys
+
+from logist_server.cli.exits import debugging, internal_error, stdout_gone
 
 TYPE_CHECKING = False  # typing itself costs an import; mypy reads the block below
 if TYPE_CHECKING:
@@ -131,17 +134,12 @@ def run(argv: Sequence[str]) -> int | None:
         return 0
     except KeyboardInterrupt:  # from here on, as `logist_server.cli.main.main`
         return 130
-    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as git does
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 141
+    except BrokenPipeError:
+        return stdout_gone()
     except Exception as exc:
-        if os.environ.get("LOGIST_DEBUG", "0") not in ("", "0"):
+        if debugging():
             raise
-        sys.stderr.write(
-            f"logist: internal error: {type(exc).__name__}: {exc} (LOGIST_DEBUG=1 shows details)\n"
-        )
-        return 1
+        return internal_error(exc)
 
 
 def open_store(directory: str) -> Any:

@@ -8,13 +8,13 @@ with a `register(subparsers, common)` function.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
 from logist_server import __version__
 from logist_server.cli import admin_cmds, config_cmds, doctor_cmd, job_cmds, run_cmd
 from logist_server.cli.common import OneLineParser
+from logist_server.cli.exits import debugging, internal_error, stdout_gone
 from logist_server.domain.errors import LogistError
 
 COMMAND_MODULES = (run_cmd, job_cmds, config_cmds, admin_cmds, doctor_cmd)
@@ -46,22 +46,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_status
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as git does
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 141
+    except BrokenPipeError:
+        return stdout_gone()
     except Exception as exc:
-        if os.environ.get("LOGIST_DEBUG", "0") not in ("", "0"):
+        if debugging():
             raise
         if isinstance(exc, OSError) and exc.filename is not None:
             # A file the command needed and could not use: say which (a permission, a
             # read-only mount, a full disk), not a traceback.
             sys.stderr.write(f"logist: error: {exc.filename}: {exc.strerror or exc}\n")
             return 2
-        sys.stderr.write(
-            f"logist: internal error: {type(exc).__name__}: {exc} (LOGIST_DEBUG=1 shows details)\n"
-        )
-        return 1
+        return internal_error(exc)
 
 
 def serve_main(argv: Sequence[str] | None = None) -> int:
