@@ -2,65 +2,63 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from logist_server.domain.errors import LogistError
 from logist_server.providers.registry import Registry
 
 
-def describe_agents(registry: Registry[Any]) -> list[dict[str, Any]]:
+def _describe(
+    registry: Registry[Any],
+    loaded: Callable[[Any], dict[str, Any]],
+    unloadable: Callable[[LogistError], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """One row per registered name: `loaded(provider)`, or `unloadable(why)` when the
+    provider cannot be loaded (the row then still names it)."""
     rows: list[dict[str, Any]] = []
     for name in registry.names():
         try:
-            agent = registry.get(name)
+            provider = registry.get(name)
         except LogistError as exc:
-            rows.append(
-                {
-                    "name": name,
-                    "description": str(exc),
-                    "program": None,
-                    "version": None,
-                    "installed": False,
-                }
-            )
+            rows.append({"name": name, **unloadable(exc)})
             continue
-        version = agent.version()
-        rows.append(
-            {
-                "name": name,
-                "description": agent.description,
-                "program": agent.program,
-                "version": version,
-                "installed": version is not None,
-            }
-        )
+        rows.append({"name": name, **loaded(provider)})
     return rows
+
+
+def describe_agents(registry: Registry[Any]) -> list[dict[str, Any]]:
+    def loaded(agent: Any) -> dict[str, Any]:
+        version = agent.version()
+        return {
+            "description": agent.description,
+            "program": agent.program,
+            "version": version,
+            "installed": version is not None,
+        }
+
+    def unloadable(exc: LogistError) -> dict[str, Any]:
+        return {"description": str(exc), "program": None, "version": None, "installed": False}
+
+    return _describe(registry, loaded, unloadable)
 
 
 def describe_runtimes(registry: Registry[Any]) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for name in registry.names():
-        try:
-            runtime = registry.get(name)
-        except LogistError as exc:
-            rows.append(
-                {
-                    "name": name,
-                    "description": str(exc),
-                    "available": False,
-                    "detail": str(exc),
-                    "supportsReattach": False,
-                }
-            )
-            continue
+    def loaded(runtime: Any) -> dict[str, Any]:
         ok, why = runtime.available()
-        rows.append(
-            {
-                "name": name,
-                "description": runtime.description,
-                "available": ok,
-                "detail": why,
-                "supportsReattach": runtime.supports_reattach,
-            }
-        )
-    return rows
+        return {
+            "description": runtime.description,
+            "available": ok,
+            "detail": why,
+            "supportsReattach": runtime.supports_reattach,
+        }
+
+    def unloadable(exc: LogistError) -> dict[str, Any]:
+        return {
+            "description": str(exc),
+            "available": False,
+            "detail": str(exc),
+            "supportsReattach": False,
+        }
+
+    return _describe(registry, loaded, unloadable)
