@@ -81,17 +81,20 @@ def cmd_job_preview(args: argparse.Namespace) -> int:
 def cmd_job_rerun(args: argparse.Namespace) -> int:
     engine = engine_for(args)
     job = engine.rerun(args.job)
-    if not args.json:
-        print(f"job {job.id}: rerun of {args.job}")
-    return report_settled(drive_with_progress(engine, job.id, args.json), args.json)
+    return drive_started(engine, job, f"rerun of {args.job}", args.json)
 
 
 def cmd_job_restep(args: argparse.Namespace) -> int:
     engine = engine_for(args)
     job = engine.restep(args.job)
-    if not args.json:
-        print(f"job {job.id}: back to the checkpoint before its last step")
-    return report_settled(drive_with_progress(engine, job.id, args.json), args.json)
+    return drive_started(engine, job, "back to the checkpoint before its last step", args.json)
+
+
+def drive_started(engine: Any, job: Any, what: str, json_mode: bool) -> int:
+    """Say what became of `job` (unless JSON), drive it until it settles, report it."""
+    if not json_mode:
+        print(f"job {job.id}: {what}")
+    return report_settled(drive_with_progress(engine, job.id, json_mode), json_mode)
 
 
 def report_phase(job: Any, json_mode: bool) -> int:
