@@ -242,6 +242,21 @@ def popen_logist(*args: str, cwd: Path, env: dict[str, str] | None = None) -> su
     )
 
 
+@contextlib.contextmanager
+def logist_running(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """`popen_logist`, killed and reaped on the way out if it still runs (a failed test
+    leaves no driver behind)."""
+    proc = popen_logist(*args, cwd=cwd, env=env)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def parse_json(stdout: str) -> Any:
     """The one JSON document a `--json` command printed."""
     return json.loads(stdout)

@@ -21,8 +21,8 @@ import pytest
 
 from conftest import (
     job_events,
+    logist_running,
     parse_json,
-    popen_logist,
     processes_in,
     review_record,
     run_logist,
@@ -108,19 +108,14 @@ def check_answered(repo: Path, job_id: str, answer: str) -> dict[str, Any]:
 
 
 def test_a_question_ends_the_run_and_the_answer_resumes_its_session(repo: Path) -> None:
-    runner = popen_logist("run", "--json", "--file", "b.txt", "--prompt", "ask me", *ASK,
-                          cwd=repo)  # fmt: skip
-    try:
+    with logist_running("run", "--json", "--file", "b.txt", "--prompt", "ask me", *ASK,
+                        cwd=repo) as runner:  # fmt: skip
         job = wait_for(lambda: waiting(repo), timeout=60)
         check_waiting_record(repo, job["id"])
         assert runner.poll() is None  # `logist run` still drives it: it waits for the answer
         answered = run_logist("job", "answer", job["id"], "hello there", cwd=repo)
         assert answered.stdout == f"job {job['id']}: running\n"
         out, err = runner.communicate(timeout=60)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.communicate()
     review_record(runner.returncode, out, err)
     check_answered(repo, job["id"], "hello there")
     assert "+logist-mock: ask me" in run_logist("job", "diff", job["id"], cwd=repo).stdout
@@ -154,8 +149,7 @@ def _logist(*args: str) -> list[str]:
 
 
 def test_bad_answers_are_one_line_exit_2_and_change_nothing(repo: Path) -> None:
-    runner = popen_logist("run", "--json", "--prompt", "ask", *ASK, cwd=repo)
-    try:
+    with logist_running("run", "--json", "--prompt", "ask", *ASK, cwd=repo) as runner:
         job = wait_for(lambda: waiting(repo), timeout=60)
         for text in ("", "   \n", "x" * (MAX_ANSWER + 1)):
             proc = run_logist("job", "answer", job["id"], text, cwd=repo, check=False)
@@ -164,10 +158,6 @@ def test_bad_answers_are_one_line_exit_2_and_change_nothing(repo: Path) -> None:
         check_waiting_record(repo, job["id"])
         run_logist("job", "cancel", job["id"], cwd=repo)
         runner.communicate(timeout=60)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.communicate()
     assert show_job(repo, job["id"])["status"] == "cancelled"
     # Answering a job that no longer waits is bad input too.
     late = run_logist("job", "answer", job["id"], "too late", cwd=repo, check=False)
@@ -185,9 +175,8 @@ def test_an_agent_that_takes_answers_on_stdin_is_refused_clearly(
     repo: Path, tmp_path: Path
 ) -> None:
     env = install_contract_plugins(tmp_path / "plugins")
-    runner = popen_logist("run", "--json", "--agent", "stdinasker", "--prompt", "go",
-                          cwd=repo, env=env)  # fmt: skip
-    try:
+    with logist_running("run", "--json", "--agent", "stdinasker", "--prompt", "go",
+                        cwd=repo, env=env) as runner:  # fmt: skip
         job = wait_for(lambda: waiting(repo, ended=False), timeout=60)
         assert job["question"]["kind"] == "permission"
         assert job["question"]["options"] == ["allow", "deny"]
@@ -200,10 +189,6 @@ def test_an_agent_that_takes_answers_on_stdin_is_refused_clearly(
         assert not [e for e in job_events(repo, job["id"]) if e["data"].get("reason") == "answered"]
         run_logist("job", "cancel", job["id"], cwd=repo, env=env)
         runner.communicate(timeout=60)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.communicate()
     assert show_job(repo, job["id"])["status"] == "cancelled"
 
 
@@ -325,18 +310,15 @@ def test_a_prompt_on_the_terminal_is_the_jobs_question_too(repo: Path, tmp_path:
     from plugin_agents import install_plugins
 
     env = install_plugins(tmp_path / "plugins")
-    runner = popen_logist("run", "--json", "--agent", "asker", "--prompt", "ask", cwd=repo, env=env)
-    try:
+    with logist_running(
+        "run", "--json", "--agent", "asker", "--prompt", "ask", cwd=repo, env=env
+    ) as runner:
         job = wait_for(lambda: waiting(repo, ended=False), timeout=60)
         question = job["question"]
         assert (question["source"], question["step"], question["answer"]) == ("observer", 1, None)
         assert "Overwrite ASKED.md? [y/n]" in question["text"]
         run_logist("job", "answer", job["id"], "y", cwd=repo, env=env)
         out, err = runner.communicate(timeout=60)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.communicate()
     record = review_record(runner.returncode, out, err)
     assert len(record["steps"]) == 1 and record["question"]["answer"] == "y"
     assert "+answered: y" in run_logist("job", "diff", job["id"], cwd=repo, env=env).stdout

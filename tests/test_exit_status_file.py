@@ -9,16 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import job_events, list_jobs, parse_json, popen_logist, wait_for
+from conftest import job_events, list_jobs, logist_running, parse_json, wait_for
 
 pytestmark = pytest.mark.usefixtures("no_stray_agents")
 
 
 @pytest.mark.parametrize("forged", ["99999999999999999999999", "-4000", "not a number"])
 def test_a_forged_exit_status_is_an_unknown_exit(repo: Path, forged: str) -> None:
-    run = popen_logist("run", "--json", "--agent-opt", "scenario=hang", "--prompt", "forge",
-                       cwd=repo)  # fmt: skip
-    try:
+    with logist_running("run", "--json", "--agent-opt", "scenario=hang", "--prompt", "forge",
+                        cwd=repo) as run:  # fmt: skip
         job_id = wait_for(lambda: [j["id"] for j in list_jobs(repo) if j["steps"]], timeout=60)[0]
         wait_for(lambda: any(e["kind"] == "message" for e in job_events(repo, job_id)), timeout=60)
         status = repo / ".logist" / "jobs" / job_id / "step-1" / "exit-status"
@@ -26,10 +25,6 @@ def test_a_forged_exit_status_is_an_unknown_exit(repo: Path, forged: str) -> Non
         tmp.write_text(forged)
         tmp.replace(status)
         out, err = run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.communicate()
     assert "Traceback" not in err, err
     record = parse_json(out)
     assert record["status"] == "failed", record
