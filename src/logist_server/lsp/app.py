@@ -24,6 +24,7 @@ from logist_server.lsp.jsonrpc import LogistProtocol, raw_json_converter
 from logist_server.vcs.git import find_repo
 
 log = logging.getLogger(__name__)
+MAX_CACHED_PATHS = 1024
 
 
 class LogistServer(LanguageServer):
@@ -45,6 +46,7 @@ class LogistServer(LanguageServer):
         self.tasks: set[asyncio.Task[Any]] = set()
         self.on_engine_added: list[Any] = []
         self.on_closed: list[Callable[[], None]] = []
+        self._real_paths: dict[str, Path] = {}  # uri -> realpath, while the roots stay
 
     # -- background work -------------------------------------------------------------------
     def run_task(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
@@ -85,6 +87,7 @@ class LogistServer(LanguageServer):
         """The workspace folders now: repositories of removed folders are dropped (their
         jobs are no longer this client's), those of added folders are watched."""
         self.workspace_roots = [Path(os.path.realpath(r)) for r in roots]
+        self._real_paths.clear()
         if self.workspace_roots:
             for repo in list(self.engines):
                 if not any(_related(repo, root) for root in self.workspace_roots):
@@ -117,20 +120,35 @@ class LogistServer(LanguageServer):
         return next(iter(self.engines.values()))
 
     def path_of(self, uri: str) -> Path:
-        """The file system path of a `file:` URI inside the workspace, or InvalidParams."""
-        fs = to_fs_path(uri) if uri.startswith("file:") else None
-        if not fs:
-            raise JsonRpcInvalidParams(f"not a file URI: {uri}")
-        path = Path(os.path.realpath(fs))
+        """The file system path of a `file:` URI inside the workspace, or InvalidParams.
+
+        The resolved path of an open document is kept until the document is opened again
+        or closed (`forget_path`) or the roots change: `realpath` stats every component,
+        and code actions ask for it at every cursor move."""
+        path = self._real_paths.get(uri)
+        if path is None:
+            fs = to_fs_path(uri) if uri.startswith("file:") else None
+            if not fs:
+                raise JsonRpcInvalidParams(f"not a file URI: {uri}")
+            path = Path(os.path.realpath(fs))
+            if uri in self.workspace.text_documents:
+                if len(self._real_paths) >= MAX_CACHED_PATHS:
+                    self._real_paths.clear()
+                self._real_paths[uri] = path
         if self.workspace_roots and not any(
             path == root or root in path.parents for root in self.workspace_roots
         ):
             raise JsonRpcInvalidParams(f"uri is outside the workspace: {uri}")
         return path
 
+    def forget_path(self, uri: str) -> None:
+        """The document was opened or closed: resolve its path afresh next time."""
+        self._real_paths.pop(uri, None)
+
     def find_job(self, job_id: str) -> tuple[Engine, Job]:
-        """The job with this id (or unique prefix) in any workspace repository."""
-        for engine in self.engines.values():
+        """The job with this id (or unique prefix) in any workspace repository (SQLite:
+        call it from a worker thread)."""
+        for engine in list(self.engines.values()):
             try:
                 return engine, engine.get(job_id)
             except JobNotFoundError:

@@ -17,8 +17,8 @@ from logist_server.domain.requests import request_from_settings
 from logist_server.domain.states import SETTLED
 from logist_server.engine.facade import CANCEL_WAIT_S
 from logist_server.engine.hunks import split_lines
+from logist_server.lsp import offload, wire
 from logist_server.lsp import protocol as p
-from logist_server.lsp import wire
 from logist_server.lsp.app import LogistServer
 from logist_server.lsp.review import Review
 from logist_server.lsp.streaming import EventPump
@@ -92,7 +92,7 @@ def register(server: LogistServer, pump: EventPump, review: Review) -> None:
                 raise JsonRpcInvalidParams(f"{p.CREATE_JOB}: range needs a uri")
             engine = server.default_engine()
         overrides = p.settings_overrides(params)
-        effective = await asyncio.to_thread(engine.configure, overrides, "request")
+        effective = await offload.work(engine.configure, overrides, "request")
         request = request_from_settings(
             effective.settings,
             params.prompt,
@@ -102,7 +102,7 @@ def register(server: LogistServer, pump: EventPump, review: Review) -> None:
             overlays=server.overlays(engine),
             cwd=str(engine.repo),
         )
-        job = await asyncio.to_thread(engine.create_job, request)
+        job = await offload.work(engine.create_job, request)
         pump.watch(engine)
         pump.wake()
         server.hub.submit(engine, job.id)
@@ -115,27 +115,27 @@ def register(server: LogistServer, pump: EventPump, review: Review) -> None:
         except ValueError as exc:
             raise JsonRpcInvalidParams(f"{p.LIST_JOBS}: {exc}") from None
         rows: list[tuple[str, str, float, str, str | None, str]] = []
-        for engine in server.engines.values():
-            if engine.has_store():
-                rows += engine.store.summaries(statuses)
+        for engine in list(server.engines.values()):
+            if engine.has_store():  # SQLite and the store's lock: off the loop
+                rows += await offload.read(engine.store.summaries, statuses)
         rows.sort(key=lambda row: (row[2], row[0]))  # oldest first across repositories
         return [wire.out(wire.JobSummary(*row)) for row in rows]
 
     @rpc(server, p.GET_JOB, p.JobIdParams)
     async def get_job(params: p.JobIdParams) -> Any:
-        _engine, job = server.find_job(params.job_id)
+        _engine, job = await offload.read(server.find_job, params.job_id)
         return wire.job_record(job)
 
     @rpc(server, p.GET_JOB_DIFF, p.JobIdParams)
     async def get_job_diff(params: p.JobIdParams) -> Any:
-        engine, job = server.find_job(params.job_id)
+        engine, job = await offload.read(server.find_job, params.job_id)
         if job.result.result_commit is None:
             raise JsonRpcInvalidParams(f"job {job.id} has no diff yet (it is {job.status.value})")
-        return wire.encode(wire.JobDiff, review.diff(engine, job))
+        return wire.encode(wire.JobDiff, await review.diff_off_loop(engine, job))
 
     @rpc(server, p.ACCEPT_JOB, p.AcceptJobParams)
     async def accept_job(params: p.AcceptJobParams) -> Any:
-        engine, job = server.find_job(params.job_id)
+        engine, job = await offload.read(server.find_job, params.job_id)
         if job.status != JobStatus.REVIEW:
             raise JsonRpcInvalidParams(
                 f"job {job.id} is {job.status.value}, not in review: "
@@ -145,22 +145,22 @@ def register(server: LogistServer, pump: EventPump, review: Review) -> None:
 
     @rpc(server, p.REJECT_JOB, p.JobIdParams)
     async def reject_job(params: p.JobIdParams) -> Any:
-        engine, job = server.find_job(params.job_id)
-        job = engine.reject(job.id)
+        engine, job = await offload.read(server.find_job, params.job_id)
+        job = await offload.work(engine.reject, job.id)  # kills, rmtree, git: seconds
         review.job_changed(engine, job.id, job.status)
         return wire.out(wire.JobRef(job_id=job.id, status=job.status.value))
 
     @rpc(server, p.CANCEL_JOB, p.JobIdParams)
     async def cancel_job(params: p.JobIdParams) -> Any:
-        engine, job = server.find_job(params.job_id)
-        job = await asyncio.to_thread(engine.request_cancel, job.id)
+        engine, job = await offload.read(server.find_job, params.job_id)
+        job = await offload.work(engine.request_cancel, job.id)
         pump.wake()
         deadline = asyncio.get_running_loop().time() + CANCEL_WAIT_S
         while job.status not in SETTLED:  # waits here, not in a worker thread the driver needs
             if asyncio.get_running_loop().time() > deadline:
                 raise engine.cancel_timeout(job.id, CANCEL_WAIT_S)
             await asyncio.sleep(0.05)
-            job = engine.store.get(job.id)
+            job = await offload.read(engine.store.get, job.id)
         return wire.out(wire.JobRef(job_id=job.id, status=job.status.value))
 
     @rpc(server, p.LIST_AGENTS, p.Empty)

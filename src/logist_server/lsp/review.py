@@ -30,6 +30,7 @@ from logist_server.engine.hunks import (
     map_hunks,
     split_lines,
 )
+from logist_server.lsp import offload
 from logist_server.lsp.app import LogistServer
 from logist_server.lsp.protocol import command_name
 from logist_server.support.locks import repo_lock_async
@@ -40,6 +41,7 @@ ACCEPT_COMMAND = command_name("logist/acceptJob")
 REJECT_COMMAND = command_name("logist/rejectJob")
 SOURCE = "logist"
 DEBOUNCE_S = 0.1
+APPLY_EDIT_TIMEOUT_S = 60.0  # an editor that never answers `workspace/applyEdit`
 
 
 # job id, base commit, result commit, path, pending hunk ids
@@ -67,8 +69,27 @@ class Review:
         self._review_jobs: dict[Path, list[Job]] = {}
         self._mapped: dict[_MapKey, tuple[str, list[MappedHunk]]] = {}
         self._pending: dict[str, asyncio.TimerHandle] = {}
+        self._lines: dict[str, tuple[str, list[str]]] = {}  # uri -> (text, its lines)
+        self._accepting: dict[str, asyncio.Lock] = {}  # job id -> this server's accept of it
 
     # -- data ------------------------------------------------------------------------------
+    def lines_of(self, uri: str) -> list[str]:
+        """The open document's lines, split once per text (not at every code action)."""
+        document = self.server.workspace.text_documents.get(uri)
+        if document is None:
+            self._lines.pop(uri, None)
+            return []
+        text = document.source
+        cached = self._lines.get(uri)
+        if cached is not None and cached[0] is text:
+            return cached[1]
+        lines = split_lines(text)
+        self._lines = {
+            k: v for k, v in self._lines.items() if k in self.server.workspace.text_documents
+        }
+        self._lines[uri] = (text, lines)
+        return lines
+
     def hunks(self, engine: Engine, job: Job) -> list[FileHunks]:
         """The job's hunks (cached per result commit: a record changed since is re-read)."""
         key = (job.id, job.result.result_commit)
@@ -104,10 +125,13 @@ class Review:
             self._review_jobs[engine.repo] = jobs
         return jobs
 
-    def current_text(self, engine: Engine, path: str) -> str | None:
+    def current_text(
+        self, engine: Engine, path: str, buffers: dict[str, str] | None = None
+    ) -> str | None:
         """`path` as the user has it now (the open buffer, else the file, never read
-        through a symlink), in git's normalised form; None when there is no such file."""
-        text = self.server.open_text(engine.repo / path)
+        through a symlink), in git's normalised form; None when there is no such file.
+        `buffers`: the open buffers' texts, taken beforehand (from a worker thread)."""
+        text = self.server.open_text(engine.repo / path) if buffers is None else buffers.get(path)
         if text is not None:
             return normalise_buffer(text, "\r\n" in text and self.crlf(engine, path))
         try:
@@ -193,7 +217,7 @@ class Review:
         document = self.server.workspace.text_documents.get(uri)
         if document is None:
             return
-        lines = split_lines(document.source)
+        lines = self.lines_of(uri)
         diagnostics = []
         for proposal in self.proposals(uri):
             for item in proposal.mapped:
@@ -216,8 +240,7 @@ class Review:
     # -- code actions and lenses -----------------------------------------------------------
     def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction]:
         uri = params.text_document.uri
-        document = self.server.workspace.text_documents.get(uri)
-        lines = split_lines(document.source) if document else []
+        lines = self.lines_of(uri)
         first, last = params.range.start.line, params.range.end.line
         actions: list[types.CodeAction] = []
         jobs_seen: set[str] = set()
@@ -251,8 +274,7 @@ class Review:
 
     def code_lenses(self, params: types.CodeLensParams) -> list[types.CodeLens]:
         uri = params.text_document.uri
-        document = self.server.workspace.text_documents.get(uri)
-        lines = split_lines(document.source) if document else []
+        lines = self.lines_of(uri)
         lenses: list[types.CodeLens] = []
         for proposal in self.proposals(uri):
             job_id = proposal.job.id
@@ -283,19 +305,26 @@ class Review:
     async def accept(self, engine: Engine, job: Job, hunk_ids: list[str] | None) -> dict[str, Any]:
         """Accept chosen (or all pending) hunks through the engine: it selects, merges,
         records and writes the files that are not open; the open buffers get the engine's
-        edits through `workspace/applyEdit`. Holds the repository's working-tree lock, as
-        `logist job accept` does, so two accepts (from any process) never interleave."""
-        async with repo_lock_async(engine.repo, "working-tree"):
-            job = engine.get(job.id)  # another process may have settled it meanwhile
-            if job.status != JobStatus.REVIEW:
-                raise JsonRpcInvalidParams(f"job {job.id} is {job.status}, not in review")
-            buffers = self._open_buffers(engine, job)
-            versions = {path: self._version(engine, path) for path in buffers}
-            run = engine.start_hunk_accept(job.id, hunk_ids, buffers)
+        edits through `workspace/applyEdit`.
+
+        The repository's working-tree lock (as `logist job accept` takes it) is held while
+        the engine plans and writes, and again while it records; never across the editor's
+        reply, which is bounded by APPLY_EDIT_TIMEOUT_S (unanswered: those hunks are
+        reported as conflicts and stay pending). This server's accepts of one job run one
+        at a time; the engine's work runs in a worker thread."""
+        async with self._accepting.setdefault(job.id, asyncio.Lock()):
+            async with repo_lock_async(engine.repo, "working-tree"):
+                job = await offload.read(engine.get, job.id)  # another may have settled it
+                if job.status != JobStatus.REVIEW:
+                    raise JsonRpcInvalidParams(f"job {job.id} is {job.status}, not in review")
+                buffers = self._open_buffers(engine, job)
+                versions = {path: self._version(engine, path) for path in buffers}
+                run = await offload.work(engine.start_hunk_accept, job.id, hunk_ids, buffers)
             refused: dict[str, str] = {}
             if run.plan.edits:
                 refused = await self._edit_buffers(engine, run, buffers, versions)
-            job = engine.finish_hunk_accept(run, refused)
+            async with repo_lock_async(engine.repo, "working-tree"):
+                job = await offload.work(engine.finish_hunk_accept, run, refused)
         self._review_jobs.pop(engine.repo, None)
         self.refresh_all()
         return {
@@ -351,21 +380,37 @@ class Review:
             label=f"Accept Logist job {run.job.id}",
         )
         try:
-            result = await self.server.workspace_apply_edit_async(params)
+            result = await asyncio.wait_for(
+                self.server.workspace_apply_edit_async(params), APPLY_EDIT_TIMEOUT_S
+            )
             if result.applied:
                 return {}
             reason = result.failure_reason or "the editor refused the edit"
+        except TimeoutError:
+            reason = f"the editor did not answer the edit within {APPLY_EDIT_TIMEOUT_S:g} s"
         except Exception as exc:
             reason = f"the editor could not apply the edit: {exc}"
         return dict.fromkeys(run.plan.edits, reason)
 
-    def diff(self, engine: Engine, job: Job) -> dict[str, Any]:
+    async def diff_off_loop(self, engine: Engine, job: Job) -> dict[str, Any]:
+        """`diff` in a worker thread (git per file, hunk mapping), with the open buffers'
+        texts taken on the loop first."""
+        texts = {}
+        for path in job.result.diff.paths if job.result.diff is not None else []:
+            text = self.server.open_text(engine.repo / path)
+            if text is not None:
+                texts[path] = text
+        return await offload.work(self.diff, engine, job, texts)
+
+    def diff(
+        self, engine: Engine, job: Job, buffers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         """The job's hunks, located in the current buffers (or files)."""
         out = []
         accepted = set(job.result.accepted_hunks)
         for file in self.hunks(engine, job):
             full = engine.repo / file.path
-            current = self.current_text(engine, file.path) or ""
+            current = self.current_text(engine, file.path, buffers) or ""
             lines = split_lines(current)
             mapped = (
                 map_hunks(self.base_text(engine, job, file.path), current, file.hunks)

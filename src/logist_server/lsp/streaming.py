@@ -27,6 +27,7 @@ from logist_server.domain.event_kinds import EventKind
 from logist_server.domain.model import JobEvent, JobStatus
 from logist_server.domain.states import SETTLED
 from logist_server.engine.facade import Engine
+from logist_server.lsp import offload
 from logist_server.lsp.app import LogistServer
 from logist_server.lsp.protocol import JOB_EVENT
 from logist_server.lsp.wire import JobEventParams, job_event
@@ -140,24 +141,25 @@ class EventPump:
                 self.watch(engine)
                 if not engine.has_store():
                     continue
-                version = engine.store.data_version()
+                version = await offload.read(engine.store.data_version)  # the store lock
                 key = str(engine.repo)
                 if not woken and self._versions.get(key) == version:
                     continue  # nobody else wrote to this store since the last round
                 self._versions[key] = version
-                if self._send_new(engine):
+                if await self._send_new(engine):
                     self._wake.set()  # more to send: go on without waiting
                 await asyncio.sleep(0)
 
-    def _send_new(self, engine: Engine) -> bool:
-        """Send what is new; True when a round's budget ran out with events left."""
+    async def _send_new(self, engine: Engine) -> bool:
+        """Send what is new; True when a round's budget ran out with events left. The
+        store is read in a worker thread (its lock may be held through a commit)."""
         marks = self.marks[str(engine.repo)]
         budget = MAX_EVENTS_PER_ROUND
-        for job_id in engine.store.changes_since(marks):
+        for job_id in await offload.read(engine.store.changes_since, dict(marks)):
             seen = marks.get(job_id, 0)
             rows = self._take_handed(job_id, seen, budget)
             if not rows:
-                rows = engine.store.event_rows(job_id, after=seen, limit=budget)
+                rows = await offload.read(engine.store.event_rows, job_id, after=seen, limit=budget)
             if not rows:
                 continue
             self._send(engine, rows, seen)

@@ -1,0 +1,191 @@
+"""The language server's event loop is never held by an engine operation or by the editor:
+a real `logist serve` over stdio answers other requests while a `rejectJob` is still
+killing what runs in the job's workspace, and an editor that never answers
+`workspace/applyEdit` does not block `logist job accept` of another job (review F5, F12).
+
+Order is observed through processes and messages, never through elapsed time: a process the
+test starts in the job's workspace is SIGKILLed by the reject and stays a zombie (the test is
+its parent and does not reap it yet), so the reject cannot finish while the test looks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import A_TXT, B_TXT, LOGIST, make_repo, run_logist, wait_for
+from jsonrpc_raw import RawClient
+from logist_server.support.locks import repo_lock, repo_lock_async
+from review_harness import job_in_review
+
+NEW_A = A_TXT.replace(b"line 3\n", b"line three\n")
+NEW_B = B_TXT.replace(b"beta\n", b"BETA\n")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo", {"a.txt": A_TXT, "b.txt": B_TXT})
+
+
+def serve(repo: Path, env: dict[str, str] | None = None) -> RawClient:
+    client = RawClient([str(LOGIST), "serve"], env={**os.environ, **(env or {})})
+    assert "result" in client.initialize(repo)
+    return client
+
+
+def send(client: RawClient, method: str, params: Any) -> int:
+    """Send a request without waiting for its answer; its id."""
+    msg_id = client.new_id()
+    body = {"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params}
+    client.send_raw(json.dumps(body).encode())
+    return msg_id
+
+
+def answered_at(client: RawClient, msg_id: int) -> int:
+    """Where the answer to `msg_id` came in, among every message the server sent."""
+    return next(
+        i for i, m in enumerate(client.received) if m.get("id") == msg_id and "method" not in m
+    )
+
+
+def has_reader(fifo: Path) -> bool:
+    """Whether some process has the FIFO open for reading (is blocked reading it)."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def release(fifo: Path) -> None:
+    """Open the FIFO for writing and close it, once per reader waiting on it."""
+    while True:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            return  # no reader (left)
+        os.close(fd)
+
+
+def test_a_request_is_answered_while_reject_is_inside_git(repo: Path, tmp_path: Path) -> None:
+    """The reject's git (branch and worktree removal) reads the repository's configuration;
+    the test makes that configuration include a FIFO, so the first git the reject runs
+    blocks until the test lets it go; meanwhile listJobs is answered."""
+    job = job_in_review(repo, tmp_path / "work", {"a.txt": NEW_A})
+    client = serve(repo)
+    config = repo / ".git" / "config"
+    plain = config.read_text()
+    fifo = tmp_path / "config.fifo"
+    os.mkfifo(fifo)
+    config.write_text(plain + f"[include]\n\tpath = {fifo}\n")
+    try:
+        reject_id = send(client, "logist/rejectJob", {"jobId": job["id"]})
+        wait_for(lambda: has_reader(fifo), timeout=60)  # the reject's git waits on it
+        listed = client.request("logist/listJobs", {}, timeout=60)
+        assert "result" in listed, listed
+        assert reject_id not in client.responses, "rejectJob finished while its git waited"
+        config.write_text(plain)  # the next git calls read the plain configuration
+        release(fifo)  # let the waiting git go (it reads an empty include)
+        rejected = client.wait_response(reject_id, timeout=60)
+        assert rejected["result"]["status"] == "rejected", rejected
+        assert answered_at(client, listed["id"]) < answered_at(client, reject_id)
+    finally:
+        config.write_text(plain)
+        release(fifo)  # never leave a git blocked behind
+        client.close()
+
+
+def test_an_editor_that_never_answers_apply_edit_does_not_block_another_accept(
+    repo: Path, tmp_path: Path
+) -> None:
+    """F12: the server asks the editor to apply job A's edit to the open a.txt and the
+    editor never answers; meanwhile `logist job accept` of job B (b.txt) completes."""
+    job_a = job_in_review(repo, tmp_path / "work", {"a.txt": NEW_A})
+    job_b = job_in_review(repo, tmp_path / "work", {"b.txt": NEW_B})
+    client = serve(repo)
+    client.unanswered.add("workspace/applyEdit")
+    try:
+        uri = (repo / "a.txt").resolve().as_uri()
+        doc = {"uri": uri, "languageId": "plaintext", "version": 1, "text": A_TXT.decode()}
+        client.notify("textDocument/didOpen", {"textDocument": doc})
+        accept_a = send(client, "logist/acceptJob", {"jobId": job_a["id"]})
+        asked = client.wait_server_request("workspace/applyEdit", timeout=60)
+        assert asked["params"]["edit"]["documentChanges"][0]["textDocument"]["uri"] == uri
+        proc = run_logist("job", "accept", job_b["id"], cwd=repo, check=False, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert (repo / "b.txt").read_bytes() == NEW_B
+        assert (repo / "a.txt").read_bytes() == A_TXT  # open: only the editor changes it
+        assert accept_a not in client.responses  # A still waits for the editor
+        shown = json.loads(run_logist("job", "show", job_b["id"], "--json", cwd=repo).stdout)
+        assert shown["status"] == "accepted", shown
+    finally:
+        client.close()
+
+
+def test_the_cli_waits_for_the_working_tree_lock_a_bounded_time_and_names_the_holder(
+    repo: Path, tmp_path: Path
+) -> None:
+    job = job_in_review(repo, tmp_path / "work", {"b.txt": NEW_B})
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; from pathlib import Path; from logist_server.support.locks import repo_lock\n"
+         "with repo_lock(Path(sys.argv[1]), 'working-tree'):\n"
+         "    print('held', flush=True); sys.stdin.read()",
+         str(repo)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        proc = run_logist(
+            "job", "accept", job["id"], cwd=repo, check=False, env={"LOGIST_LOCK_WAIT_S": "0.5"}
+        )
+        assert proc.returncode == 2, (proc.returncode, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert "working-tree.lock" in lines[0] and f"process {holder.pid}" in lines[0], lines
+        assert (repo / "b.txt").read_bytes() == B_TXT  # nothing written
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    run_logist("job", "accept", job["id"], cwd=repo)  # free again: it goes through
+    assert (repo / "b.txt").read_bytes() == NEW_B
+
+
+def test_a_cancelled_lock_waiter_leaves_the_lock_free(tmp_path: Path) -> None:
+    """F12: `repo_lock_async` cancelled while another process holds the lock must not take
+    it later with nobody to release it."""
+    repo = make_repo(tmp_path / "repo")
+    lock_file = repo / ".logist" / "locks" / "working-tree.lock"
+
+    async def scenario() -> None:
+        with repo_lock(repo, "working-tree"):  # another holder (an open file description)
+
+            async def waiter() -> None:
+                async with repo_lock_async(repo, "working-tree"):
+                    raise AssertionError("took a lock that was held")
+
+            task = asyncio.create_task(waiter())
+            await asyncio.sleep(0.2)  # let it start waiting (the outcome does not depend on it)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        await asyncio.sleep(0.3)  # a leaked thread-held lock would be taken by now
+        async with repo_lock_async(repo, "working-tree", wait_s=0):
+            pass
+
+    asyncio.run(scenario())
+    fd = os.open(lock_file, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds it
+    finally:
+        os.close(fd)
