@@ -21,6 +21,7 @@ from conftest import (
     PYTHON,
     job_events,
     list_jobs,
+    logist_running,
     parse_json,
     parse_json_lines,
     popen_logist,
@@ -70,7 +71,7 @@ def job_in(repo: Path, status: str, events_of_kind: str | None = None) -> dict[s
 
 
 def test_cancel_of_a_hanging_job_from_another_process_leaves_no_process(repo: Path) -> None:
-    runner = popen_logist(
+    with logist_running(
         "run",
         "--json",
         "--file",
@@ -80,8 +81,7 @@ def test_cancel_of_a_hanging_job_from_another_process_leaves_no_process(repo: Pa
         "--agent-opt",
         "scenario=hang",
         cwd=repo,
-    )
-    try:
+    ) as runner:
         job = wait_for(lambda: running_job(repo), timeout=60)
         workspace = Path(job["workspace"]["path"])
 
@@ -101,10 +101,6 @@ def test_cancel_of_a_hanging_job_from_another_process_leaves_no_process(repo: Pa
         out, _err = runner.communicate(timeout=60)
         assert runner.returncode != 0
         assert parse_json(out)["status"] == "cancelled"
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.communicate()
 
     # The kill waits until they are gone: no grace period here.
     assert not alive(sleeper), "the agent's child `sleep 3600` survived the cancel"
@@ -364,7 +360,7 @@ def test_job_attach_resumes_a_job_whose_driver_was_killed(repo: Path) -> None:
 
 
 def test_question_waits_in_needs_input_until_answered(repo: Path) -> None:
-    runner = popen_logist(
+    with logist_running(
         "run",
         "--json",
         "--file",
@@ -376,18 +372,13 @@ def test_question_waits_in_needs_input_until_answered(repo: Path) -> None:
         "--agent-opt",
         "question=Which greeting?",
         cwd=repo,
-    )
-    try:
+    ) as runner:
         job = wait_for(lambda: job_in(repo, "needs_input"), timeout=60)
         assert job["status_reason"] == "Which greeting?"
         assert runner.poll() is None  # still waiting
         answered = run_logist("job", "answer", job["id"], "hello there", cwd=repo)
         assert answered.returncode == 0
         out, err = runner.communicate(timeout=60)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.communicate()
     review_record(runner.returncode, out, err)
     events = job_events(repo, job["id"])
     kinds = [(e["kind"], e["data"].get("to") or e["data"].get("text")) for e in events]

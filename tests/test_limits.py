@@ -13,9 +13,9 @@ import pytest
 
 from conftest import (
     job_events,
+    logist_running,
     make_repo,
     parse_json,
-    popen_logist,
     processes_in,
     run_logist,
     show_job,
@@ -124,8 +124,9 @@ def test_a_question_on_the_terminal_waits_in_needs_input_until_answered(
     repo: Path, tmp_path: Path, no_stray_agents: None
 ) -> None:
     env = install_plugins(tmp_path / "plugins")
-    runner = popen_logist("run", "--json", "--agent", "asker", "--prompt", "ask", cwd=repo, env=env)
-    try:
+    with logist_running(
+        "run", "--json", "--agent", "asker", "--prompt", "ask", cwd=repo, env=env
+    ) as runner:
         job = wait_for(lambda: job_in(repo, env, "needs_input"), timeout=30, interval=0.1)
         assert job["status_reason"] == "the agent is waiting for an answer on its terminal"
         assert runner.poll() is None  # the run waits with its agent
@@ -135,10 +136,6 @@ def test_a_question_on_the_terminal_waits_in_needs_input_until_answered(
         assert "Overwrite ASKED.md? [y/n]" in question[0]["data"]["text"]
         run_logist("job", "answer", job["id"], "yes please", cwd=repo, env=env)
         out, err = runner.communicate(timeout=60)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.communicate()
     assert runner.returncode == 0, err
     assert parse_json(out)["status"] == "review"
     events = job_events(repo, job["id"])

@@ -21,7 +21,7 @@ from typing import Any
 import psutil
 import pytest
 
-from conftest import job_events, popen_logist, processes_tagged, run_logist, show_job, wait_for
+from conftest import job_events, logist_running, processes_tagged, run_logist, show_job, wait_for
 from logist_server.providers.runtimes import cgroups
 
 KINDS = ("child", "daemon", "elsewhere")
@@ -98,21 +98,16 @@ def test_processes_left_by_a_crashing_agent_are_killed(repo: Path, tag: str) -> 
 
 
 def test_processes_of_a_cancelled_agent_are_killed(repo: Path, tag: str) -> None:
-    proc = popen_logist(
+    with logist_running(
         "run", "--json", "--prompt", "linger", "--retries", "0",
         "--agent-opt", "scenario=linger", "--agent-opt", f"tag={tag}",
         "--agent-opt", "hold=true", cwd=repo,
-    )  # fmt: skip
-    try:
+    ) as proc:  # fmt: skip
         jobs = repo / ".logist" / "jobs"
         pids_file = wait_for(lambda: next(jobs.glob("*/linger-pids"), None), timeout=60)
         job_id = pids_file.parent.name
         run_logist("job", "cancel", job_id, cwd=repo)
         proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert show_job(repo, job_id)["status"] == "cancelled"
     assert_all_reaped(repo, job_id, tag)
 

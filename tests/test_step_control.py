@@ -25,8 +25,8 @@ from conftest import (
     git,
     job_events,
     list_jobs,
+    logist_running,
     parse_json,
-    popen_logist,
     porcelain,
     run_job,
     run_logist,
@@ -585,10 +585,9 @@ def test_a_cancel_cuts_the_backoff_short(repo: Path) -> None:
     """A retry due in an hour: the job waits without starting the next step, and a cancel
     ends the wait at once (the run returns long before the hour)."""
     (repo / "logist.yml").write_text("retries:\n  backoff_s: 3600\n  max_backoff_s: 3600\n")
-    runner = popen_logist(
+    with logist_running(
         "run", "--json", "--prompt", "hi", *fail_args("network", 1), "--retries", "1", cwd=repo
-    )  # fmt: skip
-    try:
+    ) as runner:  # fmt: skip
 
         def retry_recorded() -> list[dict[str, Any]]:
             jobs = list_jobs(repo)
@@ -602,10 +601,6 @@ def test_a_cancel_cuts_the_backoff_short(repo: Path) -> None:
         cancelled = run_logist("job", "cancel", job_id, "--json", cwd=repo, timeout=60)
         assert parse_json(cancelled.stdout)["status"] == "cancelled"
         out, err = runner.communicate(timeout=60)  # a guard against hanging, not a speed
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-            runner.communicate()
     assert runner.returncode == 1, err
     job = parse_json(out)
     assert job["status"] == "cancelled"
