@@ -79,8 +79,8 @@ from lsp_latency import (
     Jobs,
     document_lines,
     edited_text,
+    latency_rows,
     measure,
-    p99,
     seed_review_jobs,
 )
 
@@ -460,26 +460,7 @@ def main() -> int:
     print(header)
     print("-" * len(header))
     summary: dict[str, Any] = {"n": n, "info": info}
-    for kind in ("codeAction", "listJobs"):
-        for name in PHASES:
-            samples = phases[name][kind]
-            row = {
-                "median_ms": round(ms(median(samples)), 2),
-                "p99_ms": round(ms(p99(samples)), 2),
-                "max_ms": round(ms(max(samples)), 2),
-            }
-            summary[f"{kind}.{name}"] = row
-            print(
-                f"{kind:<12} {name:<7} {row['median_ms']:8.2f} {row['p99_ms']:8.2f} "
-                f"{row['max_ms']:8.2f}"
-            )
-        idle, loaded = summary[f"{kind}.idle"], summary[f"{kind}.loaded"]
-        summary[f"{kind}.ratio_median"] = round(loaded["median_ms"] / idle["median_ms"], 2)
-        summary[f"{kind}.ratio_p99"] = round(loaded["p99_ms"] / idle["p99_ms"], 2)
-        print(
-            f"{kind:<12} loaded/idle: median {summary[f'{kind}.ratio_median']:.2f}x, "
-            f"p99 {summary[f'{kind}.ratio_p99']:.2f}x"
-        )
+    latency_rows(phases, PHASES, summary, width=7)
     flight = sorted(phases["loaded"]["running"])
     print(
         f"\nloaded phase: {info['loaded_phase_s']} s, {info['cancels_during']} cancels "

@@ -142,6 +142,33 @@ async def measure(
     return out
 
 
+def latency_rows(
+    phases: dict[str, Any], names: tuple[str, ...], summary: dict[str, Any], width: int
+) -> None:
+    """Print median, p99 and max of codeAction and listJobs per phase, then the loaded/idle
+    ratios, and keep each figure in `summary` (`<request>.<phase>`, `<request>.ratio_*`)."""
+    for kind in ("codeAction", "listJobs"):
+        for name in names:
+            samples = phases[name][kind]
+            row = {
+                "median_ms": round(ms(median(samples)), 2),
+                "p99_ms": round(ms(p99(samples)), 2),
+                "max_ms": round(ms(max(samples)), 2),
+            }
+            summary[f"{kind}.{name}"] = row
+            print(
+                f"{kind:<12} {name:<{width}} {row['median_ms']:8.2f} {row['p99_ms']:8.2f} "
+                f"{row['max_ms']:8.2f}"
+            )
+        idle, loaded = summary[f"{kind}.idle"], summary[f"{kind}.loaded"]
+        summary[f"{kind}.ratio_median"] = round(loaded["median_ms"] / idle["median_ms"], 2)
+        summary[f"{kind}.ratio_p99"] = round(loaded["p99_ms"] / idle["p99_ms"], 2)
+        print(
+            f"{kind:<12} loaded/idle: median {summary[f'{kind}.ratio_median']:.2f}x, "
+            f"p99 {summary[f'{kind}.ratio_p99']:.2f}x"
+        )
+
+
 def document_lines(n: int) -> list[str]:
     return [
         f"def function_{i // 3}(x):\n" if i % 3 == 0 else
@@ -407,26 +434,7 @@ def main() -> int:
     print(header)
     print("-" * len(header))
     summary: dict[str, Any] = {"n": n, "load": load, "info": info}
-    for kind in ("codeAction", "listJobs"):
-        for name in PHASES:
-            samples = phases[name][kind]
-            row = {
-                "median_ms": round(ms(median(samples)), 2),
-                "p99_ms": round(ms(p99(samples)), 2),
-                "max_ms": round(ms(max(samples)), 2),
-            }
-            summary[f"{kind}.{name}"] = row
-            print(
-                f"{kind:<12} {name:<9} {row['median_ms']:8.2f} {row['p99_ms']:8.2f} "
-                f"{row['max_ms']:8.2f}"
-            )
-        idle, loaded = summary[f"{kind}.idle"], summary[f"{kind}.loaded"]
-        summary[f"{kind}.ratio_median"] = round(loaded["median_ms"] / idle["median_ms"], 2)
-        summary[f"{kind}.ratio_p99"] = round(loaded["p99_ms"] / idle["p99_ms"], 2)
-        print(
-            f"{kind:<12} loaded/idle: median {summary[f'{kind}.ratio_median']:.2f}x, "
-            f"p99 {summary[f'{kind}.ratio_p99']:.2f}x"
-        )
+    latency_rows(phases, PHASES, summary, width=9)
     mapping = summary["codeAction.idle"]["median_ms"] / summary["codeAction.unedited"]["median_ms"]
     summary["codeAction.edited_over_unedited_median"] = round(mapping, 2)
     print(f"codeAction   edited/unedited (the hunk mapping), idle median: {mapping:.2f}x")
