@@ -14,6 +14,7 @@ nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -122,9 +123,16 @@ def _upper_hex(escaped: str) -> str:
     return "\\u".join([parts[0], *(p[:4].upper() + p[4:] for p in parts[1:])])
 
 
-def _forms(environ: Mapping[str, str] | None) -> list[str]:
-    forms = {form for value in secret_values(environ) for form in encoded_forms(value)}
-    return sorted(forms, key=len, reverse=True)
+def _forms(environ: Mapping[str, str] | None) -> tuple[str, ...]:
+    return _forms_of(tuple(secret_values(environ)))
+
+
+@functools.lru_cache(maxsize=8)
+def _forms_of(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Every form of these values, longest first: computed once per set of values, not per
+    event row or log record (the job event stream masks each one)."""
+    forms = {form for value in values for form in encoded_forms(value)}
+    return tuple(sorted(forms, key=len, reverse=True))
 
 
 def redact_text(text: str, environ: Mapping[str, str] | None = None) -> str:
