@@ -11,6 +11,7 @@ is one field plus its enforcement.
 
 from __future__ import annotations
 
+import functools
 import re
 import typing
 from typing import Annotated, Any
@@ -77,8 +78,10 @@ class Knob(msgspec.Struct, frozen=True):
         return f"{self.section}_{self.key}"
 
 
+@functools.lru_cache(maxsize=1024)
 def camel(name: str) -> str:
-    """`max_cost_usd` -> `maxCostUsd` (msgspec's `rename="camel"`)."""
+    """`max_cost_usd` -> `maxCostUsd` (msgspec's `rename="camel"`); cached: every event on
+    the `logist/jobEvent` stream has its keys renamed, and they are a small set."""
     return _CAMEL.sub(lambda m: m.group(1).upper(), name)
 
 
