@@ -6,8 +6,8 @@ line (`--resume ID`). `screen` is applied to every parsed event before it is rec
 every provider: a message or an error is cut to a bound (its control characters stay, and
 are escaped wherever it is shown); a question, its options and a tool's name and output are
 also stripped of control characters (a newline and a tab stay in free text); an id is one
-short line; and a session id that is not a plain token
-(letters, digits, `._:@+=/-`, not starting with `-`) is refused, never passed on. Declared
+short line; and a session id that is not a plain token (letters, digits, `._:@+=-`, not
+starting with `-`, no `/`) is refused, never passed on. Declared
 secrets are masked later, by the store, like any text it writes.
 """
 
