@@ -122,7 +122,8 @@ PAYLOADS: dict[EventKind, tuple[str, str]] = {
     EventKind.TOOL_RESULT: ("id, tool, ok, output", "a tool call ended"),
     EventKind.FILE_CHANGE: ("path, action", "the agent changed a file"),
     EventKind.USAGE: (
-        "input_tokens, output_tokens, cache_read_tokens, cost_usd, cumulative, turns",
+        "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, "
+        "cost_usd, cumulative, turns, model",
         "tokens and cost",
     ),
     EventKind.SESSION: ("id, resumed?, refused?", "the agent's session id"),

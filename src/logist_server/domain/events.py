@@ -48,7 +48,11 @@ class AgentFileChange(msgspec.Struct, frozen=True, tag="file_change"):
 
 
 class AgentUsage(msgspec.Struct, frozen=True, tag="usage"):
-    """Tokens and cost; `cumulative` totals replace earlier figures, deltas add to them."""
+    """Tokens and cost; `cumulative` totals replace earlier figures, deltas add to them.
+
+    `input_tokens` counts uncached input only; cached reads and cache writes are counted
+    apart, as the agents report them. `cost_usd` is the agent's own figure (None when it
+    reports none: Logist then prices the tokens by `model`)."""
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -56,6 +60,9 @@ class AgentUsage(msgspec.Struct, frozen=True, tag="usage"):
     cost_usd: float | None = None
     cumulative: bool = True
     turns: int | None = None
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    model: str | None = None
 
 
 class AgentSession(msgspec.Struct, frozen=True, tag="session", omit_defaults=True):

@@ -98,6 +98,11 @@ class Usage(msgspec.Struct):
     cache_read_tokens: int = 0
     cost_usd: float = 0.0
     turns: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    # Where `cost_usd` comes from: `reported` by the agent, `computed` by Logist from the
+    # tokens and its pricing table, `mixed` over steps of both kinds, "" when there is none.
+    cost_source: str = ""
 
 
 class DiffStats(msgspec.Struct, frozen=True):

@@ -204,6 +204,8 @@ def total_usage(steps: list[Step]) -> Usage:
             total.input_tokens += step.usage.input_tokens
             total.output_tokens += step.usage.output_tokens
             total.cache_read_tokens += step.usage.cache_read_tokens
+            total.cache_write_tokens += step.usage.cache_write_tokens
+            total.reasoning_tokens += step.usage.reasoning_tokens
             total.cost_usd += step.usage.cost_usd
             total.turns += step.usage.turns
     return total
@@ -214,12 +216,16 @@ def apply_usage(usage: Usage, event: AgentUsage) -> None:
         usage.input_tokens = event.input_tokens
         usage.output_tokens = event.output_tokens
         usage.cache_read_tokens = event.cache_read_tokens
+        usage.cache_write_tokens = event.cache_write_tokens
+        usage.reasoning_tokens = event.reasoning_tokens
         if event.cost_usd is not None:
             usage.cost_usd = event.cost_usd
     else:
         usage.input_tokens += event.input_tokens
         usage.output_tokens += event.output_tokens
         usage.cache_read_tokens += event.cache_read_tokens
+        usage.cache_write_tokens += event.cache_write_tokens
+        usage.reasoning_tokens += event.reasoning_tokens
         if event.cost_usd is not None:
             usage.cost_usd += event.cost_usd
     usage.turns = event.turns if event.turns is not None else usage.turns + 1
