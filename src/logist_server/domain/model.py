@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import msgspec
 
 from logist_server.domain.knobs import knob
+from logist_server.domain.permissions import Permissions
 
 
 class JobStatus(StrEnum):
@@ -236,6 +237,8 @@ class Job(msgspec.Struct):
     rerun_of: str | None = None
     # The agent's last question (answered or still open; see `PendingQuestion`).
     question: PendingQuestion | None = None
+    # What the agent may do without asking (see permissions.py); fixed at creation.
+    permissions: Permissions = msgspec.field(default_factory=Permissions)
 
     @property
     def current_step(self) -> Step | None:
