@@ -95,6 +95,9 @@ class AgentProvider(Protocol):
     #: asking; the answer resumes its session in a new step), `stdin` (written to the live
     #: agent's input) or `file` (the live agent waits for `AgentContext.answer_file`).
     answer_via: AnswerVia = "file"  # a default: optional
+    #: How to install the program and how to log in to it (`logist doctor`, `agent list`).
+    install_hint: str = ""  # a default: optional
+    login_hint: str = ""  # a default: optional
 
     def build(self, job: Job, ctx: AgentContext) -> ProcessSpec:
         """The command line and environment for one non-interactive run: `argv[0]` is the
@@ -112,6 +115,19 @@ class AgentProvider(Protocol):
     def version(self) -> str | None:
         """The installed program's version, or None when it is not installed."""
         ...
+
+
+def credentials(provider: AgentProvider) -> str | None:
+    """Where the agent's credentials come from (`"ANTHROPIC_API_KEY"`, `"~/.codex/auth.json"`),
+    or None when none is configured; a provider without `credentials()` says `"unknown"`.
+
+    Providers may define `credentials(self) -> str | None`; it must only look (never print
+    a value, never run the agent)."""
+    probe = getattr(provider, "credentials", None)
+    if not callable(probe):
+        return "unknown"
+    found = probe()
+    return found if isinstance(found, str) or found is None else "unknown"
 
 
 def declare_secrets(provider: AgentProvider) -> tuple[str, ...]:
