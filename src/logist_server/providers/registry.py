@@ -22,6 +22,8 @@ T = TypeVar("T")
 
 BUILTIN_AGENTS: dict[str, str] = {
     "mock": "logist_server.providers.agents.mock:MockAgent",
+    "codex": "logist_server.providers.agents.codex:CodexAgent",
+    "gemini": "logist_server.providers.agents.gemini:GeminiAgent",
 }
 BUILTIN_RUNTIMES: dict[str, str] = {
     "host": "logist_server.providers.runtimes.host:HostRuntime",

@@ -1,0 +1,204 @@
+"""Reading `gemini -p ... --output-format stream-json` output (gemini-cli 0.61).
+
+`init` names the session; `message` (role user or assistant, `delta` pieces of the
+assistant's text); `tool_use` / `tool_result` paired by `tool_id`; `result` ends the run with
+`status` (`success` or `error` with `error.message`, often `[API Error: {json}]`) and `stats`:
+tokens in all and per model (`models`), no USD, so Logist prices them.
+
+gemini's exit status on an API error looks like the HTTP status mod 256 (429 exits 173, 256
+would exit 0): the parser says so from `result.status`, never from the exit status alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from logist_server.domain.events import (
+    AgentDone,
+    AgentError,
+    AgentEvent,
+    AgentFileChange,
+    AgentMessage,
+    AgentSession,
+    AgentToolCall,
+    AgentToolResult,
+    AgentUsage,
+)
+from logist_server.providers.agents.base import feed_each_line
+
+#: gemini's tools that write a file, and the parameter naming it.
+_WRITERS = {"replace": "modify", "write_file": "modify", "edit": "modify"}
+_API_ERROR = re.compile(r"\[API Error:\s*(.*)\]\s*$", re.DOTALL)
+_HTTP_WORDS = {
+    400: "the model API refused the request (HTTP 400)",
+    401: "authentication failed (HTTP 401): check GEMINI_API_KEY or the login",
+    402: "the model API refused the request: payment required (HTTP 402)",
+    403: "the model API refused access (HTTP 403): check the API key's permissions",
+    404: "the model API does not know this model (HTTP 404)",
+    429: "the model API is rate limiting requests (HTTP 429)",
+}
+
+
+def error_reason(text: str) -> str:
+    """A sentence a person understands for gemini's error text (`[API Error: {json}]`),
+    with the original kept after it for the observer."""
+    match = _API_ERROR.search(text)
+    body: Any = None
+    if match:
+        try:
+            body = json.loads(match.group(1))
+        except ValueError:
+            body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return text
+    code = error.get("code")
+    message = error.get("message")
+    status = error.get("status")
+    lead = (
+        _HTTP_WORDS.get(code, f"the model API failed (HTTP {code})")
+        if isinstance(code, int)
+        else "the model API failed"
+    )
+    said = f": {message}" if isinstance(message, str) and message else ""
+    kind = f" ({status})" if isinstance(status, str) and status else ""
+    return f"{lead}{said}{kind} [{text}]"
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+class GeminiParser:
+    """Typed events from gemini's stream-json output."""
+
+    def __init__(self) -> None:
+        self.only_events = False
+        self.saw_error = False
+        self.saw_result = False
+        self._tools: dict[str, str] = {}
+        self._paths: dict[str, str] = {}
+
+    def feed_lines(self, data: bytes) -> list[AgentEvent]:
+        return feed_each_line(self, data)
+
+    def feed(self, line: str) -> list[AgentEvent]:
+        text = line.strip()
+        if not text:
+            return []
+        if not text.startswith("{"):
+            return [AgentMessage(text=line)]
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            return [AgentMessage(text=line)]
+        if not isinstance(obj, dict):
+            return [AgentMessage(text=line)]
+        return self._event(obj, text)
+
+    def finish(self, exit_code: int | None) -> list[AgentEvent]:
+        if self.saw_error:
+            return []
+        if exit_code not in (0, None):
+            return [AgentError(message=f"gemini exited with status {exit_code}")]
+        if not self.saw_result and exit_code == 0:
+            return [AgentError(message="gemini ended without a result")]
+        return []
+
+    def _event(self, obj: dict[str, Any], line: str) -> list[AgentEvent]:
+        kind = obj.get("type")
+        if kind == "init" and isinstance(obj.get("session_id"), str):
+            return [AgentSession(id=obj["session_id"])]
+        if kind == "message":
+            content = obj.get("content")
+            if obj.get("role") == "assistant" and isinstance(content, str) and content:
+                return [AgentMessage(text=content)]
+            return []
+        if kind == "tool_use":
+            return self._tool_use(obj)
+        if kind == "tool_result":
+            return self._tool_result(obj)
+        if kind == "result":
+            return self._result(obj, line)
+        if kind == "error":
+            self.saw_error = True
+            message = str(obj.get("message") or "gemini reported an error")
+            return [AgentError(message=error_reason(message), detail=line)]
+        return []
+
+    def _tool_use(self, obj: dict[str, Any]) -> list[AgentEvent]:
+        tool = str(obj.get("tool_name") or "tool")
+        tool_id = obj.get("tool_id") if isinstance(obj.get("tool_id"), str) else None
+        params = obj.get("parameters")
+        data = params if isinstance(params, dict) else {}
+        if tool_id is not None:
+            self._tools[tool_id] = tool
+            path = data.get("file_path")
+            if tool in _WRITERS and isinstance(path, str):
+                self._paths[tool_id] = path
+        return [AgentToolCall(tool=tool, input=data, id=tool_id)]
+
+    def _tool_result(self, obj: dict[str, Any]) -> list[AgentEvent]:
+        tool_id = obj.get("tool_id") if isinstance(obj.get("tool_id"), str) else None
+        ok = obj.get("status") == "success"
+        output = obj.get("output")
+        error = obj.get("error")
+        if not isinstance(output, str):
+            output = error.get("message", "") if isinstance(error, dict) else ""
+        tool = self._tools.get(tool_id) if tool_id is not None else None
+        events: list[AgentEvent] = [
+            AgentToolResult(id=tool_id, tool=tool, ok=ok, output=str(output))
+        ]
+        path = self._paths.get(tool_id) if tool_id is not None else None
+        if ok and tool is not None and path is not None:
+            events.append(AgentFileChange(path=path, action=_WRITERS[tool]))
+        return events
+
+    def _result(self, obj: dict[str, Any], line: str) -> list[AgentEvent]:
+        self.saw_result = True
+        events: list[AgentEvent] = list(_usage(obj.get("stats")))
+        if obj.get("status") == "error" or obj.get("error"):
+            self.saw_error = True
+            error = obj.get("error")
+            message = error.get("message") if isinstance(error, dict) else error
+            text = str(message or "gemini reported an error")
+            events.append(AgentError(message=error_reason(text), detail=line))
+            events.append(AgentDone(success=False))
+        else:
+            events.append(AgentDone(success=True))
+        return events
+
+
+def _usage(stats: Any) -> list[AgentUsage]:
+    """One usage per model that used tokens (`stats.models`, each priced by its own
+    model), added to the step's figures: a run reports its stats once, at its end."""
+    if not isinstance(stats, dict):
+        return []
+    models = stats.get("models")
+    rows: list[tuple[str | None, dict[str, Any]]] = []
+    if isinstance(models, dict) and models:
+        rows = [(str(name), row) for name, row in models.items() if isinstance(row, dict)]
+    else:
+        rows = [(None, stats)]
+    usages = []
+    for name, row in rows:
+        total_in = _int(row.get("input_tokens")) or _int(row.get("prompt"))
+        cached = min(_int(row.get("cached")), total_in)
+        output = _int(row.get("output_tokens")) or _int(row.get("candidates"))
+        thoughts = _int(row.get("thoughts"))
+        if total_in == 0 and output == 0 and thoughts == 0:
+            continue
+        usages.append(
+            AgentUsage(
+                input_tokens=total_in - cached,
+                cache_read_tokens=cached,
+                output_tokens=output,
+                reasoning_tokens=thoughts,
+                cost_usd=None,
+                cumulative=False,
+                model=name,
+            )
+        )
+    return usages
