@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Any
 
+from logist_server.cli.changes_cmd import register_request_changes
 from logist_server.cli.common import JSON, Handler, engine_for, out_json, start_dir
 from logist_server.cli.hunk_cmds import printable, register_hunks
 from logist_server.cli.run_cmd import drive_with_progress
@@ -248,3 +249,4 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     log.add_argument("--follow", "-f", action="store_true", help="keep printing until it settles")
     log.set_defaults(handler=cmd_job_log)
     register_job_actions(jobs, common)
+    register_request_changes(jobs, common)

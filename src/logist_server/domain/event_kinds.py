@@ -41,6 +41,7 @@ class EventKind(StrEnum):
     CANCEL_REQUESTED = "cancel_requested"
     ACCEPTING = "accepting"
     HUNKS_ACCEPTED = "hunks_accepted"
+    CHANGES_REQUESTED = "changes_requested"
     KEPT = "kept"
     REAPED = "reaped"
     OBSERVER_WARNING = "observer_warning"
@@ -111,6 +112,11 @@ PAYLOADS: dict[EventKind, tuple[str, str]] = {
     EventKind.CANCEL_REQUESTED: ("", "someone asked to cancel the job"),
     EventKind.ACCEPTING: ("files?, hunks?", "an accept is writing these files or hunks"),
     EventKind.HUNKS_ACCEPTED: ("hunks", "these hunks were accepted"),
+    EventKind.CHANGES_REQUESTED: (
+        "step, comments",
+        "the user asked for changes to the job in review (`comments`: `[{text, hunk?, "
+        "path?, lines?}]`); a worker step addresses them",
+    ),
     EventKind.KEPT: ("kept", "files kept from the workspace when it was removed"),
     EventKind.REAPED: ("processes", "stray processes of the agent were killed"),
     EventKind.OBSERVER_WARNING: (_HIT, "a user pattern was too slow and is disabled"),

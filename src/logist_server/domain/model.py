@@ -86,6 +86,7 @@ class JobPolicy(msgspec.Struct, frozen=True):
     backoff_s: float = 2.0
     max_backoff_s: float = 60.0
     fallback_agent: str | None = None
+    fallback_model: str | None = None
     supervise: bool = False
     max_rounds: int = 3
     supervisor_role: str = "supervisor"
@@ -174,11 +175,15 @@ class Step(msgspec.Struct):
     # The agent's session id (a `session` event), and the one this step resumed, if any.
     session_id: str | None = None
     resumed_session: str | None = None
-    # Why the step runs: start, retry, failover, review, rework or answer (`sessions.py`).
+    # Why the step runs: start, retry, failover, review, rework, answer or changes
+    # (`sessions.py`).
     why: str | None = None
     # The launch nonce, recorded before the runtime starts the agent (`ProcessSpec.launch`):
     # `locate` accepts only a process that carries it.
     launch: str | None = None
+    # The user's request for changes after this step, made in review (`logist job
+    # request-changes`, `logist/requestChanges`): the next worker step's brief (`plans.py`).
+    changes_requested: str | None = None
 
 
 class PendingQuestion(msgspec.Struct):
@@ -239,6 +244,8 @@ class Job(msgspec.Struct):
     question: PendingQuestion | None = None
     # What the agent may do without asking (see permissions.py); fixed at creation.
     permissions: Permissions = msgspec.field(default_factory=Permissions)
+    # The fallback agent's provider options (`policy.fallback_agent`), validated at creation.
+    fallback_options: dict[str, str] = msgspec.field(default_factory=dict)
 
     @property
     def current_step(self) -> Step | None:

@@ -1,7 +1,8 @@
 """What a job does next, decided from its record alone (so any process decides the same).
 
 After each step: a worker's change goes to the supervisor when the job is supervised, else
-to review; a supervisor's approval goes to review, its request for changes to another
+to review; a step the user asked changes after (in review) is followed by a worker step
+carrying them; a supervisor's approval goes to review, its request for changes to another
 worker step carrying the comments, up to the job's maximum of rounds. A step that ended in
 `retry` or `failover` is run again (by the fallback agent for a failover).
 """
@@ -55,6 +56,8 @@ def plan_next(job: Job, roles: dict[str, Role]) -> StartStep | Settle:
         return StartStep(last.role, job.policy.fallback_agent or job.agent.name, last.brief)
     if last.outcome == "failed":
         return Settle(JobStatus.FAILED, job.result.error or "the agent failed")
+    if last.changes_requested is not None:  # the user asked for changes in review
+        return StartStep(job.role, worker_agent(job), last.changes_requested)
     role = roles.get(last.role)
     policy = job.policy
     if role is not None and role.kind == SUPERVISOR:

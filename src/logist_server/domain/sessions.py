@@ -19,8 +19,9 @@ from logist_server.domain.plans import live_steps
 
 #: start: the job's first step; retry / failover: the step before failed; review: a
 #: supervisor looks at a worker's change; rework: a worker addresses the supervisor's
-#: comments; answer: the agent asked a question and the user answered it.
-Why = Literal["start", "retry", "failover", "review", "rework", "answer"]
+#: comments; answer: the agent asked a question and the user answered it; changes: a
+#: worker addresses the user's comments on the job in review (`request_changes`).
+Why = Literal["start", "retry", "failover", "review", "rework", "answer", "changes"]
 
 
 class PriorStep(msgspec.Struct, frozen=True):
@@ -56,6 +57,8 @@ def why_next(job: Job) -> Why:
         return "retry" if last.outcome == "retry" else "failover"
     if last.outcome == "asked":
         return "answer"
+    if last.changes_requested is not None:
+        return "changes"
     if last.verdict == "changes":
         return "rework"
     return "review"

@@ -41,8 +41,10 @@ from logist_server.domain.requests import JobRequest, resolve_target, validate_l
 from logist_server.domain.roles import SUPERVISOR, Role, find_role, render_instructions
 from logist_server.domain.runtime import parse_runtime_options
 from logist_server.domain.states import ACTIVE, SETTLED
+from logist_server.engine import change_requests
 from logist_server.engine.accept import AcceptRun, plan_hunks
 from logist_server.engine.apply import ResultMismatchError, execute_plan, plan_accept, verify_result
+from logist_server.engine.change_requests import ChangeComment
 from logist_server.engine.driver import EventListener, JobDriver, step_paths
 from logist_server.engine.gc import GcReport, release_branch
 from logist_server.engine.gc import collect as collect_garbage
@@ -264,6 +266,11 @@ class Engine:
         self.agents.get(request.agent).validate_options(request.agent_options)
         if request.policy.fallback_agent is not None:
             self.agents.check(request.policy.fallback_agent)
+            self.agents.get(request.policy.fallback_agent).validate_options(
+                request.fallback_options
+            )
+        elif request.fallback_options or request.policy.fallback_model:
+            raise UsageError("fallback agent options or model given, but no fallback agent")
         if find_role(self.roles(), request.role).kind == SUPERVISOR:
             raise UsageError(
                 f"role '{request.role}' reviews changes and cannot start a job: "
@@ -297,6 +304,8 @@ class Engine:
             policy=request.policy,
             role=request.role,
             status=S.DRAFT if request.draft else S.PENDING,
+            permissions=request.permissions,
+            fallback_options=dict(request.fallback_options),
         )
 
     # -- step control ----------------------------------------------------------------------
@@ -475,8 +484,10 @@ class Engine:
         if role.kind == SUPERVISOR:
             model = role.model or (job.agent.model if agent == job.agent.name else None)
             spec = AgentSpec(agent, model, dict(role.agent_options))
-        elif agent != job.agent.name:
-            spec = AgentSpec(agent)  # the fallback agent, with its defaults
+        elif agent != job.agent.name:  # the fallback agent, with its own model and options
+            fallback = agent == job.policy.fallback_agent
+            model = job.policy.fallback_model if fallback else None
+            spec = AgentSpec(agent, model, dict(job.fallback_options) if fallback else {})
         else:
             spec = job.agent
         return msgspec.structs.replace(job, agent=spec, role=role.name)
@@ -553,6 +564,36 @@ class Engine:
         if via == "file":  # after the record: the live agent reads it
             answer_file = Path(step_paths(self.store.job_dir(job.id), step.number).dir) / "answer"
             atomic_write(answer_file, text.encode())
+        return job
+
+    def request_changes(self, ref: str, comments: list[ChangeComment]) -> Job:
+        """Send the job in review back to a worker step that addresses `comments` (each on
+        the whole job or on one of its hunks: `change_requests.locate`). The comments, with
+        their files and lines, are recorded (a `changes_requested` event, and the brief on
+        the last step) before the job goes back to `pending`; the caller then drives it: the
+        step resumes the worker's session where its agent can, and the job returns to review."""
+        job = self._require_review(ref, "sent back for changes")
+        with self._exclusive(job):
+            job = self._require_review(job.id, "sent back for changes")
+            workspace = job.workspace
+            if workspace is None or not Path(workspace.path).is_dir():
+                raise UsageError(f"job {job.id} has no workspace any more; use rerun")
+            live = live_steps(job)
+            if not live:
+                raise UsageError(f"job {job.id} has no step to follow up on")
+            files = self.hunks(job) if any(c.hunk_id is not None for c in comments) else []
+            located = change_requests.locate(job, files, comments)
+            brief = change_requests.render_brief(located)
+            number = live[-1].number
+
+            def record(j: Job) -> None:
+                for step in j.steps:
+                    if step.number == number:
+                        step.changes_requested = brief
+
+            event = ("changes_requested", change_requests.event_data(number, located))
+            self.store.update(job.id, record, [event])
+            job, _ = self.store.transition(job.id, S.PENDING, "changes requested by the user")
         return job
 
     def accept(self, ref: str, hunk_ids: list[str] | None = None) -> tuple[Job, list[str]]:
