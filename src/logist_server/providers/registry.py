@@ -22,6 +22,7 @@ T = TypeVar("T")
 
 BUILTIN_AGENTS: dict[str, str] = {
     "mock": "logist_server.providers.agents.mock:MockAgent",
+    "claude-code": "logist_server.providers.agents.claude_code:ClaudeCodeAgent",
     "codex": "logist_server.providers.agents.codex:CodexAgent",
     "gemini": "logist_server.providers.agents.gemini:GeminiAgent",
 }
