@@ -8,4 +8,5 @@ bash scripts/setup.sh
 .venv/bin/ruff format --check src tests bench
 .venv/bin/mypy
 .venv/bin/lint-imports --no-cache
+bash vscode-extension/scripts/check.sh  # the VS Code extension: npm ci, tsc, eslint, unit tests, bundle, .vsix
 .venv/bin/pytest -q "$@"

@@ -1,0 +1,42 @@
+/** Batch items and flush them at most once per `delayMs`: a flood of events becomes a few
+ * updates. Pure: the timer functions are passed in. Keeps at most `maxItems` (the oldest are
+ * dropped and counted) so memory stays bounded however fast items arrive. */
+export class Coalescer<T> {
+  private items: T[] = [];
+  private dropped = 0;
+  private timer: unknown = undefined;
+
+  constructor(
+    private readonly flush: (items: T[], dropped: number) => void,
+    private readonly delayMs: number,
+    private readonly maxItems: number,
+    private readonly setTimer: (fn: () => void, ms: number) => unknown = (fn, ms) => setTimeout(fn, ms),
+    private readonly clearTimer: (handle: unknown) => void = (handle) => clearTimeout(handle as NodeJS.Timeout),
+  ) {}
+
+  push(item: T): void {
+    this.items.push(item);
+    if (this.items.length > this.maxItems) {
+      const extra = this.items.length - this.maxItems;
+      this.items.splice(0, extra);
+      this.dropped += extra;
+    }
+    if (this.timer === undefined) this.timer = this.setTimer(() => this.fire(), this.delayMs);
+  }
+
+  fire(): void {
+    this.timer = undefined;
+    if (this.items.length === 0 && this.dropped === 0) return;
+    const items = this.items;
+    const dropped = this.dropped;
+    this.items = [];
+    this.dropped = 0;
+    this.flush(items, dropped);
+  }
+
+  dispose(): void {
+    if (this.timer !== undefined) this.clearTimer(this.timer);
+    this.timer = undefined;
+    this.items = [];
+  }
+}

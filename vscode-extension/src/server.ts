@@ -1,0 +1,215 @@
+/** Starting, restarting and talking to the Logist language server. */
+import * as fs from "node:fs";
+import * as vscode from "vscode";
+import {
+  CloseAction,
+  ErrorAction,
+  LanguageClient,
+  State,
+  type CloseHandlerResult,
+  type ErrorHandler,
+  type ErrorHandlerResult,
+  type LanguageClientOptions,
+  type ServerOptions,
+} from "vscode-languageclient/node";
+import { resolveServer, type ServerCommand } from "./resolve";
+import { RestartBudget } from "./restarts";
+import { errorText } from "./errors";
+
+const INSTALL_URL = "https://github.com/logist/logist#install";
+export const MAX_RESTARTS = 4;
+const RESTART_WINDOW_MS = 3 * 60_000;
+
+function isExecutable(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+async function pythonExtensionInterpreter(): Promise<string | undefined> {
+  const ext = vscode.extensions.getExtension("ms-python.python");
+  if (!ext) return undefined;
+  try {
+    const api = (ext.isActive ? ext.exports : await ext.activate()) as {
+      environments?: { getActiveEnvironmentPath(resource?: vscode.Uri): { path: string } };
+    };
+    return api.environments?.getActiveEnvironmentPath(vscode.workspace.workspaceFolders?.[0]?.uri).path;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Workspace settings the server is given as initialization options and on change. */
+export function settingsPayload(): Record<string, unknown> {
+  const c = vscode.workspace.getConfiguration("logist");
+  return { agent: c.get("agent") || null, model: c.get("model") || null, role: c.get("role") || null };
+}
+
+export class Server implements vscode.Disposable {
+  client: LanguageClient | undefined;
+  private readonly budget = new RestartBudget(MAX_RESTARTS, RESTART_WINDOW_MS);
+  private readonly onReadyEmitter = new vscode.EventEmitter<LanguageClient>();
+  readonly onReady = this.onReadyEmitter.event;
+  private starting: Promise<LanguageClient | undefined> | undefined;
+  private disposables: vscode.Disposable[] = [];
+
+  constructor(
+    readonly output: vscode.OutputChannel,
+    private readonly configure: (client: LanguageClient) => void,
+    private readonly timing: (name: string, ms: number) => void,
+  ) {}
+
+  async start(): Promise<LanguageClient | undefined> {
+    if (!this.starting) this.starting = this.doStart().finally(() => (this.starting = undefined));
+    return this.starting;
+  }
+
+  private async resolve(): Promise<ServerCommand | { error: string }> {
+    const c = vscode.workspace.getConfiguration("logist.server");
+    return resolveServer({
+      command: c.get<string[]>("command") ?? [],
+      pythonPath: c.get<string>("pythonPath") ?? "",
+      pythonExtension: c.get<string>("pythonPath") ? undefined : await pythonExtensionInterpreter(),
+      envPath: process.env.PATH ?? "",
+      isExecutable,
+    });
+  }
+
+  private async doStart(): Promise<LanguageClient | undefined> {
+    const began = Date.now();
+    const found = await this.resolve();
+    if ("error" in found) {
+      this.output.appendLine(`[logist] ${found.error}`);
+      void vscode.window
+        .showErrorMessage(`Logist: ${found.error}.`, "How to Install", "Open Settings")
+        .then((choice) => {
+          if (choice === "How to Install") void vscode.env.openExternal(vscode.Uri.parse(INSTALL_URL));
+          if (choice === "Open Settings") void vscode.commands.executeCommand("workbench.action.openSettings", "logist.server");
+        });
+      return undefined;
+    }
+    this.output.appendLine(`[logist] starting ${found.command} ${found.args.join(" ")} (from ${found.source})`);
+    const env = { ...process.env, ...vscode.workspace.getConfiguration("logist.server").get<Record<string, string>>("env") };
+    const serverOptions: ServerOptions = {
+      run: { command: found.command, args: found.args, options: { env } },
+      debug: { command: found.command, args: found.args, options: { env } },
+    };
+    const errorHandler: ErrorHandler = {
+      error: (): ErrorHandlerResult => ({ action: ErrorAction.Continue }),
+      closed: (): CloseHandlerResult => {
+        if (this.budget.crash(Date.now())) {
+          const message = `Logist: the server stopped; restarting it (${this.budget.count} of ${MAX_RESTARTS}).`;
+          this.output.appendLine(`[logist] ${message}`);
+          return { action: CloseAction.Restart, message, handled: false };
+        }
+        const message = `Logist: the server stopped ${this.budget.count} times in 3 minutes; it is not restarted. See the log, then run "Logist: Restart Server".`;
+        this.output.appendLine(`[logist] ${message}`);
+        void vscode.window.showErrorMessage(message, "Show Log", "Restart Server").then((choice) => {
+          if (choice === "Show Log") this.output.show();
+          if (choice === "Restart Server") void vscode.commands.executeCommand("logist.restartServer");
+        });
+        return { action: CloseAction.DoNotRestart, handled: true };
+      },
+    };
+    const clientOptions: LanguageClientOptions = {
+      documentSelector: [{ scheme: "file" }],
+      outputChannel: this.output,
+      revealOutputChannelOn: 4 /* never */,
+      initializationOptions: { settings: settingsPayload() },
+      errorHandler,
+      middleware: {
+        provideCodeActions: async (document, range, context, token, next) => {
+          const actions = (await next(document, range, context, token)) ?? [];
+          return [...actions, ...requestChangeActions(document, range, context)];
+        },
+      },
+    };
+    const client = new LanguageClient("logist", "Logist", serverOptions, clientOptions);
+    this.configure(client);
+    try {
+      await client.start();
+    } catch (err) {
+      this.output.appendLine(`[logist] the server did not start: ${errorText(err)}`);
+      void vscode.window.showErrorMessage(`Logist: the server did not start: ${errorText(err)}`, "Show Log").then((c) => {
+        if (c) this.output.show();
+      });
+      return undefined;
+    }
+    this.client = client;
+    this.timing("activationToInitialized", Date.now() - began);
+    this.output.appendLine(`[logist] server initialized in ${Date.now() - began} ms`);
+    this.disposables.push(
+      client.onDidChangeState((e) => {
+        if (e.newState === State.Running) this.onReadyEmitter.fire(client);
+      }),
+    );
+    this.onReadyEmitter.fire(client);
+    return client;
+  }
+
+  async restart(): Promise<void> {
+    this.budget.reset();
+    await this.stop();
+    await this.start();
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    for (const d of this.disposables) d.dispose();
+    this.disposables = [];
+    if (client) {
+      try {
+        await client.stop(5000);
+      } catch (err) {
+        this.output.appendLine(`[logist] stopping the server: ${errorText(err)}`);
+      }
+    }
+  }
+
+  /** A request to the server; an error is shown to the user and undefined returned. */
+  async request<T>(method: string, params: unknown, quiet = false): Promise<T | undefined> {
+    const client = this.client ?? (await this.start());
+    if (!client) return undefined;
+    try {
+      return await client.sendRequest<T>(method, params);
+    } catch (err) {
+      const text = errorText(err);
+      this.output.appendLine(`[logist] ${method}: ${text}`);
+      if (!quiet) void vscode.window.showErrorMessage(`Logist: ${text}`);
+      return undefined;
+    }
+  }
+
+  dispose(): void {
+    void this.stop();
+    this.onReadyEmitter.dispose();
+  }
+}
+
+/** "Request changes to this hunk..." next to the server's accept actions, for each Logist hint. */
+function requestChangeActions(
+  document: vscode.TextDocument,
+  _range: vscode.Range,
+  context: vscode.CodeActionContext,
+): vscode.CodeAction[] {
+  const out: vscode.CodeAction[] = [];
+  for (const diag of context.diagnostics) {
+    if (diag.source !== "logist") continue;
+    const hunkId = typeof diag.code === "string" ? diag.code : typeof diag.code === "object" ? String(diag.code.value) : "";
+    if (!hunkId.includes("/")) continue;
+    const jobId = hunkId.split("/")[0] ?? "";
+    const action = new vscode.CodeAction(`Request changes to this hunk (Logist job ${jobId})...`, vscode.CodeActionKind.QuickFix);
+    action.diagnostics = [diag];
+    action.command = {
+      title: action.title,
+      command: "logist.requestHunkChanges",
+      arguments: [{ jobId, hunkId, uri: document.uri.toString(), line: diag.range.start.line }],
+    };
+    out.push(action);
+  }
+  return out;
+}
