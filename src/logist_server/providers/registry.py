@@ -22,7 +22,11 @@ T = TypeVar("T")
 
 BUILTIN_AGENTS: dict[str, str] = {
     "mock": "logist_server.providers.agents.mock:MockAgent",
+    "aider": "logist_server.providers.agents.aider:AiderAgent",
+    "cline": "logist_server.providers.agents.cline:ClineAgent",
+    "opencode": "logist_server.providers.agents.opencode:OpencodeAgent",
     "claude-code": "logist_server.providers.agents.claude_code:ClaudeCodeAgent",
+    "acp": "logist_server.providers.agents.acp:AcpAgent",
     "codex": "logist_server.providers.agents.codex:CodexAgent",
     "gemini": "logist_server.providers.agents.gemini:GeminiAgent",
 }
