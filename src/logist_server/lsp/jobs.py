@@ -13,9 +13,9 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
 from logist_server.domain.errors import LogistError, UsageError
 from logist_server.domain.model import JobStatus, LineRange
-from logist_server.domain.requests import request_from_settings
+from logist_server.domain.requests import JobRequest, request_from_settings
 from logist_server.domain.states import SETTLED
-from logist_server.engine.facade import CANCEL_WAIT_S
+from logist_server.engine.facade import CANCEL_WAIT_S, Engine
 from logist_server.engine.hunks import split_lines
 from logist_server.lsp import offload, wire
 from logist_server.lsp import protocol as p
@@ -68,40 +68,17 @@ def rpc(
 
 
 def register(server: LogistServer, pump: EventPump, review: Review) -> None:
+    """Every `logist/*` request: these and the job actions (job_actions.py)."""
+    from logist_server.lsp import job_actions
+
+    register_jobs(server, pump, review)
+    job_actions.register(server, pump, review)
+
+
+def register_jobs(server: LogistServer, pump: EventPump, review: Review) -> None:
     @rpc(server, p.CREATE_JOB, p.CreateJobParams)
     async def create_job(params: p.CreateJobParams) -> Any:
-        if not params.prompt.strip():
-            raise JsonRpcInvalidParams(f"{p.CREATE_JOB}: prompt is empty")
-        size = len(params.prompt.encode("utf-8", "surrogatepass"))
-        if size > p.MAX_PROMPT_BYTES:
-            raise JsonRpcInvalidParams(
-                f"{p.CREATE_JOB}: the prompt is {size} bytes, over the limit of "
-                f"{p.MAX_PROMPT_BYTES // 1024} KiB ({p.MAX_PROMPT_BYTES} bytes)"
-            )
-        file: str | None = None
-        line_range: LineRange | None = None
-        selected: str | None = None
-        if params.uri is not None:
-            path = server.path_of(params.uri)
-            engine = server.engine_for_path(path)
-            file = str(path)
-            if params.range is not None:
-                line_range, selected = _selection(server, path, params.range)
-        else:
-            if params.range is not None:
-                raise JsonRpcInvalidParams(f"{p.CREATE_JOB}: range needs a uri")
-            engine = server.default_engine()
-        overrides = p.settings_overrides(params)
-        effective = await offload.work(engine.configure, overrides, "request")
-        request = request_from_settings(
-            effective.settings,
-            params.prompt,
-            file=file,
-            range=line_range,
-            selected_text=selected,
-            overlays=server.overlays(engine),
-            cwd=str(engine.repo),
-        )
+        engine, request = await job_request(server, params, p.CREATE_JOB)
         job = await offload.work(engine.create_job, request)
         pump.watch(engine)
         pump.wake()
@@ -146,7 +123,7 @@ def register(server: LogistServer, pump: EventPump, review: Review) -> None:
     @rpc(server, p.REJECT_JOB, p.JobIdParams)
     async def reject_job(params: p.JobIdParams) -> Any:
         engine, job = await offload.read(server.find_job, params.job_id)
-        job = await offload.work(engine.reject, job.id)  # kills, rmtree, git: seconds
+        job = engine.reject(job.id)
         review.job_changed(engine, job.id, job.status)
         return wire.out(wire.JobRef(job_id=job.id, status=job.status.value))
 
@@ -174,6 +151,46 @@ def register(server: LogistServer, pump: EventPump, review: Review) -> None:
         from logist_server.engine.facade import default_runtimes
 
         return wire.encode_list(wire.RuntimeInfo, describe_runtimes(default_runtimes()))
+
+
+async def job_request(
+    server: LogistServer, params: p.CreateJobParams, method: str
+) -> tuple[Engine, JobRequest]:
+    """The engine and the job request createJob's params describe (previewJob's too): the
+    prompt checked, the target taken from the buffer as shown, the configuration layered."""
+    if not params.prompt.strip():
+        raise JsonRpcInvalidParams(f"{method}: prompt is empty")
+    size = len(params.prompt.encode("utf-8", "surrogatepass"))
+    if size > p.MAX_PROMPT_BYTES:
+        raise JsonRpcInvalidParams(
+            f"{method}: the prompt is {size} bytes, over the limit of "
+            f"{p.MAX_PROMPT_BYTES // 1024} KiB ({p.MAX_PROMPT_BYTES} bytes)"
+        )
+    file: str | None = None
+    line_range: LineRange | None = None
+    selected: str | None = None
+    if params.uri is not None:
+        path = server.path_of(params.uri)
+        engine = server.engine_for_path(path)
+        file = str(path)
+        if params.range is not None:
+            line_range, selected = _selection(server, path, params.range)
+    else:
+        if params.range is not None:
+            raise JsonRpcInvalidParams(f"{method}: range needs a uri")
+        engine = server.default_engine()
+    overrides = p.settings_overrides(params)
+    effective = await offload.work(engine.configure, overrides, "request")
+    request = request_from_settings(
+        effective.settings,
+        params.prompt,
+        file=file,
+        range=line_range,
+        selected_text=selected,
+        overlays=server.overlays(engine),
+        cwd=str(engine.repo),
+    )
+    return engine, request
 
 
 def _selection(server: LogistServer, path: Path, rng: p.Range) -> tuple[LineRange, str]:

@@ -7,7 +7,7 @@ mismatch becomes an InvalidParams error naming the field. Results leave as built
 from __future__ import annotations
 
 import typing
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import msgspec
 from pygls.exceptions import JsonRpcInvalidParams
@@ -23,6 +23,14 @@ REJECT_JOB = "logist/rejectJob"
 CANCEL_JOB = "logist/cancelJob"
 LIST_AGENTS = "logist/listAgents"
 LIST_RUNTIMES = "logist/listRuntimes"
+ANSWER_JOB = "logist/answerJob"
+GET_JOB_EVENTS = "logist/getJobEvents"
+LIST_ROLES = "logist/listRoles"
+PREVIEW_JOB = "logist/previewJob"
+RERUN_JOB = "logist/rerunJob"
+RESTEP_JOB = "logist/restepJob"
+DELETE_JOB = "logist/deleteJob"
+REQUEST_CHANGES = "logist/requestChanges"
 JOB_EVENT = "logist/jobEvent"
 MAX_PROMPT_BYTES = 256 * 1024  # a prompt is a request, not a file: larger ones are refused
 
@@ -36,6 +44,14 @@ REQUESTS = (
     CANCEL_JOB,
     LIST_AGENTS,
     LIST_RUNTIMES,
+    ANSWER_JOB,
+    GET_JOB_EVENTS,
+    LIST_ROLES,
+    PREVIEW_JOB,
+    RERUN_JOB,
+    RESTEP_JOB,
+    DELETE_JOB,
+    REQUEST_CHANGES,
 )
 
 
@@ -129,6 +145,40 @@ class Empty(msgspec.Struct, frozen=True):
     pass
 
 
+class AnswerJobParams(msgspec.Struct, frozen=True, rename="camel"):
+    job_id: str
+    text: str
+
+
+#: Events per page of getJobEvents at most (and the default).
+MAX_EVENTS_PAGE = 2_000
+
+
+class GetJobEventsParams(msgspec.Struct, frozen=True, rename="camel"):
+    job_id: str
+    after_seq: Annotated[int, msgspec.Meta(ge=0)] = 0
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_EVENTS_PAGE)] = MAX_EVENTS_PAGE
+
+
+class ListRolesParams(msgspec.Struct, frozen=True, rename="camel"):
+    uri: str | None = None
+
+
+#: requestChanges' bounds: a comment is a review note, not a file.
+MAX_COMMENTS = 100
+MAX_COMMENT_CHARS = 64 * 1024
+
+
+class ChangeComment(msgspec.Struct, frozen=True, rename="camel"):
+    text: Annotated[str, msgspec.Meta(max_length=MAX_COMMENT_CHARS)]
+    hunk_id: str | None = None
+
+
+class RequestChangesParams(msgspec.Struct, frozen=True, rename="camel"):
+    job_id: str
+    comments: Annotated[list[ChangeComment], msgspec.Meta(min_length=1, max_length=MAX_COMMENTS)]
+
+
 #: The params of every request (jobs.py registers each handler with its own).
 PARAMS: dict[str, type[msgspec.Struct]] = {
     CREATE_JOB: CreateJobParams,
@@ -140,6 +190,14 @@ PARAMS: dict[str, type[msgspec.Struct]] = {
     CANCEL_JOB: JobIdParams,
     LIST_AGENTS: Empty,
     LIST_RUNTIMES: Empty,
+    ANSWER_JOB: AnswerJobParams,
+    GET_JOB_EVENTS: GetJobEventsParams,
+    LIST_ROLES: ListRolesParams,
+    PREVIEW_JOB: CreateJobParams,
+    RERUN_JOB: JobIdParams,
+    RESTEP_JOB: JobIdParams,
+    DELETE_JOB: JobIdParams,
+    REQUEST_CHANGES: RequestChangesParams,
 }
 
 P = TypeVar("P")

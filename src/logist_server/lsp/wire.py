@@ -32,7 +32,8 @@ class _Wire(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=T
 
 
 class JobRef(_Wire, frozen=True):
-    """createJob, rejectJob, cancelJob: the job and its status now."""
+    """createJob, rejectJob, cancelJob, answerJob, restepJob, requestChanges: the job and
+    its status now."""
 
     job_id: str
     status: str
@@ -119,6 +120,58 @@ class JobEventParams(msgspec.Struct, frozen=True, rename="camel", omit_defaults=
     data: dict[str, Any]
     status: str | None = None
     first_seq: int | None = None
+
+
+class RerunRef(_Wire, frozen=True):
+    """rerunJob: the new job, and the one it reruns."""
+
+    job_id: str
+    status: str
+    rerun_of: str
+
+
+class JobDeleted(_Wire, frozen=True):
+    """deleteJob."""
+
+    job_id: str
+    deleted: bool
+
+
+class JobEventsPage(_Wire, frozen=True):
+    """getJobEvents: the job's events after `afterSeq`, as `logist/jobEvent` sends them;
+    `next` is the `afterSeq` of the next page (None: nothing more stored yet)."""
+
+    job_id: str
+    status: str
+    last_seq: int
+    events: list[JobEventParams]
+    next: int | None
+
+
+class RoleInfo(_Wire, frozen=True):
+    """One row of listRoles."""
+
+    name: str
+    kind: str
+    description: str
+    agent: str | None
+    model: str | None
+    source: str
+
+
+class JobPreview(_Wire, frozen=True):
+    """previewJob: what the job's first step would run (nothing runs, nothing is stored;
+    declared secrets are `***`)."""
+
+    step: int
+    role: str
+    agent: str
+    model: str | None
+    runtime: str
+    cwd: str
+    argv: list[str]
+    env: dict[str, str]
+    prompt: str
 
 
 class ShapeError(Exception):
@@ -218,6 +271,14 @@ RESULTS: dict[str, Any] = {
     p.CANCEL_JOB: JobRef,
     p.LIST_AGENTS: list[AgentInfo],
     p.LIST_RUNTIMES: list[RuntimeInfo],
+    p.ANSWER_JOB: JobRef,
+    p.GET_JOB_EVENTS: JobEventsPage,
+    p.LIST_ROLES: list[RoleInfo],
+    p.PREVIEW_JOB: JobPreview,
+    p.RERUN_JOB: RerunRef,
+    p.RESTEP_JOB: JobRef,
+    p.DELETE_JOB: JobDeleted,
+    p.REQUEST_CHANGES: JobRef,
 }
 NOTIFICATIONS: dict[str, Any] = {p.JOB_EVENT: JobEventParams}
 
