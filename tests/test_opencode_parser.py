@@ -93,8 +93,8 @@ def test_observer_names_401_and_429_in_the_error_shape() -> None:
 def test_hostile_lines_do_not_break_it() -> None:
     parser = OpencodeParser()
     edit = '{"type":"tool_use","part":{"tool":"edit","state":{"status":"completed","input":[]}}}'
-    for line in ("", "not json", "[1,2]", '{"type":"tool_use","part":[]}', edit,
-                 '{"type":"step_finish","part":{"tokens":{"input":-5,"output":true},"cost":"x"}}'):  # fmt: skip
+    odd = '{"type":"step_finish","part":{"tokens":{"input":-5,"output":true},"cost":"x"}}'
+    for line in ("", "not json", "[1,2]", '{"type":"tool_use","part":[]}', edit, odd):
         parser.feed(line)
     (usage,) = of(parser.feed('{"type":"step_finish","part":{"tokens":{"input":-5},"cost":-1}}'),
                   AgentUsage)  # fmt: skip
