@@ -32,6 +32,7 @@ from logist_server.engine.hunks import (
 )
 from logist_server.lsp import offload
 from logist_server.lsp.app import LogistServer
+from logist_server.lsp.change_actions import request_changes_action
 from logist_server.lsp.protocol import command_name
 from logist_server.support.locks import repo_lock_async
 from logist_server.vcs.checkout_form import CheckoutForm
@@ -258,6 +259,7 @@ class Review:
                         preferred=True,
                     )
                 )
+                actions.append(request_changes_action(job_id, proposal.file.path, item.hunk))
                 jobs_seen.add(job_id)
         for job_id in sorted(jobs_seen):
             actions.append(
