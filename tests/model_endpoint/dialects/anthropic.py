@@ -163,6 +163,8 @@ def count_tokens_reply(request_body: bytes) -> bytes:
 def error_body(status: int, message: str) -> bytes:
     """Anthropic's error object for an HTTP failure (claude prints its message)."""
     kind = ERROR_TYPES.get(status, "api_error")
+    if status == 400 and any(word in message.lower() for word in ("budget", "billing", "credit")):
+        kind = "billing_error"  # as a budget gate answers (claude retries an invalid request)
     return json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
 
 

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import msgspec
@@ -38,6 +39,7 @@ BRIDGE_TYPE = "logist_bridge"
 _decode_any = msgspec.json.Decoder().decode
 _decode_event = msgspec.json.Decoder(AgentEvent).decode
 _encode = msgspec.json.encode
+_LOGIN = re.compile(r"\bNot logged in\b|\bPlease run /login\b|\bInvalid API key\b", re.I)
 _SUBTYPE_REASONS = {
     "error_max_turns": "claude-code stopped at its turn limit (--max-turns)",
     "error_max_budget_usd": "claude-code stopped at its cost limit (--max-budget-usd)",
@@ -79,7 +81,13 @@ def error_reason(result: dict[str, Any]) -> str | None:
                 " )", ")"
             )
         return f"{lead}: {said}" if said else lead
-    lead = _SUBTYPE_REASONS.get(subtype, f"claude-code reported an error ({subtype or 'is_error'})")
+    if _LOGIN.search(said):
+        lead = (
+            "authentication failed: claude-code is not logged in or its key is refused "
+            "(run `claude` and /login, or set ANTHROPIC_API_KEY)"
+        )
+    else:
+        lead = _SUBTYPE_REASONS.get(subtype, "claude-code reported an error")
     return f"{lead}: {said}" if said else lead
 
 
