@@ -1,0 +1,293 @@
+"""The `acp` agent provider: any agent that speaks the Agent Client Protocol.
+
+The step's process is Logist's ACP bridge (`acp_bridge`), which starts the agent, is its
+ACP client and prints Logist's typed events. A preset names a known agent (its program,
+arguments, the variables it reads); `command=` runs any other (shell-split, the program
+found among the installed ones, never in the workspace).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+from logist_server.domain.errors import UsageError
+from logist_server.domain.model import Job
+from logist_server.domain.process import ProcessSpec
+from logist_server.domain.questions import AnswerVia
+from logist_server.providers.agents.acp_config import INIT_TIMEOUT_S, Config
+from logist_server.providers.agents.base import AgentContext, OutputParser
+from logist_server.providers.agents.jsonl import JsonLinesParser
+from logist_server.providers.agents.options import PathSyntax
+from logist_server.providers.agents.program import installed_program
+from logist_server.support import redaction
+
+
+class Preset(msgspec.Struct, frozen=True):
+    program: str
+    args: tuple[str, ...] = ()
+    env_vars: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = ()
+    base_url: str | None = None  # the variable a `base_url` option sets
+    api_key: str | None = None  # the variable the key named by `api_key_env` fills
+    env: Mapping[str, str] = msgspec.field(default_factory=dict)
+    install: str = ""
+    login: str = ""
+    credentials: tuple[str, ...] = ()  # files under HOME that hold a login
+
+
+_TELEMETRY = ("DISABLE_TELEMETRY", "DISABLE_AUTOUPDATER", "DISABLE_ERROR_REPORTING")
+PRESETS: dict[str, Preset] = {
+    "claude-agent-acp": Preset(
+        program="claude-agent-acp",
+        env_vars=(
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_AUTH_TOKEN",
+            "ANTHROPIC_BASE_URL",
+            "ANTHROPIC_MODEL",
+            "CLAUDE_CONFIG_DIR",
+            "CLAUDE_CODE_EXECUTABLE",
+            "CLAUDE_CODE_USE_BEDROCK",
+            "CLAUDE_CODE_USE_VERTEX",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+            "IS_SANDBOX",
+            *_TELEMETRY,
+        ),
+        secrets=("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"),
+        base_url="ANTHROPIC_BASE_URL",
+        api_key="ANTHROPIC_API_KEY",
+        install="npm install -g @zed-industries/claude-agent-acp @anthropic-ai/claude-code",
+        login="run `claude` once and log in, or set ANTHROPIC_API_KEY",
+        credentials=(".claude/.credentials.json", ".claude.json"),
+    ),
+    "codex-acp": Preset(
+        program="codex-acp",
+        env_vars=("OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL", "CODEX_HOME"),
+        secrets=("OPENAI_API_KEY", "CODEX_API_KEY"),
+        base_url="OPENAI_BASE_URL",
+        api_key="OPENAI_API_KEY",
+        install="npm install -g @zed-industries/codex-acp (needs bwrap: apt install bubblewrap)",
+        login="run `codex login`, or set OPENAI_API_KEY",
+        credentials=(".codex/auth.json",),
+    ),
+    "gemini": Preset(
+        program="gemini",
+        args=("--acp",),
+        env_vars=(
+            "GEMINI_API_KEY",
+            "GOOGLE_API_KEY",
+            "GOOGLE_GEMINI_BASE_URL",
+            "GEMINI_MODEL",
+            "GOOGLE_CLOUD_PROJECT",
+            "GOOGLE_CLOUD_LOCATION",
+            "GOOGLE_GENAI_USE_VERTEXAI",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "GEMINI_CLI_TRUST_WORKSPACE",
+        ),
+        secrets=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+        base_url="GOOGLE_GEMINI_BASE_URL",
+        api_key="GEMINI_API_KEY",
+        install="npm install -g @google/gemini-cli",
+        login="run `gemini` once and log in, or set GEMINI_API_KEY",
+        credentials=(".gemini/oauth_creds.json",),
+    ),
+    "opencode": Preset(
+        program="opencode",
+        args=("acp",),
+        env_vars=(
+            "OPENAI_API_KEY",
+            "ANTHROPIC_API_KEY",
+            "OPENCODE_CONFIG",
+            "OPENCODE_DISABLE_MODELS_FETCH",
+            "OPENCODE_DISABLE_AUTOUPDATE",
+            "OPENCODE_DISABLE_LSP_DOWNLOAD",
+            "OPENCODE_DISABLE_DEFAULT_PLUGINS",
+            "npm_config_registry",
+        ),
+        secrets=("OPENAI_API_KEY", "ANTHROPIC_API_KEY"),
+        api_key="OPENAI_API_KEY",
+        install="npm install -g opencode-ai",
+        login="run `opencode auth login`, or configure a provider in opencode.json",
+        credentials=(".local/share/opencode/auth.json",),
+    ),
+    "cline": Preset(
+        program="cline",
+        args=("--acp",),
+        env_vars=("CLINE_API_KEY", "CLINE_DIR"),
+        secrets=("CLINE_API_KEY",),
+        # Without a CLINE_API_KEY it will not start; without local mode a daemon outlives it.
+        env={"CLINE_SESSION_BACKEND_MODE": "local"},
+        api_key="CLINE_API_KEY",
+        install="npm install -g cline",
+        login="run `cline auth`",
+        credentials=(".cline/data/settings/providers.json",),
+    ),
+}
+OPTIONS = ("preset", "command", "args", "model", "base_url", "api_key_env", "init_timeout")
+DEFAULT_PRESET = "claude-agent-acp"
+
+
+def _split(key: str, text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError as err:
+        raise UsageError(f"acp option {key} cannot be split into words: {err}") from None
+
+
+class AcpAgent:
+    """Any ACP agent: `--agent-opt preset=codex-acp` (claude-agent-acp, codex-acp, gemini,
+    opencode, cline) or `--agent-opt command='my-agent --acp'`."""
+
+    name = "acp"
+    description = "any Agent Client Protocol agent (presets: " + ", ".join(PRESETS) + ")"
+    program = "claude-agent-acp"
+    path_options: Mapping[str, PathSyntax] = {}
+    env_vars: tuple[str, ...] = ()  # per preset: added to each step's `inherit`
+    secret_env: tuple[str, ...] = tuple(
+        dict.fromkeys(name for preset in PRESETS.values() for name in preset.secrets)
+    )
+    supports_resume = True
+    answer_via: AnswerVia = "file"
+    install_hint = "; ".join(f"{name}: {p.install}" for name, p in PRESETS.items())
+    login_hint = "; ".join(f"{name}: {p.login}" for name, p in PRESETS.items())
+
+    def validate_options(self, options: dict[str, str]) -> None:
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise UsageError(f"unknown acp option {unknown[0]} (known: {', '.join(OPTIONS)})")
+        if "preset" in options and "command" in options:
+            raise UsageError("acp options preset and command exclude each other: give one")
+        preset = options.get("preset")
+        if preset is not None and preset not in PRESETS:
+            raise UsageError(f"unknown acp preset '{preset}' (known: {', '.join(PRESETS)})")
+        if "command" in options and not _split("command", options["command"]):
+            raise UsageError("acp option command is empty")
+        if "args" in options:
+            _split("args", options["args"])
+        chosen = PRESETS.get(preset or "") if "command" not in options else None
+        if chosen is None and "command" not in options:
+            chosen = PRESETS[DEFAULT_PRESET]
+        if "base_url" in options and (chosen is None or chosen.base_url is None):
+            raise UsageError(
+                "acp option base_url is not supported for this agent: set it in its own "
+                "configuration"
+            )
+        name = options.get("api_key_env")
+        if name is not None and not (name.isidentifier() and name.upper() == name):
+            raise UsageError(f"acp option api_key_env must name a variable, got '{name}'")
+        if "init_timeout" in options:
+            try:
+                seconds = float(options["init_timeout"])
+            except ValueError:
+                seconds = -1
+            if not seconds > 0:
+                raise UsageError("acp option init_timeout must be a positive number of seconds")
+
+    def build(self, job: Job, ctx: AgentContext) -> ProcessSpec:
+        options = dict(job.agent.options)
+        self.validate_options(options)
+        argv, preset = self._agent_argv(options, ctx.workspace)
+        env: dict[str, str] = dict(preset.env) if preset else {}
+        env_from: dict[str, str] = {}
+        inherit: list[str] = list(preset.env_vars) if preset else []
+        if preset is not None and preset.program == "claude-agent-acp":
+            claude = os.environ.get("CLAUDE_CODE_EXECUTABLE") or installed_program("claude")
+            if claude:
+                env["CLAUDE_CODE_EXECUTABLE"] = claude
+        if preset is not None and preset.program == "cline" and not os.environ.get("CLINE_API_KEY"):
+            env["CLINE_API_KEY"] = "logist"  # any value: cline --acp wants one set
+        if "base_url" in options and preset is not None and preset.base_url:
+            env[preset.base_url] = options["base_url"]
+        key = options.get("api_key_env")
+        if key is not None:
+            redaction.declare((key,))  # its value is a secret wherever Logist writes text
+            inherit.append(key)
+            env_from[preset.api_key if preset and preset.api_key else key] = key
+        model = job.agent.model or options.get("model")
+        config = Config(
+            agent=argv,
+            workspace=ctx.workspace,
+            prompt_file=ctx.prompt_file,
+            permissions=job.permissions,
+            env=env,
+            env_from=env_from,
+            resume=ctx.resume_session,
+            model=model,
+            init_timeout=float(options.get("init_timeout", INIT_TIMEOUT_S)),
+        )
+        bridge = [sys.executable, "-I", "-m", "logist_server.providers.agents.acp_bridge"]
+        bridge.append("--config=" + msgspec.json.encode(config).decode())
+        return ProcessSpec(
+            argv=bridge,
+            env={"LOGIST_ANSWER_FILE": ctx.answer_file},
+            cwd=ctx.workspace,
+            inherit=tuple(dict.fromkeys(inherit)),
+        )
+
+    def _agent_argv(
+        self, options: dict[str, str], workspace: str
+    ) -> tuple[list[str], Preset | None]:
+        extra = _split("args", options.get("args", ""))
+        if "command" in options:
+            words = _split("command", options["command"])
+            program = _installed_outside(words[0], workspace)
+            return [program, *words[1:], *extra], None
+        preset = PRESETS[options.get("preset", DEFAULT_PRESET)]
+        program = _installed_outside(preset.program, workspace)
+        return [program, *preset.args, *extra], preset
+
+    def new_parser(self) -> OutputParser:
+        return JsonLinesParser()
+
+    def version(self) -> str | None:
+        """The version of the default preset's program (claude-agent-acp), when installed."""
+        return _version_of(self.program)
+
+    def credentials(self) -> str | None:
+        """The first preset whose key variable or login file is present (never a value)."""
+        home = Path.home()
+        for name, preset in PRESETS.items():
+            for variable in preset.secrets:
+                if os.environ.get(variable):
+                    return f"{variable} ({name})"
+            for relative in preset.credentials:
+                if (home / relative).exists():
+                    return f"~/{relative} ({name})"
+        return None
+
+
+def _installed_outside(name: str, workspace: str) -> str:
+    """The absolute path of the installed program `name`, never one inside the workspace."""
+    program = installed_program(name) if not os.path.isabs(name) else name
+    if program is None or not os.path.isfile(program) or not os.access(program, os.X_OK):
+        raise UsageError(
+            f"acp: the agent program '{name}' is not installed (not found in PATH's absolute "
+            "entries)"
+        )
+    real = Path(os.path.realpath(program))
+    root = Path(os.path.realpath(workspace))
+    if real == root or root in real.parents:
+        raise UsageError(f"acp: the agent program '{name}' lies inside the job's workspace")
+    return program
+
+
+def _version_of(name: str) -> str | None:
+    """The version in the npm package.json above the installed program (no process run)."""
+    program = installed_program(name)
+    if program is None:
+        return None
+    for directory in Path(os.path.realpath(program)).parents:
+        manifest = directory / "package.json"
+        if manifest.is_file():
+            try:
+                version = json.loads(manifest.read_text("utf-8")).get("version")
+            except (OSError, ValueError, AttributeError):
+                return "unknown"
+            return version if isinstance(version, str) else "unknown"
+    return "unknown"
