@@ -59,7 +59,20 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "runtime": args.runtime,
         "runtime_options": parse_kv(args.runtime_opt, "--runtime-opt") or None,
         "role": args.role,
+        "fallback_agent_options": parse_kv(args.fallback_agent_opt, "--fallback-agent-opt") or None,
+        "permissions": permission_overrides(args) or None,
     } | knob_overrides(args)
+
+
+def permission_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """`--allow execute --deny fetch`: the job's decision per tool kind (permissions.py)."""
+    chosen: dict[str, str] = {}
+    for decision in ("allow", "ask", "deny"):
+        for kind in getattr(args, f"perm_{decision}"):
+            if chosen.get(kind, decision) != decision:
+                raise UsageError(f"--{chosen[kind]} {kind} and --{decision} {kind}: choose one")
+            chosen[kind] = decision
+    return chosen
 
 
 def knob_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -137,11 +150,30 @@ def add_request_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--range", metavar="L1-L2", help="lines of --file the job is about")
     parser.add_argument("--agent", help="agent provider (see `logist agent list`)")
     parser.add_argument("--agent-opt", action="append", default=[], metavar="K=V")
-    parser.add_argument("--model")
+    parser.add_argument("--model", help="the agent's model (its own default when unset)")
     parser.add_argument("--runtime", help="runtime provider (see `logist runtime list`)")
     parser.add_argument("--runtime-opt", action="append", default=[], metavar="K=V")
     parser.add_argument("--role", help="role of the first step (see `logist role list`)")
+    add_permission_arguments(parser)
+    parser.add_argument("--fallback-agent-opt", action="append", default=[], metavar="K=V",
+                        help="an option of the fallback agent (--fallback-agent)")  # fmt: skip
     add_knob_arguments(parser)
+
+
+def add_permission_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--allow KIND`, `--ask KIND`, `--deny KIND` (repeatable): what the agent may do
+    without asking, per ACP tool kind, over the configuration's `permissions`."""
+    from logist_server.domain.permissions import TOOL_KINDS
+
+    helps = {
+        "allow": "let the agent use tools of KIND without asking (e.g. execute)",
+        "ask": "ask before the agent uses a tool of KIND",
+        "deny": "refuse the agent tools of KIND (e.g. fetch)",
+    }
+    for decision, text in helps.items():
+        parser.add_argument(f"--{decision}", dest=f"perm_{decision}", action="append",
+                            default=[], choices=TOOL_KINDS, metavar="KIND",
+                            help=f"{text}; KIND is one of {', '.join(TOOL_KINDS)}")  # fmt: skip
 
 
 def add_knob_arguments(parser: argparse.ArgumentParser) -> None:

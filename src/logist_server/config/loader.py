@@ -21,7 +21,10 @@ REPO_CONFIG = "logist.yml"
 DEFAULT_SOURCE = "default"
 DEFAULTS = Settings()
 # Sections whose keys merge one by one (the others are replaced whole).
-NESTED = frozenset(KNOB_SECTIONS) | {"observer", "agent_options", "runtime_options"}
+NESTED = frozenset(KNOB_SECTIONS) | {
+    "observer", "agent_options", "runtime_options", "fallback_agent_options", "permissions",
+    "pricing",
+}  # fmt: skip
 ENVIRONMENT = {
     "LOGIST_AGENT": "agent",
     "LOGIST_MODEL": "model",
@@ -69,8 +72,9 @@ def load(
         if data is not None:
             files.append(str(path))
             layer = _validated(data, str(path))
-            if path.name == REPO_CONFIG:
+            if inside is not None:
                 _refuse_user_only_keys(layer, str(path))
+                _refuse_looser_permissions(layer, layers, str(path))
             layers.append((str(path), layer))
     layers += _environment_layer(os.environ if environ is None else environ)
     if role is not None:
@@ -103,7 +107,17 @@ USER_ONLY_KEYS: dict[str, str] = {
     "runtime_options.network": "a repository cannot choose the agent's network",
     "runtime_options.image": "a repository cannot choose the image the agent runs in",
     "retries.fallback_agent": "a repository cannot choose an agent to run instead of yours",
+    "retries.fallback_model": "a repository cannot choose the model of your fallback agent",
+    "fallback_agent_options": "a repository cannot set your fallback agent's options",
+    "pricing": "a repository cannot set the prices a job's cost (and --max-cost) is reckoned by",
+    "agent_options.base_url": "a repository cannot send the agent's requests (and your key) "
+    "elsewhere",
+    "agent_options.api_key_env": "a repository cannot choose which of your variables the agent "
+    "gets",
+    "agent_options.args": "a repository cannot add arguments to the agent's command line",
 }
+#: allow < ask < deny: a repository's `permissions` may only move a kind to the right.
+STRICTNESS = {"allow": 0, "ask": 1, "deny": 2}
 
 
 def _refuse_user_only_keys(layer: dict[str, Any], source: str) -> None:
@@ -114,6 +128,24 @@ def _refuse_user_only_keys(layer: dict[str, Any], source: str) -> None:
             variable = _variable_of(key)
             where = f" or ${variable}" if variable else " or on the command line"
             raise ConfigError(f"{source}: {key}: {why}; set it in {user_config_path()}{where}")
+
+
+def _refuse_looser_permissions(
+    layer: dict[str, Any], below: list[tuple[str, dict[str, Any]]], source: str
+) -> None:
+    """A repository may tighten the permissions the user's own file gives (allow -> ask ->
+    deny), never loosen them: a hostile repository must not grant its agent a shell."""
+    asked = layer.get("permissions") or {}
+    for kind, decision in asked.items():
+        given = getattr(DEFAULTS.permissions, kind)
+        for _source, lower in below:
+            given = (lower.get("permissions") or {}).get(kind, given)
+        if STRICTNESS[decision] < STRICTNESS[given]:
+            raise ConfigError(
+                f"{source}: permissions.{kind}: a repository can only tighten permissions "
+                f"('{given}' here, not '{decision}'); set it in {user_config_path()} or "
+                f"with --{decision} {kind}"
+            )
 
 
 def declare_env_secrets(settings: Settings) -> None:
@@ -219,9 +251,17 @@ def _forget_options_of_replaced_providers(
     for provider, options in (("agent", "agent_options"), ("runtime", "runtime_options")):
         current = merged.get(provider, getattr(DEFAULTS, provider))
         if provider in layer and layer[provider] != current and options in merged:
-            del merged[options]
-            for key in [k for k in sources if k.startswith(f"{options}.")]:
-                del sources[key]
+            _forget(merged, sources, options)
+    fallback = (layer.get("retries") or {}).get("fallback_agent")
+    current = (merged.get("retries") or {}).get("fallback_agent")
+    if fallback is not None and fallback != current and "fallback_agent_options" in merged:
+        _forget(merged, sources, "fallback_agent_options")
+
+
+def _forget(merged: dict[str, Any], sources: dict[str, str], options: str) -> None:
+    del merged[options]
+    for key in [k for k in sources if k.startswith(f"{options}.")]:
+        del sources[key]
 
 
 def _merge(

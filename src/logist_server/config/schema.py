@@ -65,6 +65,36 @@ class ObserverLayer(_Layer):
         return value
 
 
+Decision = Literal["allow", "ask", "deny"]
+
+
+class PermissionsLayer(_Layer):
+    """allow / ask / deny per ACP tool kind (domain/permissions.py)."""
+
+    read: Decision | None = None
+    search: Decision | None = None
+    think: Decision | None = None
+    edit: Decision | None = None
+    delete: Decision | None = None
+    move: Decision | None = None
+    execute: Decision | None = None
+    fetch: Decision | None = None
+    other: Decision | None = None
+
+
+Price = Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)]
+
+
+class PriceLayer(_Layer):
+    """USD per million tokens of one model (domain/pricing.py); `input` and `output` are
+    required, cached input and cache writes default to the input price."""
+
+    input: Price
+    output: Price
+    cached_input: Price | None = None
+    cache_write: Price | None = None
+
+
 class RoleLayer(_Layer):
     name: Name | None = None
     kind: Literal["worker", "supervisor"] | None = None
@@ -91,8 +121,11 @@ class ConfigLayer(_Layer):
     review: ReviewLayer | None = None
     observer: ObserverLayer | None = None
     roles: dict[Name, RoleLayer] | None = None
+    fallback_agent_options: dict[str, str] | None = None
+    permissions: PermissionsLayer | None = None
+    pricing: dict[Name, PriceLayer] | None = None
 
-    @field_validator("agent_options", "runtime_options", mode="before")
+    @field_validator("agent_options", "runtime_options", "fallback_agent_options", mode="before")
     @classmethod
     def _options_as_text(cls, value: Any) -> Any:
         """YAML reads `steps: 3` as a number; options are text, as on the command line."""
@@ -120,8 +153,8 @@ def known_keys(loc: tuple[Any, ...], root: Any = None) -> list[str]:
     """The keys allowed where `loc` points in `root` (default: a configuration file)."""
     model: Any = root or ConfigLayer
     for part in loc[:-1]:
-        if model is dict:  # inside `roles`: the part is a role's name
-            model = RoleLayer
+        if isinstance(model, _Values):  # inside `roles` or `pricing`: the part is a name
+            model = model.layer
             continue
         field = getattr(model, "model_fields", {}).get(str(part))
         model = None if field is None else _model_in(field.annotation)
@@ -130,14 +163,22 @@ def known_keys(loc: tuple[Any, ...], root: Any = None) -> list[str]:
     return list(getattr(model, "model_fields", {}))
 
 
+class _Values:
+    """A mapping of names to layers (`roles`, `pricing`): the layer of each value."""
+
+    def __init__(self, layer: type[_Layer]) -> None:
+        self.layer = layer
+
+
 def _model_in(annotation: Any) -> Any:
-    """The layer model (or dict for the roles mapping) inside an optional annotation."""
+    """The layer model (or `_Values` for a mapping of them) inside an optional annotation."""
     for arg in (annotation, *getattr(annotation, "__args__", ())):
         if isinstance(arg, type) and issubclass(arg, _Layer):
             return arg
         if getattr(arg, "__origin__", None) is dict:
             value_type = arg.__args__[1]
-            return dict if isinstance(value_type, type) and issubclass(value_type, _Layer) else None
+            is_layer = isinstance(value_type, type) and issubclass(value_type, _Layer)
+            return _Values(value_type) if is_layer else None
     return None
 
 

@@ -13,8 +13,14 @@ agent: mock
 
 # Where agents run (see `logist runtime list`): host, docker, podman, kubernetes.
 runtime: host
-# Runtime options (env, mounts, network, image) and retries.fallback_agent are yours only:
-# set them in ~/.config/logist/config.yml or with flags; this file cannot (refused).
+# Runtime options (env, mounts, network, image), retries.fallback_agent,
+# retries.fallback_model, fallback_agent_options, pricing and the agent options base_url,
+# api_key_env and args are yours only: set them in ~/.config/logist/config.yml or with
+# flags; this file cannot (refused).
+# What the agent may do without asking, per tool kind (allow, ask, deny): this file may
+# only tighten what your own configuration allows.
+# permissions:
+#   execute: deny
 
 # Budgets per job. A limit ends the job in `halted`; a hang (no output and no change
 # in the workspace for that long) ends it in `stuck`.

@@ -11,6 +11,7 @@ import msgspec
 
 from logist_server.domain.errors import UsageError
 from logist_server.domain.model import JobPolicy, Limits, LineRange, Target
+from logist_server.domain.permissions import Permissions
 
 if TYPE_CHECKING:
     from logist_server.domain.settings import Settings
@@ -35,6 +36,9 @@ class JobRequest(msgspec.Struct):
     cwd: str = "."
     # Repository-relative path -> text: unsaved editor buffers that replace the disk content.
     overlays: dict[str, str] = msgspec.field(default_factory=dict)
+    permissions: Permissions = msgspec.field(default_factory=Permissions)
+    # The fallback agent's options (`policy.fallback_agent`, `policy.fallback_model`).
+    fallback_options: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 def parse_range(text: str) -> LineRange:
@@ -117,5 +121,7 @@ def request_from_settings(settings: Settings, prompt: str, **fields: Any) -> Job
         limits=settings.limits,
         policy=settings.policy(),
         role=settings.role,
+        permissions=settings.permissions,
+        fallback_options=dict(settings.fallback_agent_options),
         **fields,
     )

@@ -14,6 +14,7 @@ import msgspec
 
 from logist_server.domain.knobs import Knob, knob, section_knobs
 from logist_server.domain.model import JobPolicy, Limits
+from logist_server.domain.permissions import Permissions
 
 #: The longest wait before a retry a configuration may ask for (one hour): a bound, so that
 #: `1e308` in a repository's logist.yml cannot park a job forever.
@@ -37,6 +38,9 @@ class RetrySettings(msgspec.Struct, frozen=True):
     fallback_agent: Annotated[str, knob(
         flag="--fallback-agent", metavar="NAME", wire="fallbackAgent", job="fallback_agent",
         help="agent that takes over when the first keeps failing")] | None = None  # fmt: skip
+    fallback_model: Annotated[str, knob(
+        flag="--fallback-model", metavar="MODEL", wire="fallbackModel", job="fallback_model",
+        help="the fallback agent's model (its own default when unset)")] | None = None  # fmt: skip
 
 
 class ReviewSettings(msgspec.Struct, frozen=True):
@@ -87,6 +91,12 @@ class Settings(msgspec.Struct, frozen=True):
     review: ReviewSettings = msgspec.field(default_factory=ReviewSettings)
     observer: ObserverSettings = msgspec.field(default_factory=ObserverSettings)
     roles: dict[str, RoleSettings] = msgspec.field(default_factory=dict)
+    # The fallback agent's provider options (`retries.fallback_agent`); the user's only.
+    fallback_agent_options: dict[str, str] = msgspec.field(default_factory=dict)
+    # What the agent may do without asking (permissions.py); a repository only tightens it.
+    permissions: Permissions = msgspec.field(default_factory=Permissions)
+    # Per-model prices overriding the built-in table (pricing.py); the user's only.
+    pricing: dict[str, dict[str, float]] = msgspec.field(default_factory=dict)
 
     def policy(self) -> JobPolicy:
         """What a job keeps of these settings, so any later driver follows the same rules."""

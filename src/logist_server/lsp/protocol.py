@@ -7,7 +7,7 @@ mismatch becomes an InvalidParams error naming the field. Results leave as built
 from __future__ import annotations
 
 import typing
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import msgspec
 from pygls.exceptions import JsonRpcInvalidParams
@@ -76,6 +76,23 @@ def _limits_params() -> type[msgspec.Struct]:
     return msgspec.defstruct("LimitsParams", fields, frozen=True, rename="camel")
 
 
+Decision = Literal["allow", "ask", "deny"]
+
+
+class PermissionsParams(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """createJob's `permissions`: allow / ask / deny per ACP tool kind (permissions.py)."""
+
+    read: Decision | None = None
+    search: Decision | None = None
+    think: Decision | None = None
+    edit: Decision | None = None
+    delete: Decision | None = None
+    move: Decision | None = None
+    execute: Decision | None = None
+    fetch: Decision | None = None
+    other: Decision | None = None
+
+
 class _CreateJobParams(msgspec.Struct, frozen=True, rename="camel"):
     prompt: str
     uri: str | None = None
@@ -86,6 +103,8 @@ class _CreateJobParams(msgspec.Struct, frozen=True, rename="camel"):
     runtime: str | None = None
     role: str | None = None
     limits: LimitsParams | None = None
+    permissions: PermissionsParams | None = None
+    fallback_agent_options: dict[str, str] | None = None
 
 
 def _create_job_params() -> type[_CreateJobParams]:
@@ -116,6 +135,8 @@ def settings_overrides(params: _CreateJobParams) -> dict[str, Any]:
         "model": params.model,
         "runtime": params.runtime,
         "role": params.role,
+        "fallback_agent_options": params.fallback_agent_options,
+        "permissions": msgspec.to_builtins(params.permissions) if params.permissions else None,
     }
     for k in knobs():
         if k.section == LIMITS:

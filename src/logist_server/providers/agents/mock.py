@@ -80,6 +80,8 @@ class MockAgent:
             argv.append(f"--target={job.target.file}")
         for key, value in sorted(options.items()):
             argv.append(f"--opt={key}={value}")
+        if job.agent.model is not None:
+            argv.append(f"--model={job.agent.model}")
         if ctx.resume_session is not None:
             argv.append(f"--resume={ctx.resume_session}")
         if ctx.answer is not None:
@@ -98,6 +100,8 @@ class MockAgent:
                 _number(key, options[key], int)
         if "kind" in options:
             _choice("kind", options["kind"], FAILURES)
+        if "report_cost" in options:
+            _choice("report_cost", options["report_cost"], ("true", "false"))
         if "hold" in options:
             _choice("hold", options["hold"], ("true", "false"))
         if "verdict" in options:

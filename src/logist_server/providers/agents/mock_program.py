@@ -15,6 +15,8 @@ Scenarios (`--scenario`; without one: `review` when `--role supervisor`, else `e
 - `multi_hunk` (`every=`, `also=`): changes every tenth line of the target, several hunks.
 - `slow` (`seconds=`), `hang`, `crash`, `cost` (`steps=`, `interval=`), `noop`,
   `flood` (`lines=`).
+- Every scenario: `--model=M` names M in its usage events; the option `report_cost=false`
+  leaves the cost out of them (tokens only, as codex and gemini report).
 - `question`: asks as a real CLI does headless: prints a `question` event (`question=` its
   text, `ask=question|permission`, `options=A|B|C`) and exits 0 without changing anything.
   Run again with `--resume=SESSION --answer=TEXT`, it finds the question in its session,
@@ -361,8 +363,18 @@ def do_edit(run: Run) -> None:
     emit("file_change", path=path, action="modify" if existing is not None else "create")
 
 
+#: How usage is reported (`main` sets it): with the model given by `--model`, and without
+#: the cost when the option `report_cost=false` is given (as codex and gemini report it).
+USAGE_STYLE: dict[str, object] = {"model": None, "cost": True}
+
+
 def usage(tokens_in: int, tokens_out: int, cost: float) -> None:
-    emit("usage", input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=round(cost, 6))
+    fields: dict[str, object] = {"input_tokens": tokens_in, "output_tokens": tokens_out}
+    if USAGE_STYLE["cost"]:
+        fields["cost_usd"] = round(cost, 6)
+    if USAGE_STYLE["model"] is not None:
+        fields["model"] = USAGE_STYLE["model"]
+    emit("usage", **fields)
 
 
 def do_extra_actions(opts: dict[str, str]) -> None:
@@ -662,6 +674,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--opt", action="append", default=[], metavar="K=V")
     parser.add_argument("--resume", metavar="SESSION", help="continue this session")
     parser.add_argument("--answer", help="the user's answer to the session's question")
+    parser.add_argument("--model", help="the model its usage events name")
     return parser.parse_args(argv)
 
 
@@ -670,6 +683,7 @@ def main(argv: list[str] | None = None) -> int:
     prompt = args.prompt if args.prompt is not None else Path(args.prompt_file).read_text()
     rendered = Path(args.rendered_prompt_file).read_text() if args.rendered_prompt_file else None
     opts = dict(item.split("=", 1) for item in args.opt if "=" in item)
+    USAGE_STYLE.update(model=args.model, cost=opts.get("report_cost") != "false")
     session = open_session(args.resume, prompt)
     if session is None:
         return 1
