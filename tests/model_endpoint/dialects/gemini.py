@@ -12,7 +12,7 @@ is answered with an object matching its `responseJsonSchema` / `responseSchema`,
 script says: it is not one of the scripted turns (`is_routing`).
 
 `usageMetadata` is what the endpoint counts: prompt = request body bytes / 4, candidates =
-the candidate JSON bytes / 4 (thoughts none).
+the candidate's compact JSON bytes / 4 (thoughts none).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def reply(
     candidate = {"content": {"role": "model", "parts": content}, "finishReason": "STOP",
                  "index": 0}  # fmt: skip
     prompt = tokens(request_body)
-    output = tokens(json.dumps(candidate))
+    output = tokens(json.dumps(candidate, separators=(",", ":")))
     used = {"promptTokenCount": prompt, "candidatesTokenCount": output,
             "totalTokenCount": prompt + output}  # fmt: skip
     body_obj = {"candidates": [candidate], "usageMetadata": used, "modelVersion": model_of(path)}

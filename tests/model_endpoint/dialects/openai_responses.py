@@ -9,10 +9,10 @@ A scripted turn is a plain dict, one per model call:
 - `{"tool": NAME, "arguments": {...}}`: any function call, as is;
 - `{"reasoning": "...", ...}` adds a reasoning item (and reasoning tokens) before the rest.
 
-Usage in each response is what the endpoint counts: input = request body bytes / 4 (of which
-`cached` = the part of the input already seen in an earlier request / 4, when the turn says
-`"cache": true`), output = the response's output items' JSON bytes / 4, reasoning = the
-reasoning text bytes / 4 (part of output, as OpenAI counts it).
+Usage in each response is what the endpoint counts: input = request body bytes / 4, of
+which `cached_tokens` = the turn's `"cache_read": N` (inside input, as OpenAI counts it);
+output = the response's output items' compact JSON bytes / 4, of which reasoning = the
+reasoning summary text bytes / 4 (inside output, likewise).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def output_items(turn: Mapping[str, Any], request: Mapping[str, Any]) -> list[di
 
 def usage(request_body: bytes, items: list[dict[str, Any]], cached: int = 0) -> dict[str, Any]:
     """The usage block the endpoint reports, by its own counts."""
-    output = tokens(json.dumps(items))
+    output = tokens(json.dumps(items, separators=(",", ":")))
     reasoning = sum(
         tokens(part["text"]) for item in items if item["type"] == "reasoning"
         for part in item["summary"]
@@ -103,9 +103,9 @@ def usage(request_body: bytes, items: list[dict[str, Any]], cached: int = 0) -> 
     return {
         "input_tokens": total_in,
         "input_tokens_details": {"cached_tokens": min(cached, total_in)},
-        "output_tokens": output + reasoning,
-        "output_tokens_details": {"reasoning_tokens": reasoning},
-        "total_tokens": total_in + output + reasoning,
+        "output_tokens": output,
+        "output_tokens_details": {"reasoning_tokens": min(reasoning, output)},
+        "total_tokens": total_in + output,
     }
 
 
@@ -180,7 +180,7 @@ def reply(turn: Mapping[str, Any], request_body: bytes) -> tuple[bytes, str, dic
     to stream, else one JSON response. Served tokens: input, cached, output, reasoning."""
     request = json.loads(request_body or b"{}")
     items = output_items(turn, request)
-    used = usage(request_body, items, cached=int(turn.get("cached", 0)))
+    used = usage(request_body, items, cached=int(turn.get("cache_read", 0)))
     resp = response(request, items, used)
     served = {
         "input": used["input_tokens"],
