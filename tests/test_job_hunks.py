@@ -18,6 +18,7 @@ import pytest
 
 from accept_attacks import leftovers, unwritable
 from conftest import (
+    A_TXT,
     assert_one_line_error,
     git,
     make_repo,
@@ -313,3 +314,25 @@ async def test_a_hunk_the_user_already_typed_is_offered_and_recorded_without_an_
         }  # fmt: skip
         assert editor.buffers[uri] == rows_with(2)
     assert (repo / "rows.txt").read_text() == ROWS  # the buffer was never saved
+
+
+def test_a_job_settled_between_an_accepts_two_steps_records_no_hunk(tmp_path: Path) -> None:
+    """An editor's accept plans under the working-tree lock, lets the editor apply the
+    edit, then records under the lock again. Another process that rejects the job in
+    between wins: the finish records nothing on the rejected job and reports its status."""
+    from logist_server.engine.facade import Engine
+    from logist_server.vcs.git import find_repo
+
+    repo = make_repo(tmp_path / "repo", {"a.txt": A_TXT})
+    job = job_in_review(repo, tmp_path / "work", {"a.txt": A_TXT.replace(b"line 3\n", b"3\n")})
+    editor = Engine(find_repo(repo))
+    run = editor.start_hunk_accept(job["id"], None, {"a.txt": A_TXT.decode()})
+    assert run.plan.applied  # the editor now applies the edit to its buffer
+    Engine(find_repo(repo)).reject(job["id"])  # another process, meanwhile
+    finished = editor.finish_hunk_accept(run, {})
+    assert finished.status == "rejected"
+    shown = json.loads(run_logist("job", "show", job["id"], "--json", cwd=repo).stdout)
+    assert shown["status"] == "rejected" and shown["result"]["accepted_hunks"] == [], shown
+    log = run_logist("job", "log", job["id"], "--json", cwd=repo).stdout
+    kinds = [json.loads(line)["kind"] for line in log.splitlines() if line.strip()]
+    assert "hunks_accepted" not in kinds

@@ -137,3 +137,63 @@ def test_a_cancelled_lock_waiter_leaves_the_lock_free(tmp_path: Path) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody holds it
     finally:
         os.close(fd)
+
+
+HOLD_WRITE_LOCK = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+print("held", flush=True)
+sys.stdin.readline()
+db.execute("COMMIT")
+"""
+
+
+def test_a_reject_waiting_for_the_store_leaves_the_server_answering(
+    repo: Path, tmp_path: Path
+) -> None:
+    """Another process holds the store's write lock: `rejectJob` waits for it in a worker
+    thread while the server goes on answering code actions; once the lock is free the
+    reject completes. Were the reject's commit on the event loop, no answer could come
+    before it."""
+    job_a = job_in_review(repo, tmp_path / "work", {"a.txt": NEW_A})
+    job_b = job_in_review(repo, tmp_path / "work", {"b.txt": NEW_B})
+    client = serve(repo)
+    holder: subprocess.Popen[str] | None = None
+    try:
+        uri = (repo / "a.txt").resolve().as_uri()
+        doc = {"uri": uri, "languageId": "plaintext", "version": 1, "text": A_TXT.decode()}
+        client.notify("textDocument/didOpen", {"textDocument": doc})
+        action_params = {
+            "textDocument": {"uri": uri},
+            "range": {"start": {"line": 2, "character": 0}, "end": {"line": 2, "character": 0}},
+            "context": {"diagnostics": []},
+        }
+        before = client.request("textDocument/codeAction", action_params, timeout=120)
+        assert any(job_a["id"] in a["title"] for a in before["result"]), before
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_WRITE_LOCK, str(repo / ".logist" / "logist.db")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        reject = send(client, "logist/rejectJob", {"jobId": job_b["id"]})
+        # One round trip could slip in before the reject reaches its commit (it reads the
+        # job first): many in a row cannot, were the commit's wait on the event loop.
+        for _ in range(20):
+            during = send(client, "textDocument/codeAction", action_params)
+            answer = client.wait_response(during, timeout=25)
+            assert any(job_a["id"] in a["title"] for a in answer["result"]), answer
+        assert reject not in client.responses  # still waiting for the store
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert holder.wait(timeout=60) == 0
+        rejected = client.wait_response(reject, timeout=120)
+        assert "error" not in rejected, rejected
+        assert answered_at(client, during) < answered_at(client, reject)
+        shown = json.loads(run_logist("job", "show", job_b["id"], "--json", cwd=repo).stdout)
+        assert shown["status"] == "rejected", shown
+    finally:
+        if holder is not None and holder.poll() is None:
+            holder.kill()
+        client.close()

@@ -49,7 +49,7 @@ class JobDriver:
         if not self._lock.try_acquire():
             raise JobBusyError(f"job {self.job_id} is being driven by another process")
         try:
-            job = self.log.get()
+            job = await self.log.get_off_loop()
             try:
                 return await self.loop.run()
             except asyncio.CancelledError:
@@ -68,7 +68,7 @@ class JobDriver:
         active with no agent, and the next driver (`logist job attach`) settles it."""
         reason = failure_reason(exc)
         try:
-            current = self.log.get()
+            current = await self.log.get_off_loop()
         except StoreError:
             current = job  # the last record this driver read
         await asyncio.to_thread(self.loop.kill_agent, current)  # may wait seconds
@@ -78,10 +78,10 @@ class JobDriver:
 
         for attempt in (1, 2):
             try:
-                current = self.log.get()
+                current = await self.log.get_off_loop()
                 if not can_transition(current.status, S.FAILED):
                     return current
-                return self.log.transition(S.FAILED, reason, mutate=record)
+                return await self.log.transition_off_loop(S.FAILED, reason, mutate=record)
             except StoreError as error:
                 if attempt == 2 or not isinstance(error, StoreFullError):
                     why = "" if reason == str(error) else f" ({reason})"

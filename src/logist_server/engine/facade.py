@@ -667,7 +667,11 @@ class Engine:
         run.refuse_buffers(refused or {})
         job = run.job
         if run.plan.applied:
-            job = self._record_hunks(job.id, run.plan.applied)
+            try:
+                job = self._record_hunks(job.id, run.plan.applied, require_review=True)
+            except _SettledMeanwhile as settled:  # another process settled it in between
+                log.warning("logist: job %s was %s meanwhile", job.id, settled.job.status)
+                return settled.job
         if settle:
             try:
                 with self._exclusive(job):
@@ -683,9 +687,14 @@ class Engine:
             self._remove_workspace(job)
         return job
 
-    def _record_hunks(self, job_id: str, hunk_ids: list[str]) -> Job:
+    def _record_hunks(self, job_id: str, hunk_ids: list[str], require_review: bool = False) -> Job:
+        """Add `hunk_ids` to the job's accepted hunks; with `require_review`, only while it is
+        still in review (else `_SettledMeanwhile`, nothing recorded)."""
+
         def add(job: Job) -> None:
             for hunk_id in hunk_ids:
+            if require_review and job.status != S.REVIEW:
+                raise _SettledMeanwhile(job)  # rolls the transaction back
                 if hunk_id not in job.result.accepted_hunks:
                     job.result.accepted_hunks.append(hunk_id)
 
@@ -830,3 +839,11 @@ class Engine:
 
 def _request_cancel(job: Job) -> None:
     job.cancel_requested = True
+
+
+class _SettledMeanwhile(Exception):
+    """The job left review between an accept's two steps (another process settled it)."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"job {job.id} is {job.status}")
+        self.job = job

@@ -24,7 +24,7 @@ from logist_server.domain.states import SETTLED
 from logist_server.engine import repo_guard
 from logist_server.engine.agent_events import AgentEventRecorder
 from logist_server.engine.answers import await_answer
-from logist_server.engine.job_log import JobLog
+from logist_server.engine.job_log import JobLog, in_writer
 from logist_server.engine.output_follower import OutputFollower, off_loop
 from logist_server.engine.services import DriverServices
 from logist_server.engine.step_judge import StepJudge
@@ -142,28 +142,28 @@ class PhaseLoop:
         step = job.current_step
         if step is None or step.outcome is not None:
             if job.cancel_requested:
-                return self.log.transition(S.CANCELLED, "cancelled by user"), False
+                return await self.log.transition_off_loop(S.CANCELLED, "cancelled by user"), False
             if step is not None and step.outcome == "asked" and job.status == S.NEEDS_INPUT:
                 started = step.started_at or time.time()
                 limits = functools.partial(self.follower.check_limits, started=started)
                 return await await_answer(self.log, limits), False
             plan = plan_next(job, self.services.roles())
             if isinstance(plan, Settle):
-                return self.settle_plan(job, plan), False
+                return await self.settle_plan(job, plan), False
             job = await self.start_step(job, plan)
         job = await self.run_current(job)
         if job.status not in SETTLED and job.current_step is not None:
             # Settle right away when nothing else is to run (no pause before a no-op).
             plan = plan_next(job, self.services.roles())
             if isinstance(plan, Settle) and not job.cancel_requested:
-                job = self.settle_plan(job, plan)
+                job = await self.settle_plan(job, plan)
         return job, True
 
-    def settle_plan(self, job: Job, plan: Settle) -> Job:
+    async def settle_plan(self, job: Job, plan: Settle) -> Job:
         if plan.status == S.REVIEW:
             stats = job.result.diff or DiffStats()
             summary = f"{stats.files} file(s) changed, +{stats.insertions} -{stats.deletions}"
-            return self.log.transition(
+            return await self.log.transition_off_loop(
                 S.REVIEW,
                 f"{summary}; {plan.reason}" if plan.reason else summary,
                 data={
@@ -176,7 +176,7 @@ class PhaseLoop:
         def record(j: Job) -> None:
             j.result.error = plan.reason
 
-        return self.log.transition(plan.status, plan.reason, mutate=record)
+        return await self.log.transition_off_loop(plan.status, plan.reason, mutate=record)
 
     async def start_step(self, job: Job, plan: StartStep) -> Job:
         assert job.workspace is not None
@@ -266,44 +266,44 @@ class PhaseLoop:
         paths = step_paths(self.store.job_dir(job.id), step.number)
         found = await asyncio.to_thread(locate_step, runtime, job, step, paths)
         if found.state == "never_started":  # the previous driver died before starting it
-            return self.restart_step(job)
+            return await self.restart_step(job)
         if found.state != "found" or found.handle is None:
-            return self.agent_unknown(job, step, runtime, found.detail)
+            return await self.agent_unknown(job, step, runtime, found.detail)
         handle = found.handle
         if step.handle is None:  # it died right after starting it: record what we found
-            job, step = self.record_found_handle(step, handle)
+            job, step = await self.record_found_handle(step, handle)
         runtime = self.services.runtime_for_handle(job, handle)
         if step.number not in self._started and not runtime.supports_reattach:
             return await self.cannot_reattach(job, step, runtime)
-        self.recorder.step_error = self.recorder.had_error(step)
+        self.recorder.step_error = await in_writer(functools.partial(self.recorder.had_error, step))
         parser = self.services.agents.get(step.agent or job.agent.name).new_parser()
         code = await self.follower.follow(job, step, handle, paths, parser, runtime)
         # Read to the end: mask declared secrets in the agent's raw output file.
         await off_loop(functools.partial(redaction.scrub_file, paths.output))
         return await self.judge.judge(code, handle, paths, runtime)
 
-    def record_found_handle(self, step: Step, handle: RuntimeHandle) -> tuple[Job, Step]:
+    async def record_found_handle(self, step: Step, handle: RuntimeHandle) -> tuple[Job, Step]:
         def set_handle(j: Job) -> None:
             j.steps[-1].handle = handle
 
         event = ("started", started_data(step.number, handle, recovered=True))
-        job = self.log.update(set_handle, [event])
+        job = await self.log.update_off_loop(set_handle, [event])
         current = job.current_step
         assert current is not None
         return job, current
 
-    def restart_step(self, job: Job) -> Job:
+    async def restart_step(self, job: Job) -> Job:
         step = job.current_step
         assert step is not None
 
         def discard(j: Job) -> None:
             j.steps[-1].outcome = "discarded"
 
-        return self.log.update(
+        return await self.log.update_off_loop(
             discard, [("restart", {"step": step.number, "reason": "the agent had not started"})]
         )
 
-    def agent_unknown(self, job: Job, step: Step, runtime: Runtime, detail: str) -> Job:
+    async def agent_unknown(self, job: Job, step: Step, runtime: Runtime, detail: str) -> Job:
         """The step's driver died after asking the runtime to start the agent and the
         runtime cannot tell whether it runs: fail the step rather than start a second agent
         beside one that may still run (and edit, and bill)."""
@@ -316,7 +316,7 @@ class PhaseLoop:
             j.result.error = reason
             j.steps[-1].outcome = "failed"
 
-        return self.log.transition(S.FAILED, reason, mutate=record)
+        return await self.log.transition_off_loop(S.FAILED, reason, mutate=record)
 
     async def cannot_reattach(self, job: Job, step: Step, runtime: Runtime) -> Job:
         """The step's agent was started by a process that stopped, and its runtime cannot
@@ -327,7 +327,9 @@ class PhaseLoop:
             j.steps[-1].outcome = "discarded"
 
         reason = f"runtime '{runtime.name}' cannot re-attach to an agent another process started"
-        return self.log.update(discard, [("restart", {"step": step.number, "reason": reason})])
+        return await self.log.update_off_loop(
+            discard, [("restart", {"step": step.number, "reason": reason})]
+        )
 
     def kill_agent(self, job: Job) -> None:
         """Kill the current step's agent, if one may run (found by `locate` if need be).

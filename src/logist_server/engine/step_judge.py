@@ -4,6 +4,7 @@ failed; and the user's repository checked for changes made during the step."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any
 
@@ -14,7 +15,7 @@ from logist_server.domain.roles import SUPERVISOR, parse_verdict
 from logist_server.domain.states import SETTLED
 from logist_server.engine import repo_guard
 from logist_server.engine.agent_events import last_error
-from logist_server.engine.job_log import JobLog
+from logist_server.engine.job_log import JobLog, in_writer
 from logist_server.engine.reaping import reap
 from logist_server.engine.services import DriverServices
 from logist_server.engine.step_runtime import harvest_step
@@ -48,7 +49,7 @@ class StepJudge:
             number,
         )  # fmt: skip
         if changed:  # before any git runs on the repository again
-            return self.repo_changed(changed)
+            return await self.repo_changed(changed)
         if job.status in SETTLED:
             return job  # a limit or hang already settled it
         if job.cancel_requested:
@@ -63,9 +64,11 @@ class StepJudge:
             return await self.after_failure(job, step, code)
         provider = self.services.agents.get(step.agent or job.agent.name)
         if questions.asked_in(job, step.number) and answer_via(provider) == "resume":
-            return self.asked(job, step)  # the answer resumes its session in a new step
+            return await self.asked(job, step)  # the answer resumes its session in a new step
         if job.status == S.NEEDS_INPUT:  # it ended while waiting for an answer
-            job = self.log.transition(S.RUNNING, "the agent finished without waiting for an answer")
+            job = await self.log.transition_off_loop(
+                S.RUNNING, "the agent finished without waiting for an answer"
+            )
         role = self.services.role(job, step.role)
         if role.kind == SUPERVISOR:
             return await self.record_verdict(job, step)
@@ -89,19 +92,19 @@ class StepJudge:
                           "insertions": stats.insertions, "deletions": stats.deletions})],
         )  # fmt: skip
 
-    def asked(self, job: Job, step: Step) -> Job:
+    async def asked(self, job: Job, step: Step) -> Job:
         """The step asked a question and ended: nothing is harvested (the next step goes on
         in the same workspace); the job waits in `needs_input` unless answered already."""
         question = job.question
         assert question is not None
-        return self.end_step("asked", ("asked", {
+        return await self.end_step("asked", ("asked", {
             "step": step.number, "question": question.id,
             "answered": question.answer is not None}))  # fmt: skip
 
-    def repo_changed(self, changed: list[str]) -> Job:
+    async def repo_changed(self, changed: list[str]) -> Job:
         """The user's git metadata changed during the step: report what, fail the step."""
         reason = repo_guard.describe(changed)
-        job = self.log.update(None, [("repo_changed", {"changed": changed})])
+        job = await self.log.update_off_loop(None, [("repo_changed", {"changed": changed})])
         if job.status in SETTLED:
             return job  # a limit, a hang or a cancel settled it: the event reports it
 
@@ -109,16 +112,11 @@ class StepJudge:
             j.result.error = reason
             j.steps[-1].outcome = "failed"
 
-        return self.log.transition(S.FAILED, reason, mutate=record)
+        return await self.log.transition_off_loop(S.FAILED, reason, mutate=record)
 
     async def record_verdict(self, job: Job, step: Step) -> Job:
         """A supervisor's reply: approve, or changes with comments (its edits are undone)."""
-        start = self.log.step_start_seq(step.number)
-        text = "\n".join(
-            str(e.data.get("text", ""))
-            for e in self.log.store.events(self.log.job_id, after=start)
-            if e.kind == "message"
-        )
+        text = await in_writer(functools.partial(self.messages_of, step.number))
         verdict = parse_verdict(text)
         assert job.workspace is not None
         checkpoint = step.checkpoint or job.workspace.base_commit
@@ -136,14 +134,11 @@ class StepJudge:
             data["comments"] = "the supervisor's reply has no VERDICT line"
         else:
             data["verdict"], data["comments"] = verdict
-        return self.log.update(record, [("verdict", data)])
+        return await self.log.update_off_loop(record, [("verdict", data)])
 
     async def after_failure(self, job: Job, step: Step, code: int | None) -> Job:
         """Retry a transient failure with backoff, then fail over, then fail."""
-        store = self.log.store
-        reason = step.failure or last_error(
-            store.events(self.log.job_id, after=max(0, self.log.last_seq() - 50))
-        )
+        reason = step.failure or await in_writer(self.last_error)
         reason = reason or f"agent exited with status {code}"
         if code not in (None, 0) and str(code) not in reason:
             reason = f"{reason} (exit status {code})"
@@ -154,14 +149,14 @@ class StepJudge:
         checkpoint = step.checkpoint or workspace.base_commit
         if step.transient and retries < policy.max_retries:
             delay = min(policy.max_backoff_s, policy.backoff_s * 2**retries)
-            job = self.end_step("retry", ("retry", {
+            job = await self.end_step("retry", ("retry", {
                 "step": step.number, "attempt": retries + 1, "of": policy.max_retries,
                 "delay_s": delay, "reason": reason, "agent": step.agent}))  # fmt: skip
             await asyncio.to_thread(reset_workspace, workspace, checkpoint)
             return await self.backoff(job, delay)
         fallback = policy.fallback_agent
         if fallback and fallback != step.agent and not any(s.agent == fallback for s in job.steps):
-            job = self.end_step("failover", ("failover", {
+            job = await self.end_step("failover", ("failover", {
                 "step": step.number, "from": step.agent, "to": fallback,
                 "reason": reason}))  # fmt: skip
             await asyncio.to_thread(reset_workspace, workspace, checkpoint)
@@ -172,20 +167,34 @@ class StepJudge:
             j.result.exit_code = code
             j.steps[-1].outcome = "failed"
 
-        return self.log.transition(S.FAILED, reason, mutate=record_failure)
+        return await self.log.transition_off_loop(S.FAILED, reason, mutate=record_failure)
 
-    def end_step(self, outcome: str, event: EventSpec) -> Job:
+    async def end_step(self, outcome: str, event: EventSpec) -> Job:
         def record(j: Job) -> None:
             j.steps[-1].outcome = outcome
 
-        return self.log.update(record, [event])
+        return await self.log.update_off_loop(record, [event])
+
+    def messages_of(self, number: int) -> str:
+        """The text step `number` said (reads the store: call it in a worker thread)."""
+        start = self.log.step_start_seq(number)
+        return "\n".join(
+            str(e.data.get("text", ""))
+            for e in self.log.store.events(self.log.job_id, after=start)
+            if e.kind == "message"
+        )
+
+    def last_error(self) -> str | None:
+        """The last agent error among the job's latest events (call it in a worker thread)."""
+        after = max(0, self.log.last_seq() - 50)
+        return last_error(self.log.store.events(self.log.job_id, after=after))
 
     async def backoff(self, job: Job, delay: float) -> Job:
         """Wait before a retry; a cancel cuts the wait short."""
         deadline = time.monotonic() + delay
         while time.monotonic() < deadline:
             await asyncio.sleep(min(CONTROL_INTERVAL_S, max(0.0, deadline - time.monotonic())))
-            job = await asyncio.to_thread(self.log.get)
+            job = await self.log.get_off_loop()
             if job.cancel_requested:
                 break
         return job

@@ -9,6 +9,7 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
+from logist_server.lsp import offload
 from logist_server.lsp.app import LogistServer
 from logist_server.lsp.hub import Hub
 from logist_server.lsp.jobs import register
@@ -63,7 +64,7 @@ def create_server(hub: Hub | None = None, token: str | None = None) -> LogistSer
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(params: types.DidOpenTextDocumentParams) -> None:
         server.forget_path(params.text_document.uri)
-        review.publish(params.text_document.uri)
+        review.publish_soon(params.text_document.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(params: types.DidCloseTextDocumentParams) -> None:
@@ -77,11 +78,13 @@ def create_server(hub: Hub | None = None, token: str | None = None) -> LogistSer
         types.TEXT_DOCUMENT_CODE_ACTION,
         types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
     )
-    def code_action(params: types.CodeActionParams) -> list[types.CodeAction]:
+    async def code_action(params: types.CodeActionParams) -> list[types.CodeAction]:
+        await review.warm(params.text_document.uri)  # no await when nothing is to fetch
         return review.code_actions(params)
 
     @server.feature(types.TEXT_DOCUMENT_CODE_LENS)
-    def code_lens(params: types.CodeLensParams) -> list[types.CodeLens]:
+    async def code_lens(params: types.CodeLensParams) -> list[types.CodeLens]:
+        await review.warm(params.text_document.uri)
         return review.code_lenses(params)
 
     return server
@@ -95,7 +98,7 @@ async def _resume_orphans(server: LogistServer) -> None:
     for engine in list(server.engines.values()):
         if not engine.has_store():
             continue
-        for job in engine.store.list_jobs(ACTIVE):
+        for job in await offload.read(engine.store.list_jobs, ACTIVE):
             if not job.paused and not is_locked(engine.store.lock_path(job.id)):
                 server.hub.submit(engine, job.id)
 

@@ -72,6 +72,7 @@ class Review:
         self._pending: dict[str, asyncio.TimerHandle] = {}
         self._lines: dict[str, tuple[str, list[str]]] = {}  # uri -> (text, its lines)
         self._accepting: dict[str, asyncio.Lock] = {}  # job id -> this server's accept of it
+        self._generation = 0  # counts job changes (see `warm`)
 
     # -- data ------------------------------------------------------------------------------
     def lines_of(self, uri: str) -> list[str]:
@@ -122,9 +123,55 @@ class Review:
     def review_jobs(self, engine: Engine) -> list[Job]:
         jobs = self._review_jobs.get(engine.repo)
         if jobs is None:
-            jobs = engine.store.list_jobs([JobStatus.REVIEW]) if engine.has_store() else []
+            jobs = _jobs_in_review(engine)
             self._review_jobs[engine.repo] = jobs
         return jobs
+
+    # -- warming: what `proposals` reads, fetched off the event loop ------------------------
+    async def warm(self, uri: str) -> None:
+        """`fetch` until no job change overtakes it (a few tries; then `proposals` reads
+        what is still missing itself)."""
+        for _ in range(3):
+            if await self.fetch(uri):
+                return
+
+    async def fetch(self, uri: str) -> bool:
+        """Fetch, in a worker thread, what `proposals(uri)` would otherwise read on the event
+        loop (the store's jobs in review, their hunks, this file's base text and line-ending
+        rule), so answering a code action, a lens or a publish runs no SQLite and no git
+        there. False: a job change overtook the fetch, which is dropped."""
+        try:
+            path = self.server.path_of(uri)
+            engine = self.server.engine_for_path(path)
+        except (JsonRpcInvalidParams, NotInRepositoryError):
+            return True
+        relative = path.relative_to(engine.repo).as_posix()
+        text = self.server.open_text(path)
+        generation = self._generation
+        jobs = self._review_jobs.get(engine.repo)
+        if jobs is None:
+            jobs = await offload.read(_jobs_in_review, engine)
+            if generation != self._generation:
+                return False
+            self._review_jobs[engine.repo] = jobs
+        touching = [
+            j for j in jobs if j.result.diff is not None and relative in j.result.diff.paths
+        ]
+        cold_hunks = [j for j in touching if (j.id, j.result.result_commit) not in self._hunks]
+        cold_base = [j for j in touching if (j.id, j.base_commit, relative) not in self._base_text]
+        crlf_known = (engine.repo, relative) in self._crlf
+        cold_crlf = text is not None and "\r\n" in text and not crlf_known
+        if not (cold_hunks or cold_base or cold_crlf):
+            return True
+        fetched = await offload.work(_fetch, engine, relative, cold_hunks, cold_base, cold_crlf)
+        if generation != self._generation:
+            return False
+        hunks, bases, crlf = fetched
+        self._hunks.update(hunks)
+        self._base_text.update(bases)
+        if crlf is not None:
+            self._crlf[(engine.repo, relative)] = crlf
+        return True
 
     def current_text(
         self, engine: Engine, path: str, buffers: dict[str, str] | None = None
@@ -187,6 +234,7 @@ class Review:
 
     # -- invalidation and diagnostics ------------------------------------------------------
     def job_changed(self, engine: Engine, job_id: str, status: JobStatus) -> None:
+        self._generation += 1  # a fetch started before this change is stale
         self._review_jobs.pop(engine.repo, None)
         self._crlf.clear()  # attributes or configuration may have changed meanwhile
         if status != JobStatus.REVIEW:
@@ -198,7 +246,7 @@ class Review:
 
     def refresh_all(self) -> None:
         for uri in list(self.server.workspace.text_documents):
-            self.publish(uri)
+            self.publish_soon(uri)
         caps = self.server.client_capabilities.workspace
         if caps and caps.code_lens and caps.code_lens.refresh_support:
             self.server.run_task(
@@ -211,7 +259,16 @@ class Review:
         previous = self._pending.pop(uri, None)
         if previous is not None:
             previous.cancel()
-        self._pending[uri] = loop.call_later(DEBOUNCE_S, self.publish, uri)
+        self._pending[uri] = loop.call_later(DEBOUNCE_S, self.publish_soon, uri)
+
+    def publish_soon(self, uri: str) -> None:
+        """Publish the document's hints once `warm` has fetched what they need."""
+        self._pending.pop(uri, None)
+        self.server.run_task(self.warm_and_publish(uri), "publish hints")
+
+    async def warm_and_publish(self, uri: str) -> None:
+        await self.warm(uri)
+        self.publish(uri)
 
     def publish(self, uri: str) -> None:
         self._pending.pop(uri, None)
@@ -439,6 +496,36 @@ class Review:
                 }
             )
         return {"jobId": job.id, "status": job.status.value, "files": out}
+
+
+def _jobs_in_review(engine: Engine) -> list[Job]:
+    """The repository's jobs in review (a store read: call it in a worker thread)."""
+    return engine.store.list_jobs([JobStatus.REVIEW]) if engine.has_store() else []
+
+
+def _fetch(
+    engine: Engine, path: str, hunk_jobs: list[Job], base_jobs: list[Job], crlf: bool
+) -> tuple[dict[tuple[str, str | None], list[FileHunks]], dict[tuple[str, str | None, str], str],
+           bool | None]:  # fmt: skip
+    """The hunks of `hunk_jobs`, `path` at each of `base_jobs`' base, and (if `crlf`)
+    whether git turns the file's CRLF into LF; git reads: call it in a worker thread."""
+    hunks: dict[tuple[str, str | None], list[FileHunks]] = {}
+    for job in hunk_jobs:
+        try:
+            hunks[(job.id, job.result.result_commit)] = engine.hunks(job)
+        except LogistError:
+            continue  # `proposals` meets it again and logs it
+    bases = {
+        (job.id, job.base_commit, path): blob_of(engine.repo, job.base_commit, path).decode(
+            errors="replace"
+        )
+        for job in base_jobs
+    }
+    normalised = None
+    if crlf:
+        with CheckoutForm(engine.repo, [path]) as form:
+            normalised = crlf_normalised(form, path)
+    return hunks, bases, normalised
 
 
 def _action(
