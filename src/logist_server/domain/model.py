@@ -105,6 +105,9 @@ class Usage(msgspec.Struct):
     # Where `cost_usd` comes from: `reported` by the agent, `computed` by Logist from the
     # tokens and its pricing table, `mixed` over steps of both kinds, "" when there is none.
     cost_source: str = ""
+    # The model whose tokens have no cost: the agent reported none and Logist has no price
+    # for it ("" when every token is priced); `--max-cost` then halts the job.
+    unpriced: str = ""
 
 
 class DiffStats(msgspec.Struct, frozen=True):
@@ -158,6 +161,8 @@ class Step(msgspec.Struct):
     output_offset: int = 0
     output_cursor: str | None = None
     agent: str | None = None
+    # The model the step's agent was given (None: the agent's own default).
+    model: str | None = None
     # Reviewer comments the step was given to address (a worker's rework).
     brief: str | None = None
     # The workspace commit the step started from (restep and retries go back to it).
@@ -246,6 +251,9 @@ class Job(msgspec.Struct):
     permissions: Permissions = msgspec.field(default_factory=Permissions)
     # The fallback agent's provider options (`policy.fallback_agent`), validated at creation.
     fallback_options: dict[str, str] = msgspec.field(default_factory=dict)
+    # The user's `pricing:` overrides (pricing.py), kept so the cost is reckoned the same
+    # way by any later driver.
+    pricing: dict[str, dict[str, float]] = msgspec.field(default_factory=dict)
 
     @property
     def current_step(self) -> Step | None:

@@ -39,6 +39,8 @@ class JobRequest(msgspec.Struct):
     permissions: Permissions = msgspec.field(default_factory=Permissions)
     # The fallback agent's options (`policy.fallback_agent`, `policy.fallback_model`).
     fallback_options: dict[str, str] = msgspec.field(default_factory=dict)
+    # The user's price overrides (`pricing:`), kept on the job.
+    pricing: dict[str, dict[str, float]] = msgspec.field(default_factory=dict)
 
 
 def parse_range(text: str) -> LineRange:
@@ -123,5 +125,6 @@ def request_from_settings(settings: Settings, prompt: str, **fields: Any) -> Job
         role=settings.role,
         permissions=settings.permissions,
         fallback_options=dict(settings.fallback_agent_options),
+        pricing={name: dict(entry) for name, entry in settings.pricing.items()},
         **fields,
     )

@@ -13,8 +13,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from logist_server.domain import questions
+from logist_server.domain import pricing, questions
 from logist_server.domain.agent_output import cut, observed_texts, screen
+from logist_server.domain.event_kinds import EventKind
 from logist_server.domain.events import (
     AgentError,
     AgentEvent,
@@ -27,6 +28,7 @@ from logist_server.domain.events import (
 )
 from logist_server.domain.model import Job, JobEvent, JobStatus, PendingQuestion, Step, Usage
 from logist_server.domain.observer import Observer, ObserverHit
+from logist_server.domain.pricing import Price
 from logist_server.domain.states import check_transition
 from logist_server.engine.job_log import JobLog
 from logist_server.store.job_store import EventSpec
@@ -44,19 +46,7 @@ class AgentEventRecorder:
         self.log = log
         self.observer = observer
         self.step_error = False  # the current step logged an agent error
-
-    def record(
-        self,
-        events: list[AgentEvent],
-        offset: int,
-        raw: bytes,
-        status: JobStatus | None,
-        exit_code: int | None = None,
-    ) -> Job:
-        """Commit (`commit`) and hand the committed rows to the listener."""
-        job, stored = self.commit(events, offset, raw, status, exit_code)
-        self.log.emit(stored)
-        return job
+        self.unpriced_said: set[tuple[int, str]] = set()  # (step, model) warned about
 
     def commit(
         self,
@@ -109,9 +99,12 @@ class AgentEventRecorder:
             if usages:
                 if step.usage is None:
                     step.usage = Usage()
+                model = step_model(j, step)
                 for event in usages:
-                    apply_usage(step.usage, event)
+                    price = pricing.price_of(event.model or model, j.pricing)
+                    apply_usage(step.usage, event, price, event.model or model)
                 j.result.usage = total_usage(j.steps)
+                self.say_unpriced(step, specs)
             if asked is not None and ask:
                 question, reason = asked
                 question.step = step.number
@@ -120,6 +113,18 @@ class AgentEventRecorder:
                 j.question = question
 
         return self.log.store.update(self.log.job_id, apply, specs)
+
+    def say_unpriced(self, step: Step, specs: list[EventSpec]) -> None:
+        """An `observer_warning` (once per step and model) when tokens have no cost: the
+        agent reported none and Logist has no price for the model."""
+        usage = step.usage
+        if usage is None or not usage.unpriced:
+            return
+        key = (step.number, usage.unpriced)
+        if key in self.unpriced_said:
+            return
+        self.unpriced_said.add(key)
+        specs.append((EventKind.OBSERVER_WARNING.value, unpriced_warning(usage.unpriced)))
 
     def observe(self, raw: bytes, others: list[AgentEvent]) -> list[ObserverHit]:
         """Observer hits in plain-text lines and agent errors, one per pattern per batch."""
@@ -196,38 +201,96 @@ def all_json_lines(raw: bytes) -> bool:
     return not raw or (raw.startswith(b"{") and raw.count(b"\n{") >= raw.count(b"\n") - 1)
 
 
+REPORTED, COMPUTED, MIXED = "reported", "computed", "mixed"
+#: `Usage.unpriced` when the agent did not name its model and none was given.
+UNNAMED_MODEL = "(the agent's default model)"
+
+
+def step_model(job: Job, step: Step) -> str | None:
+    """The model a step's agent was given (its own default when None); a step recorded
+    before steps kept it: the job's model for the job's own agent."""
+    if step.model is not None or step.agent != job.agent.name:
+        return step.model
+    return job.agent.model
+
+
+def unpriced_warning(model: str) -> dict[str, Any]:
+    return {
+        "warning": "unpriced",
+        "model": model,
+        "reason": f"no cost for the tokens of {model}: the agent reports none and Logist has "
+        f"no price for it; add it under `pricing:` in your configuration (or give --model)",
+    }
+
+
+def merge_source(a: str, b: str) -> str:
+    """Where a sum of two costs comes from: `reported`, `computed`, or `mixed`."""
+    if not a or a == b:
+        return b
+    if not b:
+        return a
+    return MIXED
+
+
 def total_usage(steps: list[Step]) -> Usage:
-    """The job's usage: every step's, added up (a retried step cost money too)."""
+    """The job's usage: every step's, added up (a retried step cost money too); the cost
+    is `reported`, `computed` or `mixed` as its steps' are, and `unpriced` names a model
+    some step's tokens had no price for."""
     total = Usage()
     for step in steps:
-        if step.usage is not None:
-            total.input_tokens += step.usage.input_tokens
-            total.output_tokens += step.usage.output_tokens
-            total.cache_read_tokens += step.usage.cache_read_tokens
-            total.cache_write_tokens += step.usage.cache_write_tokens
-            total.reasoning_tokens += step.usage.reasoning_tokens
-            total.cost_usd += step.usage.cost_usd
-            total.turns += step.usage.turns
+        usage = step.usage
+        if usage is None:
+            continue
+        total.input_tokens += usage.input_tokens
+        total.output_tokens += usage.output_tokens
+        total.cache_read_tokens += usage.cache_read_tokens
+        total.cache_write_tokens += usage.cache_write_tokens
+        total.reasoning_tokens += usage.reasoning_tokens
+        total.cost_usd += usage.cost_usd
+        total.turns += usage.turns
+        total.cost_source = merge_source(total.cost_source, usage.cost_source)
+        total.unpriced = total.unpriced or usage.unpriced
     return total
 
 
-def apply_usage(usage: Usage, event: AgentUsage) -> None:
+def apply_usage(
+    usage: Usage, event: AgentUsage, price: Price | None = None, model: str | None = None
+) -> None:
+    """Add (or, `cumulative`, replace with) an agent's usage report on a step's usage.
+
+    The cost is the agent's own when it reports one (`reported`), else computed from the
+    event's tokens and `price` (`computed`; reasoning billed as output); with neither, the
+    tokens count and the cost does not: `usage.unpriced` names `model`. A cumulative report
+    replaces the step's figures, its cost and where that cost comes from."""
+    cost, source = event.cost_usd, REPORTED
+    if cost is None and price is not None:
+        cost, source = pricing.cost(
+            price,
+            input_tokens=event.input_tokens,
+            output_tokens=event.output_tokens,
+            cache_read_tokens=event.cache_read_tokens,
+            cache_write_tokens=event.cache_write_tokens,
+            reasoning_tokens=event.reasoning_tokens,
+        ), COMPUTED  # fmt: skip
+    tokens = (event.input_tokens, event.output_tokens, event.cache_read_tokens,
+              event.cache_write_tokens, event.reasoning_tokens)  # fmt: skip
     if event.cumulative:
-        usage.input_tokens = event.input_tokens
-        usage.output_tokens = event.output_tokens
-        usage.cache_read_tokens = event.cache_read_tokens
-        usage.cache_write_tokens = event.cache_write_tokens
-        usage.reasoning_tokens = event.reasoning_tokens
-        if event.cost_usd is not None:
-            usage.cost_usd = event.cost_usd
+        usage.input_tokens, usage.output_tokens, usage.cache_read_tokens = tokens[:3]
+        usage.cache_write_tokens, usage.reasoning_tokens = tokens[3:]
+        if cost is not None:
+            usage.cost_usd, usage.cost_source = cost, source
+            usage.unpriced = ""
     else:
         usage.input_tokens += event.input_tokens
         usage.output_tokens += event.output_tokens
         usage.cache_read_tokens += event.cache_read_tokens
         usage.cache_write_tokens += event.cache_write_tokens
         usage.reasoning_tokens += event.reasoning_tokens
-        if event.cost_usd is not None:
-            usage.cost_usd += event.cost_usd
+        if cost is not None:
+            usage.cost_usd += cost
+            usage.cost_source = merge_source(usage.cost_source, source)
+    if cost is None and any(tokens):
+        usage.unpriced = model or UNNAMED_MODEL
     usage.turns = event.turns if event.turns is not None else usage.turns + 1
 
 

@@ -306,6 +306,7 @@ class Engine:
             status=S.DRAFT if request.draft else S.PENDING,
             permissions=request.permissions,
             fallback_options=dict(request.fallback_options),
+            pricing=request.pricing,
         )
 
     # -- step control ----------------------------------------------------------------------

@@ -204,6 +204,13 @@ class OutputFollower:
                 S.HALTED,
                 f"cost limit: ${usage.cost_usd:.4f} spent, limit ${limits.max_cost_usd:g}",
             )
+        if limits.max_cost_usd is not None and usage.unpriced:  # a budget it cannot hold
+            return (
+                S.HALTED,
+                f"cost limit: the cost of {usage.unpriced}'s tokens is unknown (the agent "
+                "reports none and Logist has no price for it); add it under `pricing:` in "
+                "your configuration",
+            )
         if limits.max_turns is not None and usage.turns > limits.max_turns:
             return S.HALTED, f"turn limit: {usage.turns} turns, limit {limits.max_turns}"
         if limits.max_time_s is not None and time.time() - started > limits.max_time_s:

@@ -222,6 +222,7 @@ class PhaseLoop:
                     role=role.name,
                     started_at=time.time(),
                     agent=step_job.agent.name,
+                    model=step_job.agent.model,
                     checkpoint=checkpoint,
                     brief=plan.brief,
                     why=going_on.why,
