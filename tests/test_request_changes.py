@@ -210,3 +210,26 @@ def test_cli_request_changes_on_a_hunk_and_bad_input(repo: Path, no_stray_agents
     run_logist("job", "accept", job_id, cwd=repo)
     proc = run_logist("job", "request-changes", job_id, "--comment", "x", cwd=repo, check=False)
     assert "is accepted, not in review" in assert_one_line_error(proc)
+
+
+def test_a_supervised_job_goes_back_to_its_worker_then_to_the_supervisor(
+    repo: Path, no_stray_agents: None
+) -> None:
+    job = run_job(repo, "--agent", "mock", "--prompt", "Add a greeting", "--supervisor")
+    job_id = job["id"]
+    before = len(job["steps"])
+    assert job["steps"][-1]["role"] == "supervisor"  # its approval put the job in review
+    proc = run_logist(
+        "job", "request-changes", job_id, "--json", "--comment", "Greet twice", cwd=repo
+    )
+    record = json.loads(proc.stdout)
+    assert record["status"] == "review", record
+    steps = record["steps"]
+    assert [(s["role"], s["why"]) for s in steps[before:]][:2] == [
+        ("worker", "changes"), ("supervisor", "review")
+    ]  # fmt: skip
+    worker = [s for s in steps[:before] if s["role"] == "worker"][-1]
+    assert steps[before - 1]["changes_requested"]
+    assert steps[before]["resumed_session"] == worker["session_id"]
+    assert "Greet twice" in step_prompt(repo, job_id, before + 1)
+    assert "Greet twice" not in step_prompt(repo, job_id, before + 2)  # the supervisor: the diff
