@@ -43,7 +43,6 @@ from acp import (
     PromptResponse,
     RequestError,
     run_agent,
-    text_block,
     update_agent_message_text,
 )
 from acp.schema import (
@@ -185,8 +184,8 @@ class Hostile(Agent):
         assert self.conn is not None
         outside = ARGS[0]
         huge = await self.conn.create_terminal(
-            session_id=session_id, command="sh", args=["-c", "head -c 30000000 /dev/zero | tr '\\0' x"],
-            output_byte_limit=10**12,
+            session_id=session_id, command="sh", output_byte_limit=10**12,
+            args=["-c", "head -c 30000000 /dev/zero | tr '\\0' x"],
         )  # fmt: skip
         await self.conn.wait_for_terminal_exit(session_id=session_id, terminal_id=huge.terminal_id)
         out = await self.conn.terminal_output(session_id=session_id, terminal_id=huge.terminal_id)
@@ -204,7 +203,8 @@ class Hostile(Agent):
         pwd = await self.conn.terminal_output(session_id=session_id, terminal_id=where.terminal_id)
         await self.say(session_id, f"PWD {pwd.output.strip()}")
         sleeper = await self.conn.create_terminal(
-            session_id=session_id, command="sh", args=["-c", "sleep 300 & echo $! > sleeper.pid; wait"]
+            session_id=session_id, command="sh",
+            args=["-c", "sleep 300 & echo $! > sleeper.pid; wait"],
         )  # fmt: skip
         pidfile = Path(self.cwd) / "sleeper.pid"
         for _ in range(200):
@@ -232,7 +232,8 @@ class Hostile(Agent):
         text = "x" * (40 * 1024 * 1024)
         message = {"jsonrpc": "2.0", "method": "session/update", "params": {
             "sessionId": session_id,
-            "update": {"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": text}},
+            "update": {"sessionUpdate": "agent_message_chunk",
+                       "content": {"type": "text", "text": text}},
         }}  # fmt: skip
         raw(json.dumps(message).encode() + b"\n")
         await asyncio.sleep(3600)

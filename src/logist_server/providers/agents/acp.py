@@ -202,14 +202,18 @@ class AcpAgent:
                 env["CLAUDE_CODE_EXECUTABLE"] = claude
         if preset is not None and preset.program == "cline" and not os.environ.get("CLINE_API_KEY"):
             env["CLINE_API_KEY"] = "logist"  # any value: cline --acp wants one set
-        if "base_url" in options and preset is not None and preset.base_url:
-            env[preset.base_url] = options["base_url"]
         key = options.get("api_key_env")
+        model = job.agent.model or options.get("model")
+        if preset is not None and preset.program == "codex-acp":
+            argv += _codex_settings(options.get("base_url"), key, model)
+            model = None  # given as `-c model=...`: codex-acp has no model option per session
+        elif "base_url" in options and preset is not None and preset.base_url:
+            env[preset.base_url] = options["base_url"]
         if key is not None:
             redaction.declare((key,))  # its value is a secret wherever Logist writes text
             inherit.append(key)
-            env_from[preset.api_key if preset and preset.api_key else key] = key
-        model = job.agent.model or options.get("model")
+            if preset is None or preset.program != "codex-acp":  # codex reads `env_key`
+                env_from[preset.api_key if preset and preset.api_key else key] = key
         config = Config(
             agent=argv,
             workspace=ctx.workspace,
@@ -260,6 +264,24 @@ class AcpAgent:
                 if (home / relative).exists():
                     return f"~/{relative} ({name})"
         return None
+
+
+def _codex_settings(url: str | None, key: str | None, model: str | None) -> list[str]:
+    """codex-acp's `-c` overrides: no calls home, the model, a model provider at `url`."""
+    settings = ["features.plugins=false", "check_for_update_on_startup=false"]
+    if model is not None:
+        settings.append(f"model={json.dumps(model)}")
+    if url is not None:
+        table = "model_providers.logist"
+        settings += [
+            'model_provider="logist"',
+            f'{table}.name="Logist base_url"',
+            f"{table}.base_url={json.dumps(url)}",
+            f'{table}.wire_api="responses"',
+        ]
+        if key is not None:
+            settings.append(f"{table}.env_key={json.dumps(key)}")
+    return [word for setting in settings for word in ("-c", setting)]
 
 
 def _installed_outside(name: str, workspace: str) -> str:

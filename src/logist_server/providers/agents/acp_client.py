@@ -268,10 +268,13 @@ def _signal_name(number: int) -> str:
 
 def _paths(call: dict[str, Any]) -> list[str]:
     """Every file a tool call names: its locations, its diffs and its input's path keys."""
-    paths = [loc.get("path") for loc in call.get("locations") or [] if isinstance(loc, dict)]
+    locations, content = call.get("locations"), call.get("content")
+    paths = [
+        loc.get("path") for loc in locations if isinstance(loc, dict)
+    ] if isinstance(locations, list) else []  # fmt: skip
     paths += [
         item.get("path")
-        for item in call.get("content") or []
+        for item in (content if isinstance(content, list) else [])
         if isinstance(item, dict) and item.get("type") == "diff"
     ]
     raw = call.get("rawInput")

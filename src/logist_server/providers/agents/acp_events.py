@@ -55,6 +55,10 @@ def _text(value: Any) -> str:
     return "" if value is None else json.dumps(value)[:MAX_TOOL_OUTPUT]
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
@@ -136,7 +140,7 @@ class UpdateMapper:
         raw = update.get("rawInput")
         if isinstance(raw, dict) and raw:
             call.input = raw
-        for item in update.get("content") or []:
+        for item in _list(update.get("content")):
             if isinstance(item, dict) and item.get("type") == "diff":
                 path = item.get("path")
                 if isinstance(path, str):
@@ -210,7 +214,7 @@ class UpdateMapper:
             return [AgentUsage(cost_usd=self.cost_usd)] if self.cost_usd is not None else []
         per_model = [
             entry
-            for entry in quota.get("model_usage") or []
+            for entry in _list(quota.get("model_usage"))
             if isinstance(entry, dict) and isinstance(entry.get("token_count"), dict)
         ]
         if not per_model:

@@ -1,0 +1,158 @@
+"""Real agents over ACP through Logist (`--agent acp`), against the scripted endpoint on
+127.0.0.1: codex-acp (OpenAI responses), claude-agent-acp (Anthropic messages) and
+gemini --acp (Gemini) each end in review with the right diff; a codex-acp permission
+request (a shell command, `execute: ask` by default) moves the job to needs_input, `job
+answer` reaches the same live process and the job ends in review; one job through the
+language server.
+
+Every test has its own HOME outside the temporary directories (codex refuses to create its
+helpers under one) and nothing but 127.0.0.1 is reachable (proxies point at a closed port).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import (
+    git,
+    job_events,
+    logist_running,
+    make_repo,
+    review_record,
+    run_job,
+    run_logist,
+    show_job,
+    wait_for,
+)
+from model_endpoint import ModelEndpoint
+from real_agents.conftest import AGENTS_BIN, agent_program
+from review_harness import lsp_session
+
+KEY_ENV = "LOGIST_TEST_ACP_KEY"
+KEY = "sk-acp-test-7e2b91d04c"
+BEFORE = "greeting = hello\n"
+AFTER = "greeting = hello world\n"
+EDIT = {"edit": {"path": "a.txt", "old": "greeting = hello", "new": "greeting = hello world"}}
+DONE = {"text": "Done: changed the greeting in a.txt."}
+
+
+@pytest.fixture
+def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An isolated HOME outside the temporary directories; the agents on PATH; a key (the
+    network guard of real_agents/conftest.py has already scrubbed the machine's own)."""
+    for name in ("codex-acp", "claude-agent-acp", "claude", "gemini"):
+        agent_program(name)
+    path = Path.home() / ".cache" / "logist-ci" / "homes" / f"acp-{uuid.uuid4().hex[:10]}"
+    path.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(path))
+    monkeypatch.setenv("PATH", f"{AGENTS_BIN}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv(KEY_ENV, KEY)
+    # codex-acp works in a bwrap sandbox that mounts a fresh /dev: a workspace under
+    # /dev/shm (where the test suite keeps its temporary directories) is not there.
+    monkeypatch.setenv("LOGIST_WORKSPACE_ROOT", str(path / "worktrees"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def endpoint(model_endpoint: ModelEndpoint) -> ModelEndpoint:
+    return model_endpoint
+
+
+@pytest.fixture
+def repo(home: Path) -> Path:
+    return make_repo(home / "repo", {"a.txt": BEFORE.encode()})
+
+
+def codex_acp(endpoint: ModelEndpoint, *extra: str) -> list[str]:
+    args = ["--agent", "acp", "--model", "gpt-5", "--agent-opt", "preset=codex-acp",
+            "--agent-opt", f"base_url={endpoint.url}/v1",
+            "--agent-opt", f"api_key_env={KEY_ENV}"]  # fmt: skip
+    return args + [a for opt in extra for a in ("--agent-opt", opt)]
+
+
+def result_text(repo: Path, record: dict[str, Any]) -> str:
+    return git(repo, "show", f"{record['result']['result_commit']}:a.txt")
+
+
+def assert_edit_in_review(repo: Path, record: dict[str, Any]) -> None:
+    log = [(e["kind"], e["data"]) for e in job_events(repo, record["id"])]
+    assert record["status"] == "review", (record.get("status_reason"), "\n".join(map(str, log)))
+    assert record["result"]["diff"]["paths"] == ["a.txt"], "\n".join(map(str, log))
+    assert result_text(repo, record) == AFTER
+    assert record["steps"][0]["session_id"], "the ACP session id is on the step"
+
+
+def kinds(repo: Path, job_id: str) -> list[str]:
+    return [e["kind"] for e in job_events(repo, job_id)]
+
+
+def test_codex_acp_edit_ends_in_review(repo: Path, endpoint: ModelEndpoint) -> None:
+    endpoint.script(EDIT, DONE)
+    record = run_job(repo, *codex_acp(endpoint), "--file", "a.txt", "--prompt", "greet")
+    assert_edit_in_review(repo, record)
+    events = job_events(repo, record["id"])
+    changes = [e["data"] for e in events if e["kind"] == "file_change"]
+    assert {"path": "a.txt", "action": "modify"} in changes
+    calls = [e["data"] for e in events if e["kind"] == "tool_call"]
+    assert calls and all(c["id"] for c in calls)
+    # The key reached codex-acp (it called the endpoint) and was written nowhere.
+    assert endpoint.totals()["served"] >= 1
+    for path in (repo / ".logist").rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_codex_acp_permission_request_waits_for_the_answer(
+    repo: Path, endpoint: ModelEndpoint
+) -> None:
+    """A shell command is `ask` by default: codex-acp's request becomes the job's question;
+    the answer reaches the same bridge process, which lets codex-acp run it."""
+    shell = {"tool": "exec_command", "arguments": {"cmd": "touch pwned.txt"}}
+    endpoint.script(shell, EDIT, DONE)
+    with logist_running(
+        "run", "--json", *codex_acp(endpoint), "--file", "a.txt", "--prompt", "greet", cwd=repo
+    ) as runner:
+
+        def waiting() -> dict[str, Any] | None:
+            jobs = json.loads(run_logist("job", "list", "--json", cwd=repo).stdout or "[]")
+            return next((j for j in jobs if j["status"] == "needs_input"), None)
+
+        job = wait_for(waiting, timeout=120)
+        record = show_job(repo, job["id"])
+        question = record["question"]
+        assert question["kind"] == "permission", question
+        assert "touch pwned.txt" in question["text"]
+        assert question["options"], question
+        pid_before = record["steps"][0].get("runtime", {})
+        run_logist("job", "answer", job["id"], "allow", cwd=repo)
+        out, err = runner.communicate(timeout=180)
+    record = review_record(runner.returncode, out, err)
+    assert len(record["steps"]) == 1, "the same process went on after the answer"
+    assert record["steps"][0].get("runtime", {}) == pid_before
+    assert "pwned.txt" in record["result"]["diff"]["paths"]
+    assert result_text(repo, record) == AFTER
+
+
+async def test_codex_acp_edit_through_the_language_server(
+    repo: Path, endpoint: ModelEndpoint
+) -> None:
+    endpoint.script(EDIT, DONE)
+    if True:
+        async with lsp_session([repo]) as editor:
+            created = await editor.request("logist/createJob", {
+                "prompt": "greet", "uri": (repo / "a.txt").as_uri(), "agent": "acp",
+                "model": "gpt-5", "agentOptions": {
+                    "preset": "codex-acp", "base_url": f"{endpoint.url}/v1",
+                    "api_key_env": KEY_ENV}})  # fmt: skip
+            job_id = str(created["jobId"])
+            await editor.wait_status(job_id, {"review", "failed", "stuck", "halted"}, 180)
+    assert_edit_in_review(repo, show_job(repo, job_id))
