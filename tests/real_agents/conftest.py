@@ -6,9 +6,11 @@ isolated HOME, `logist run` in a fresh git repository, and the network guard.
   A missing CLI FAILS the test with a one-line message naming the install script (never a
   skip: CI installs them all).
 - `model_endpoint`: a `ModelEndpoint` (all dialects) started for the test, stopped after.
-- `agent_home`: an empty HOME for this test (with `.config`, `.cache`, `.local/share`,
-  `.local/state` and aider's price cache pre-seeded with `{}`, else aider downloads a price
-  list); `agent_env(home)` is the environment for a run with that HOME (below).
+- `agent_home`: an empty HOME for this test, under `~/.cache/logist-ci/homes/` (not a
+  temporary directory: codex refuses those), removed after the test; with `.config`,
+  `.cache`, `.local/share`, `.local/state` and aider's price cache pre-seeded with `{}`
+  (else aider downloads a price list); `agent_env(home)` is the environment for a run with
+  that HOME (below).
 - `run_agent_job(repo, *args, home=...)`: the real `logist run --json ...` in `repo` with
   that environment; returns the process and the job record it printed (None if none).
 - `agent_repo`: a fresh real git repository with `a.txt` committed.
@@ -35,9 +37,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -98,10 +102,18 @@ def model_endpoint() -> Iterator[ModelEndpoint]:
         yield endpoint
 
 
+HOMES = AGENTS_BIN.parent.parent / "homes"
+_TEST_HOMES = pytest.StashKey[list[Path]]()
+
+
 @pytest.fixture
-def agent_home(tmp_path: Path) -> Path:
-    """An isolated, empty HOME for this test's agents."""
-    return make_home(tmp_path / "home")
+def agent_home(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """An isolated, empty HOME for this test's agents, outside /tmp and /dev/shm (codex
+    refuses to create its apply_patch helper under a temporary directory); removed after."""
+    path = make_home(HOMES / f"home-{uuid.uuid4().hex[:12]}")
+    request.node.stash.setdefault(_TEST_HOMES, []).append(path)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def make_home(path: Path) -> Path:
@@ -145,7 +157,11 @@ def _scrubbed(name: str) -> bool:
 
 @pytest.fixture(autouse=True)
 def _network_guard(
-    refused_proxy: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, workspace_root: Path
+    refused_proxy: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    workspace_root: Path,
+    request: pytest.FixtureRequest,
 ) -> Iterator[None]:
     """Every real-agent test: loopback only, no machine credentials, no leaked processes."""
     for name in list(os.environ):
@@ -156,7 +172,8 @@ def _network_guard(
     yield
     # A process still running in the test's directories (cwd or HOME) after a grace period
     # for exits under way is a leak: killed, and the test fails naming it.
-    _, leaked = psutil.wait_procs(_processes_under(tmp_path, workspace_root), timeout=5)
+    homes = request.node.stash.get(_TEST_HOMES, [])
+    _, leaked = psutil.wait_procs(_processes_under(tmp_path, workspace_root, *homes), timeout=5)
     for proc in leaked:
         with contextlib.suppress(psutil.Error):
             proc.kill()

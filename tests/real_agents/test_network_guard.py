@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from model_endpoint import ModelEndpoint
-from real_agents.conftest import AGENTS, agent_env, agent_program
+from real_agents.conftest import AGENTS, HOMES, _processes_under, agent_env, agent_program
 
 FETCH = """
 import sys, urllib.request
@@ -61,3 +61,27 @@ def test_a_missing_cli_fails_naming_the_install_script() -> None:
 @pytest.mark.parametrize("name", AGENTS)
 def test_every_pinned_cli_is_installed(name: str) -> None:
     assert agent_program(name).resolve().is_file()
+
+
+def test_a_process_left_in_the_tests_directories_is_found(tmp_path: Path, agent_home: Path) -> None:
+    """The leak check's finder: by working directory, and by HOME; not a stranger."""
+    sleep = ["sleep", "120"]
+    env = {"PATH": os.environ["PATH"], "HOME": str(agent_home)}
+    by_cwd = subprocess.Popen(sleep, cwd=tmp_path)
+    by_home = subprocess.Popen(sleep, cwd="/", env=env)
+    stranger = subprocess.Popen(sleep, cwd="/")
+    try:
+        found = {p.pid for p in _processes_under(tmp_path, agent_home)}
+        assert {by_cwd.pid, by_home.pid} <= found
+        assert stranger.pid not in found
+    finally:
+        for proc in (by_cwd, by_home, stranger):
+            proc.kill()
+            proc.wait()
+
+
+def test_agent_home_is_outside_temporary_directories(agent_home: Path) -> None:
+    assert agent_home.parent == HOMES
+    assert not str(agent_home).startswith(("/tmp", "/dev/shm"))
+    prices = agent_home / ".aider" / "caches" / "model_prices_and_context_window.json"
+    assert prices.read_text() == "{}"
