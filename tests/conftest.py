@@ -93,6 +93,8 @@ def _isolated_env(
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     # The developer's own ~/.config/logist/config.yml must not leak into the tests.
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+    # The tests' agent where nothing names one (`logist run` refuses to guess otherwise).
+    monkeypatch.setenv("LOGIST_DEFAULT_AGENT", "mock")
     for name in ("LOGIST_AGENT", "LOGIST_MODEL", "LOGIST_RUNTIME", "LOGIST_CONCURRENCY",
                  "LOGIST_DEBUG", "LOGIST_FAULT", "GIT_DIR", "GIT_INDEX_FILE"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)

@@ -18,7 +18,11 @@ def cmd_agent_list(args: argparse.Namespace) -> int:
     else:
         for row in rows:
             state = row["version"] or "not installed"
-            print(f"{row['name']:<12} {state:<16} {row['description']}")
+            login = row["credentials"]
+            login = "no credentials" if login is None else f"credentials: {login}"
+            if not row["installed"]:
+                login = "-"
+            print(f"{row['name']:<12} {state:<16} {login:<32} {row['description']}")
     return 0
 
 

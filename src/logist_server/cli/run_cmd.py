@@ -8,6 +8,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from logist_server.cli.common import (
     bounded,
     engine_for,
@@ -19,6 +21,7 @@ from logist_server.cli.common import (
     read_text_file,
     start_dir,
 )
+from logist_server.config.loader import DEFAULT_SOURCE, user_config_path
 from logist_server.domain.errors import UsageError
 from logist_server.domain.model import Job, JobStatus
 from logist_server.support.redaction import redact_text
@@ -40,13 +43,43 @@ def request_from_args(args: argparse.Namespace, engine: Any) -> Any:
         prompt = read_text_file(base / args.prompt_file, "--prompt-file", args.prompt_file)
     else:
         prompt = args.prompt
-    settings = engine.configure(overrides_from_args(args)).settings
+    effective = engine.configure(overrides_from_args(args))
+    settings = effective.settings
+    if effective.source_of("agent") == DEFAULT_SOURCE:
+        settings = msgspec.structs.replace(settings, agent=unattended_agent())
     return request_from_settings(
         settings,
         prompt,
         file=args.file,
         range=parse_range(args.range) if args.range else None,
         cwd=str(base),
+    )
+
+
+#: An agent for unattended runs (CI, the tests, the demo) where no configuration names one.
+DEFAULT_AGENT_VARIABLE = "LOGIST_DEFAULT_AGENT"
+
+
+def unattended_agent() -> str:
+    """The agent when neither a flag, a variable nor a configuration file names one:
+    `$LOGIST_DEFAULT_AGENT`, else a UsageError saying which installed agents could run
+    and how to choose (never a silent mock run)."""
+    import os
+
+    chosen = os.environ.get(DEFAULT_AGENT_VARIABLE, "").strip()
+    if chosen:
+        return chosen
+    from logist_server.engine.facade import default_agents
+    from logist_server.providers.catalog import describe_agents
+
+    rows = describe_agents(default_agents())
+    installed = [r["name"] for r in rows if r["installed"] and r["name"] != "mock"]
+    how = f"choose one with --agent NAME or `agent: NAME` in {user_config_path()}"
+    if installed:
+        raise UsageError(f"no agent chosen; installed: {', '.join(installed)}: {how}")
+    raise UsageError(
+        f"no agent chosen and no agent installed (`logist doctor` says how to install one): "
+        f"{how} (--agent mock runs the scripted test agent)"
     )
 
 

@@ -97,6 +97,10 @@ class AgentInfo(_Wire, frozen=True):
     program: str | None
     version: str | None
     installed: bool
+    # Where its credentials come from; None: none configured; "unknown": cannot tell.
+    credentials: str | None = None
+    install_hint: str = ""
+    login_hint: str = ""
 
 
 class RuntimeInfo(_Wire, frozen=True):

@@ -225,13 +225,23 @@ def _describe_agent(registry: Any, name: str) -> dict[str, Any]:
 
 
 def check_agent(registry: Any, name: str) -> Outcome:
+    """Installed, with its version, and whether credentials are configured; how to install
+    it or log in when not (the provider's `install_hint` and `login_hint`)."""
     row = _describe_agent(registry, name)
-    if row["installed"]:
-        return True, f"{row['program']} {row['version']}", None
     if row["program"] is None:  # the provider itself failed to load
         fix = "reinstall the package that provides this agent in logist's Python environment"
         return False, row["description"], fix
-    return False, f"{row['program']} not found", f"install {row['program']} and put it on PATH"
+    if not row["installed"]:
+        install = row["installHint"] or f"install {row['program']} and put it on PATH"
+        login = f"; then log in: {row['loginHint']}" if row["loginHint"] else ""
+        return False, f"{row['program']} not found", f"{install}{login}"
+    found = f"{row['program']} {row['version']}"
+    if row["credentials"] is None:
+        login = row["loginHint"] or f"configure {name}'s credentials"
+        return True, f"{found}, no credentials configured", f"log in: {login}"
+    if row["credentials"] != "unknown":
+        found += f", credentials: {row['credentials']}"
+    return True, found, None
 
 
 # -- running them --------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from logist_server.domain.errors import LogistError
+from logist_server.providers.agents.base import credentials
 from logist_server.providers.registry import Registry
 
 
@@ -28,6 +29,9 @@ def _describe(
 
 
 def describe_agents(registry: Registry[Any]) -> list[dict[str, Any]]:
+    """Each agent: installed or not, its version, where its credentials come from (None:
+    none configured; "unknown": the provider cannot tell), and how to install and log in."""
+
     def loaded(agent: Any) -> dict[str, Any]:
         version = agent.version()
         return {
@@ -35,10 +39,14 @@ def describe_agents(registry: Registry[Any]) -> list[dict[str, Any]]:
             "program": agent.program,
             "version": version,
             "installed": version is not None,
+            "credentials": credentials(agent),
+            "installHint": str(getattr(agent, "install_hint", "") or ""),
+            "loginHint": str(getattr(agent, "login_hint", "") or ""),
         }
 
     def unloadable(exc: LogistError) -> dict[str, Any]:
-        return {"description": str(exc), "program": None, "version": None, "installed": False}
+        return {"description": str(exc), "program": None, "version": None, "installed": False,
+                "credentials": None, "installHint": "", "loginHint": ""}  # fmt: skip
 
     return _describe(registry, loaded, unloadable)
 
