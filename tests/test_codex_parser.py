@@ -117,7 +117,7 @@ def test_retry_notices_are_not_failures_but_the_last_error_is() -> None:
     assert len(notices) == 5
     (error,) = of(events, AgentError)
     assert isinstance(error, AgentError)
-    assert "payment required (HTTP 402)" in error.message
+    assert "payment required (Error code: 402)" in error.message
     assert of(events, AgentFileChange)  # the edit before the refusal is still reported
 
 
@@ -127,7 +127,7 @@ def test_401_reads_as_authentication_and_the_observer_agrees() -> None:
                        "http://127.0.0.1:1/v1/responses"})  # fmt: skip
     (error,) = CodexParser().feed(line)
     assert isinstance(error, AgentError)
-    assert error.message.startswith("authentication failed (HTTP 401)")
+    assert error.message.startswith("authentication failed (Error code: 401)")
     assert observed(error) == "auth"
 
 

@@ -74,7 +74,7 @@ def test_budget_400_error_with_reason_and_json() -> None:
     events = parse("budget-refused-400-gemini.jsonl", exit_code=144)
     (error,) = of(events, AgentError)
     assert isinstance(error, AgentError)
-    assert error.message.startswith("the model API refused the request (HTTP 400)")
+    assert error.message.startswith("the model API refused the request (Error code: 400)")
     assert "Logist budget of -1 tokens exhausted" in error.message
     assert error.detail is not None and json.loads(error.detail)["status"] == "error"
     assert events[-1] == AgentDone(success=False)
@@ -88,14 +88,14 @@ def test_error_result_is_an_error_even_when_the_exit_status_is_zero() -> None:
     parser = GeminiParser()
     events = parser.feed(line) + parser.finish(0)
     (error,) = of(events, AgentError)
-    assert isinstance(error, AgentError) and "HTTP 256" in error.message
+    assert isinstance(error, AgentError) and "Error code: 256" in error.message
 
 
 def test_402_keeps_the_usage_before_it() -> None:
     events = parse("budget-refused-402-gemini.jsonl", exit_code=146)
     assert [u.model for u in of(events, AgentUsage) if isinstance(u, AgentUsage)] == ["gemini-fake"]
     (error,) = of(events, AgentError)
-    assert isinstance(error, AgentError) and "HTTP 402" in error.message
+    assert isinstance(error, AgentError) and "Error code: 402" in error.message
 
 
 def test_401_reads_as_authentication_and_the_observer_agrees() -> None:
@@ -154,3 +154,54 @@ def test_plain_and_broken_lines_are_messages() -> None:
         AgentMessage(text="Loaded cached credentials.")
     ]
     assert parser.feed('{"type":"result",') == [AgentMessage(text='{"type":"result",')]
+
+
+def observed(error: AgentEvent) -> str | None:
+    assert isinstance(error, AgentError)
+    for text in (error.message, error.detail or ""):
+        hit = Observer().scan(text)
+        if hit is not None:
+            return hit.pattern.name
+    return None
+
+
+def result_error(message: str) -> AgentEvent:
+    line = json.dumps({"type": "result", "status": "error",
+                       "error": {"type": "unknown", "message": message}})  # fmt: skip
+    (error,) = of(GeminiParser().feed(line), AgentError)
+    return error
+
+
+def test_gemini_cli_429_shape_is_a_rate_limit_the_observer_retries() -> None:
+    # gemini-cli 0.61 against the endpoint answering 429 (recorded with general.maxAttempts=1).
+    error = result_error(
+        "[API Error: Quota exceeded]\nPlease wait and try again later. To increase your "
+        "limits, request a quota increase through AI Studio, or switch to another /auth method"
+    )
+    assert isinstance(error, AgentError) and "rate limiting" in error.message
+    assert observed(error) == "rate_limit"
+
+
+def test_status_word_shape_maps_to_the_http_status() -> None:
+    error = result_error("[API Error: Request had invalid credentials. (Status: UNAUTHENTICATED)]")
+    assert isinstance(error, AgentError) and error.message.startswith("authentication failed")
+    assert "Request had invalid credentials. (UNAUTHENTICATED)" in error.message
+    assert observed(error) == "auth"
+
+
+def test_plain_api_error_without_a_status_keeps_its_words() -> None:
+    error = result_error("[API Error: something odd happened]")
+    assert isinstance(error, AgentError)
+    assert error.message.startswith("the model API failed: something odd happened")
+
+
+def test_a_failed_exit_names_the_last_plain_error_line() -> None:
+    # gemini-cli 0.61 `--resume=<unknown id>`: this on stderr, no JSON, exit 42.
+    parser = GeminiParser()
+    parser.feed('Error resuming session: Invalid session identifier "0000".')
+    parser.feed("  Use --list-sessions to see available sessions")
+    (error,) = parser.finish(42)
+    assert isinstance(error, AgentError)
+    assert error.message == (
+        'gemini exited with status 42: Error resuming session: Invalid session identifier "0000".'
+    )

@@ -26,17 +26,21 @@ from logist_server.domain.events import (
 )
 from logist_server.providers.agents.base import feed_each_line
 
+#: A plain-text error line (stderr): kept for the error a failed exit reports.
+_PLAIN_ERROR = re.compile(r"(?:Error|error|ERROR|Fatal)\b[^\n]{0,400}$")
+
 #: codex's retry notices: `Reconnecting... 2/5 (unexpected status 429 ...)`.
 _RETRYING = re.compile(r"^\s*(?:Reconnecting|Retrying)\b", re.IGNORECASE)
 _ACTIONS = {"add": "create", "update": "modify", "delete": "delete", "rename": "rename"}
 _STATUS = re.compile(r"\b(?:unexpected status|last status:?)\s*(\d{3})\b")
+#: "Error code: N" is the generic shape the observer's table knows (401 auth, 429 rate limit).
 _HTTP_WORDS = {
-    400: "the model API refused the request (HTTP 400)",
-    401: "authentication failed (HTTP 401): check the API key or `codex login`",
-    402: "the model API refused the request: payment required (HTTP 402)",
-    403: "the model API refused access (HTTP 403): check the API key's permissions",
-    404: "the model API does not know this model or endpoint (HTTP 404)",
-    429: "the model API is rate limiting requests (HTTP 429)",
+    400: "the model API refused the request (Error code: 400)",
+    401: "authentication failed (Error code: 401): check the API key or `codex login`",
+    402: "the model API refused the request: payment required (Error code: 402)",
+    403: "the model API refused access (Error code: 403): check the key's permissions",
+    404: "the model API does not know this model or endpoint (Error code: 404)",
+    429: "the model API is rate limiting requests (Error code: 429)",
 }
 
 
@@ -78,6 +82,7 @@ class CodexParser:
     def __init__(self) -> None:
         self.only_events = False
         self.saw_error = False
+        self._plain_error: str | None = None
         self._last_error: str | None = None
 
     def feed_lines(self, data: bytes) -> list[AgentEvent]:
@@ -88,6 +93,8 @@ class CodexParser:
         if not text:
             return []
         if not text.startswith("{"):
+            if _PLAIN_ERROR.match(text):  # `Error resuming session: ...` on stderr
+                self._plain_error = text
             return [AgentMessage(text=line)]
         try:
             obj = json.loads(text)
@@ -99,7 +106,8 @@ class CodexParser:
 
     def finish(self, exit_code: int | None) -> list[AgentEvent]:
         if exit_code not in (0, None) and not self.saw_error:
-            return [AgentError(message=f"codex exited with status {exit_code}")]
+            said = f": {self._plain_error}" if self._plain_error else ""
+            return [AgentError(message=f"codex exited with status {exit_code}{said}")]
         return []
 
     def _event(self, obj: dict[str, Any], line: str) -> list[AgentEvent]:

@@ -6,6 +6,10 @@ Vertex AI variables are passed on when set. Options: `model`, `base_url` (sets
 `GOOGLE_GEMINI_BASE_URL`), `api_key_env` (the variable whose value becomes
 `GEMINI_API_KEY`), `args`.
 
+gemini runs headless only in a trusted folder, so every run passes `--skip-trust`; a
+workspace with a `.gemini/` directory (repository settings that can start commands) is
+refused unless the job allows shell commands anyway.
+
 Approval follows `job.permissions`: `execute: allow` runs `--yolo` (every tool, shell too);
 otherwise `--approval-mode auto_edit`, where gemini approves its edit tools and, headless,
 does not offer the model its shell tool at all (nothing to approve: a shell request never
@@ -58,6 +62,7 @@ class GeminiAgent:
         exe = installed_program(self.program)
         if exe is None:
             raise UsageError(f"gemini is not installed: {self.install_hint}")
+        _refuse_repository_settings(job, ctx)
         argv = [exe, "--output-format", "stream-json", "--skip-trust"]
         if job.permissions.execute == "allow":
             argv.append("--yolo")
@@ -115,6 +120,21 @@ class GeminiAgent:
         if (home / "oauth_creds.json").is_file():
             return "~/.gemini/oauth_creds.json"
         return None
+
+
+def _refuse_repository_settings(job: Job, ctx: AgentContext) -> None:
+    """gemini runs headless only in a trusted folder (`--skip-trust`), and a trusted folder's
+    `.gemini/` (settings with MCP servers, hooks, tool discovery commands; extensions) can
+    run commands before any approval. The repository controls that directory: unless the
+    job may run shell commands anyway (`execute: allow`), a workspace with one is refused."""
+    if job.permissions.execute == "allow":
+        return
+    if os.path.lexists(os.path.join(ctx.workspace, ".gemini")):
+        raise UsageError(
+            "this repository has a .gemini/ directory, whose settings can run commands once "
+            "gemini trusts the folder (as it must to run headless): allow shell commands "
+            "for this job (--allow execute) or remove .gemini/ from the repository"
+        )
 
 
 def _prompt(ctx: AgentContext) -> str:

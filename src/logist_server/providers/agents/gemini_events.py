@@ -28,43 +28,78 @@ from logist_server.domain.events import (
 )
 from logist_server.providers.agents.base import feed_each_line
 
+#: A plain-text error line (stderr): kept for the error a failed exit reports.
+_PLAIN_ERROR = re.compile(r"(?:Error|error|ERROR|Fatal)\b[^\n]{0,400}$")
+
 #: gemini's tools that write a file, and the parameter naming it.
 _WRITERS = {"replace": "modify", "write_file": "modify", "edit": "modify"}
-_API_ERROR = re.compile(r"\[API Error:\s*(.*)\]\s*$", re.DOTALL)
+_API_ERROR = re.compile(r"\[API Error:\s*(.*)\]", re.DOTALL)
+_STATUS_WORD = re.compile(r"\s*\(Status: ([A-Z_]+)\)\s*$")
+#: What gemini-cli appends to an API error of HTTP 429 (`errorParsing.js`).
+_RATE_SUFFIX = re.compile(
+    r"Please wait and try again later\. To increase your limits|Possible quota limitations"
+)
+#: Google's status words and their HTTP statuses.
+_GOOGLE = {
+    "INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "OUT_OF_RANGE": 400,
+    "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403, "NOT_FOUND": 404,
+    "RESOURCE_EXHAUSTED": 429, "INTERNAL": 500, "UNAVAILABLE": 503, "DEADLINE_EXCEEDED": 504,
+}  # fmt: skip
+#: "Error code: N" is the generic shape the observer's table knows (401 auth, 429 rate limit).
 _HTTP_WORDS = {
-    400: "the model API refused the request (HTTP 400)",
-    401: "authentication failed (HTTP 401): check GEMINI_API_KEY or the login",
-    402: "the model API refused the request: payment required (HTTP 402)",
-    403: "the model API refused access (HTTP 403): check the API key's permissions",
-    404: "the model API does not know this model (HTTP 404)",
-    429: "the model API is rate limiting requests (HTTP 429)",
+    400: "the model API refused the request (Error code: 400)",
+    401: "authentication failed (Error code: 401): check GEMINI_API_KEY or the login",
+    402: "the model API refused the request: payment required (Error code: 402)",
+    403: "the model API refused access (Error code: 403): check the key's permissions",
+    404: "the model API does not know this model (Error code: 404)",
+    429: "the model API is rate limiting requests (Error code: 429)",
 }
 
 
 def error_reason(text: str) -> str:
-    """A sentence a person understands for gemini's error text (`[API Error: {json}]`),
-    with the original kept after it for the observer."""
+    """A sentence a person understands for gemini's error text, with the original kept after
+    it. gemini-cli writes `[API Error: MESSAGE]` (+ a rate-limit sentence for 429),
+    `[API Error: MESSAGE (Status: WORD)]` or `[API Error: {json}]` (`errorParsing.js`)."""
     match = _API_ERROR.search(text)
-    body: Any = None
-    if match:
-        try:
-            body = json.loads(match.group(1))
-        except ValueError:
-            body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
+    if match is None:
         return text
-    code = error.get("code")
-    message = error.get("message")
-    status = error.get("status")
-    lead = (
-        _HTTP_WORDS.get(code, f"the model API failed (HTTP {code})")
-        if isinstance(code, int)
-        else "the model API failed"
-    )
-    said = f": {message}" if isinstance(message, str) and message else ""
-    kind = f" ({status})" if isinstance(status, str) and status else ""
-    return f"{lead}{said}{kind} [{text}]"
+    inner = match.group(1).strip()
+    code: int | None = None
+    status: str | None = None
+    message = inner
+    body = _json_body(inner)
+    if body is not None:
+        raw_code, said, raw_status = body.get("code"), body.get("message"), body.get("status")
+        code = raw_code if isinstance(raw_code, int) else None
+        message = said if isinstance(said, str) else inner
+        status = raw_status if isinstance(raw_status, str) else None
+    else:
+        word = _STATUS_WORD.search(inner)
+        if word is not None:
+            status, message = word.group(1), inner[: word.start()]
+    if code is None and status is not None:
+        code = _GOOGLE.get(status)
+    if code is None and _RATE_SUFFIX.search(text):
+        code = 429
+    if code is None:
+        lead = "the model API failed"
+    else:
+        lead = _HTTP_WORDS.get(code, f"the model API failed (Error code: {code})")
+    kind = f" ({status})" if status else ""
+    return f"{lead}: {message}{kind} [{text}]"
+
+
+def _json_body(inner: str) -> dict[str, Any] | None:
+    """The `error` object of a JSON error body, if `inner` is one."""
+    start = inner.find("{")
+    if start < 0:
+        return None
+    try:
+        body = json.loads(inner[start:])
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else None
 
 
 def _int(value: Any) -> int:
@@ -77,6 +112,7 @@ class GeminiParser:
     def __init__(self) -> None:
         self.only_events = False
         self.saw_error = False
+        self._plain_error: str | None = None
         self.saw_result = False
         self._tools: dict[str, str] = {}
         self._paths: dict[str, str] = {}
@@ -89,6 +125,8 @@ class GeminiParser:
         if not text:
             return []
         if not text.startswith("{"):
+            if _PLAIN_ERROR.match(text):  # `Error resuming session: ...` on stderr
+                self._plain_error = text
             return [AgentMessage(text=line)]
         try:
             obj = json.loads(text)
@@ -102,7 +140,8 @@ class GeminiParser:
         if self.saw_error:
             return []
         if exit_code not in (0, None):
-            return [AgentError(message=f"gemini exited with status {exit_code}")]
+            said = f": {self._plain_error}" if self._plain_error else ""
+            return [AgentError(message=f"gemini exited with status {exit_code}{said}")]
         if not self.saw_result and exit_code == 0:
             return [AgentError(message="gemini ended without a result")]
         return []
