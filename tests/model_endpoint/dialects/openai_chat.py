@@ -36,7 +36,11 @@ EDIT_TOOLS = {
 
 
 def matches(method: str, path: str) -> bool:
-    return method == "POST" and path.split("?", 1)[0].rstrip("/").endswith("/chat/completions")
+    """A chat completion, or the model listing (a side call, see `side_reply`)."""
+    bare = path.split("?", 1)[0].rstrip("/")
+    if method == "GET":
+        return bare.endswith("/models")
+    return method == "POST" and bare.endswith("/chat/completions")
 
 
 def side_reply(method: str, path: str, body: bytes) -> tuple[bytes, str, dict[str, int]] | None:

@@ -41,6 +41,7 @@ QUIET_ENV = {
     "OPENCODE_DISABLE_DEFAULT_PLUGINS": "1",
     "OPENCODE_DISABLE_PROJECT_CONFIG": "1",
     "OPENCODE_DISABLE_CLAUDE_CODE": "1",
+    "OPENCODE_EXPERIMENTAL_DISABLE_FILEWATCHER": "1",
 }
 
 
@@ -73,7 +74,8 @@ class OpencodeAgent:
     description = "opencode (`opencode run --format json`), sessions resumed with -s"
     program = "opencode"
     path_options: Mapping[str, PathSyntax] = {}
-    env_vars: tuple[str, ...] = ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME")
+    #: opencode installs its plugin package with npm on a first start: the user's registry.
+    env_vars: tuple[str, ...] = ("npm_config_registry",)
     secret_env: tuple[str, ...] = ()
     supports_resume = True
     #: headless opencode rejects a tool its rules `ask` for and stops: the answer resumes it.
@@ -89,6 +91,8 @@ class OpencodeAgent:
         model = opts.model_of(job)
         key = opts.key_variable(job)
         env = dict(QUIET_ENV)
+        # No snapshots of its own (Logist checkpoints the workspace): a git copy per step.
+        config: dict[str, object] = {"snapshot": False}
         if options.get("base_url"):
             if not model:
                 raise UsageError("opencode option base_url needs a model (--agent-opt model=NAME)")
@@ -96,13 +100,12 @@ class OpencodeAgent:
             settings: dict[str, object] = {"baseURL": options["base_url"]}
             if key:
                 settings["apiKey"] = "{env:" + key + "}"
-            env["OPENCODE_CONFIG_CONTENT"] = json.dumps({
-                "provider": {PROVIDER_ID: {
-                    "npm": "@ai-sdk/openai-compatible", "name": "Logist job endpoint",
-                    "options": settings, "models": {name: {"name": name}},
-                }},
-            })  # fmt: skip
+            config["provider"] = {PROVIDER_ID: {
+                "npm": "@ai-sdk/openai-compatible", "name": "Logist job endpoint",
+                "options": settings, "models": {name: {"name": name}},
+            }}  # fmt: skip
             model = f"{PROVIDER_ID}/{name}"
+        env["OPENCODE_CONFIG_CONTENT"] = json.dumps(config)
         allowed = ctx.why == "answer" and (ctx.answer or "").strip().lower() == ALLOW
         env["OPENCODE_PERMISSION"] = json.dumps(permission_rules(job.permissions, allowed))
         # A title of its own: otherwise opencode spends a model call on making one up.
