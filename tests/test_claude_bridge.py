@@ -247,3 +247,31 @@ def test_args_that_would_take_approvals_away_are_refused(repo: Path, args: str) 
     proc = run_logist("run", "--agent", "claude-code", "--agent-opt", f"args={args}",
                       "--prompt", "x", cwd=repo, check=False)  # fmt: skip
     assert "claude-code option args" in assert_one_line_error(proc)
+
+
+def test_the_command_line_carries_limits_model_and_key_name_never_the_key(
+    repo: Path, tmp_path: Path
+) -> None:
+    """`logist run --dry-run`: the model, `--max-budget-usd` from `--max-cost`, `--max-turns`,
+    the base URL in the environment and the key's NAME; the key's value nowhere."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "claude").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "claude").chmod(0o755)
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "MY_CLAUDE_KEY": "sk-ant-secret"}
+    proc = run_logist("run", "--dry-run", "--json", "--agent", "claude-code",
+                      "--model", "claude-sonnet-4-5", "--max-cost", "1.5", "--max-turns", "7",
+                      "--agent-opt", "base_url=http://127.0.0.1:1", "--agent-opt",
+                      "api_key_env=MY_CLAUDE_KEY", "--agent-opt", "args=--effort high",
+                      "--prompt", "x", cwd=repo, env=env)  # fmt: skip
+    plan = json.loads(proc.stdout)
+    argv = plan["argv"]
+    assert argv[1:4] == ["-I", "-m", "logist_server.providers.agents.claude_bridge"]
+    claude = argv[argv.index("--") + 1 :]
+    assert claude[0] == str(bin_dir / "claude")
+    for flag, value in (("--model", "claude-sonnet-4-5"), ("--max-budget-usd", "1.5"),
+                        ("--max-turns", "7"), ("--effort", "high")):  # fmt: skip
+        assert claude[claude.index(flag) + 1] == value
+    assert argv[argv.index("--api-key-env") + 1] == "MY_CLAUDE_KEY"
+    assert plan["env"]["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:1"
+    assert "sk-ant-secret" not in proc.stdout and not any("dangerously" in a for a in argv)

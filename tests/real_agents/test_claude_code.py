@@ -178,33 +178,47 @@ def test_a_400_budget_refusal_fails_with_the_reason(repo: Path, endpoint: ModelE
     assert "400" in record["status_reason"]
 
 
-def test_a_permission_question_is_answered_to_the_same_process(
+def waiting_on(repo: Path, needle: str) -> dict[str, Any] | None:
+    """The job in needs_input whose question names `needle`, if any."""
+    jobs = json.loads(run_logist("job", "list", "--json", cwd=repo).stdout)
+    for listed in jobs:
+        if listed["status"] == "needs_input":
+            job = show_job(repo, listed["id"])
+            if job["status"] == "needs_input" and needle in job["question"]["text"]:
+                return job
+    return None
+
+
+def test_permission_questions_are_answered_to_the_same_process(
     repo: Path, endpoint: ModelEndpoint
 ) -> None:
     """Bash under the default policy (execute: ask): needs_input with the command and the
-    options; `job answer allow` reaches the live claude, which runs it and goes on."""
-    bash = {"tool": "Bash", "arguments": {"command": "echo ran > ran.txt", "description": "x"}}
-    endpoint.script(bash, DONE)
+    options; `job answer allow` reaches the live claude, which runs it and goes on; a second
+    command answered `deny ...` is refused to claude with the user's words, and the job,
+    whose one refusal was the user's, ends in review with the first command's change."""
+    ran = {"tool": "Bash", "arguments": {"command": "echo ran > ran.txt", "description": "x"}}
+    remove = {"tool": "Bash", "arguments": {"command": "rm a.txt", "description": "y"}}
+    endpoint.script(ran, remove, DONE)
     with logist_running("run", "--json", *options(endpoint), "--file", "a.txt",
                         "--prompt", "run it", cwd=repo) as runner:  # fmt: skip
-
-        def asked() -> dict[str, Any] | None:
-            jobs = run_logist("job", "list", "--json", cwd=repo).stdout
-            listed = [j for j in json.loads(jobs) if j["status"] == "needs_input"]
-            return show_job(repo, listed[0]["id"]) if listed else None
-
-        job = wait_for(asked, timeout=90, interval=0.3)
+        job = wait_for(lambda: waiting_on(repo, "echo ran > ran.txt"), timeout=120, interval=0.3)
         question = job["question"]
         assert question["kind"] == "permission" and question["options"] == ["allow", "deny"]
-        assert "echo ran > ran.txt" in question["text"]
-        assert not (Path(job["workspace"]["path"]) / "ran.txt").exists()
+        workspace = Path(job["workspace"]["path"])
+        assert not (workspace / "ran.txt").exists()
         run_logist("job", "answer", job["id"], "allow", cwd=repo)
-        out, err = runner.communicate(timeout=90)
+        job = wait_for(lambda: waiting_on(repo, "rm a.txt"), timeout=120, interval=0.3)
+        assert (workspace / "ran.txt").exists()
+        run_logist("job", "answer", job["id"], "deny: keep a.txt", cwd=repo)
+        out, err = runner.communicate(timeout=120)
     record = review_record(runner.returncode, out, err)
-    assert len(record["steps"]) == 1 and record["question"]["answer"] == "allow"
+    assert len(record["steps"]) == 1 and record["question"]["answer"] == "deny: keep a.txt"
     assert record["result"]["diff"]["paths"] == ["ran.txt"]
-    results = [e["data"] for e in job_events(repo, record["id"]) if e["kind"] == "tool_result"]
-    assert [(r["tool"], r["ok"]) for r in results] == [("Bash", True)]
+    events = job_events(repo, record["id"])
+    results = [e["data"] for e in events if e["kind"] == "tool_result"]
+    assert [(r["tool"], r["ok"]) for r in results] == [("Bash", True), ("Bash", False)]
+    assert "keep a.txt" in results[1]["output"]
+    assert [e for e in events if e["kind"] == "error"] == []
 
 
 def test_a_rework_round_resumes_the_workers_session(
