@@ -136,11 +136,11 @@ def cmd_job_attach(args: argparse.Namespace) -> int:
 
 def follow_driven(engine: Any, job_id: str, json_mode: bool) -> Job:
     """Show the events of a job another process drives, until it settles or its driver dies."""
-    from logist_server.cli.progress import make_progress
+    from logist_server.cli.progress import make_progress, store_figures
 
     seen = engine.store.last_seq(job_id)
     job: Job = engine.store.get(job_id)
-    with make_progress(job_id, json_mode) as progress:
+    with make_progress(job_id, json_mode, store_figures(engine.store, job_id)) as progress:
         while job.status not in SETTLED and is_locked(engine.store.lock_path(job_id)):
             time.sleep(0.1)
             events = engine.store.events(job_id, after=seen)

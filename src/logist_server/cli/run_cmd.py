@@ -163,9 +163,9 @@ def drive_with_progress(engine: Any, job_id: str, json_mode: bool, **options: An
     """Drive the job here with progress on the terminal; `options` go to `Engine.drive`."""
     import asyncio  # costs ~70 ms of start-up: only commands that drive a job pay it
 
-    from logist_server.cli.progress import make_progress
+    from logist_server.cli.progress import make_progress, store_figures
 
-    with make_progress(job_id, json_mode) as progress:
+    with make_progress(job_id, json_mode, store_figures(engine.store, job_id)) as progress:
         try:
             job: Job = asyncio.run(engine.drive(job_id, progress, **options))
         except KeyboardInterrupt:
