@@ -27,7 +27,6 @@ from conftest import (
     logist_running,
     make_repo,
     review_record,
-    run_job,
     run_logist,
     show_job,
     wait_for,
@@ -79,6 +78,16 @@ def codex_acp(endpoint: ModelEndpoint, *extra: str) -> list[str]:
     return args + [a for opt in extra for a in ("--agent-opt", opt)]
 
 
+def run_job(repo: Path, *args: str, expect: int = 0) -> dict[str, Any]:
+    """`logist run --json ARGS`; the record (the job's events in the message otherwise)."""
+    proc = run_logist("run", "--json", *args, cwd=repo, check=False)
+    record: dict[str, Any] = json.loads(proc.stdout)
+    if proc.returncode != expect:
+        log = [(e["kind"], e["data"]) for e in job_events(repo, record["id"])]
+        raise AssertionError(f"exit {proc.returncode}\n" + "\n".join(map(str, log)))
+    return record
+
+
 def result_text(repo: Path, record: dict[str, Any]) -> str:
     return git(repo, "show", f"{record['result']['result_commit']}:a.txt")
 
@@ -116,7 +125,10 @@ def test_codex_acp_permission_request_waits_for_the_answer(
 ) -> None:
     """A shell command is `ask` by default: codex-acp's request becomes the job's question;
     the answer reaches the same bridge process, which lets codex-acp run it."""
-    shell = {"tool": "exec_command", "arguments": {"cmd": "touch pwned.txt"}}
+    # codex-acp starts read-only: a command that asks to leave the sandbox is escalated.
+    shell = {"tool": "exec_command", "arguments": {
+        "cmd": "touch pwned.txt", "sandbox_permissions": "require_escalated",
+        "justification": "need to write outside the sandbox"}}  # fmt: skip
     endpoint.script(shell, EDIT, DONE)
     with logist_running(
         "run", "--json", *codex_acp(endpoint), "--file", "a.txt", "--prompt", "greet", cwd=repo
@@ -126,7 +138,12 @@ def test_codex_acp_permission_request_waits_for_the_answer(
             jobs = json.loads(run_logist("job", "list", "--json", cwd=repo).stdout or "[]")
             return next((j for j in jobs if j["status"] == "needs_input"), None)
 
-        job = wait_for(waiting, timeout=120)
+        try:
+            job = wait_for(waiting, timeout=120)
+        except BaseException:
+            (job,) = json.loads(run_logist("job", "list", "--json", cwd=repo).stdout)
+            log = [(e["kind"], e["data"]) for e in job_events(repo, job["id"])]
+            raise AssertionError("\n".join(map(str, log))) from None
         record = show_job(repo, job["id"])
         question = record["question"]
         assert question["kind"] == "permission", question
@@ -156,3 +173,48 @@ async def test_codex_acp_edit_through_the_language_server(
             job_id = str(created["jobId"])
             await editor.wait_status(job_id, {"review", "failed", "stuck", "halted"}, 180)
     assert_edit_in_review(repo, show_job(repo, job_id))
+
+
+GEMINI_SETTINGS = {
+    "security": {"auth": {"selectedType": "gemini-api-key"}},
+    "telemetry": {"enabled": False},
+    "privacy": {"usageStatisticsEnabled": False},
+    "general": {"disableAutoUpdate": True, "disableUpdateNag": True, "maxAttempts": 1},
+}
+
+
+def test_claude_agent_acp_edit_ends_in_review(
+    repo: Path, endpoint: ModelEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in (("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+                        ("DISABLE_TELEMETRY", "1"), ("DISABLE_AUTOUPDATER", "1"),
+                        # claude-agent-acp passes --allow-dangerously-skip-permissions, which
+                        # claude refuses as root unless told it runs in a sandbox.
+                        ("IS_SANDBOX", "1")):  # fmt: skip
+        monkeypatch.setenv(name, value)
+    endpoint.script({"read": "a.txt"}, EDIT, DONE)
+    record = run_job(repo, "--agent", "acp", "--agent-opt", "preset=claude-agent-acp",
+                     "--agent-opt", f"base_url={endpoint.url}",
+                     "--agent-opt", f"api_key_env={KEY_ENV}",
+                     "--file", "a.txt", "--prompt", "greet")  # fmt: skip
+    assert_edit_in_review(repo, record)
+    usage = record["result"]["usage"]
+    served = endpoint.totals()
+    assert usage["output_tokens"] > 0 and served["output"] > 0, (usage, served)
+    assert usage["cost_usd"] > 0, usage
+
+
+def test_gemini_acp_edit_ends_in_review(repo: Path, endpoint: ModelEndpoint, home: Path) -> None:
+    (home / ".gemini").mkdir()
+    (home / ".gemini" / "settings.json").write_text(json.dumps(GEMINI_SETTINGS))
+    endpoint.script(EDIT, DONE)
+    record = run_job(repo, "--agent", "acp", "--agent-opt", "preset=gemini",
+                     "--model", "gemini-2.5-flash",
+                     "--agent-opt", f"base_url={endpoint.url}",
+                     "--agent-opt", f"api_key_env={KEY_ENV}",
+                     "--file", "a.txt", "--prompt", "greet")  # fmt: skip
+    assert_edit_in_review(repo, record)
+    changes = [e["data"] for e in job_events(repo, record["id"]) if e["kind"] == "file_change"]
+    assert {"path": "a.txt", "action": "modify"} in changes  # written through fs/write_text_file
+    usage = record["result"]["usage"]
+    assert usage["input_tokens"] > 0, usage
