@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,20 @@ RESULT = {"type": "result", "subtype": "success", "is_error": False, "result": "
           "permission_denials": [], "total_cost_usd": 0.01}  # fmt: skip
 
 
+STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _reap_bridges() -> Iterator[None]:
+    """A bridge a failed test left running is killed (its claude follows it)."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 class Run:
     """One bridge process over the scripted claude."""
 
@@ -73,6 +88,7 @@ class Run:
                    FAKE_RECORD=str(self.record), LOGIST_ANSWER_FILE=str(self.answer))  # fmt: skip
         self.out = (tmp_path / "out.jsonl").open("wb")
         self.proc = subprocess.Popen(argv, stdout=self.out, cwd=self.workspace, env=env)
+        STARTED.append(self.proc)
 
     def wait(self, timeout: float = 60) -> int:
         code = self.proc.wait(timeout=timeout)
@@ -149,9 +165,20 @@ def test_ask_waits_for_the_answer_file_and_the_same_process_goes_on(tmp_path: Pa
               {"print": json.dumps(dict(RESULT, permission_denials=[
                   {"tool_name": "Read", "tool_use_id": "t3"}]))}, {"exit": 0}]  # fmt: skip
     run = Run(tmp_path, script, Permissions())
+    decoy = tmp_path / "decoy"
+    decoy.write_text("allow")
     for count, answer in ((1, "allow"), (2, "ho"), (3, "no, not that file")):
         wait_for(lambda n=count: len(run.questions()) >= n, timeout=30)  # type: ignore[misc]
-        run.answer.write_text(answer)
+        if count == 1:  # what the agent could plant there: a FIFO, then a symlink
+            os.mkfifo(run.answer)
+            time.sleep(0.3)  # the bridge polls meanwhile (it must not block on the FIFO)
+            run.answer.unlink()
+            run.answer.symlink_to(decoy)
+            time.sleep(0.3)
+            assert run.answers() == []  # neither counted as an answer
+        staged = tmp_path / "staged"
+        staged.write_text(answer)
+        os.replace(staged, run.answer)  # as Logist writes it (atomically)
         wait_for(lambda: not run.answer.exists(), timeout=30)  # read once, then removed
     assert run.wait() == 0
     kinds = [(q["kind"], q["options"]) for q in run.questions()]

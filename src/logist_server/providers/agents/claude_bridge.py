@@ -24,6 +24,7 @@ import contextlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -65,6 +66,20 @@ def read_line(stream: IO[bytes]) -> bytes | None:
     note = f"claude-code printed a line of {dropped} bytes (over {MAX_LINE}): dropped"
     emit({"event": {"type": "message", "text": note}})
     return b"\n"
+
+
+def read_answer(path: str) -> str | None:
+    """The answer in `path`, or None while there is none: only a regular file counts (never
+    followed through a symlink, never a FIFO that would block; Logist's atomic write
+    replaces whatever the agent planted there)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return handle.read(MAX_ANSWER).decode("utf-8", "replace")
 
 
 class Bridge:
@@ -184,16 +199,11 @@ class Bridge:
         emit({"event": {"type": "question", "id": ask_id, "kind": kind, "text": text,
                         "options": options}})  # fmt: skip
         while self.proc.poll() is None:
-            if self.answer_file:
-                try:
-                    with open(self.answer_file, "rb") as handle:
-                        data = handle.read(MAX_ANSWER)
-                except FileNotFoundError:
-                    data = None
-                if data is not None:
-                    with contextlib.suppress(OSError):  # the next question waits anew
-                        os.unlink(self.answer_file)
-                    return data.decode("utf-8", "replace")
+            data = read_answer(self.answer_file) if self.answer_file else None
+            if data is not None:
+                with contextlib.suppress(OSError):  # the next question waits anew
+                    os.unlink(self.answer_file)
+                return data
             time.sleep(ANSWER_POLL_S)
         return None
 
