@@ -208,6 +208,15 @@ BUILTIN_PATTERNS: tuple[ObserverPattern, ...] = (
         r"\bYou['\u2019]ve hit your (?:usage )?limit\b",
         r"\bCredit balance is too low\b",
         r"\bYou have exhausted your daily quota\b",
+        # A budget or billing refusal: HTTP 402 (`Payment Required`), Anthropic's
+        # `billing_error`, and a 400/402 that says RESOURCE_EXHAUSTED (gemini-cli prints the
+        # status of any refusal: only with 429 is it a rate limit). Before `rate_limit`, and
+        # anchored on the code, which comes first in the line: retrying would not help.
+        r"\bPayment Required\b",
+        r"\b(?:Error code|API Error|status(?: code)?|HTTP)\W{0,3}402\b",
+        r"\bbilling_error\b",
+        r"\b(?:Error code|API Error)\W{0,3}40[02]\b[^\n]{0,400}?\bRESOURCE_EXHAUSTED\b",
+        r'\\?"code\\?"\s*:\s*40[02]\b[^\n]{0,400}?\bRESOURCE_EXHAUSTED\b',
     ),
     _p(
         "rate_limit", "rate_limited", None, _RATE_REASON, True,
