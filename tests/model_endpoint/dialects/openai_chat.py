@@ -78,6 +78,13 @@ def edit_call(request: Mapping[str, Any], edit: Mapping[str, str]) -> dict[str, 
         if name in offered:
             return _call(name, {path_key: edit["path"], old_key: edit["old"],
                                 new_key: edit["new"]})  # fmt: skip
+    if "apply_patch" in offered:  # cline 3 for OpenAI models (codex's patch format)
+        minus = "".join(f"-{line}\n" for line in edit["old"].splitlines())
+        plus = "".join(f"+{line}\n" for line in edit["new"].splitlines())
+        patch = (
+            f"*** Begin Patch\n*** Update File: {edit['path']}\n@@\n{minus}{plus}*** End Patch\n"
+        )
+        return _call("apply_patch", {"input": patch})
     if offered:
         raise ValueError(f"no edit tool among the offered tools {offered}")
     return search_replace(edit["path"], edit["old"], edit["new"])

@@ -17,6 +17,7 @@ the task with the tools approved (or not).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -41,6 +42,9 @@ NEEDS_APPROVAL = "requires approval in a TTY session"
 ALLOW, DENY = "allow", "deny"
 #: cline's tools that write a file, and the input key naming it.
 _WRITING_TOOLS = {"editor": "path", "write_to_file": "path", "replace_in_file": "path"}
+#: `apply_patch` (offered for OpenAI models): its patch names the files it changes.
+_PATCH_FILE = re.compile(r"^\*\*\* (Update|Add|Delete) File: (.+?)\s*$", re.MULTILINE)
+_PATCH_ACTIONS = {"Update": "modify", "Add": "create", "Delete": "delete"}
 
 
 def _dict(value: object) -> dict[str, Any]:
@@ -146,9 +150,15 @@ class ClineParser:
             path = given.get(_WRITING_TOOLS[name])
             if isinstance(path, str) and path:
                 events.append(AgentFileChange(path=path, action="modify"))
+        if ok and name == "apply_patch" and isinstance(given.get("input"), str):
+            events += [
+                AgentFileChange(path=m.group(2), action=_PATCH_ACTIONS[m.group(1)])
+                for m in _PATCH_FILE.finditer(given["input"])
+            ]
         if not ok and NEEDS_APPROVAL in text and not self.asked:
             self.asked = True
-            what = given.get("path") or given.get("commands") or ""
+            patched = _PATCH_FILE.findall(str(given.get("input") or ""))
+            what = given.get("path") or given.get("commands") or [f for _, f in patched] or ""
             question = f"cline asks leave to use {name}" + (f": {what}" if what else "")
             events.append(
                 AgentQuestion(text=question, id=call, kind="permission", options=[ALLOW, DENY])
