@@ -174,8 +174,11 @@ def test_a_400_budget_refusal_fails_with_the_reason(repo: Path, endpoint: ModelE
     endpoint.script({"error": 400, "message": "Logist budget of 100 tokens exhausted (2300 used)"})
     record = run_job(repo, *options(endpoint), "--file", "a.txt", "--prompt", "greet", expect=1)
     assert record["status"] in ("failed", "halted")
-    assert "Logist budget of 100 tokens exhausted" in record["status_reason"]
-    assert "400" in record["status_reason"]
+    reason = record["status_reason"]
+    assert any(word in reason for word in ("budget", "billing", "quota")), reason
+    assert len(record["steps"]) == 1  # not retried
+    errors = [e["data"]["message"] for e in job_events(repo, record["id"]) if e["kind"] == "error"]
+    assert any("Logist budget of 100 tokens exhausted" in m and "400" in m for m in errors)
 
 
 def waiting_on(repo: Path, needle: str) -> dict[str, Any] | None:
