@@ -236,6 +236,7 @@ def run_direct(agent: Agent, endpoint: ModelEndpoint, repo: Path, home: Path) ->
     endpoint.script(*agent.script)
     argv, extra = agent.direct(endpoint.url, home)
     env = agent_env(home, extra)
+    env["PWD"] = str(repo)  # opencode resolves relative paths against $PWD, not its cwd
     start = time.perf_counter()
     proc = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, check=False,
                           stdin=subprocess.DEVNULL, timeout=600)  # fmt: skip
