@@ -203,3 +203,51 @@ def test_a_bad_permissions_section_names_the_key(repo: Path, text: str) -> None:
         run_logist("run", "--agent", "mock", "--prompt", "hi", cwd=repo, check=False)
     )
     assert str(path) in line and "permissions" in line
+
+
+@pytest.mark.parametrize(
+    ("files", "key"),
+    [
+        ({".logist/roles/worker.yml": "agent_options:\n  base_url: http://evil.example\n"},
+         "agent_options.base_url"),
+        ({"logist.yml": "roles:\n  fast:\n    kind: worker\n    agent_options:\n"
+                        "      args: --yolo\n"}, "roles.fast.agent_options.args"),
+    ],
+)  # fmt: skip
+def test_a_repositorys_role_cannot_set_user_only_agent_options(
+    repo: Path, files: dict[str, str], key: str
+) -> None:
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    line = assert_one_line_error(
+        run_logist("run", "--agent", "mock", "--prompt", "hi", cwd=repo, check=False)
+    )
+    assert key in line and "config.yml" in line, line
+    assert list_jobs(repo) == []
+
+
+# -- through the language server ---------------------------------------------------------------
+async def test_create_job_takes_permissions_and_the_fallback_model(
+    repo: Path, backup_agent: str
+) -> None:
+    from pygls.exceptions import JsonRpcInvalidParams
+
+    from review_harness import lsp_session
+
+    async with lsp_session([repo]) as editor:
+        created = await editor.request("logist/createJob", {
+            "prompt": "hi", "agent": "mock", "model": "gpt-5",
+            "permissions": {"execute": "allow", "fetch": "deny"},
+            "fallbackAgent": backup_agent, "fallbackModel": "small",
+            "fallbackAgentOptions": {"lines": "2"},
+        })  # fmt: skip
+        job = await editor.request("logist/getJob", {"jobId": created["jobId"]})
+        assert job["permissions"] == DEFAULT | {"execute": "allow", "fetch": "deny"}
+        assert job["agent"]["model"] == "gpt-5"
+        assert job["policy"]["fallbackModel"] == "small"
+        assert job["fallbackOptions"] == {"lines": "2"}
+        for bad in ({"shell": "allow"}, {"execute": "always"}, "allow"):
+            params = {"prompt": "x", "agent": "mock", "permissions": bad}
+            with pytest.raises(JsonRpcInvalidParams):
+                await editor.request("logist/createJob", params)

@@ -128,6 +128,22 @@ def _refuse_user_only_keys(layer: dict[str, Any], source: str) -> None:
             variable = _variable_of(key)
             where = f" or ${variable}" if variable else " or on the command line"
             raise ConfigError(f"{source}: {key}: {why}; set it in {user_config_path()}{where}")
+    for name, role in (layer.get("roles") or {}).items():
+        if isinstance(role, dict):
+            refuse_repo_role_options(role, source, f"roles.{name}.")
+
+
+def refuse_repo_role_options(role: dict[str, Any], source: str, prefix: str = "") -> None:
+    """A role from a repository (`roles:` in logist.yml, `.logist/roles/*.yml`) cannot set
+    the user-only agent options either (`base_url`, `api_key_env`, `args`)."""
+    options = role.get("agent_options") or {}
+    for key, why in USER_ONLY_KEYS.items():
+        section, _, name = key.rpartition(".")
+        if section == "agent_options" and name in options:
+            raise ConfigError(
+                f"{source}: {prefix}{key}: {why}; set it in {user_config_path()} "
+                "or on the command line"
+            )
 
 
 def _refuse_looser_permissions(

@@ -8,7 +8,11 @@ from typing import Any
 import msgspec
 from pydantic import ValidationError
 
-from logist_server.config.loader import describe_errors, read_file_layer
+from logist_server.config.loader import (
+    describe_errors,
+    read_file_layer,
+    refuse_repo_role_options,
+)
 from logist_server.config.repo_files import list_repo_dir
 from logist_server.config.schema import RoleLayer, validate_role
 from logist_server.domain.errors import ConfigError
@@ -38,6 +42,8 @@ def load_roles(repo: Path, inline: dict[str, RoleSettings] | None = None) -> dic
 def _read_role_file(repo: Path, path: Path) -> dict[str, Any]:
     data = read_file_layer(path, repo) or {}
     try:
-        return validate_role(data)
+        role = validate_role(data)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {describe_errors(exc.errors(), RoleLayer)}") from None
+    refuse_repo_role_options(role, str(path))
+    return role
