@@ -302,3 +302,22 @@ def test_the_command_line_carries_limits_model_and_key_name_never_the_key(
     assert argv[argv.index("--api-key-env") + 1] == "MY_CLAUDE_KEY"
     assert plan["env"]["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:1"
     assert "sk-ant-secret" not in proc.stdout and not any("dangerously" in a for a in argv)
+
+
+def test_credentials_say_where_never_what(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from logist_server.providers.agents.claude_code import ClaudeCodeAgent
+
+    agent = ClaudeCodeAgent()
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN",
+                 "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX",
+                 "CLAUDE_CONFIG_DIR"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert agent.credentials() is None
+    (tmp_path / ".claude.json").write_text('{"oauthAccount": {"emailAddress": "a@b"}}')
+    assert agent.credentials() == "~/.claude.json"  # a subscription login
+    (tmp_path / ".claude").mkdir()
+    (tmp_path / ".claude" / ".credentials.json").write_text("{}")
+    assert agent.credentials() == "~/.claude/.credentials.json"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-value")
+    assert agent.credentials() == "ANTHROPIC_API_KEY"

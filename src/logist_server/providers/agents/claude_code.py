@@ -127,18 +127,25 @@ class ClaudeCodeAgent:
         for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"):
             if os.environ.get(name):
                 return name
-        if os.environ.get("CLAUDE_CODE_USE_BEDROCK") or os.environ.get("CLAUDE_CODE_USE_VERTEX"):
-            return (
-                "CLAUDE_CODE_USE_BEDROCK"
-                if os.environ.get("CLAUDE_CODE_USE_BEDROCK")
-                else "CLAUDE_CODE_USE_VERTEX"
-            )
+        for name in ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX"):
+            if os.environ.get(name):
+                return name
         config = os.environ.get("CLAUDE_CONFIG_DIR")
         where = Path(config) if config else Path.home() / ".claude"
         if (where / ".credentials.json").is_file():
             return (
                 "$CLAUDE_CONFIG_DIR/.credentials.json" if config else "~/.claude/.credentials.json"
             )
+        # A Console key claude stored itself, or a login whose token is in the system
+        # keychain (macOS): `.claude.json` says so (only its keys are looked at).
+        state = (Path(config) if config else Path.home()) / ".claude.json"
+        shown = "$CLAUDE_CONFIG_DIR/.claude.json" if config else "~/.claude.json"
+        try:
+            data = json.loads(state.read_bytes()[: 16 * 1024 * 1024]) if state.is_file() else {}
+        except (OSError, ValueError):
+            data = {}
+        if isinstance(data, dict) and (data.get("primaryApiKey") or data.get("oauthAccount")):
+            return shown
         return None
 
 
