@@ -205,3 +205,23 @@ def test_a_failed_exit_names_the_last_plain_error_line() -> None:
     assert error.message == (
         'gemini exited with status 42: Error resuming session: Invalid session identifier "0000".'
     )
+
+
+def test_the_session_is_reported_only_once_the_model_answered() -> None:
+    # gemini saves no session for a run whose first call failed: resuming it fails
+    # ("No previous sessions found for this project"), so a retry must start a new one.
+    events = parse("budget-refused-400-gemini.jsonl", exit_code=144)
+    assert of(events, AgentSession) == []
+    events = parse("gemini.jsonl")
+    sessions = of(events, AgentSession)
+    assert sessions == [AgentSession(id="f041e656-c0c7-430a-91e6-54d891939e43")]
+    assert isinstance(events[0], AgentSession) and isinstance(events[1], AgentToolCall)
+
+
+def test_a_warning_is_not_an_error() -> None:
+    # gemini-cli 0.61 when its loop detection stops a repetitive answer (recorded live).
+    line = ('{"type":"error","timestamp":"2026-11-30T18:55:43.231Z","severity":"warning",'
+            '"message":"Loop detected, stopping execution"}')  # fmt: skip
+    assert GeminiParser().feed(line) == [
+        AgentMessage(text="gemini warning: Loop detected, stopping execution")
+    ]

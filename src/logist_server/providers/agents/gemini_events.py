@@ -1,6 +1,7 @@
 """Reading `gemini -p ... --output-format stream-json` output (gemini-cli 0.61).
 
-`init` names the session; `message` (role user or assistant, `delta` pieces of the
+`init` names the session (reported once the model has answered: a run that failed before
+leaves no saved session to resume); `message` (role user or assistant, `delta` pieces of the
 assistant's text); `tool_use` / `tool_result` paired by `tool_id`; `result` ends the run with
 `status` (`success` or `error` with `error.message`, often `[API Error: {json}]`) and `stats`:
 tokens in all and per model (`models`), no USD, so Logist prices them.
@@ -115,6 +116,9 @@ class GeminiParser:
         self._plain_error: str | None = None
         self.saw_result = False
         self._tools: dict[str, str] = {}
+        #: `init`'s session id, reported once the model has answered: gemini saves a
+        #: session only then, and `--resume` of one it has not saved fails.
+        self._session: str | None = None
         self._paths: dict[str, str] = {}
 
     def feed_lines(self, data: bytes) -> list[AgentEvent]:
@@ -149,23 +153,34 @@ class GeminiParser:
     def _event(self, obj: dict[str, Any], line: str) -> list[AgentEvent]:
         kind = obj.get("type")
         if kind == "init" and isinstance(obj.get("session_id"), str):
-            return [AgentSession(id=obj["session_id"])]
+            self._session = obj["session_id"]
+            return []
         if kind == "message":
             content = obj.get("content")
             if obj.get("role") == "assistant" and isinstance(content, str) and content:
-                return [AgentMessage(text=content)]
+                return self._answered([AgentMessage(text=content)])
             return []
         if kind == "tool_use":
-            return self._tool_use(obj)
+            return self._answered(self._tool_use(obj))
         if kind == "tool_result":
             return self._tool_result(obj)
         if kind == "result":
-            return self._result(obj, line)
+            events = self._result(obj, line)
+            return self._answered(events) if obj.get("status") == "success" else events
         if kind == "error":
-            self.saw_error = True
             message = str(obj.get("message") or "gemini reported an error")
+            if obj.get("severity") == "warning":  # `Loop detected, stopping execution`
+                return [AgentMessage(text=f"gemini warning: {message}")]
+            self.saw_error = True
             return [AgentError(message=error_reason(message), detail=line)]
         return []
+
+    def _answered(self, events: list[AgentEvent]) -> list[AgentEvent]:
+        """`events`, after the session's id the first time the model has answered."""
+        if self._session is None:
+            return events
+        session, self._session = self._session, None
+        return [AgentSession(id=session), *events]
 
     def _tool_use(self, obj: dict[str, Any]) -> list[AgentEvent]:
         tool = str(obj.get("tool_name") or "tool")
