@@ -89,6 +89,16 @@ def test_each_api_response_counts_once_while_claude_works() -> None:
     assert events.index(deltas[-1]) < events.index(final_usage(events))
 
 
+def test_a_model_without_a_list_price_costs_nothing_until_claude_reports_it() -> None:
+    """A name only a proxy knows: no unknown cost mid-run (it would halt a job with a
+    cost limit at once); the result's own figure then replaces it."""
+    data = (SAMPLES / "claude.jsonl").read_text().replace("claude-opus-5-5", "acme-proxy-model")
+    events = parse(data.encode())
+    deltas = [e for e in of(events, AgentUsage) if isinstance(e, AgentUsage) and not e.cumulative]
+    assert len(deltas) == 3 and all(d.cost_usd == 0.0 for d in deltas)
+    assert final_usage(events).cost_usd == pytest.approx(0.156156)
+
+
 def test_cache_reads_and_writes_and_side_models_are_summed_from_model_usage() -> None:
     result = json.loads((SAMPLES / "claude.jsonl").read_text().splitlines()[-1])
     result["modelUsage"]["claude-haiku-4-5"] = {

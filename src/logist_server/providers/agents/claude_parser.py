@@ -3,7 +3,7 @@
 - `system/init` -> session; `system/api_retry` and `system/permission_denied` -> messages;
 - `assistant`: text -> message, `tool_use` -> tool_call (with claude's id); the first line
   of each API response -> a usage delta (input and cache tokens exact, output so far) so
-  that limits hold while claude works;
+  that limits hold while claude works (priced by Logist when the model has a list price);
 - `user`: `tool_result` -> tool_result; an edit's `structuredPatch`/`filePath` -> file_change;
 - `result` -> the run's cumulative usage (tokens summed over `modelUsage`, claude's own
   `total_cost_usd`), then an error (`is_error`, `api_error_status`, an `error_*` subtype:
@@ -22,6 +22,7 @@ from typing import Any
 
 import msgspec
 
+from logist_server.domain import pricing
 from logist_server.domain.events import (
     AgentDone,
     AgentError,
@@ -152,6 +153,13 @@ def usage_of(result: dict[str, Any]) -> AgentUsage:
     )
 
 
+def _interim_cost(model: str) -> float | None:
+    """The cost of a response while claude works: None (Logist prices its tokens) for a
+    model with a list price; else 0.0, not "unknown": claude reports the run's cost in its
+    result (and holds `--max-budget-usd` itself), so an unpriced name must not halt a job."""
+    return None if pricing.price_of(model, {}) is not None else 0.0
+
+
 def _num(obj: Any, key: str) -> float:
     value = obj.get(key) if isinstance(obj, dict) else None
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
@@ -267,7 +275,7 @@ class ClaudeStreamParser:
                 output_tokens=_int(usage, "output_tokens"),
                 cache_read_tokens=_int(usage, "cache_read_input_tokens"),
                 cache_write_tokens=_int(usage, "cache_creation_input_tokens"),
-                cumulative=False, model=str(model),
+                cumulative=False, model=str(model), cost_usd=_interim_cost(str(model)),
             ))  # fmt: skip
         content = message.get("content")
         for block in content if isinstance(content, list) else []:
