@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from model_endpoint import ModelEndpoint
-from real_agents.conftest import AGENTS, HOMES, _processes_under, agent_env, agent_program
+from real_agents.conftest import (
+    AGENTS,
+    HOMES,
+    _processes_under,
+    agent_env,
+    agent_program,
+    run_agent_job,
+)
 
 FETCH = """
 import sys, urllib.request
@@ -85,3 +92,15 @@ def test_agent_home_is_outside_temporary_directories(agent_home: Path) -> None:
     assert not str(agent_home).startswith(("/tmp", "/dev/shm"))
     prices = agent_home / ".aider" / "caches" / "model_prices_and_context_window.json"
     assert prices.read_text() == "{}"
+
+
+def test_run_agent_job_runs_the_real_cli_in_the_repository(
+    agent_repo: Path, agent_home: Path
+) -> None:
+    proc, record = run_agent_job(agent_repo, "--agent", "mock", "--prompt", "x", home=agent_home)
+    assert proc.returncode == 0 and record is not None, proc.stderr
+    assert record["status"] == "review"
+    env = agent_env(agent_home)
+    assert env["HOME"] == str(agent_home)
+    assert env["PATH"].split(os.pathsep)[0].endswith("/bin")
+    assert env["XDG_CONFIG_HOME"] == str(agent_home / ".config")
