@@ -102,7 +102,10 @@ class Hostile(Agent):
     async def scenario_edit(self, session_id: str) -> None:
         assert self.conn is not None
         target = os.path.join(self.cwd, ARGS[0] if ARGS else "a.txt")
-        before = (await self.conn.read_text_file(session_id=session_id, path=target)).content
+        try:
+            before = (await self.conn.read_text_file(session_id=session_id, path=target)).content
+        except RequestError:
+            before = ""
         after = before + "edited by the hostile acp agent\n"
         diff = {"type": "diff", "path": target, "oldText": before, "newText": after}
         await self.conn.session_update(
@@ -120,6 +123,7 @@ class Hostile(Agent):
         chosen = getattr(answer.outcome, "option_id", "cancelled")
         if chosen == "allow":
             await self.conn.write_text_file(session_id=session_id, path=target, content=after)
+        await self.say(session_id, f"PERMISSION {chosen}")
         await self.conn.session_update(
             session_id,
             ToolCallProgress(session_update="tool_call_update", tool_call_id="call-1",

@@ -166,8 +166,11 @@ class AcpAgent:
         preset = options.get("preset")
         if preset is not None and preset not in PRESETS:
             raise UsageError(f"unknown acp preset '{preset}' (known: {', '.join(PRESETS)})")
-        if "command" in options and not _split("command", options["command"]):
-            raise UsageError("acp option command is empty")
+        if "command" in options:
+            words = _split("command", options["command"])
+            if not words:
+                raise UsageError("acp option command is empty")
+            _installed(words[0])
         if "args" in options:
             _split("args", options["args"])
         chosen = PRESETS.get(preset or "") if "command" not in options else None
@@ -298,14 +301,20 @@ def _codex_settings(url: str | None, key: str | None, model: str | None) -> list
     return [word for setting in settings for word in ("-c", setting)]
 
 
+def _installed(name: str) -> str:
+    """The absolute path of the installed program `name` (PATH's absolute entries only)."""
+    program = installed_program(name)
+    if program is None:
+        raise UsageError(
+            f"acp: the agent program '{name}' is not installed (not an executable in PATH's "
+            "absolute entries, nor an absolute path to one)"
+        )
+    return program
+
+
 def _installed_outside(name: str, workspace: str) -> str:
     """The absolute path of the installed program `name`, never one inside the workspace."""
-    program = installed_program(name) if not os.path.isabs(name) else name
-    if program is None or not os.path.isfile(program) or not os.access(program, os.X_OK):
-        raise UsageError(
-            f"acp: the agent program '{name}' is not installed (not found in PATH's absolute "
-            "entries)"
-        )
+    program = _installed(name)
     real = Path(os.path.realpath(program))
     root = Path(os.path.realpath(workspace))
     if real == root or root in real.parents:
