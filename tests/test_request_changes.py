@@ -233,3 +233,58 @@ def test_a_supervised_job_goes_back_to_its_worker_then_to_the_supervisor(
     assert steps[before]["resumed_session"] == worker["session_id"]
     assert "Greet twice" in step_prompt(repo, job_id, before + 1)
     assert "Greet twice" not in step_prompt(repo, job_id, before + 2)  # the supervisor: the diff
+
+
+def test_comments_are_located_bounded_and_rendered_for_every_kind_of_hunk() -> None:
+    """The pure part: where each comment applies (a line change, a pure deletion, a whole
+    file), the bounds, and what an agent reads (no control character passes raw)."""
+    from logist_server.domain.errors import UsageError
+    from logist_server.domain.model import AgentSpec, Job
+    from logist_server.engine import change_requests as cr
+    from logist_server.engine.hunks import FileHunks, Hunk
+
+    job = Job(id="j1", prompt="p", repo="/r", agent=AgentSpec("mock"))
+    added = Hunk("j1/aaaaaaaaaaaa", "a.txt", 2, 3, ["two\n"], ["2\n", "deux\n"], new_start=1)
+    removed = Hunk("j1/bbbbbbbbbbbb", "a.txt", 6, 8, ["six\n", "seven\n"], [], new_start=6)
+    created = Hunk("j1/cccccccccccc", "new.bin", 0, 0, [], [])
+    files = [
+        FileHunks("a.txt", "modify", [added, removed]),
+        FileHunks("new.bin", "binary", [created]),
+    ]
+    located = cr.locate(
+        job,
+        files,
+        [
+            cr.ChangeComment("say\x1b]0;pwned\x07 more\u202e", "aaaaaaaaaaaa"),
+            cr.ChangeComment("keep these", "j1/bbbbbbbbbbbb"),
+            cr.ChangeComment("drop it", "j1/cccccccccccc"),
+            cr.ChangeComment("\r\nall of it\r\n"),
+        ],
+    )
+    brief = cr.render_brief(located)
+    assert "1. On a.txt, lines 2-3:\n   The change there:\n   | 2\n   | deux\n" in brief
+    assert "say\\x1b]0;pwned\\x07 more\\x202e" in brief
+    assert "2. On a.txt, where lines 7-8 of the original were removed (just before line 7" in brief
+    assert "3. On new.bin (the whole file: binary):\n   drop it" in brief
+    assert "4. On the whole change:\n   all of it\n" in brief
+    assert not [c for c in brief if ord(c) < 32 and c != "\n"]
+    assert cr.event_data(1, located)["comments"][1] == {
+        "text": "keep these", "hunk": "j1/bbbbbbbbbbbb", "path": "a.txt", "lines": [7, 7]
+    }  # fmt: skip
+    bad = [
+        ([], "no comment given"),
+        ([cr.ChangeComment("x")] * 101, "101 comments, over the limit of 100"),
+        ([cr.ChangeComment("x" * 70_000)], "comment 1 is 70000 characters long"),
+        ([cr.ChangeComment("\x00\r\n")], None),  # NUL escaped: not empty, but not raw
+        ([cr.ChangeComment("x", "other/aaaaaaaaaaaa")], "does not belong to job j1"),
+        ([cr.ChangeComment("x", "j1/ffffffffffff")], "has no hunk"),
+    ]
+    for comments, message in bad:
+        if message is None:
+            assert "\\x00" in cr.render_brief(cr.locate(job, files, comments))
+            continue
+        with pytest.raises(UsageError, match=message):
+            cr.locate(job, files, comments)
+    many = [cr.ChangeComment("y" * 60_000)] * 5  # each allowed, together too long a brief
+    with pytest.raises(UsageError, match="over the limit of 262144"):
+        cr.render_brief(cr.locate(job, files, many))
