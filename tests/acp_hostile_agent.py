@@ -12,6 +12,8 @@ Scenarios:
   inside legitimately.
 - `terminal OUTSIDE_DIR`: runs commands through `terminal/*`: a huge output, a cwd outside
   the workspace, a background process that must die on release; says what happened.
+- `resumable` / `loadable`: advertises session/resume (or only session/load) and says
+  how its session began (`SESSION resume|load|new ID`); `load` replays an old message.
 - `ask`: asks leave to run a command (kind execute) and writes ANSWERED.txt with the option
   the client chose.
 - `huge`: sends one 40 MiB line during the prompt.
@@ -73,6 +75,7 @@ class Hostile(Agent):
     def __init__(self) -> None:
         self.conn: Client | None = None
         self.cwd = "."
+        self.resumed = "new"
 
     def on_connect(self, conn: Client) -> None:
         self.conn = conn
@@ -80,10 +83,27 @@ class Hostile(Agent):
     async def initialize(self, protocol_version: int, **kwargs: Any) -> InitializeResponse:
         if SCENARIO == "hang":
             await asyncio.sleep(3600)
+        if SCENARIO == "resumable":  # the SDK's model has no `resume` capability: raw JSON
+            return {  # type: ignore[return-value]
+                "protocolVersion": PROTOCOL_VERSION,
+                "agentCapabilities": {"loadSession": True, "sessionCapabilities": {"resume": {}}},
+            }
+        capabilities = AgentCapabilities(load_session=SCENARIO == "loadable")
         return InitializeResponse(
-            protocol_version=PROTOCOL_VERSION,
-            agent_capabilities=AgentCapabilities(load_session=False),
+            protocol_version=PROTOCOL_VERSION, agent_capabilities=capabilities
         )
+
+    async def resume_session(self, cwd: str, session_id: str, **kwargs: Any) -> Any:
+        self.cwd = cwd
+        self.resumed = f"resume {session_id}"
+        return {}
+
+    async def load_session(self, cwd: str, session_id: str, **kwargs: Any) -> Any:
+        self.cwd = cwd
+        self.resumed = f"load {session_id}"
+        assert self.conn is not None  # the history it replays: not news for the client
+        await self.conn.session_update(session_id, update_agent_message_text("OLD HISTORY"))
+        return {}
 
     async def new_session(self, cwd: str, **kwargs: Any) -> NewSessionResponse:
         self.cwd = cwd
@@ -230,6 +250,11 @@ class Hostile(Agent):
         Path(self.cwd, "ANSWERED.txt").write_text(f"chosen: {chosen}\n")
         await self.say(session_id, f"the client chose {chosen}")
 
+    async def scenario_resumable(self, session_id: str) -> None:
+        await self.say(session_id, f"SESSION {self.resumed} {session_id}")
+
+    scenario_loadable = scenario_resumable
+
     async def scenario_huge(self, session_id: str) -> None:
         await self.say(session_id, "about to flood")
         await asyncio.sleep(0.2)
@@ -280,7 +305,7 @@ OPTIONS = [
 
 
 def main() -> None:
-    asyncio.run(run_agent(Hostile()))
+    asyncio.run(run_agent(Hostile(), use_unstable_protocol=True))
 
 
 if __name__ == "__main__":

@@ -263,3 +263,22 @@ def test_bad_acp_options_are_one_line_usage_errors(repo: Path) -> None:
         assert proc.returncode == 2, (opts, proc.stdout, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("scenario", "how"), [("resumable", "resume"), ("loadable", "load"), ("edit", "new")]
+)
+def test_a_session_is_resumed_or_loaded_where_the_agent_can_and_said_otherwise(
+    tmp_path: Path, workspace: Path, scenario: str, how: str
+) -> None:
+    code, events, _ = bridge(tmp_path, workspace, scenario, "a.txt", resume="old-42")
+    assert code == 0, events
+    session = next(e for e in events if e["type"] == "session")
+    lines = said(events)
+    if how == "new":
+        assert session == {"type": "session", "id": "hostile-session-1"}
+        assert "cannot resume session old-42: the agent supports neither" in lines[0]
+    else:
+        assert session == {"type": "session", "id": "old-42", "resumed": True}
+        assert f"SESSION {how} old-42 old-42" in lines
+        assert "OLD HISTORY" not in " ".join(lines)  # a replayed history is not news
