@@ -2,7 +2,7 @@
 endpoint on 127.0.0.1 (Anthropic messages dialect): an edit through `logist run` and through
 the language server, 401, 429, a stalled stream, a 400 budget refusal, a permission question
 answered to the same live process, a supervisor's rework round resuming the worker's
-session, and `--max-cost`.
+session, `--max-cost`, and an empty change.
 
 Every test has its own HOME (claude keeps its sessions and settings there); claude gets no
 retries of its own (`CLAUDE_CODE_MAX_RETRIES=0`), so a failure reaches Logist's policy.
@@ -262,3 +262,13 @@ def test_max_cost_halts_it_mid_run(repo: Path, endpoint: ModelEndpoint) -> None:
     assert endpoint.remaining >= 2  # stopped mid-run
     assert "--max-budget-usd" in argv_of(repo, record["id"], 1)
     assert record["result"]["usage"]["cost_usd"] > 0.01
+
+
+def test_an_empty_change_ends_in_review_saying_nothing_changed(
+    repo: Path, endpoint: ModelEndpoint
+) -> None:
+    endpoint.script({"text": "Nothing to change: the greeting is fine."})
+    record = run_job(repo, *options(endpoint), "--file", "a.txt", "--prompt", "greet")
+    assert record["status"] == "review"
+    assert record["status_reason"].startswith("0 file(s) changed")
+    assert record["result"]["diff"]["paths"] == []
