@@ -71,6 +71,17 @@ def run_job(repo: Path, *args: str, expect: int = 0, timeout: float = 300) -> di
     return record
 
 
+def supervise_with(endpoint: ModelEndpoint) -> None:
+    """The user's configuration gives the supervisor role the endpoint too (a role runs with
+    its own agent options, not the worker's)."""
+    config = Path(os.environ["HOME"]) / ".config" / "logist" / "config.yml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        "roles:\n  supervisor:\n    agent_options:\n"
+        f"      base_url: {endpoint.url}/v1\n      api_key_env: {KEY_ENV}\n"
+    )
+
+
 def lsp_options(endpoint: ModelEndpoint) -> dict[str, str]:
     return {"base_url": f"{endpoint.url}/v1", "api_key_env": KEY_ENV}
 

@@ -30,6 +30,7 @@ from real_agents.chat_agents import (
     result_text,
     run_job,
     serve,
+    supervise_with,
 )
 from review_harness import lsp_session
 
@@ -133,6 +134,7 @@ def test_a_rework_round_says_aider_cannot_resume(repo: Path) -> None:
     script = [EDIT, {"text": "VERDICT: CHANGES\n- add a comma"}, again,
               {"text": "VERDICT: APPROVE"}]  # fmt: skip
     with serve(*script) as endpoint:
+        supervise_with(endpoint)
         record = run_job(repo, *options(endpoint), "--file", "a.txt", "--prompt", "greet",
                          "--supervisor", timeout=900)  # fmt: skip
     assert record["status"] == "review", record["status_reason"]

@@ -42,6 +42,7 @@ from real_agents.chat_agents import (
     result_text,
     run_job,
     serve,
+    supervise_with,
     survivors,
 )
 from real_agents.conftest import agent_env
@@ -173,6 +174,7 @@ def test_a_rework_round_says_it_cannot_resume(repo: Path) -> None:
     script = [EDIT, DONE, {"text": "VERDICT: CHANGES\n- add a comma"}, again, DONE,
               {"text": "VERDICT: APPROVE"}]  # fmt: skip
     with serve(*script) as endpoint:
+        supervise_with(endpoint)
         record = run_job(repo, *options(endpoint), *ALLOW, "--file", "a.txt", "--prompt", "greet",
                          "--supervisor", timeout=900)  # fmt: skip
     assert record["status"] == "review", record["status_reason"]
