@@ -42,7 +42,7 @@ class GeminiAgent:
     """Google's Gemini CLI, headless (`gemini -p ... --output-format stream-json`)."""
 
     name = "gemini"
-    description = "Google Gemini CLI (gemini -p --output-format stream-json)"
+    description = "Google Gemini CLI (gemini --prompt --output-format stream-json)"
     program = "gemini"
     path_options: Mapping[str, PathSyntax] = {}
     env_vars: tuple[str, ...] = (
