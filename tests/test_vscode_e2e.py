@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -83,7 +84,8 @@ def test_vscode_end_to_end(tmp_path: Path) -> None:
         or tempfile.mkdtemp(prefix=f"logist-vscode-e2e-{time.strftime('%Y%m%dT%H%M%S')}-")
     )
     print(f"screenshots: {out}")
-    repo = make_repo(tmp_path / "demo", {"app.py": APP_PY})
+    # The agent's options change between jobs through the workspace settings (watched live).
+    repo = make_repo(tmp_path / "demo", {"app.py": APP_PY, ".vscode/settings.json": b"{}"})
     user_data, extensions = tmp_path / "user-data", tmp_path / "extensions"
     (user_data / "User").mkdir(parents=True)
     settings = user_data / "User/settings.json"
@@ -100,6 +102,7 @@ def test_vscode_end_to_end(tmp_path: Path) -> None:
                 "workbench.tips.enabled": False,
                 "editor.lightbulb.enabled": "on",
                 "git.enabled": False,
+                "logist.trace.server": "messages",
             }
         )
     )
@@ -127,7 +130,7 @@ def test_vscode_end_to_end(tmp_path: Path) -> None:
                 E2E_URL=f"http://127.0.0.1:{port}",
                 E2E_REPO=str(repo),
                 E2E_OUT=str(out),
-                E2E_SETTINGS=str(settings),
+                E2E_SETTINGS=str(repo / ".vscode/settings.json"),
                 E2E_TIMINGS=str(timings),
                 E2E_LOGIST=str(LOGIST),
             ),
@@ -146,6 +149,8 @@ def test_vscode_end_to_end(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
         server_log.close()
+        if (user_data / "logs").is_dir():  # kept with the screenshots
+            shutil.copytree(user_data / "logs", out / "logs", dirs_exist_ok=True)
     results = json.loads((out / "results.json").read_text())
     assert results["ok"] is True
     assert results["secondStep"]["count"] >= 2

@@ -60,16 +60,17 @@ function timings(name) {
   if (!fs.existsSync(TIMINGS)) return [];
   return fs.readFileSync(TIMINGS, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l)).filter((t) => t.name === name);
 }
-function setAgentOptions(options) {
+async function setAgentOptions(options) {
+  const seen = timings("settingsChanged").length;
   const s = JSON.parse(fs.readFileSync(SETTINGS, "utf8"));
   s["logist.agentOptions"] = { mock: options };
-  fs.writeFileSync(`${SETTINGS}.tmp`, JSON.stringify(s, null, 2));
-  fs.renameSync(`${SETTINGS}.tmp`, SETTINGS);
+  // Written in place, as an editor saves it: the workbench watches the file itself.
+  fs.writeFileSync(SETTINGS, JSON.stringify(s, null, 2));
+  await waitFor("the settings change in the extension", () => timings("settingsChanged").length > seen);
 }
 
 const quickInput = () => page.locator(".quick-input-widget");
 async function runCommand(title) {
-  await page.keyboard.press("Escape");
   await page.keyboard.press("F1");
   await quickInput().waitFor({ state: "visible" });
   await page.keyboard.type(title);
@@ -116,8 +117,21 @@ async function openFile(name) {
   await page.keyboard.type(name);
   await quickInput().locator(".monaco-list-row", { hasText: name }).first().waitFor();
   await page.keyboard.press("Enter");
-  await page.locator(`.tab.active[aria-label^="${name}"]`).waitFor();
+  await page.locator(`.editor-group-container.active .tab.active[aria-label^="${name}"]`).first().waitFor();
   await page.locator(".editor-group-container.active .monaco-editor textarea").first().focus();
+}
+/** Pick a row of the open quick-fix menu with the keyboard, as a user does. */
+async function chooseAction(text) {
+  const rows = page.locator(".action-widget .monaco-list-row.action");
+  const labels = await rows.evaluateAll((els) => els.map((e) => [e.getAttribute("aria-label") || "", e.classList.contains("focused")]));
+  const target = labels.findIndex(([label]) => label.includes(text));
+  const focused = Math.max(0, labels.findIndex(([, f]) => f));
+  if (target < 0) throw new Error(`no quick fix "${text}" in ${JSON.stringify(labels)}`);
+  const key = target > focused ? "ArrowDown" : "ArrowUp";
+  for (let i = 0; i < Math.abs(target - focused); i++) await page.keyboard.press(key);
+  const now = await rows.evaluateAll((els) => els.findIndex((e) => e.classList.contains("focused")));
+  if (now !== target) throw new Error(`the quick-fix menu focused row ${now}, not ${target} (${text})`);
+  await page.keyboard.press("Enter");
 }
 async function gotoLine(n) {
   await page.keyboard.press("Control+G");
@@ -152,11 +166,11 @@ async function main() {
     await page.locator(".monaco-workbench").waitFor({ timeout: LONG });
     await waitFor("the extension's server to be ready", () => timings("activationToReady").length > 0);
     await page.locator('.activitybar a[aria-label^="Logist"], .activitybar .action-label[aria-label^="Logist"]').first().click();
-    await page.locator(".pane-header", { hasText: "Jobs" }).waitFor();
+    await page.locator(".part.sidebar .composite.title", { hasText: /Logist/i }).waitFor();
     await snap("workbench-ready");
 
     // 1. An unsaved edit, a selection over it, New Job from Selection with the mock agent.
-    setAgentOptions({ scenario: "multi_hunk", every: "4" });
+    await setAgentOptions({ scenario: "multi_hunk", every: "4" });
     await openFile("app.py");
     await page.keyboard.press("Control+Home");
     await page.keyboard.type("# unsaved: says hello\n");
@@ -179,8 +193,10 @@ async function main() {
     // 3. Open Changes: VS Code's diff editor, base and proposal.
     await treeAction("Say hello politely", "Open Changes");
     await page.locator(".monaco-diff-editor").first().waitFor({ timeout: LONG });
-    await waitFor("the proposal in the diff editor", async () => (await page.locator(".monaco-diff-editor").first().innerText()).includes("logist-mock: hunk 2"));
+    await waitFor("the proposal in the diff editor", async () => (await page.locator(".monaco-diff-editor").first().innerText()).replace(/\u00a0/g, " ").includes("logist-mock: hunk 2"));
     await snap("open-changes-diff");
+    await runCommand("View: Close Editor");
+    await page.locator(".monaco-diff-editor").waitFor({ state: "detached" });
 
     // 4. Accept one hunk in the real file through the light bulb (quick fix), check, undo.
     await openFile("app.py");
@@ -196,10 +212,10 @@ async function main() {
       return true;
     });
     await snap("light-bulb-quick-fix");
-    await fix.click();
+    await chooseAction("Accept change from Logist job");
     await waitFor("the accepted hunk in the editor", async () => (await editorText()).includes("logist-mock: hunk 2: Say hello politely"));
     const afterAccept = await editorText();
-    await page.locator(".tab.active.dirty").first().waitFor();
+    await page.locator('.tab.dirty[aria-label^="app.py"]').first().waitFor();
     await snap("hunk-accepted-dirty-buffer");
     if (afterAccept.includes("logist-mock: hunk 3")) throw new Error("accepting one hunk applied another one");
     if (!afterAccept.includes("# unsaved: says hello")) throw new Error("the unsaved edit was lost by the accept");
@@ -218,7 +234,7 @@ async function main() {
       await ask.waitFor({ state: "visible", timeout: 3000 });
       return true;
     });
-    await ask.click();
+    await chooseAction("Request changes to this hunk");
     await answerInput("Request Changes", "Please keep the original wording");
     await waitFor("a second step of the job", () => (jobShow(job1).steps ?? []).length >= 2);
     await waitJobStatus("Say hello politely", "review");
@@ -230,7 +246,7 @@ async function main() {
     await snap("request-changes-back-in-review");
 
     // 6. Cancel a hanging job from the tree.
-    setAgentOptions({ scenario: "hang" });
+    await setAgentOptions({ scenario: "hang" });
     await page.keyboard.press("Escape");
     const job2 = await newJob("Logist: New Job", "Wait forever");
     await waitJobStatus("Wait forever", "running");
@@ -241,7 +257,7 @@ async function main() {
     await snap("hang-job-cancelled");
 
     // 7. Answer a question in the job's panel.
-    setAgentOptions({ scenario: "question", question: "Which greeting should I use?" });
+    await setAgentOptions({ scenario: "question", question: "Which greeting should I use?" });
     const job3 = await newJob("Logist: New Job", "Ask me something");
     await waitJobStatus("Ask me something", "needs_input");
     await jobRow("Ask me something").click();

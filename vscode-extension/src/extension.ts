@@ -98,6 +98,12 @@ export function activate(context: vscode.ExtensionContext): void {
   }
 
   function configure(client: LanguageClient): void {
+    // The server's own job messages duplicate the notifications above (which carry actions):
+    // they go to the log; its warnings (a stuck or halted job) are shown.
+    client.onNotification("window/showMessage", (m: { type: number; message: string }) => {
+      output.appendLine(`[server] ${m.message}`);
+      if (m.type === 2) void vscode.window.showWarningMessage(m.message);
+    });
     client.onNotification("logist/jobEvent", (event: JobEvent) => {
       try {
         onEvent(event);
@@ -241,13 +247,15 @@ export function activate(context: vscode.ExtensionContext): void {
       const jobId = await jobIdOf(arg, "Request Changes", inReview);
       if (jobId) await requestChanges(jobId, undefined, "");
     }),
+    // The server's "Request changes to this hunk..." code action: the client asks for the comment.
     reg("logist.requestHunkChanges", async (arg) => {
-      const a = (arg ?? {}) as { jobId?: string; hunkId?: string; uri?: string; line?: number };
-      if (!a.jobId || !a.hunkId) return;
-      const where = `${a.uri ? vscode.workspace.asRelativePath(vscode.Uri.parse(a.uri)) : ""}:${(a.line ?? 0) + 1}`;
-      await requestChanges(a.jobId, a.hunkId, where);
+      const a = (arg ?? {}) as { jobId?: unknown; hunkId?: unknown; path?: unknown; startLine?: unknown; endLine?: unknown };
+      if (typeof a.jobId !== "string" || typeof a.hunkId !== "string") return;
+      const lines = typeof a.startLine === "number" ? `:${a.startLine}${typeof a.endLine === "number" && a.endLine !== a.startLine ? `-${a.endLine}` : ""}` : "";
+      await requestChanges(a.jobId, a.hunkId, `${typeof a.path === "string" ? a.path : "the hunk"}${lines}`);
     }),
     vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration("logist")) timing("settingsChanged", 0);
       if (e.affectsConfiguration("logist.server")) {
         output.appendLine("[logist] server settings changed: restarting the server");
         void server.restart().then(() => listJobs());

@@ -12,6 +12,7 @@ export type RunAction = (action: string, jobId: string) => Promise<void>;
 
 interface EventsPage {
   events: JobEvent[];
+  next?: number | null;
 }
 
 export class JobPanels implements vscode.Disposable {
@@ -99,16 +100,13 @@ class JobPanel {
 
   /** The whole history first (a panel opened late), then the live events after it. */
   private async loadHistory(): Promise<void> {
-    let after = 0;
-    for (let page = 0; page < 500; page++) {
-      const result = await this.server.request<EventsPage | JobEvent[]>("logist/getJobEvents", { jobId: this.jobId, afterSeq: after }, page > 0);
+    let after: number | null = 0;
+    for (let page = 0; page < 1000 && after !== null; page++) {
+      const result: EventsPage | undefined = await this.server.request<EventsPage>("logist/getJobEvents", { jobId: this.jobId, afterSeq: after }, page > 0);
       if (!result) break;
-      const events = Array.isArray(result) ? result : (result.events ?? []);
-      for (const e of events) this.show(e);
-      if (events.length === 0) break;
-      const last = events[events.length - 1] as JobEvent;
-      if (last.seq <= after) break;
-      after = last.seq;
+      for (const e of result.events ?? []) this.show(e);
+      const next: number | null = typeof result.next === "number" && result.next > after ? result.next : null;
+      after = next;
     }
     this.loaded = true;
     for (const e of this.early) this.show(e);

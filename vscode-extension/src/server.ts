@@ -120,12 +120,6 @@ export class Server implements vscode.Disposable {
       revealOutputChannelOn: 4 /* never */,
       initializationOptions: { settings: settingsPayload() },
       errorHandler,
-      middleware: {
-        provideCodeActions: async (document, range, context, token, next) => {
-          const actions = (await next(document, range, context, token)) ?? [];
-          return [...actions, ...requestChangeActions(document, range, context)];
-        },
-      },
     };
     const client = new LanguageClient("logist", "Logist", serverOptions, clientOptions);
     this.configure(client);
@@ -188,28 +182,4 @@ export class Server implements vscode.Disposable {
     void this.stop();
     this.onReadyEmitter.dispose();
   }
-}
-
-/** "Request changes to this hunk..." next to the server's accept actions, for each Logist hint. */
-function requestChangeActions(
-  document: vscode.TextDocument,
-  _range: vscode.Range,
-  context: vscode.CodeActionContext,
-): vscode.CodeAction[] {
-  const out: vscode.CodeAction[] = [];
-  for (const diag of context.diagnostics) {
-    if (diag.source !== "logist") continue;
-    const hunkId = typeof diag.code === "string" ? diag.code : typeof diag.code === "object" ? String(diag.code.value) : "";
-    if (!hunkId.includes("/")) continue;
-    const jobId = hunkId.split("/")[0] ?? "";
-    const action = new vscode.CodeAction(`Request changes to this hunk (Logist job ${jobId})...`, vscode.CodeActionKind.QuickFix);
-    action.diagnostics = [diag];
-    action.command = {
-      title: action.title,
-      command: "logist.requestHunkChanges",
-      arguments: [{ jobId, hunkId, uri: document.uri.toString(), line: diag.range.start.line }],
-    };
-    out.push(action);
-  }
-  return out;
 }
