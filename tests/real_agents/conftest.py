@@ -18,11 +18,13 @@ isolated HOME, `logist run` in a fresh git repository, and the network guard.
 Network guard (autouse, every test here): the tests may talk to 127.0.0.1 only.
 `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` (both cases) point at a port on 127.0.0.1 that is
 bound and never listens (connections are refused at once) and `NO_PROXY` exempts
-`127.0.0.1,localhost,::1`, so an agent that honours proxy variables (all six CLIs, npm,
-pip) and tries to reach the internet fails fast instead of hanging or leaking; Logist
-passes these variables to every agent (`runtimes/environment.py` BASE). It is a guard, not
-a sandbox: a program that ignores proxy variables is stopped only by the machine's own
-firewall. The guard also removes the machine's own model credentials and agent settings
+`127.0.0.1,localhost,::1`, so an agent that honours proxy variables and tries to reach the
+internet fails fast instead of hanging or leaking; Logist passes these variables to every
+agent (`runtimes/environment.py` BASE). Seen here: `claude -p` with no endpoint set fails
+at once with ECONNREFUSED; Python's urllib too (test_network_guard.py). Node 20's built-in
+`fetch` ignores proxy variables, and `gemini -p` with no endpoint set did not finish within
+90 s (retrying, or a route around the proxy): give every agent its endpoint. A guard, not a
+sandbox: a program that ignores proxy variables is stopped only by the machine's firewall. The guard also removes the machine's own model credentials and agent settings
 (`ANTHROPIC_*`, `OPENAI_*`, `GEMINI_*`, `*_API_KEY`, ...) from the environment, and after
 each test kills and reports any process still running in the test's directories (a leaked
 agent, e.g. codex-acp's native binary when only its npm launcher was killed).
