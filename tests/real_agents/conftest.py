@@ -24,7 +24,8 @@ agent (`runtimes/environment.py` BASE). Seen here: `claude -p` with no endpoint 
 at once with ECONNREFUSED; Python's urllib too (test_network_guard.py). Node 20's built-in
 `fetch` ignores proxy variables, and `gemini -p` with no endpoint set did not finish within
 90 s (retrying, or a route around the proxy): give every agent its endpoint. A guard, not a
-sandbox: a program that ignores proxy variables is stopped only by the machine's firewall. The guard also removes the machine's own model credentials and agent settings
+sandbox: a program that ignores proxy variables is stopped only by the machine's firewall.
+The guard also removes the machine's own model credentials and agent settings
 (`ANTHROPIC_*`, `OPENAI_*`, `GEMINI_*`, `*_API_KEY`, ...) from the environment, and after
 each test kills and reports any process still running in the test's directories (a leaked
 agent, e.g. codex-acp's native binary when only its npm launcher was killed).
