@@ -299,6 +299,7 @@ def test_the_command_line_carries_limits_model_and_key_name_never_the_key(
     for flag, value in (("--model", "claude-sonnet-4-5"), ("--max-budget-usd", "1.5"),
                         ("--max-turns", "7"), ("--effort", "high")):  # fmt: skip
         assert claude[claude.index(flag) + 1] == value
+    assert claude[claude.index("--setting-sources") + 1] == "user"  # not the repository's
     assert argv[argv.index("--api-key-env") + 1] == "MY_CLAUDE_KEY"
     assert plan["env"]["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:1"
     assert "sk-ant-secret" not in proc.stdout and not any("dangerously" in a for a in argv)

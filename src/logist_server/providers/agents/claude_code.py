@@ -8,7 +8,9 @@ claude as ANTHROPIC_API_KEY by the bridge: its value is never on a command line)
 retry, a rework round or an answer continues claude's session with `--resume ID`. Never
 `--dangerously-skip-permissions`: every tool use claude would ask about reaches the bridge
 (`claude_bridge`), which answers it from the job's permissions or asks the user, and claude
-goes on in the same process (`answer_via = "file"`).
+goes on in the same process (`answer_via = "file"`). claude reads the user's settings only
+(`--setting-sources user`): a repository's `.claude/settings.json` is the repository's, and
+its hooks would run commands on the user's machine before any question is asked.
 """
 
 from __future__ import annotations
@@ -89,6 +91,9 @@ class ClaudeCodeAgent:
             argv += ["--api-key-env", key]
         argv += ["--", exe, "--input-format", "stream-json", "--output-format", "stream-json"]
         argv += ["--verbose", "--permission-prompt-tool", "stdio"]
+        # The user's settings only: the repository's `.claude/settings*.json` would run its
+        # hooks (commands) and set claude's permissions and environment in every job.
+        argv += ["--setting-sources", "user"]
         model = cli_options.model(self.name, job.agent.model, options)
         if model is not None:
             argv += ["--model", model]
