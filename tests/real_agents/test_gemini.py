@@ -50,6 +50,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(path))
     monkeypatch.setenv("PATH", f"{AGENTS_BIN}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv(KEY_ENV, KEY)
+    # gemini would start twice (a relaunch with a larger heap): the tests' own choice.
+    monkeypatch.setenv("GEMINI_CLI_NO_RELAUNCH", "true")
     return path
 
 

@@ -49,6 +49,9 @@ class GeminiAgent:
         "GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL",
         "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION",
         "GOOGLE_APPLICATION_CREDENTIALS", "GEMINI_MODEL",
+        # gemini starts itself again with a larger heap unless this is set (twice the
+        # start-up time); the user's choice is passed on, never forced.
+        "GEMINI_CLI_NO_RELAUNCH",
     )  # fmt: skip
     secret_env: tuple[str, ...] = _KEYS
     supports_resume = True
