@@ -51,10 +51,10 @@ def test_a_preset_runs_the_installed_program_with_its_key_by_name(
     spec = AcpAgent().build(job, context(workspace))
     assert "sk-secret-value" not in json.dumps(spec.argv) + json.dumps(spec.env)
     config = bridge_config(spec.argv)
-    assert config["agent"] == [str(gemini), "--acp", "--skip-trust"]
+    assert config["agent"] == [str(gemini), "--acp", "--skip-trust", "--model=m-1"]
     assert config["env"] == {"GOOGLE_GEMINI_BASE_URL": "http://127.0.0.1:5"}
     assert config["env_from"] == {"GEMINI_API_KEY": "MY_KEY"}
-    assert config["resume"] == "s-1" and config["model"] == "m-1"
+    assert config["resume"] == "s-1" and config["model"] is None  # given as gemini's flag
     assert "MY_KEY" in spec.inherit and "GEMINI_API_KEY" in spec.inherit
     assert spec.env == {"LOGIST_ANSWER_FILE": str(workspace.parent / "job" / "answer")}
     assert spec.cwd == str(workspace)

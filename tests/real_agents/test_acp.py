@@ -200,8 +200,10 @@ def test_claude_agent_acp_edit_ends_in_review(
     assert_edit_in_review(repo, record)
     usage = record["result"]["usage"]
     served = endpoint.totals()
-    assert usage["output_tokens"] > 0 and served["output"] > 0, (usage, served)
-    assert usage["cost_usd"] > 0, usage
+    assert served["served"] > 0 and served["unmatched"] == 0, served
+    got = (usage["input_tokens"], usage["cache_read_tokens"], usage["output_tokens"])
+    assert got == (served["input"], served["cached"], served["output"]), (usage, served)
+    assert usage["cost_usd"] > 0 and usage["cost_source"] == "reported", usage
 
 
 def test_gemini_acp_edit_ends_in_review(repo: Path, endpoint: ModelEndpoint, home: Path) -> None:
@@ -216,5 +218,9 @@ def test_gemini_acp_edit_ends_in_review(repo: Path, endpoint: ModelEndpoint, hom
     assert_edit_in_review(repo, record)
     changes = [e["data"] for e in job_events(repo, record["id"]) if e["kind"] == "file_change"]
     assert {"path": "a.txt", "action": "modify"} in changes  # written through fs/write_text_file
-    usage = record["result"]["usage"]
-    assert usage["input_tokens"] > 0, usage
+    usage, served = record["result"]["usage"], endpoint.totals()
+    calls = [(r.kind, r.model, r.input, r.output) for r in endpoint.log]
+    assert all(model == "gemini-2.5-flash" for _, model, _, _ in calls), calls  # --model
+    assert usage["input_tokens"] + usage["cache_read_tokens"] == served["input"], (usage, calls)
+    assert usage["output_tokens"] + usage["reasoning_tokens"] == served["output"], (usage, calls)
+    assert usage["cost_usd"] > 0 and usage["cost_source"] == "computed", usage

@@ -40,6 +40,7 @@ class Preset(msgspec.Struct, frozen=True):
     install: str = ""
     login: str = ""
     credentials: tuple[str, ...] = ()  # files under HOME that hold a login
+    model_flag: str | None = None  # the agent's own flag for the model (else: ACP config)
 
 
 _TELEMETRY = ("DISABLE_TELEMETRY", "DISABLE_AUTOUPDATER", "DISABLE_ERROR_REPORTING")
@@ -79,6 +80,7 @@ PRESETS: dict[str, Preset] = {
     "gemini": Preset(
         program="gemini",
         args=("--acp", "--skip-trust"),
+        model_flag="--model",
         env_vars=(
             "GEMINI_API_KEY",
             "GOOGLE_API_KEY",
@@ -212,7 +214,10 @@ class AcpAgent:
         if preset is not None and preset.program == "codex-acp":
             argv += _codex_settings(options.get("base_url"), key, model)
             model = None  # given as `-c model=...`: codex-acp has no model option per session
-        elif "base_url" in options and preset is not None and preset.base_url:
+        elif preset is not None and preset.model_flag and model is not None:
+            argv.append(f"{preset.model_flag}={model}")  # one word: a model is never an option
+            model = None
+        if preset and preset.base_url and preset.program != "codex-acp" and "base_url" in options:
             env[preset.base_url] = options["base_url"]
         if key is not None:
             redaction.declare((key,))  # its value is a secret wherever Logist writes text
