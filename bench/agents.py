@@ -147,11 +147,13 @@ def _opencode_direct(url: str, home: Path) -> tuple[list[str], dict[str, str]]:
     return argv, env
 
 
-def _options(agent: str, *, v1: bool, model: str | None = None) -> Callable[[str], list[str]]:
+def _options(
+    agent: str, *, v1: bool, model: str | None = None, extra: tuple[str, ...] = ()
+) -> Callable[[str], list[str]]:
     def args(url: str) -> list[str]:
         out = ["--agent", agent, "--agent-opt", f"base_url={url}/v1" if v1 else f"base_url={url}",
                "--agent-opt", f"api_key_env={KEY_ENV}"]  # fmt: skip
-        return out + (["--model", model] if model else [])
+        return out + (["--model", model] if model else []) + list(extra)
 
     return args
 
@@ -164,7 +166,9 @@ AGENTS = [
     Agent("gemini", "gemini", [EDIT, DONE], _options("gemini", v1=False), _gemini_direct),
     Agent("aider", "aider", [EDIT, DONE], _options("aider", v1=True, model=CHAT_MODEL),
           _aider_direct),
-    Agent("cline", "cline", [EDIT, DONE], _options("cline", v1=True, model=CHAT_MODEL),
+    # Its direct run approves every tool (--auto-approve true): so does Logist's here.
+    Agent("cline", "cline", [EDIT, DONE],
+          _options("cline", v1=True, model=CHAT_MODEL, extra=("--allow", "execute")),
           _cline_direct),
     Agent("opencode", "opencode", [EDIT, DONE], _options("opencode", v1=True, model=CHAT_MODEL),
           _opencode_direct),
