@@ -40,6 +40,7 @@ def bench_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(GIT_ENV)
     env.pop("LOGIST_DEBUG", None)
+    env.setdefault("LOGIST_DEFAULT_AGENT", "mock")  # where a benchmark names no agent
     if extra:
         env.update(extra)
     return env
