@@ -140,11 +140,15 @@ def test_401_fails_with_an_authentication_reason(repo: Path) -> None:
 
 
 def test_429_is_retried_by_logist(repo: Path) -> None:
-    # cline's own client retries a 429 a few times: the script refuses more often than that.
-    script = [{"error": 429, "message": "Rate limit reached", "times": 4}, EDIT, DONE]
-    with serve(*script) as endpoint:
+    # cline retries a 429 itself (6 attempts in all) and then reports only the server's
+    # message, without the status: OpenAI's own wording is what the observer recognises.
+    limited = {"error": 429, "times": 6, "headers": {"Retry-After": "0"},
+               "message": "Rate limit reached for gpt-4o in organization org-test on "
+                          "requests per min (RPM): Limit 3, Used 3, Requested 1."}  # fmt: skip
+    with serve(limited, EDIT, DONE) as endpoint:
         record = run_job(repo, *options(endpoint), *ALLOW, "--file", "a.txt", "--prompt", "greet",
                          "--retries", "2")  # fmt: skip
+        assert endpoint.totals()["refused"] == 6
     assert record["status"] == "review", record["status_reason"]
     assert record["steps"][0]["outcome"] == "retry" and record["steps"][1]["why"] == "retry"
     assert "rate limit" in (record["steps"][0]["failure"] or "")
