@@ -122,13 +122,20 @@ def test_retry_notices_are_not_failures_but_the_last_error_is() -> None:
 
 
 def test_401_reads_as_authentication_and_the_observer_agrees() -> None:
-    line = json.dumps({"type": "error", "message": "unexpected status 401 Unauthorized: "
-                       "Missing bearer or basic authentication in header, url: "
-                       "http://127.0.0.1:1/v1/responses"})  # fmt: skip
-    (error,) = CodexParser().feed(line)
+    events = parse("codex-401.jsonl", exit_code=1)
+    (error,) = of(events, AgentError)
     assert isinstance(error, AgentError)
     assert error.message.startswith("authentication failed (Error code: 401)")
+    assert "Incorrect API key provided" in error.message
     assert observed(error) == "auth"
+
+
+def test_429_after_codex_gave_up_is_a_rate_limit_logist_retries() -> None:
+    events = parse("codex-429.jsonl", exit_code=1)
+    (error,) = of(events, AgentError)
+    assert isinstance(error, AgentError)
+    assert error.message.startswith("the model API is rate limiting requests (Error code: 429)")
+    assert observed(error) == "rate_limit"
 
 
 def test_nonzero_exit_without_an_error_line_is_an_error() -> None:

@@ -99,19 +99,13 @@ def test_402_keeps_the_usage_before_it() -> None:
 
 
 def test_401_reads_as_authentication_and_the_observer_agrees() -> None:
-    body = {"error": {"code": 401, "message": "API key not valid. Please pass a valid API key.",
-                      "status": "UNAUTHENTICATED"}}  # fmt: skip
-    line = json.dumps(
-        {
-            "type": "result",
-            "status": "error",
-            "error": {"type": "unknown", "message": f"[API Error: {json.dumps(body)}]"},
-        }
-    )
-    (error,) = of(GeminiParser().feed(line), AgentError)
+    events = parse("gemini-401.jsonl", exit_code=145)
+    (error,) = of(events, AgentError)
     assert isinstance(error, AgentError) and error.message.startswith("authentication failed")
+    assert "Request had invalid authentication credentials. (UNAUTHENTICATED)" in error.message
     hit = Observer().scan(error.message)
     assert hit is not None and hit.pattern.name == "auth"
+    assert of(events, AgentSession) == []  # nothing answered: no session to resume
 
 
 def test_denied_shell_run_and_missing_result() -> None:
@@ -173,11 +167,8 @@ def result_error(message: str) -> AgentEvent:
 
 
 def test_gemini_cli_429_shape_is_a_rate_limit_the_observer_retries() -> None:
-    # gemini-cli 0.61 against the endpoint answering 429 (recorded with general.maxAttempts=1).
-    error = result_error(
-        "[API Error: Quota exceeded]\nPlease wait and try again later. To increase your "
-        "limits, request a quota increase through AI Studio, or switch to another /auth method"
-    )
+    events = parse("gemini-429.jsonl", exit_code=173)
+    (error,) = of(events, AgentError)
     assert isinstance(error, AgentError) and "rate limiting" in error.message
     assert observed(error) == "rate_limit"
 
