@@ -23,7 +23,7 @@ from conftest import BIN, LOGIST, make_repo
 
 ROOT = Path(__file__).resolve().parent.parent
 EXT = ROOT / "vscode-extension"
-APP_PY = "".join(f"def step_{n}():\n    return {n}\n\n" for n in range(1, 6)).encode()
+APP_PY = "".join(f"def step_{n}():\n    return {n}\n\n" for n in range(1, 11)).encode()
 
 
 def _code_server() -> Path:
@@ -102,6 +102,7 @@ def test_vscode_end_to_end(tmp_path: Path) -> None:
                 "workbench.tips.enabled": False,
                 "editor.lightbulb.enabled": "on",
                 "git.enabled": False,
+                "files.autoSave": "off",  # as desktop VS Code (the web build saves after 1 s)
                 "logist.trace.server": "messages",
             }
         )

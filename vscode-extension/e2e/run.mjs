@@ -108,7 +108,7 @@ async function treeAction(text, action) {
   await button.click();
 }
 async function editorText() {
-  return (await page.locator(".editor-group-container.active .monaco-editor .view-lines").first().innerText()).replace(/\u00a0/g, " ");
+  return (await page.locator(".editor-group-container").first().locator(".monaco-editor .view-lines").first().innerText()).replace(/\u00a0/g, " ");
 }
 async function openFile(name) {
   await page.keyboard.press("Escape");
@@ -170,7 +170,7 @@ async function main() {
     await snap("workbench-ready");
 
     // 1. An unsaved edit, a selection over it, New Job from Selection with the mock agent.
-    await setAgentOptions({ scenario: "multi_hunk", every: "4" });
+    await setAgentOptions({ scenario: "multi_hunk", every: "10" });
     await openFile("app.py");
     await page.keyboard.press("Control+Home");
     await page.keyboard.type("# unsaved: says hello\n");
@@ -195,14 +195,14 @@ async function main() {
     await page.locator(".monaco-diff-editor").first().waitFor({ timeout: LONG });
     await waitFor("the proposal in the diff editor", async () => (await page.locator(".monaco-diff-editor").first().innerText()).replace(/\u00a0/g, " ").includes("logist-mock: hunk 2"));
     await snap("open-changes-diff");
-    await runCommand("View: Close Editor");
-    await page.locator(".monaco-diff-editor").waitFor({ state: "detached" });
 
     // 4. Accept one hunk in the real file through the light bulb (quick fix), check, undo.
-    await openFile("app.py");
+    const fileTab = page.locator(".editor-group-container").first().locator('.tab[aria-label^="app.py"]').first();
+    await fileTab.click();
+    await page.locator(".editor-group-container").first().locator(".monaco-editor textarea").first().focus();
     const beforeAccept = await editorText();
     await waitFor("the Logist hints in app.py", async () => (await page.locator(".squiggly-hint, .cdr.squiggly-hint").count()) > 0 || true);
-    await gotoLine(5);
+    await gotoLine(11);
     let fix;
     await waitFor("the accept quick fix", async () => {
       await page.keyboard.press("Escape");
@@ -215,7 +215,10 @@ async function main() {
     await chooseAction("Accept change from Logist job");
     await waitFor("the accepted hunk in the editor", async () => (await editorText()).includes("logist-mock: hunk 2: Say hello politely"));
     const afterAccept = await editorText();
-    await page.locator('.tab.dirty[aria-label^="app.py"]').first().waitFor();
+    await waitFor("the buffer to be dirty (window title)", async () => (await page.title()).includes("\u25cf"), 10_000).catch(async (err) => {
+      const tabs = await page.locator(".tab").evaluateAll((els) => els.map((e) => `${e.getAttribute("aria-label")} [${e.className}]`));
+      throw new Error(`${err.message}; title ${await page.title()}; tabs ${JSON.stringify(tabs)}`);
+    });
     await snap("hunk-accepted-dirty-buffer");
     if (afterAccept.includes("logist-mock: hunk 3")) throw new Error("accepting one hunk applied another one");
     if (!afterAccept.includes("# unsaved: says hello")) throw new Error("the unsaved edit was lost by the accept");
@@ -225,7 +228,7 @@ async function main() {
     await snap("accept-undone");
 
     // 5. Request changes on a hunk: the job gets a second step with the comment, back to review.
-    await gotoLine(9);
+    await gotoLine(21);
     let ask;
     await waitFor("the request-changes quick fix", async () => {
       await page.keyboard.press("Escape");
