@@ -224,3 +224,21 @@ def test_gemini_acp_edit_ends_in_review(repo: Path, endpoint: ModelEndpoint, hom
     assert usage["input_tokens"] + usage["cache_read_tokens"] == served["input"], (usage, calls)
     assert usage["output_tokens"] + usage["reasoning_tokens"] == served["output"], (usage, calls)
     assert usage["cost_usd"] > 0 and usage["cost_source"] == "computed", usage
+
+
+def test_claude_agent_acp_401_fails_with_an_authentication_reason(
+    repo: Path, endpoint: ModelEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in (("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+                        ("DISABLE_TELEMETRY", "1"), ("CLAUDE_CODE_MAX_RETRIES", "0"),
+                        ("IS_SANDBOX", "1")):  # fmt: skip
+        monkeypatch.setenv(name, value)
+    # Every call is refused (claude-agent-acp makes side calls besides the main one).
+    endpoint.script({"error": 401, "message": "invalid x-api-key", "times": 20})
+    record = run_job(repo, "--agent", "acp", "--agent-opt", "preset=claude-agent-acp",
+                     "--agent-opt", f"base_url={endpoint.url}",
+                     "--agent-opt", f"api_key_env={KEY_ENV}", "--retries", "2",
+                     "--file", "a.txt", "--prompt", "greet", expect=1)  # fmt: skip
+    assert record["status"] == "failed", record["status_reason"]
+    assert "authentication" in record["status_reason"], record["status_reason"]
+    assert len(record["steps"]) == 1  # not retried: a key does not get better by waiting

@@ -182,8 +182,9 @@ BUILTIN_PATTERNS: tuple[ObserverPattern, ...] = (
     _p(
         "auth", "auth_failed", "failed", _AUTH_REASON, False,
         # claude-code: `Invalid API key · Please run /login`, `Missing API key · Run /login`,
-        # and the Anthropic error object.
-        r"\b(?:invalid|missing) API key\W{1,8}(?:please )?run /login\b",
+        # and the Anthropic error object; claude-agent-acp: `Invalid API key · Fix external
+        # API key`.
+        r"\b(?:invalid|missing) API key\W{1,8}(?:(?:please )?run /login|fix external API key)\b",
         _json("type", "authentication_error"),
         r"\binvalid x-api-key\b",
         r"\bCould not resolve authentication method\b",
