@@ -66,6 +66,12 @@ def test_codex_resume_and_provider_overrides(on_path: Path, tmp_path: Path) -> N
     assert spec.inherit == ("MY_KEY",)  # passed on to codex (and masked: declared secret)
 
 
+def test_codex_refuses_execute_deny(on_path: Path, tmp_path: Path) -> None:
+    denied = job("codex", permissions=Permissions(execute="deny"))
+    with pytest.raises(UsageError, match="execute: deny"):
+        CodexAgent().build(denied, ctx(tmp_path))
+
+
 def test_gemini_approval_follows_the_permissions(on_path: Path, tmp_path: Path) -> None:
     spec = GeminiAgent().build(job("gemini"), ctx(tmp_path))
     assert spec.argv[spec.argv.index("--approval-mode") + 1] == "auto_edit"

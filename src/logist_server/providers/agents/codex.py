@@ -6,6 +6,10 @@ provider given as `-c` overrides, `wire_api = "responses"`: nothing is written i
 user's codex home), `args` (extra arguments). Every run also turns off what would call
 github.com and chatgpt.com (plugins) and the update check, which change nothing codex does.
 
+Shell commands run inside codex's own sandbox (`workspace-write`: writes to the workspace
+only, no network) without asking, whatever the job's `execute` permission says: codex edits
+through its shell tool, which cannot be turned off, so `execute: deny` is refused.
+
 `codex exec` never asks (its approval policy is `never`): a refused action is reported to the
 model only, so `answer_via` is `resume`, and a supervisor's rework round or a retry continues
 the thread with `codex exec resume ID PROMPT`.
@@ -58,6 +62,12 @@ class CodexAgent:
     def build(self, job: Job, ctx: AgentContext) -> ProcessSpec:
         options = job.agent.options
         self.validate_options(dict(options))
+        if job.permissions.execute == "deny":
+            raise UsageError(
+                "codex cannot honour execute: deny: it edits through its shell tool (run "
+                "inside its sandbox), which cannot be turned off; allow or ask execute, or "
+                "use another agent"
+            )
         exe = installed_program(self.program)
         if exe is None:
             raise UsageError(f"codex is not installed: {self.install_hint}")
