@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import job_events, make_repo, show_job
+from logist_server.providers.agents.aider_parser import usage_of
 from model_endpoint import ModelEndpoint
 from real_agents.chat_agents import (
     BEFORE,
@@ -42,8 +43,10 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     home = tmp_path / "home"
     isolate(monkeypatch, home, "aider")
     caches = home / ".aider" / "caches"
-    caches.mkdir(parents=True)  # else aider downloads a price list
-    (caches / "model_prices_and_context_window.json").write_text("{}")
+    # Else aider fetches litellm's price list from GitHub at start; `{}` is not enough (aider
+    # takes an empty table for a missing one): one entry that names no real model.
+    caches.mkdir(parents=True)
+    (caches / "model_prices_and_context_window.json").write_text('{"logist-test-none": {}}')
     yield make_repo(tmp_path / "repo", {"a.txt": f"{BEFORE}\n".encode()})
 
 
@@ -51,9 +54,15 @@ def options(endpoint: ModelEndpoint, *extra: str) -> list[str]:
     return agent_options("aider", endpoint, MODEL, *extra)
 
 
-def close_to(recorded: int, served: int, calls: int) -> bool:
-    """aider prints `2.4k`: each call's figure is within 50 tokens (under 1k: exact)."""
-    return abs(recorded - served) <= 50 * calls
+def printed_usage(repo: Path, job_id: str) -> tuple[int, int]:
+    """The tokens aider printed (`Tokens: 2.0k sent, 25 received.`), added up over steps."""
+    sent = received = 0
+    for output in sorted((repo / ".logist" / "jobs" / job_id).glob("step-*/output.log")):
+        for line in output.read_text().splitlines():
+            usage = usage_of(line)
+            if usage is not None:
+                sent, received = sent + usage.input_tokens, received + usage.output_tokens
+    return sent, received
 
 
 def test_edit_job_through_logist_run(repo: Path) -> None:
@@ -63,8 +72,11 @@ def test_edit_job_through_logist_run(repo: Path) -> None:
     assert_edit_in_review(repo, record)
     usage = record["result"]["usage"]
     assert totals["served"] == 1
-    assert close_to(usage["input_tokens"], totals["input"], 1), (usage, totals)
-    assert usage["output_tokens"] == totals["output"]  # under 1k: printed exactly
+    # aider reports its own estimate (its tokenizer's count, rounded to 0.1k), not the API's
+    # usage: the record holds exactly what aider printed, which is near what was served.
+    assert (usage["input_tokens"], usage["output_tokens"]) == printed_usage(repo, record["id"])
+    assert 0.7 * totals["input"] <= usage["input_tokens"] <= 1.3 * totals["input"], totals
+    assert 0 < usage["output_tokens"] <= totals["output"], totals
     # aider prices gpt-4o itself (litellm's table): its own figure, labelled reported.
     assert usage["cost_usd"] > 0 and usage["cost_source"] == "reported", usage
     argv = argv_of(repo, record["id"], 1)
@@ -108,16 +120,15 @@ def test_a_400_budget_refusal_fails_with_the_reason_although_aider_exits_0(repo:
 
 
 def test_429_is_retried(repo: Path) -> None:
-    # aider retries a rate limit itself (litellm.RateLimitError, with pauses): a single 429
-    # never reaches Logist's policy; the job ends in review with the edit.
+    # aider (litellm) retries a rate limit itself, silently: a 429 never reaches Logist's
+    # policy (which would see `litellm.RateLimitError` only once aider gave up, after about
+    # a minute of its own retries); the job ends in review with the edit, in one step.
     script = [{"error": 429, "message": "Rate limit reached"}, EDIT]
     with serve(*script) as endpoint:
         record = run_job(repo, *options(endpoint), "--file", "a.txt", "--prompt", "greet")
         assert endpoint.totals()["refused"] == 1
     assert_edit_in_review(repo, record)
-    texts = [str(e["data"].get("message", "")) for e in job_events(repo, record["id"])
-             if e["kind"] == "error"]  # fmt: skip
-    assert any("RateLimitError" in t for t in texts), texts
+    assert len(record["steps"]) == 1
 
 
 def test_a_stalled_stream_ends_stuck(repo: Path) -> None:
@@ -151,7 +162,7 @@ def test_a_rework_round_says_aider_cannot_resume(repo: Path) -> None:
 
 def test_max_cost_halts_it(repo: Path) -> None:
     # One long reply: aider's own cost for it passes the limit.
-    with serve({"text": "x" * 400_000}, EDIT) as endpoint:
+    with serve({"text": "x " * 20_000}, EDIT) as endpoint:
         record = run_job(repo, *options(endpoint), "--file", "a.txt", "--prompt", "greet",
                          "--max-cost", "0.01", expect=1)  # fmt: skip
     assert record["status"] == "halted", record["status_reason"]

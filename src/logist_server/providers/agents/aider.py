@@ -95,7 +95,10 @@ class AiderAgent:
         note = resume_note(ctx)
         if note:
             bridge += ["--note", note]
-        env = {"COLUMNS": "4000", "NO_COLOR": "1", "TERM": "dumb"}
+        # litellm's bundled price table: no fetch from GitHub at every start (offline, it
+        # fails after a DNS wait and prints a network error the observer would take).
+        env = {"COLUMNS": "4000", "NO_COLOR": "1", "TERM": "dumb",
+               "LITELLM_LOCAL_MODEL_COST_MAP": "True"}  # fmt: skip
         if base_url:
             env["OPENAI_API_BASE"] = base_url
         inherit = (key,) if key else ()
