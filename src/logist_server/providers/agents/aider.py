@@ -55,7 +55,7 @@ class AiderAgent:
     """aider (aider-chat), plain text; an exit-0 failure made honest by `aider_bridge`."""
 
     name = "aider"
-    description = "aider (plain text; tokens are aider's rounded estimates), no sessions"
+    description = "aider (plain text; tokens are aider's own estimates), no sessions"
     program = "aider"
     path_options: Mapping[str, PathSyntax] = {}
     env_vars: tuple[str, ...] = (*KEYS, "OPENAI_API_BASE", "AIDER_MODEL")
