@@ -1,9 +1,9 @@
 """Real agents over ACP through Logist (`--agent acp`), against the scripted endpoint on
 127.0.0.1: codex-acp (OpenAI responses), claude-agent-acp (Anthropic messages) and
-gemini --acp (Gemini) each end in review with the right diff; a codex-acp permission
-request (a shell command, `execute: ask` by default) moves the job to needs_input, `job
-answer` reaches the same live process and the job ends in review; one job through the
-language server.
+gemini --acp (Gemini) each end in review with the right diff; codex-acp's run is also the
+permission round trip (a shell command is `execute: ask` by default: the job goes to
+needs_input, `job answer` reaches the same live process, review follows); one job through
+the language server; claude-agent-acp's 401 fails with the authentication reason.
 
 Every test has its own HOME outside the temporary directories (codex refuses to create its
 helpers under one) and nothing but 127.0.0.1 is reachable (proxies point at a closed port).
@@ -104,22 +104,6 @@ def kinds(repo: Path, job_id: str) -> list[str]:
     return [e["kind"] for e in job_events(repo, job_id)]
 
 
-def test_codex_acp_edit_ends_in_review(repo: Path, endpoint: ModelEndpoint) -> None:
-    endpoint.script(EDIT, DONE)
-    record = run_job(repo, *codex_acp(endpoint), "--file", "a.txt", "--prompt", "greet")
-    assert_edit_in_review(repo, record)
-    events = job_events(repo, record["id"])
-    changes = [e["data"] for e in events if e["kind"] == "file_change"]
-    assert {"path": "a.txt", "action": "modify"} in changes
-    calls = [e["data"] for e in events if e["kind"] == "tool_call"]
-    assert calls and all(c["id"] for c in calls)
-    # The key reached codex-acp (it called the endpoint) and was written nowhere.
-    assert endpoint.totals()["served"] >= 1
-    for path in (repo / ".logist").rglob("*"):
-        if path.is_file():
-            assert KEY.encode() not in path.read_bytes(), path
-
-
 def test_codex_acp_permission_request_waits_for_the_answer(
     repo: Path, endpoint: ModelEndpoint
 ) -> None:
@@ -155,8 +139,20 @@ def test_codex_acp_permission_request_waits_for_the_answer(
     record = review_record(runner.returncode, out, err)
     assert len(record["steps"]) == 1, "the same process went on after the answer"
     assert record["steps"][0].get("runtime", {}) == pid_before
-    assert "pwned.txt" in record["result"]["diff"]["paths"]
+    # The right diff: the approved command's file and the edit (`logist run --agent acp
+    # --agent-opt preset=codex-acp --file a.txt` ends in review with it).
+    assert record["result"]["diff"]["paths"] == ["a.txt", "pwned.txt"]
     assert result_text(repo, record) == AFTER
+    assert record["steps"][0]["session_id"]
+    events = job_events(repo, record["id"])
+    assert {"path": "a.txt", "action": "modify"} in [
+        e["data"] for e in events if e["kind"] == "file_change"
+    ]
+    assert all(e["data"]["id"] for e in events if e["kind"] == "tool_call")
+    assert endpoint.totals()["served"] >= 2  # the key reached codex-acp; it is written nowhere
+    for path in (repo / ".logist").rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
 
 
 async def test_codex_acp_edit_through_the_language_server(
