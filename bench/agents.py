@@ -220,11 +220,12 @@ class Failed(RuntimeError):
 
 
 def run_logist(agent: Agent, endpoint: ModelEndpoint, repo: Path, env: dict[str, str]) -> float:
+    endpoint.clear()  # turns an earlier run did not need
     endpoint.script(*agent.script)
     argv = [LOGIST, "run", "--json", *agent.logist_args(endpoint.url), "--prompt", PROMPT]
     start = time.perf_counter()
     proc = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, check=False,
-                          stdin=subprocess.DEVNULL, timeout=600)  # fmt: skip
+                          stdin=subprocess.DEVNULL, timeout=300)  # fmt: skip
     elapsed = time.perf_counter() - start
     try:
         record = json.loads(proc.stdout)
@@ -237,13 +238,14 @@ def run_logist(agent: Agent, endpoint: ModelEndpoint, repo: Path, env: dict[str,
 
 
 def run_direct(agent: Agent, endpoint: ModelEndpoint, repo: Path, home: Path) -> float:
+    endpoint.clear()  # turns an earlier run did not need
     endpoint.script(*agent.script)
     argv, extra = agent.direct(endpoint.url, home)
     env = agent_env(home, extra)
     env["PWD"] = str(repo)  # opencode resolves relative paths against $PWD, not its cwd
     start = time.perf_counter()
     proc = subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, check=False,
-                          stdin=subprocess.DEVNULL, timeout=600)  # fmt: skip
+                          stdin=subprocess.DEVNULL, timeout=300)  # fmt: skip
     elapsed = time.perf_counter() - start
     edited = (repo / "a.txt").read_text()
     git(["checkout", "-q", "--", "."], repo)

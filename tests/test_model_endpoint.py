@@ -231,3 +231,12 @@ def test_concurrent_requests_each_take_a_distinct_turn(endpoint: ModelEndpoint) 
         worker.join(timeout=60)
     assert sorted(texts) == sorted(f"t{i}" for i in range(count))
     assert sorted(e.turn for e in endpoint.log if e.turn is not None) == list(range(count))
+
+
+def test_clear_drops_the_unserved_turns_only(endpoint: ModelEndpoint) -> None:
+    endpoint.script({"text": "one"}, {"text": "two"}, {"text": "three"})
+    assert json.loads(post(endpoint, {})[2])["text"] == "one"
+    assert endpoint.clear() == 2 and endpoint.remaining == 0
+    endpoint.script({"text": "fresh"})
+    assert json.loads(post(endpoint, {})[2])["text"] == "fresh"
+    assert [e.turn for e in endpoint.log] == [0, 1]

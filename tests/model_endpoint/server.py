@@ -121,6 +121,13 @@ class ModelEndpoint:
                     self._turns.extend(dict(plain) for _ in range(copies))
         return self
 
+    def clear(self) -> int:
+        """Drop the scripted turns not served yet; how many there were."""
+        with self._lock:
+            dropped = len(self._turns) - self._next
+            del self._turns[self._next :]
+            return dropped
+
     @property
     def remaining(self) -> int:
         """Scripted turns not served yet."""
