@@ -693,9 +693,9 @@ class Engine:
         still in review (else `_SettledMeanwhile`, nothing recorded)."""
 
         def add(job: Job) -> None:
-            for hunk_id in hunk_ids:
             if require_review and job.status != S.REVIEW:
                 raise _SettledMeanwhile(job)  # rolls the transaction back
+            for hunk_id in hunk_ids:
                 if hunk_id not in job.result.accepted_hunks:
                     job.result.accepted_hunks.append(hunk_id)
 
