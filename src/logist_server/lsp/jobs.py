@@ -123,7 +123,7 @@ def register_jobs(server: LogistServer, pump: EventPump, review: Review) -> None
     @rpc(server, p.REJECT_JOB, p.JobIdParams)
     async def reject_job(params: p.JobIdParams) -> Any:
         engine, job = await offload.read(server.find_job, params.job_id)
-        job = engine.reject(job.id)
+        job = await offload.work(engine.reject, job.id)  # kills, rmtree, git: seconds
         review.job_changed(engine, job.id, job.status)
         return wire.out(wire.JobRef(job_id=job.id, status=job.status.value))
 
