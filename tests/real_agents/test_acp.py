@@ -238,3 +238,19 @@ def test_claude_agent_acp_401_fails_with_an_authentication_reason(
     assert record["status"] == "failed", record["status_reason"]
     assert "authentication" in record["status_reason"], record["status_reason"]
     assert len(record["steps"]) == 1  # not retried: a key does not get better by waiting
+
+
+def test_max_cost_halts_claude_agent_acp(
+    repo: Path, endpoint: ModelEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """claude-agent-acp reports its cost (`usage_update`) once, at the end of the prompt
+    turn: over `--max-cost` the job halts on the cost limit then, not mid-turn."""
+    monkeypatch.setenv("IS_SANDBOX", "1")
+    endpoint.script({"read": "a.txt"}, {"read": "a.txt"}, {"read": "a.txt"}, EDIT, DONE)
+    record = run_job(repo, "--agent", "acp", "--agent-opt", "preset=claude-agent-acp",
+                     "--agent-opt", f"base_url={endpoint.url}",
+                     "--agent-opt", f"api_key_env={KEY_ENV}", "--max-cost", "0.01",
+                     "--file", "a.txt", "--prompt", "greet", expect=1)  # fmt: skip
+    assert record["status"] == "halted", record["status_reason"]
+    assert "cost" in record["status_reason"]
+    assert record["result"]["usage"]["cost_usd"] > 0.01
