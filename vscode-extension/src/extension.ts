@@ -33,6 +33,8 @@ function timing(name: string, ms: number): void {
   }
 }
 
+let running: Server | undefined;
+
 export function activate(context: vscode.ExtensionContext): void {
   const activated = Date.now();
   const output = vscode.window.createOutputChannel("Logist");
@@ -41,6 +43,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const status = new StatusItem(model);
   let listing: Promise<void> | undefined;
 
+  let review: ReviewProvider | undefined;
   const server: Server = new Server(output, (client) => configure(client), timing);
   const panels = new JobPanels(server, model, async (action, jobId) => {
     const command = ACTIONS[action];
@@ -74,6 +77,7 @@ export function activate(context: vscode.ExtensionContext): void {
     }
     panels.event(event);
     if (event.status && event.status !== before) notify(event);
+    if (event.status === "review") review?.jobChanged(event.jobId);
   }
 
   function notify(event: JobEvent): void {
@@ -174,13 +178,12 @@ export function activate(context: vscode.ExtensionContext): void {
       }
     });
 
+  running = server;
   context.subscriptions.push(
-    output,
     view,
     status,
-    server,
     panels,
-    vscode.workspace.registerTextDocumentContentProvider(SCHEME, new ReviewProvider(server)),
+    vscode.workspace.registerTextDocumentContentProvider(SCHEME, (review = new ReviewProvider(server))),
     reg("logist.newJob", async () => {
       const began = Date.now();
       const r = await newJob(server, false);
@@ -273,9 +276,14 @@ export function activate(context: vscode.ExtensionContext): void {
     timing("newJobToTree", Date.now() - began);
   }
 
+  // deactivate() stops the server first: the client logs to this channel while it stops.
+  context.subscriptions.unshift(output);
   void server.start();
 }
 
-export function deactivate(): void {
-  // The subscriptions stop the server; jobs outlive it.
+/** Stop the server before the output channel goes; jobs outlive it. */
+export async function deactivate(): Promise<void> {
+  const server = running;
+  running = undefined;
+  await server?.stop();
 }

@@ -37,7 +37,17 @@ function gitShow(repo: string, commit: string, path: string): Promise<string | u
 }
 
 export class ReviewProvider implements vscode.TextDocumentContentProvider {
+  private readonly changed = new vscode.EventEmitter<vscode.Uri>();
+  readonly onDidChange = this.changed.event;
+
   constructor(private readonly server: Server) {}
+
+  /** The job has a new result (a step ran again): open base/proposal documents reload. */
+  jobChanged(jobId: string): void {
+    for (const doc of vscode.workspace.textDocuments) {
+      if (doc.uri.scheme === SCHEME && new URLSearchParams(doc.uri.query).get("job") === jobId) this.changed.fire(doc.uri);
+    }
+  }
 
   async provideTextDocumentContent(uri: vscode.Uri): Promise<string> {
     const query = new URLSearchParams(uri.query);
