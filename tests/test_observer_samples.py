@@ -1,7 +1,7 @@
 """The observer's table checked against the real CLIs' recorded headless output.
 
 Every sample in tests/fixtures/agent-samples/ (recorded from the real programs: see
-/work/shared/agent-samples/README.md and CLAUDE-RECORDINGS.md there) goes through its
+the shared README, CLAUDE-RECORDINGS.md and CODEX-GEMINI-RECORDINGS.md) goes through its
 agent's own parser and the observer, as `AgentEventRecorder.commit` does, and must land in
 its outcome class:
 
@@ -50,9 +50,9 @@ def outcome_class(name: str) -> str:
     stem = name.split(".")[0]
     if stem.startswith("budget-refused-"):
         return "budget"
-    if stem == "claude-401":
+    if stem.endswith("-401"):
         return "auth"
-    if stem == "claude-429":
+    if stem.endswith("-429"):
         return "rate_limit"
     if "-deny" in stem or stem in ("codex-ask", "codex-escalate", "acp-codex-escalate"):
         return "permission"
