@@ -67,14 +67,6 @@ def rpc(
     return decorator
 
 
-def register(server: LogistServer, pump: EventPump, review: Review) -> None:
-    """Every `logist/*` request: these and the job actions (job_actions.py)."""
-    from logist_server.lsp import job_actions
-
-    register_jobs(server, pump, review)
-    job_actions.register(server, pump, review)
-
-
 def register_jobs(server: LogistServer, pump: EventPump, review: Review) -> None:
     @rpc(server, p.CREATE_JOB, p.CreateJobParams)
     async def create_job(params: p.CreateJobParams) -> Any:

@@ -9,10 +9,10 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from logist_server.lsp import offload
+from logist_server.lsp import job_actions, offload
 from logist_server.lsp.app import LogistServer
 from logist_server.lsp.hub import Hub
-from logist_server.lsp.jobs import register
+from logist_server.lsp.jobs import register_jobs
 from logist_server.lsp.review import Review
 from logist_server.lsp.streaming import EventPump
 
@@ -28,7 +28,8 @@ def create_server(hub: Hub | None = None, token: str | None = None) -> LogistSer
     pump.on_status.append(review.job_changed)
     server.hub.listeners.add(pump.committed)
     server.on_closed.append(lambda: server.hub.listeners.discard(pump.committed))
-    register(server, pump, review)
+    register_jobs(server, pump, review)  # the job requests (jobs.py)
+    job_actions.register(server, pump, review)  # the job actions (job_actions.py)
 
     def folders() -> list[Path]:
         roots: list[Path] = []
