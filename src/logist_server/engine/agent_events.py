@@ -261,7 +261,9 @@ def apply_usage(
     The cost is the agent's own when it reports one (`reported`), else computed from the
     event's tokens and `price` (`computed`; reasoning billed as output); with neither, the
     tokens count and the cost does not: `usage.unpriced` names `model`. A cumulative report
-    replaces the step's figures, its cost and where that cost comes from."""
+    is a running total: each figure (tokens, cost, turns) only ever rises to it, so an agent
+    cannot lower a step's spend under `--max-cost` or wipe its tokens with a smaller report
+    (a cost-only report leaves the tokens); a higher cost brings its source along."""
     cost, source = event.cost_usd, REPORTED
     if cost is None and price is not None:
         cost, source = pricing.cost(
@@ -275,10 +277,14 @@ def apply_usage(
     tokens = (event.input_tokens, event.output_tokens, event.cache_read_tokens,
               event.cache_write_tokens, event.reasoning_tokens)  # fmt: skip
     if event.cumulative:
-        usage.input_tokens, usage.output_tokens, usage.cache_read_tokens = tokens[:3]
-        usage.cache_write_tokens, usage.reasoning_tokens = tokens[3:]
+        usage.input_tokens = max(usage.input_tokens, event.input_tokens)
+        usage.output_tokens = max(usage.output_tokens, event.output_tokens)
+        usage.cache_read_tokens = max(usage.cache_read_tokens, event.cache_read_tokens)
+        usage.cache_write_tokens = max(usage.cache_write_tokens, event.cache_write_tokens)
+        usage.reasoning_tokens = max(usage.reasoning_tokens, event.reasoning_tokens)
         if cost is not None:
-            usage.cost_usd, usage.cost_source = cost, source
+            if cost >= usage.cost_usd:
+                usage.cost_usd, usage.cost_source = cost, source
             usage.unpriced = ""
     else:
         usage.input_tokens += event.input_tokens
@@ -291,7 +297,10 @@ def apply_usage(
             usage.cost_source = merge_source(usage.cost_source, source)
     if cost is None and any(tokens):
         usage.unpriced = model or UNNAMED_MODEL
-    usage.turns = event.turns if event.turns is not None else usage.turns + 1
+    if event.turns is None:
+        usage.turns += 1
+    else:
+        usage.turns = max(usage.turns, event.turns) if event.cumulative else event.turns
 
 
 def last_error(events: list[JobEvent]) -> str | None:
