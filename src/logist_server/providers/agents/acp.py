@@ -21,6 +21,7 @@ from logist_server.domain.errors import UsageError
 from logist_server.domain.model import Job
 from logist_server.domain.process import ProcessSpec
 from logist_server.domain.questions import AnswerVia
+from logist_server.providers.agents import repo_configs
 from logist_server.providers.agents.acp_config import INIT_TIMEOUT_S, Config
 from logist_server.providers.agents.base import AgentContext, OutputParser
 from logist_server.providers.agents.jsonl import JsonLinesParser
@@ -207,8 +208,8 @@ class AcpAgent:
         env: dict[str, str] = dict(preset.env) if preset else {}
         env_from: dict[str, str] = {}
         inherit: list[str] = list(preset.env_vars) if preset else []
-        if preset is not None and preset.program == "gemini":
-            _refuse_gemini_settings(job, ctx.workspace)
+        if preset is not None:
+            repo_configs.refuse(preset.program, job.permissions, ctx.workspace)
         if preset is not None and preset.program == "claude-agent-acp":
             claude = os.environ.get("CLAUDE_CODE_EXECUTABLE") or installed_program("claude")
             if claude:
@@ -280,18 +281,6 @@ class AcpAgent:
                 if (home / relative).exists():
                     return f"~/{relative} ({name})"
         return None
-
-
-def _refuse_gemini_settings(job: Job, workspace: str) -> None:
-    """gemini runs headless only in a trusted folder (`--skip-trust`), and a trusted
-    folder's `.gemini/` settings can start commands before any approval: a workspace with
-    one is refused unless the job may run shell commands anyway (as the gemini provider)."""
-    if job.permissions.execute != "allow" and os.path.lexists(os.path.join(workspace, ".gemini")):
-        raise UsageError(
-            "this repository has a .gemini/ directory, whose settings can run commands once "
-            "gemini trusts the folder: allow shell commands for this job (--allow execute) "
-            "or remove .gemini/ from the repository"
-        )
 
 
 def _codex_settings(url: str | None, key: str | None, model: str | None) -> list[str]:

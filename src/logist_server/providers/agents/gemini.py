@@ -28,7 +28,7 @@ from logist_server.domain.errors import UsageError
 from logist_server.domain.model import Job
 from logist_server.domain.process import ProcessSpec
 from logist_server.domain.questions import AnswerVia
-from logist_server.providers.agents import cli_options
+from logist_server.providers.agents import cli_options, repo_configs
 from logist_server.providers.agents.base import AgentContext, OutputParser
 from logist_server.providers.agents.gemini_events import GeminiParser
 from logist_server.providers.agents.options import PathSyntax
@@ -65,7 +65,7 @@ class GeminiAgent:
         exe = installed_program(self.program)
         if exe is None:
             raise UsageError(f"gemini is not installed: {self.install_hint}")
-        _refuse_repository_settings(job, ctx)
+        repo_configs.refuse(self.program, job.permissions, ctx.workspace)
         argv = [exe, "--output-format", "stream-json", "--skip-trust"]
         if job.permissions.execute == "allow":
             argv.append("--yolo")
@@ -123,21 +123,6 @@ class GeminiAgent:
         if (home / "oauth_creds.json").is_file():
             return "~/.gemini/oauth_creds.json"
         return None
-
-
-def _refuse_repository_settings(job: Job, ctx: AgentContext) -> None:
-    """gemini runs headless only in a trusted folder (`--skip-trust`), and a trusted folder's
-    `.gemini/` (settings with MCP servers, hooks, tool discovery commands; extensions) can
-    run commands before any approval. The repository controls that directory: unless the
-    job may run shell commands anyway (`execute: allow`), a workspace with one is refused."""
-    if job.permissions.execute == "allow":
-        return
-    if os.path.lexists(os.path.join(ctx.workspace, ".gemini")):
-        raise UsageError(
-            "this repository has a .gemini/ directory, whose settings can run commands once "
-            "gemini trusts the folder (as it must to run headless): allow shell commands "
-            "for this job (--allow execute) or remove .gemini/ from the repository"
-        )
 
 
 def _prompt(ctx: AgentContext) -> str:
