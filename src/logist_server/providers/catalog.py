@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from logist_server.domain.errors import LogistError
@@ -16,16 +18,22 @@ def _describe(
     unloadable: Callable[[LogistError], dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """One row per registered name: `loaded(provider)`, or `unloadable(why)` when the
-    provider cannot be loaded (the row then still names it)."""
-    rows: list[dict[str, Any]] = []
-    for name in registry.names():
+    provider cannot be loaded (the row then still names it). The providers are asked at
+    the same time: each may start its program (`--version`), a second or more apiece."""
+
+    def row(name: str) -> dict[str, Any]:
         try:
             provider = registry.get(name)
         except LogistError as exc:
-            rows.append({"name": name, **unloadable(exc)})
-            continue
-        rows.append({"name": name, **loaded(provider)})
-    return rows
+            return {"name": name, **unloadable(exc)}
+        return {"name": name, **loaded(provider)}
+
+    names = registry.names()
+    for name in names:  # created here, one at a time: the registry is not thread-safe
+        with contextlib.suppress(LogistError):
+            registry.get(name)
+    with ThreadPoolExecutor(max(1, min(8, len(names)))) as pool:
+        return list(pool.map(row, names))
 
 
 def describe_agents(registry: Registry[Any]) -> list[dict[str, Any]]:
