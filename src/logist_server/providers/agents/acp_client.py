@@ -13,7 +13,6 @@ Every `session/update` becomes typed events (`acp_events`), printed as JSON line
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -43,6 +42,7 @@ from logist_server.domain.permissions import Permissions, decide
 from logist_server.providers.agents import acp_fs
 from logist_server.providers.agents.acp_events import UpdateMapper
 from logist_server.providers.agents.acp_terminal import Terminals
+from logist_server.providers.agents.answer_file import clear, read_answer
 
 #: How often the client looks for the user's answer.
 ANSWER_POLL_S = 0.1
@@ -233,8 +233,7 @@ class LogistClient:
         async with self._asking:
             if self.answer_file is None:
                 return "deny"  # nobody can answer: refused
-            with contextlib.suppress(FileNotFoundError):
-                self.answer_file.unlink()  # an answer to an earlier question
+            clear(str(self.answer_file))  # an answer to an earlier question
             qid = question_id if isinstance(question_id, str) else None
             emit(
                 [
@@ -242,15 +241,10 @@ class LogistClient:
                     AgentQuestion(text=text, id=qid, kind="permission", options=options),
                 ]
             )
-            while True:
-                try:
-                    answer = self.answer_file.read_text("utf-8", "replace")
-                except FileNotFoundError:
-                    await asyncio.sleep(ANSWER_POLL_S)
-                    continue
-                with contextlib.suppress(FileNotFoundError):
-                    self.answer_file.unlink()
-                return answer
+            while (answer := read_answer(str(self.answer_file))) is None:
+                await asyncio.sleep(ANSWER_POLL_S)  # never a blocking read (a planted FIFO)
+            clear(str(self.answer_file))
+            return answer
 
 
 def _exit_status(code: int) -> TerminalExitStatus:

@@ -24,18 +24,17 @@ import contextlib
 import json
 import os
 import signal
-import stat
 import subprocess
 import sys
 import time
 from typing import IO, Any
 
 from logist_server.domain.permissions import Permissions
+from logist_server.providers.agents.answer_file import clear, read_answer
 from logist_server.providers.agents.claude_parser import BRIDGE_TYPE, denied_tools, error_reason
 from logist_server.providers.agents.claude_tools import decision, describe
 
 MAX_LINE = 4 * 1024 * 1024  # bytes of one line from claude
-MAX_ANSWER = 64 * 1024
 ANSWER_POLL_S = 0.1
 ALLOW_WORDS = ("allow", "yes", "y", "ok", "approve", "always")
 
@@ -66,20 +65,6 @@ def read_line(stream: IO[bytes]) -> bytes | None:
     note = f"claude-code printed a line of {dropped} bytes (over {MAX_LINE}): dropped"
     emit({"event": {"type": "message", "text": note}})
     return b"\n"
-
-
-def read_answer(path: str) -> str | None:
-    """The answer in `path`, or None while there is none: only a regular file counts (never
-    followed through a symlink, never a FIFO that would block; Logist's atomic write
-    replaces whatever the agent planted there)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return handle.read(MAX_ANSWER).decode("utf-8", "replace")
 
 
 class Bridge:
@@ -196,6 +181,8 @@ class Bridge:
 
     def ask(self, ask_id: str, text: str, kind: str, options: list[str]) -> str | None:
         """Print a question, wait for the answer file; None when claude died meanwhile."""
+        if self.answer_file:
+            clear(self.answer_file)  # a late answer to an earlier question
         emit({"event": {"type": "question", "id": ask_id, "kind": kind, "text": text,
                         "options": options}})  # fmt: skip
         while self.proc.poll() is None:
