@@ -35,9 +35,27 @@ function timing(name: string, ms: number): void {
 
 let running: Server | undefined;
 
+/** The output channel, whose writes never throw: while the extension host shuts down its
+ * channel is closed before the language client has logged its last failed request. */
+function safeChannel(channel: vscode.OutputChannel): vscode.OutputChannel {
+  return new Proxy(channel, {
+    get(target, prop, receiver) {
+      const value: unknown = Reflect.get(target, prop, receiver);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        try {
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        } catch {
+          return undefined;
+        }
+      };
+    },
+  });
+}
+
 export function activate(context: vscode.ExtensionContext): void {
   const activated = Date.now();
-  const output = vscode.window.createOutputChannel("Logist");
+  const output = safeChannel(vscode.window.createOutputChannel("Logist"));
   const model = new JobModel();
   const view = new JobsView(model);
   const status = new StatusItem(model);
@@ -201,7 +219,7 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
     reg("logist.showLog", () => output.show()),
     reg("logist.openPanel", async (arg) => {
-      const id = await jobIdOf(arg, "Open Job Panel", any);
+      const id = await jobIdOf(arg ?? view.selectedJob(), "Open Job Panel", any);
       if (id) panels.open(id);
     }),
     reg("logist.openChanges", async (arg) => {

@@ -53,6 +53,12 @@ export class JobsView implements vscode.TreeDataProvider<Node>, vscode.Disposabl
     return [];
   }
 
+  /** The job selected in the tree, if any. */
+  selectedJob(): string | undefined {
+    const node = this.view.selection[0];
+    return node?.kind === "job" ? node.job.id : undefined;
+  }
+
   getParent(node: Node): Node | undefined {
     if (node.kind === "job") {
       const group = GROUPS.find((g) => this.model.inGroup(g.id).some((j) => j.id === node.job.id));
@@ -83,7 +89,9 @@ export class JobsView implements vscode.TreeDataProvider<Node>, vscode.Disposabl
     if (job.question) tip.appendText(`\n\nQuestion: ${job.question}`);
     item.tooltip = tip;
     item.accessibilityInformation = { label: `${job.headline}, ${job.status}, ${item.description}` };
-    item.command = { title: "Open Job Panel", command: "logist.openPanel", arguments: [job.id] };
+    // No arguments: VS Code keeps a tree item's command arguments only until the next refresh,
+    // so a click during one would find no command. The command reads the selection instead.
+    item.command = { title: "Open Job Panel", command: "logist.openPanel" };
     return item;
   }
 

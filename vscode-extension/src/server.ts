@@ -114,9 +114,19 @@ export class Server implements vscode.Disposable {
         return { action: CloseAction.DoNotRestart, handled: true };
       },
     };
+    const quiet = <T>(what: string, empty: T) => (err: unknown): T => {
+      // A hint request failing (the server restarting, the window reloading) is not the user's error.
+      this.output.appendLine(`[logist] ${what}: ${errorText(err)}`);
+      return empty;
+    };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: "file" }],
       outputChannel: this.output,
+      middleware: {
+        provideCodeActions: (document, range, context, token, next) =>
+          Promise.resolve(next(document, range, context, token)).catch(quiet("code actions", [])),
+        provideCodeLenses: (document, token, next) => Promise.resolve(next(document, token)).catch(quiet("code lenses", [])),
+      },
       revealOutputChannelOn: 4 /* never */,
       initializationOptions: { settings: settingsPayload() },
       errorHandler,
