@@ -98,6 +98,9 @@ class ClineAgent:
         elif model:
             argv += ["-m", model]
         argv += opts.extra_args(job)
+        # The prompt is an argument: cline 3.0.65 in JSON mode refuses a prompt on stdin
+        # (file or pipe: "requires a prompt argument or piped stdin"). So it is bounded by
+        # the 128 KiB argument cap and visible in `ps` (a supervisor's diff can exceed it).
         argv += ["--", ctx.rendered_prompt]
         inherit: tuple[str, ...] = ()
         if key and key != KEY_VARIABLE:
