@@ -251,3 +251,24 @@ async def test_create_job_takes_permissions_and_the_fallback_model(
             params = {"prompt": "x", "agent": "mock", "permissions": bad}
             with pytest.raises(JsonRpcInvalidParams):
                 await editor.request("logist/createJob", params)
+
+
+def test_a_repository_may_lower_a_budget_but_not_raise_it(repo: Path) -> None:
+    """A hostile repository must not lift the user's spending limit (--max-cost)."""
+    user_config("limits:\n  max_cost_usd: 5\n  max_turns: 10\n")
+    (repo / "logist.yml").write_text("limits:\n  max_cost_usd: 2\n  max_time_s: 60\n")
+    job = run_job(repo, "--agent", "mock", "--prompt", "hi")
+    limits = job["limits"]
+    assert limits["max_cost_usd"] == 2 and limits["max_time_s"] == 60, limits
+    assert limits["max_turns"] == 10, limits
+    (repo / "logist.yml").write_text("limits:\n  max_cost_usd: 500\n")
+    before = list_jobs(repo)
+    line = assert_one_line_error(
+        run_logist("run", "--agent", "mock", "--prompt", "hi", cwd=repo, check=False)
+    )
+    assert "logist.yml: limits.max_cost_usd" in line and "5" in line, line
+    assert list_jobs(repo) == before
+    # ... and the user's own flag still decides for the job.
+    (repo / "logist.yml").write_text("limits:\n  max_cost_usd: 2\n")
+    job = run_job(repo, "--agent", "mock", "--prompt", "hi", "--max-cost", "500")
+    assert job["limits"]["max_cost_usd"] == 500

@@ -75,6 +75,7 @@ def load(
             if inside is not None:
                 _refuse_user_only_keys(layer, str(path))
                 _refuse_looser_permissions(layer, layers, str(path))
+                _refuse_looser_budgets(layer, layers, str(path))
             layers.append((str(path), layer))
     layers += _environment_layer(os.environ if environ is None else environ)
     if role is not None:
@@ -161,6 +162,31 @@ def _refuse_looser_permissions(
                 f"{source}: permissions.{kind}: a repository can only tighten permissions "
                 f"('{given}' here, not '{decision}'); set it in {user_config_path()} or "
                 f"with --{decision} {kind}"
+            )
+
+
+#: Budgets a repository may lower, never raise above what the user's own file gives.
+BUDGET_KEYS = ("max_cost_usd", "max_time_s", "max_turns")
+
+
+def _refuse_looser_budgets(
+    layer: dict[str, Any], below: list[tuple[str, dict[str, Any]]], source: str
+) -> None:
+    """A repository may set a budget where the user's file sets none, or a lower one; a
+    higher one is refused: a hostile repository must not lift the user's spending limit."""
+    asked = layer.get("limits") or {}
+    for key in BUDGET_KEYS:
+        wanted = asked.get(key)
+        if wanted is None:
+            continue
+        given = None
+        for _source, lower in below:
+            given = (lower.get("limits") or {}).get(key, given)
+        if given is not None and wanted > given:
+            raise ConfigError(
+                f"{source}: limits.{key}: a repository can only lower the limits your "
+                f"configuration sets ({given} there, not {wanted}); raise it in "
+                f"{user_config_path()} or on the command line"
             )
 
 
