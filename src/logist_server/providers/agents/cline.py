@@ -64,6 +64,10 @@ def write_config(root: Path, base_url: str, model: str) -> None:
     atomic_write(settings / "global-settings.json", b'{"telemetryOptOut": true}\n')
 
 
+#: The longest prompt cline is given (as an argument: Linux refuses one over 128 KiB).
+MAX_ARGV_PROMPT = 100 * 1024
+
+
 class ClineAgent:
     """cline, headless with JSON events."""
 
@@ -101,6 +105,12 @@ class ClineAgent:
         # The prompt is an argument: cline 3.0.65 in JSON mode refuses a prompt on stdin
         # (file or pipe: "requires a prompt argument or piped stdin"). So it is bounded by
         # the 128 KiB argument cap and visible in `ps` (a supervisor's diff can exceed it).
+        if len(ctx.rendered_prompt.encode()) > MAX_ARGV_PROMPT:
+            raise UsageError(
+                f"the prompt is too long for cline ({len(ctx.rendered_prompt.encode())} bytes; "
+                f"cline takes it only as an argument, at most {MAX_ARGV_PROMPT} bytes): "
+                "use another agent for this step"
+            )
         argv += ["--", ctx.rendered_prompt]
         inherit: tuple[str, ...] = ()
         if key and key != KEY_VARIABLE:
