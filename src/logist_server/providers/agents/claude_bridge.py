@@ -9,12 +9,15 @@ when the policy says `ask`, and for `AskUserQuestion`, the bridge prints a typed
 (a `logist_bridge` line), waits for `$LOGIST_ANSWER_FILE` and answers claude, which goes on
 in the same process. After claude's `result` its stdin is closed and claude exits.
 
-Hostile output: lines are bounded (`MAX_LINE`; a longer one is dropped and said), malformed
-JSON is relayed as text, a `logist_bridge` line from claude is dropped (it cannot pose as
-the bridge). SIGTERM, SIGINT and SIGHUP are forwarded to claude, which also gets SIGKILL if
-the bridge dies (`PR_SET_PDEATHSIG`). The bridge exits with claude's status (128+N for a
-signal), or 1 when claude exits 0 without a result or with one that failed, or after
-tool uses refused by its own rules (see `claude_parser`).
+Hostile output: lines are bounded (`MAX_LINE`; a longer one is dropped and said); claude
+cannot pose as the bridge: a JSON line is decoded (invalid UTF-8 replaced, as the parser
+does) and re-encoded, a `logist_bridge` one dropped, and any other line (plain text,
+malformed JSON, claude's stderr, read on its own pipe) is relayed inside a bridge `message`
+event, so nothing claude prints reaches the parser as a line of its own making.
+SIGTERM, SIGINT and SIGHUP are forwarded to claude, which also gets SIGKILL if the bridge
+dies (`PR_SET_PDEATHSIG`). The bridge exits with claude's status (128+N for a signal), or 1
+when claude exits 0 without a result or with one that failed, or after tool uses refused by
+its own rules (see `claude_parser`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import IO, Any
 
@@ -39,14 +43,35 @@ ANSWER_POLL_S = 0.1
 ALLOW_WORDS = ("allow", "yes", "y", "ok", "approve", "always")
 
 
+_OUT = threading.Lock()  # claude's stdout and stderr are relayed from two threads
+
+
+def _write(obj: dict[str, Any]) -> None:
+    with _OUT:
+        sys.stdout.buffer.write(json.dumps(obj).encode() + b"\n")
+        sys.stdout.buffer.flush()
+
+
 def emit(obj: dict[str, Any]) -> None:
-    sys.stdout.buffer.write(json.dumps({"type": BRIDGE_TYPE, **obj}).encode() + b"\n")
-    sys.stdout.buffer.flush()
+    _write({"type": BRIDGE_TYPE, **obj})
 
 
-def relay(line: bytes) -> None:
-    sys.stdout.buffer.write(line if line.endswith(b"\n") else line + b"\n")
-    sys.stdout.buffer.flush()
+def relay(obj: dict[str, Any]) -> None:
+    """One of claude's JSON lines, re-encoded: what the parser reads is what the bridge read."""
+    _write(obj)
+
+
+def relay_text(line: bytes) -> None:
+    """A line of claude's that is not a JSON object, as text inside a bridge message."""
+    text = line.decode("utf-8", "replace").rstrip("\r\n")
+    if text.strip():
+        emit({"event": {"type": "message", "text": text}})
+
+
+def relay_stderr(stream: IO[bytes]) -> None:
+    """claude's stderr, line by line, as text (never a line of its own in the output)."""
+    while (line := read_line(stream)) is not None:
+        relay_text(line)
 
 
 def read_line(stream: IO[bytes]) -> bytes | None:
@@ -97,11 +122,11 @@ class Bridge:
         if not line.strip():
             return
         try:
-            obj = json.loads(line)
+            obj = json.loads(line.decode("utf-8", "replace"))
         except ValueError:
             obj = None
         if not isinstance(obj, dict):
-            relay(line)
+            relay_text(line)
             return
         kind = obj.get("type")
         if kind == BRIDGE_TYPE:
@@ -111,7 +136,7 @@ class Bridge:
             return
         if kind in ("control_response", "control_cancel_request", "keep_alive"):
             return
-        relay(line)
+        relay(obj)
         if kind == "result":
             self.result = obj
             self.close_input()
@@ -242,9 +267,12 @@ def main(argv: list[str] | None = None) -> int:
         env["ANTHROPIC_API_KEY"] = env.get(args.api_key_env, "")
     env.pop("LOGIST_ANSWER_FILE", None)  # the bridge's, not claude's
     proc = subprocess.Popen(
-        args.claude, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-        preexec_fn=_die_with_parent,
+        args.claude, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env, preexec_fn=_die_with_parent,
     )  # fmt: skip
+    assert proc.stderr is not None
+    errors = threading.Thread(target=relay_stderr, args=(proc.stderr,), daemon=True)
+    errors.start()
 
     def forward(signum: int, _frame: object) -> None:
         with contextlib.suppress(OSError):
@@ -258,7 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     while (line := read_line(proc.stdout)) is not None:
         bridge.handle(line)
     bridge.close_input()
-    return bridge.status(proc.wait())
+    code = proc.wait()
+    errors.join(timeout=5)  # its last lines (a child of claude may hold the pipe open)
+    return bridge.status(code)
 
 
 if __name__ == "__main__":
