@@ -360,3 +360,45 @@ def test_credentials_say_where_never_what(tmp_path: Path, monkeypatch: pytest.Mo
     assert agent.credentials() == "~/.claude/.credentials.json"
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-value")
     assert agent.credentials() == "ANTHROPIC_API_KEY"
+
+
+def test_searches_and_mcp_tools_aimed_outside_are_not_allowed(tmp_path: Path) -> None:
+    """Review R6: a glob aimed outside is asked, an MCP tool naming a path outside denied."""
+    workspace = tmp_path / "ws"
+    (workspace / "sub").mkdir(parents=True)
+    loose = Permissions(other="allow")
+    asked = [("Glob", {"pattern": "/root/.ssh/*"}), ("Glob", {"pattern": "../*"}),
+             ("Glob", {"path": "sub", "pattern": "../../x/**"}),
+             ("Grep", {"pattern": "KEY", "glob": "/root/**"}),
+             ("Grep", {"pattern": "KEY", "glob": "~/.ssh/*"})]  # fmt: skip
+    for tool, data in asked:
+        assert decision(Permissions(), str(workspace), tool, data) == "ask", (tool, data)
+    allowed = [
+        ("Glob", {"pattern": "**/*.py"}),
+        ("Glob", {"path": "sub", "pattern": "*.md"}),
+        ("Grep", {"pattern": "/root/.ssh", "glob": "*.py"}),
+    ]  # a regex, not a path
+    for tool, data in allowed:
+        assert decision(Permissions(), str(workspace), tool, data) == "allow", (tool, data)
+    for data in ({"path": "/home/x/.bashrc"}, {"filePath": "/etc/cron.d/x"},
+                 {"destination": "../out.txt"}):  # fmt: skip
+        assert decision(loose, str(workspace), "mcp__fs__write_file", data) == "deny", data
+    assert decision(loose, str(workspace), "mcp__fs__write_file", {"path": "sub/x"}) == "allow"
+
+
+@pytest.mark.parametrize(
+    "flag",
+    ["--settings", "--setting-sources", "--allowedTools", "--allowed-tools", "--mcp-config",
+     "--add-dir", "--plugin-dir", "--permission-mode", "--dangerously-skip-permissions",
+     "--permission-prompt-tool"],
+)  # fmt: skip
+def test_args_cannot_loosen_what_claude_loads_or_allows(flag: str) -> None:
+    """Review R7: flags that set claude's settings, allowed tools, MCP servers or reachable
+    directories are refused in `args` (one line)."""
+    from logist_server.domain.errors import UsageError
+    from logist_server.providers.agents.claude_code import ClaudeCodeAgent
+
+    for args in (f"{flag} x", f"{flag}=x", f"--verbose {flag}"):
+        with pytest.raises(UsageError, match=f"forbids {flag}") as err:
+            ClaudeCodeAgent().validate_options({"args": args})
+        assert "\n" not in str(err.value)

@@ -41,6 +41,9 @@ RESERVED_ARGS = (
     "--dangerously-skip-permissions", "--allow-dangerously-skip-permissions",
     "--permission-prompt-tool", "--input-format", "--output-format", "-p", "--print",
     "--resume", "-r", "--continue", "-c", "--permission-mode",
+    # what tools may run without asking, and which settings and servers claude loads
+    "--settings", "--setting-sources", "--allowedTools", "--allowed-tools", "--mcp-config",
+    "--add-dir", "--plugin-dir",
 )  # fmt: skip
 SECRETS = (
     "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN",

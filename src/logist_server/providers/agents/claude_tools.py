@@ -5,6 +5,9 @@ The bridge (`claude_bridge`) answers claude's `can_use_tool` requests from the j
 resolved (symlinks followed) against the workspace: a write aimed outside it, or into its
 `.git` or `.logist`, is denied whatever the policy says; a read or search outside it is
 asked rather than allowed (the agent runs with the user's rights: `~/.ssh` is a read away).
+A search's glob (`Glob`'s pattern, `Grep`'s glob) counts as a path from its fixed directory
+part; a tool of no known kind (MCP tools) naming a path outside the workspace is denied:
+Logist cannot tell whether it writes.
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ KINDS: dict[str, str] = {
 #: The input keys that name the path a tool works on.
 PATH_KEYS = ("file_path", "notebook_path", "path")
 READING_KINDS = frozenset({"read", "search"})
+#: The input keys of a search tool that hold a glob (a path with wildcards).
+GLOB_KEYS = {"Glob": "pattern", "Grep": "glob"}
+#: Key words that mark a path in the input of a tool of no known kind (MCP tools).
+OTHER_PATH_WORDS = ("path", "file", "dir", "source", "destination", "target", "cwd")
 
 
 def tool_kind(tool: str) -> str:
@@ -42,6 +49,30 @@ def target_path(tool_input: Any) -> str | None:
         if isinstance(value, str) and value:
             return value
     return None
+
+
+def glob_root(pattern: str) -> str:
+    """The fixed directory a glob starts from: `/root/.ssh/*` -> `/root/.ssh`, `**/*.py` -> ``."""
+    cut = min((i for i, c in enumerate(pattern) if c in "*?[{"), default=len(pattern))
+    return pattern if cut == len(pattern) else os.path.dirname(pattern[:cut])
+
+
+def aimed_paths(tool: str, tool_input: Any) -> list[str]:
+    """Every path a tool's input aims at (see the module doc)."""
+    if not isinstance(tool_input, dict):
+        return []
+    path = target_path(tool_input)
+    paths = [path] if path is not None else []
+    glob = tool_input.get(GLOB_KEYS.get(tool, ""))
+    if isinstance(glob, str) and (root := glob_root(glob)):
+        paths.append(os.path.join(path or "", root))
+    if tool_kind(tool) == "other":
+        paths += [
+            value for key, value in tool_input.items()
+            if isinstance(value, str) and value
+            and any(word in key.lower() for word in OTHER_PATH_WORDS)
+        ]  # fmt: skip
+    return paths
 
 
 def inside(workspace: str, path: str) -> bool:
@@ -62,8 +93,9 @@ def inside(workspace: str, path: str) -> bool:
 def decision(policy: Permissions, workspace: str, tool: str, tool_input: Any) -> Decision:
     """What the job's policy says of claude using `tool` with `tool_input`."""
     kind = tool_kind(tool)
-    path = target_path(tool_input)
-    within = path is None or inside(workspace, path)
+    within = all(inside(workspace, path) for path in aimed_paths(tool, tool_input))
+    if kind == "other" and not within:
+        return "deny"  # it may write there: writes outside are always denied
     verdict = decide(policy, kind, inside_workspace=within)
     if verdict == "allow" and kind in READING_KINDS and not within:
         return "ask"
