@@ -76,7 +76,8 @@ def test_edit_job_through_logist_run(repo: Path) -> None:
     assert usage["cost_usd"] > 0 and usage["cost_source"] == "computed", usage
     assert record["steps"][0]["session_id"].startswith("ses_")
     argv = argv_of(repo, record["id"], 1)
-    assert argv[1:4] == ["run", "--format", "json"] and "-s" not in argv
+    start = next(i for i, arg in enumerate(argv) if arg.endswith("/opencode"))  # after launchers
+    assert argv[start + 1 : start + 4] == ["run", "--format", "json"] and "-s" not in argv
     assert argv[argv.index("-m") + 1] == f"logist/{MODEL}"
     assert_key_kept(endpoint, repo, record["id"])
     assert {"tool_call", "tool_result", "file_change", "usage", "session"} <= set(
