@@ -111,3 +111,17 @@ def test_a_clean_workspace_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     GeminiAgent().build(
         Job(id="j", prompt="x", repo="/r", agent=AgentSpec("gemini")), context(workspace)
     )
+
+
+def test_the_opencode_preset_never_reads_the_project_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    fake_programs(tmp_path / "bin", monkeypatch)
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    job = Job(id="j", prompt="x", repo="/r", agent=AgentSpec("acp", options={"preset": "opencode"}))
+    spec = AcpAgent().build(job, context(workspace))
+    config = json.loads(spec.argv[4].removeprefix("--config="))
+    assert config["env"]["OPENCODE_DISABLE_PROJECT_CONFIG"] == "1"

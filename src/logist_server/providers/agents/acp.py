@@ -120,6 +120,8 @@ PRESETS: dict[str, Preset] = {
             "npm_config_registry",
         ),
         secrets=("OPENAI_API_KEY", "ANTHROPIC_API_KEY"),
+        # the repository's opencode.json is not read (also refused: `repo_configs`)
+        env={"OPENCODE_DISABLE_PROJECT_CONFIG": "1"},
         api_key="OPENAI_API_KEY",
         install="npm install -g opencode-ai",
         login="run `opencode auth login`, or configure a provider in opencode.json",
