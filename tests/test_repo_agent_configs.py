@@ -39,11 +39,11 @@ def fake_programs(directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def plant(workspace: Path, name: str) -> None:
     target = workspace / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if name.endswith((".json", ".jsonc", ".env")) or "." not in name.lstrip("."):
-        target.write_text("{}\n") if name.endswith("json") else target.write_text("X=1\n")
+    if name.endswith("/"):
+        target.mkdir(parents=True)
     else:
-        target.mkdir()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("X=1\n")
 
 
 @pytest.mark.parametrize("preset", sorted(CONFIGS))
@@ -75,7 +75,7 @@ def test_the_default_preset_refuses_claude_settings_and_mcp_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake_programs(tmp_path / "bin", monkeypatch)
-    for name in (".claude/settings.json", ".mcp.json"):
+    for name in (".claude/settings.json", ".claude/", ".mcp.json"):
         workspace = tmp_path / f"ws{len(name)}"
         workspace.mkdir()
         plant(workspace, name)

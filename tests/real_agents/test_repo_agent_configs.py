@@ -30,7 +30,7 @@ def test_acp_refuses_a_repository_with_claude_hooks(tmp_path: Path) -> None:
         cwd=repo, env=env, check=False,
     )  # fmt: skip
     assert proc.returncode != 0
-    assert "refusing to run claude-agent-acp: the repository holds .claude," in proc.stdout
+    assert "refusing to run claude-agent-acp: the repository holds .claude/," in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
     assert not marker.exists(), "the repository's claude hook ran"
 

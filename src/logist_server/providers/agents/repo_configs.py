@@ -19,13 +19,14 @@ import os
 from logist_server.domain.errors import UsageError
 from logist_server.domain.permissions import Permissions
 
-# agent (program name) -> (files that can run commands, files that set its environment)
+# agent (program name) -> (files that can run commands, files that set its environment);
+# a name ending in "/" is a directory
 CONFIGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "claude-agent-acp": ((".claude", ".mcp.json"), ()),
-    "codex-acp": ((".codex",), ()),
-    "gemini": ((".gemini",), (".env", ".gemini/.env")),
-    "opencode": (("opencode.json", "opencode.jsonc", ".opencode"), (".env",)),
-    "cline": ((".clinerules",), ()),
+    "claude-agent-acp": ((".claude/", ".mcp.json"), ()),
+    "codex-acp": ((".codex/",), ()),
+    "gemini": ((".gemini/",), (".env", ".gemini/.env")),
+    "opencode": (("opencode.json", "opencode.jsonc", ".opencode/"), (".env",)),
+    "cline": ((".clinerules/",), ()),
 }
 
 
@@ -34,7 +35,7 @@ def refuse(agent: str, permissions: Permissions, workspace: str) -> None:
     load from `workspace` that the job's permissions do not allow (see the module doc)."""
     commands, environment = CONFIGS.get(agent, ((), ()))
     for name in environment:
-        if os.path.lexists(os.path.join(workspace, name)):
+        if os.path.lexists(os.path.join(workspace, name.rstrip("/"))):
             raise UsageError(
                 f"refusing to run {agent}: the repository holds {name}, which {agent} loads "
                 "into its environment (it can send your key to another host): remove it"
@@ -42,7 +43,7 @@ def refuse(agent: str, permissions: Permissions, workspace: str) -> None:
     if permissions.execute == "allow":
         return
     for name in commands:
-        if os.path.lexists(os.path.join(workspace, name)):
+        if os.path.lexists(os.path.join(workspace, name.rstrip("/"))):
             raise UsageError(
                 f"refusing to run {agent}: the repository holds {name}, whose settings can run "
                 f"commands before any approval: allow shell commands for this job "
