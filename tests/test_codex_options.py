@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from conftest import list_jobs, run_logist
 from logist_server.domain.errors import UsageError
 from logist_server.domain.model import AgentSpec, Job
 from logist_server.domain.permissions import Permissions
+from logist_server.providers.agents import stdin_feed
 from logist_server.providers.agents.base import AgentContext
 from logist_server.providers.agents.codex import CodexAgent
 from logist_server.providers.agents.gemini import GeminiAgent
@@ -49,8 +51,11 @@ def test_codex_argv_prompt_after_double_dash_and_quiet_settings(
     on_path: Path, tmp_path: Path
 ) -> None:
     spec = CodexAgent().build(job("codex", model="gpt-5"), ctx(tmp_path))
-    assert spec.argv[0] == str(on_path / "codex") and spec.argv[1:3] == ["exec", "--json"]
-    assert spec.argv[-2:] == ["--", HOSTILE]  # the prompt can never be read as a flag
+    file, text, argv = stdin_feed.unwrap(spec.argv)  # the prompt on stdin, never an argument
+    assert (file, text) == ("/j/p.txt", "") and HOSTILE not in spec.argv
+    assert argv[0] == str(on_path / "codex") and argv[1:3] == ["exec", "--json"]
+    assert argv[-2:] == ["--", "-"]
+    spec = msgspec.structs.replace(spec, argv=argv)
     assert spec.argv[spec.argv.index("-m") + 1] == "gpt-5"
     assert spec.argv[4:6] == ["--sandbox", "workspace-write"]
     assert "features.plugins=false" in spec.argv and "resume" not in spec.argv
@@ -59,7 +64,9 @@ def test_codex_argv_prompt_after_double_dash_and_quiet_settings(
 def test_codex_resume_and_provider_overrides(on_path: Path, tmp_path: Path) -> None:
     options = {"base_url": "http://127.0.0.1:1/v1", "api_key_env": "MY_KEY"}
     spec = CodexAgent().build(job("codex", options), ctx(tmp_path, "go on", "thread-1"))
-    assert spec.argv[1:3] == ["exec", "resume"] and spec.argv[-3:] == ["--", "thread-1", "go on"]
+    assert "go on" not in spec.argv
+    spec = msgspec.structs.replace(spec, argv=stdin_feed.unwrap(spec.argv)[2])
+    assert spec.argv[1:3] == ["exec", "resume"] and spec.argv[-3:] == ["--", "thread-1", "-"]
     assert 'sandbox_mode="workspace-write"' in spec.argv and "--sandbox" not in spec.argv
     assert 'model_providers.logist.base_url="http://127.0.0.1:1/v1"' in spec.argv
     assert 'model_providers.logist.env_key="MY_KEY"' in spec.argv
@@ -75,7 +82,8 @@ def test_codex_refuses_execute_deny(on_path: Path, tmp_path: Path) -> None:
 def test_gemini_approval_follows_the_permissions(on_path: Path, tmp_path: Path) -> None:
     spec = GeminiAgent().build(job("gemini"), ctx(tmp_path))
     assert spec.argv[spec.argv.index("--approval-mode") + 1] == "auto_edit"
-    assert "--yolo" not in spec.argv and spec.argv[-1] == f"--prompt={HOSTILE}"
+    assert "--yolo" not in spec.argv and not any(HOSTILE in arg for arg in spec.argv)
+    assert stdin_feed.unwrap(spec.argv)[0] == "/j/p.txt"
     allowed = job("gemini", permissions=Permissions(execute="allow"))
     spec = GeminiAgent().build(allowed, ctx(tmp_path, session="s-1"))
     assert "--yolo" in spec.argv and "--approval-mode" not in spec.argv

@@ -14,6 +14,7 @@ import pytest
 from logist_server.domain.errors import UsageError
 from logist_server.domain.model import AgentSpec, Job, Target
 from logist_server.domain.permissions import Permissions
+from logist_server.providers.agents import stdin_feed
 from logist_server.providers.agents.aider import AiderAgent
 from logist_server.providers.agents.base import AgentContext
 from logist_server.providers.agents.cline import ClineAgent
@@ -95,10 +96,11 @@ def test_the_key_is_passed_by_name_and_masked(
 
 def test_opencode_argv_env_and_permissions(bin_dir: Path, tmp_path: Path) -> None:
     spec = OpencodeAgent().build(job("opencode", ENDPOINT), context(tmp_path))
-    assert spec.argv[0] == str(bin_dir / "opencode")
-    assert spec.argv[1:4] == ["run", "--format", "json"]
-    assert spec.argv[-2:] == ["--", PROMPT]  # the prompt can never be read as a flag
-    assert spec.argv[spec.argv.index("-m") + 1] == "logist/gpt-4o"
+    file, text, argv = stdin_feed.unwrap(spec.argv)  # the prompt on stdin, never an argument
+    assert file == context(tmp_path).prompt_file and not text and PROMPT not in spec.argv
+    assert argv[0] == str(bin_dir / "opencode")
+    assert argv[1:4] == ["run", "--format", "json"]
+    assert argv[argv.index("-m") + 1] == "logist/gpt-4o"
     assert spec.env["OPENCODE_DISABLE_PROJECT_CONFIG"] == "1"  # the repository's config: no
     config = json.loads(spec.env["OPENCODE_CONFIG_CONTENT"])
     assert config["snapshot"] is False
@@ -121,6 +123,7 @@ def test_cline_approves_tools_only_when_the_job_may_execute(bin_dir: Path, tmp_p
     spec = ClineAgent().build(job("cline", ENDPOINT), context(tmp_path))
     assert spec.argv[spec.argv.index("--auto-approve") + 1] == "false"
     assert spec.env["CLINE_SESSION_BACKEND_MODE"] == "local"
+    # cline 3.0.65 refuses a prompt on stdin in JSON mode: an argument, after `--`.
     assert spec.argv[-2:] == ["--", PROMPT]
     # The launcher copies MY_KEY into OPENAI_API_KEY; the config dir is the job's own.
     assert "OPENAI_API_KEY=MY_KEY" in spec.argv
@@ -139,7 +142,8 @@ def test_aider_argv_and_permissions(bin_dir: Path, tmp_path: Path) -> None:
     spec = AiderAgent().build(job("aider", ENDPOINT), context(tmp_path))
     assert spec.argv[1:4] == ["-I", "-m", "logist_server.providers.agents.aider_bridge"]
     inner = spec.argv[spec.argv.index(str(bin_dir / "aider")) :]
-    assert f"--message={PROMPT}" in inner and inner[-2:] == ["--", "-rf.txt"]
+    assert not any(PROMPT in arg for arg in inner) and inner[-2:] == ["--", "-rf.txt"]
+    assert f"--message-file={context(tmp_path).prompt_file}" in inner
     assert "--no-suggest-shell-commands" in inner and "--no-detect-urls" in inner
     assert "--model=openai/gpt-4o" in inner and spec.env["OPENAI_API_BASE"].endswith("/v1")
     history = inner[inner.index("--chat-history-file") + 1]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from conftest import git, job_events
+from logist_server.providers.agents import stdin_feed
 from model_endpoint import ModelEndpoint
 from real_agents.conftest import run_agent_job
 
@@ -89,7 +90,7 @@ def lsp_options(endpoint: ModelEndpoint) -> dict[str, str]:
 def argv_of(repo: Path, job_id: str, number: int) -> list[str]:
     for event in job_events(repo, job_id):
         if event["data"].get("step") == number and "argv" in event["data"]:
-            return list(event["data"]["argv"])
+            return stdin_feed.unwrap(event["data"]["argv"])[2]  # the agent's own argv
     raise AssertionError(f"no command line recorded for step {number}")
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from conftest import git, job_events, make_repo, parse_json, run_logist, show_job
+from logist_server.providers.agents import stdin_feed
 from model_endpoint import ModelEndpoint
 from real_agents.conftest import AGENTS_BIN, agent_program
 from review_harness import lsp_session
@@ -99,7 +100,7 @@ def run_job(repo: Path, *args: str, expect: int = 0, timeout: float = 120) -> di
 def argv_of(repo: Path, job_id: str, number: int) -> list[str]:
     for event in job_events(repo, job_id):
         if event["data"].get("step") == number and "argv" in event["data"]:
-            return list(event["data"]["argv"])
+            return stdin_feed.unwrap(event["data"]["argv"])[2]  # the agent's own argv
     raise AssertionError(f"no command line recorded for step {number}")
 
 

@@ -86,7 +86,7 @@ class AiderAgent:
         if model:
             inner.append(f"--model={model}")
         inner += opts.extra_args(job)
-        inner.append(f"--message={ctx.rendered_prompt}")
+        inner.append(f"--message-file={ctx.prompt_file}")  # never an argument: 128 KiB, `ps`
         if job.target is not None:
             inner += ["--", job.target.file]
         bridge = [sys.executable, "-I", "-m", "logist_server.providers.agents.aider_bridge"]

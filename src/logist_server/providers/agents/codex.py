@@ -27,7 +27,7 @@ from logist_server.domain.errors import UsageError
 from logist_server.domain.model import Job
 from logist_server.domain.process import ProcessSpec
 from logist_server.domain.questions import AnswerVia
-from logist_server.providers.agents import cli_options
+from logist_server.providers.agents import cli_options, stdin_feed
 from logist_server.providers.agents.base import AgentContext, OutputParser
 from logist_server.providers.agents.codex_events import CodexParser
 from logist_server.providers.agents.options import PathSyntax
@@ -89,7 +89,8 @@ class CodexAgent:
         argv.append("--")
         if ctx.resume_session is not None:
             argv.append(ctx.resume_session)
-        argv.append(_prompt(ctx))
+        argv.append("-")  # the prompt on stdin: never an argument (128 KiB cap, `ps`)
+        argv = stdin_feed.command(argv, ctx.prompt_file, _answer(ctx))
         key = cli_options.key_env(self.name, options)
         return ProcessSpec(argv=argv, cwd=ctx.workspace, inherit=(key,) if key else ())
 
@@ -147,8 +148,8 @@ class CodexAgent:
         return None
 
 
-def _prompt(ctx: AgentContext) -> str:
-    """The step's prompt; an answer to a question is added to it."""
+def _answer(ctx: AgentContext) -> str:
+    """What follows the step's prompt: the answer to a question, if any."""
     if ctx.answer is not None:
-        return f"{ctx.rendered_prompt}\n\nThe user's answer to your question: {ctx.answer}"
-    return ctx.rendered_prompt
+        return f"\n\nThe user's answer to your question: {ctx.answer}"
+    return ""

@@ -28,7 +28,7 @@ from logist_server.domain.errors import UsageError
 from logist_server.domain.model import Job
 from logist_server.domain.process import ProcessSpec
 from logist_server.domain.questions import AnswerVia
-from logist_server.providers.agents import cli_options, repo_configs
+from logist_server.providers.agents import cli_options, repo_configs, stdin_feed
 from logist_server.providers.agents.base import AgentContext, OutputParser
 from logist_server.providers.agents.gemini_events import GeminiParser
 from logist_server.providers.agents.options import PathSyntax
@@ -77,7 +77,9 @@ class GeminiAgent:
         if ctx.resume_session is not None:
             argv.append(f"--resume={ctx.resume_session}")
         argv += cli_options.split_args(self.name, options)
-        argv.append(f"--prompt={_prompt(ctx)}")
+        # The prompt on stdin, never an argument (128 KiB cap, `ps`): gemini reads a piped
+        # stdin as its prompt and runs headless when stdin is not a terminal.
+        argv = stdin_feed.command(argv, ctx.prompt_file, _answer(ctx))
         env: dict[str, str] = {}
         url = cli_options.base_url(self.name, options)
         if url is not None:
@@ -125,8 +127,8 @@ class GeminiAgent:
         return None
 
 
-def _prompt(ctx: AgentContext) -> str:
-    """The step's prompt; an answer to a question is added to it."""
+def _answer(ctx: AgentContext) -> str:
+    """What follows the step's prompt: the answer to a question, if any."""
     if ctx.answer is not None:
-        return f"{ctx.rendered_prompt}\n\nThe user's answer to your question: {ctx.answer}"
-    return ctx.rendered_prompt
+        return f"\n\nThe user's answer to your question: {ctx.answer}"
+    return ""

@@ -26,6 +26,7 @@ from logist_server.domain.permissions import Decision, Permissions
 from logist_server.domain.process import ProcessSpec
 from logist_server.domain.questions import AnswerVia
 from logist_server.providers.agents import chat_agent_options as opts
+from logist_server.providers.agents import stdin_feed
 from logist_server.providers.agents.base import AgentContext, OutputParser
 from logist_server.providers.agents.opencode_parser import ALLOW, OpencodeParser
 from logist_server.providers.agents.options import PathSyntax
@@ -115,7 +116,13 @@ class OpencodeAgent:
         if ctx.resume_session is not None:
             argv += ["-s", ctx.resume_session]
         argv += opts.extra_args(job)
-        argv += ["--", prompt_for(ctx)]
+        # The prompt on stdin, never an argument (128 KiB cap, `ps`): `opencode run` with
+        # no message reads a piped stdin as its message.
+        prompt = prompt_for(ctx)
+        if prompt == ctx.rendered_prompt:
+            argv = stdin_feed.command(argv, ctx.prompt_file)
+        else:  # the short note of an answer step
+            argv = stdin_feed.command(argv, None, prompt)
         inherit = (key,) if key else ()
         return ProcessSpec(argv=argv, env=env, cwd=ctx.workspace, inherit=inherit)
 
