@@ -89,9 +89,7 @@ export class JobsView implements vscode.TreeDataProvider<Node>, vscode.Disposabl
     if (job.question) tip.appendText(`\n\nQuestion: ${job.question}`);
     item.tooltip = tip;
     item.accessibilityInformation = { label: `${job.headline}, ${job.status}, ${item.description}` };
-    // No arguments: VS Code keeps a tree item's command arguments only until the next refresh,
-    // so a click during one would find no command. The command reads the selection instead.
-    item.command = { title: "Open Job Panel", command: "logist.openPanel" };
+    item.command = { title: "Open Job Panel", command: "logist.openPanel", arguments: [job.id] };
     return item;
   }
 
