@@ -9,4 +9,5 @@ bash scripts/setup.sh
 .venv/bin/mypy
 .venv/bin/lint-imports --no-cache
 bash vscode-extension/scripts/check.sh  # the VS Code extension: npm ci, tsc, eslint, unit tests, bundle, .vsix
-.venv/bin/pytest -q "$@"
+# Several workers: most tests wait on real processes (agents, git, editors), not on the CPU.
+.venv/bin/pytest -q -n "${LOGIST_TEST_WORKERS:-3}" "$@"
