@@ -233,14 +233,25 @@ class Bridge:
         return 0
 
 
+#: Signals the bridge forwards to claude (blocked until its handlers are in place).
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 def _die_with_parent() -> None:
-    """In the child: SIGKILL when the bridge dies (Linux), so claude is never orphaned."""
+    """In the child: SIGKILL when the bridge dies (Linux), so claude is never orphaned;
+    the forwarded signals unblocked again (the bridge blocks them around the start)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
     try:
         import ctypes
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if os.getppid() != _BRIDGE_PID:  # the bridge died before the line above took effect
+        os._exit(1)
+
+
+_BRIDGE_PID = os.getpid()  # read in the child, after the fork: the bridge's own pid
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -266,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.api_key_env:
         env["ANTHROPIC_API_KEY"] = env.get(args.api_key_env, "")
     env.pop("LOGIST_ANSWER_FILE", None)  # the bridge's, not claude's
+    # A SIGTERM between claude's start and the handlers below waits, then is forwarded.
+    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     proc = subprocess.Popen(
         args.claude, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=env, preexec_fn=_die_with_parent,
@@ -278,8 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             proc.send_signal(signum)
 
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for signum in FORWARDED:
         signal.signal(signum, forward)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
     bridge = Bridge(proc, args)
     bridge.send({"type": "user", "message": {"role": "user", "content": prompt}})
     assert proc.stdout is not None
