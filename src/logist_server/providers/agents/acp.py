@@ -26,7 +26,7 @@ from logist_server.providers.agents.acp_config import INIT_TIMEOUT_S, Config
 from logist_server.providers.agents.base import AgentContext, OutputParser
 from logist_server.providers.agents.jsonl import JsonLinesParser
 from logist_server.providers.agents.options import PathSyntax
-from logist_server.providers.agents.program import installed_program
+from logist_server.providers.agents.program import installed_program, program_version
 from logist_server.support import redaction
 
 
@@ -270,7 +270,7 @@ class AcpAgent:
 
     def version(self) -> str | None:
         """The version of the default preset's program (claude-agent-acp), when installed."""
-        return _version_of(self.program)
+        return program_version(self.program, "@zed-industries/claude-agent-acp")
 
     def credentials(self) -> str | None:
         """The first preset whose key variable or login file is present (never a value)."""
@@ -322,19 +322,3 @@ def _installed_outside(name: str, workspace: str) -> str:
     if real == root or root in real.parents:
         raise UsageError(f"acp: the agent program '{name}' lies inside the job's workspace")
     return program
-
-
-def _version_of(name: str) -> str | None:
-    """The version in the npm package.json above the installed program (no process run)."""
-    program = installed_program(name)
-    if program is None:
-        return None
-    for directory in Path(os.path.realpath(program)).parents:
-        manifest = directory / "package.json"
-        if manifest.is_file():
-            try:
-                version = json.loads(manifest.read_text("utf-8")).get("version")
-            except (OSError, ValueError, AttributeError):
-                return "unknown"
-            return version if isinstance(version, str) else "unknown"
-    return "unknown"

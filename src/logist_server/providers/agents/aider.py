@@ -15,7 +15,6 @@ Its chat and input history go to the step's directory, not the repository.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,7 +27,7 @@ from logist_server.providers.agents import chat_agent_options as opts
 from logist_server.providers.agents.aider_parser import AiderParser
 from logist_server.providers.agents.base import AgentContext, OutputParser
 from logist_server.providers.agents.options import PathSyntax
-from logist_server.providers.agents.program import installed_program
+from logist_server.providers.agents.program import installed_program, program_version
 
 KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY",
         "OPENROUTER_API_KEY")  # fmt: skip
@@ -113,16 +112,7 @@ class AiderAgent:
         return AiderParser()
 
     def version(self) -> str | None:
-        exe = installed_program(self.program)
-        if exe is None:
-            return None
-        try:
-            done = subprocess.run(
-                [exe, "--version"], capture_output=True, text=True, timeout=30, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return done.stdout.strip().removeprefix("aider ").strip() or None
+        return program_version(self.program)
 
     def credentials(self) -> str | None:
         import os

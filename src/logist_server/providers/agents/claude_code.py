@@ -15,10 +15,8 @@ its hooks would run commands on the user's machine before any question is asked.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,7 +31,7 @@ from logist_server.providers.agents import cli_options
 from logist_server.providers.agents.base import AgentContext, OutputParser
 from logist_server.providers.agents.claude_parser import ClaudeStreamParser
 from logist_server.providers.agents.options import PathSyntax
-from logist_server.providers.agents.program import installed_program
+from logist_server.providers.agents.program import installed_program, program_version
 
 OPTIONS = ("model", "base_url", "api_key_env", "args")
 #: Flags Logist sets itself, or that would take the user's approvals away.
@@ -127,8 +125,7 @@ class ClaudeCodeAgent:
         return ClaudeStreamParser()
 
     def version(self) -> str | None:
-        exe = installed_program(self.program)
-        return None if exe is None else _version(exe)
+        return program_version(self.program, "@anthropic-ai/claude-code")
 
     def credentials(self) -> str | None:
         """Where claude's credentials come from (never their value)."""
@@ -155,15 +152,3 @@ class ClaudeCodeAgent:
         if isinstance(data, dict) and (data.get("primaryApiKey") or data.get("oauthAccount")):
             return shown
         return None
-
-
-@functools.lru_cache(maxsize=8)
-def _version(exe: str) -> str | None:
-    try:
-        out = subprocess.run(
-            [exe, "--version"], capture_output=True, text=True, timeout=20, check=False
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    words = out.split()
-    return words[0] if words else None

@@ -18,7 +18,6 @@ cline 3.0.65 cannot resume a session in JSON mode (`--id` with a prompt is refus
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from logist_server.providers.agents import env_alias
 from logist_server.providers.agents.base import AgentContext, OutputParser
 from logist_server.providers.agents.cline_parser import ALLOW, ClineParser
 from logist_server.providers.agents.options import PathSyntax
-from logist_server.providers.agents.program import installed_program
+from logist_server.providers.agents.program import installed_program, program_version
 from logist_server.support.fsutil import atomic_write
 
 KEY_VARIABLE = "OPENAI_API_KEY"  # what cline's openai-compatible provider reads
@@ -126,16 +125,7 @@ class ClineAgent:
         return ClineParser()
 
     def version(self) -> str | None:
-        exe = installed_program(self.program)
-        if exe is None:
-            return None
-        try:
-            done = subprocess.run(
-                [exe, "--version"], capture_output=True, text=True, timeout=20, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return done.stdout.strip() or None
+        return program_version(self.program, "cline")
 
     def credentials(self) -> str | None:
         providers = Path.home() / ".cline/data/settings/providers.json"

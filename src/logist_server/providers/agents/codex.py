@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from logist_server.providers.agents import cli_options, stdin_feed
 from logist_server.providers.agents.base import AgentContext, OutputParser
 from logist_server.providers.agents.codex_events import CodexParser
 from logist_server.providers.agents.options import PathSyntax
-from logist_server.providers.agents.program import installed_program
+from logist_server.providers.agents.program import installed_program, program_version
 
 #: The name of the model provider the `base_url` option defines (in `-c` overrides only).
 PROVIDER_ID = "logist"
@@ -124,17 +123,7 @@ class CodexAgent:
         return CodexParser()
 
     def version(self) -> str | None:
-        exe = installed_program(self.program)
-        if exe is None:
-            return None
-        try:
-            out = subprocess.run(
-                [exe, "--version"], capture_output=True, text=True, timeout=20, check=False
-            ).stdout
-        except (OSError, subprocess.SubprocessError):
-            return None
-        words = out.split()
-        return words[-1] if words else None
+        return program_version(self.program, "@openai/codex")
 
     def credentials(self) -> str | None:
         """Where codex's credentials come from (never their value)."""

@@ -20,7 +20,6 @@ resumes the session (`--resume ID`).
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from logist_server.providers.agents import cli_options, repo_configs, stdin_feed
 from logist_server.providers.agents.base import AgentContext, OutputParser
 from logist_server.providers.agents.gemini_events import GeminiParser
 from logist_server.providers.agents.options import PathSyntax
-from logist_server.providers.agents.program import installed_program
+from logist_server.providers.agents.program import installed_program, program_version
 
 OPTIONS = ("model", "base_url", "api_key_env", "args")
 _KEYS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -100,17 +99,7 @@ class GeminiAgent:
         return GeminiParser()
 
     def version(self) -> str | None:
-        exe = installed_program(self.program)
-        if exe is None:
-            return None
-        try:
-            out = subprocess.run(
-                [exe, "--version"], capture_output=True, text=True, timeout=30, check=False
-            ).stdout
-        except (OSError, subprocess.SubprocessError):
-            return None
-        words = out.split()
-        return words[-1] if words else None
+        return program_version(self.program, "@google/gemini-cli")
 
     def credentials(self) -> str | None:
         """Where gemini's credentials come from (never their value)."""

@@ -17,7 +17,6 @@ or denied for that run.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Mapping
 
 from logist_server.domain.errors import UsageError
@@ -30,7 +29,7 @@ from logist_server.providers.agents import stdin_feed
 from logist_server.providers.agents.base import AgentContext, OutputParser
 from logist_server.providers.agents.opencode_parser import ALLOW, OpencodeParser
 from logist_server.providers.agents.options import PathSyntax
-from logist_server.providers.agents.program import installed_program
+from logist_server.providers.agents.program import installed_program, program_version
 
 PROVIDER_ID = "logist"  # the provider a job's `base_url` adds
 #: Quiet, offline-friendly runs: no auto-update, no models.dev fetch, no sharing.
@@ -136,16 +135,7 @@ class OpencodeAgent:
         return OpencodeParser()
 
     def version(self) -> str | None:
-        exe = installed_program(self.program)
-        if exe is None:
-            return None
-        try:
-            done = subprocess.run(
-                [exe, "--version"], capture_output=True, text=True, timeout=20, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return done.stdout.strip() or None
+        return program_version(self.program, "opencode-ai")
 
     def credentials(self) -> str | None:
         from pathlib import Path
