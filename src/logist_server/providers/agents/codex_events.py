@@ -10,7 +10,6 @@ n/5` notices while codex retries) and then `turn.failed`.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -24,10 +23,7 @@ from logist_server.domain.events import (
     AgentToolResult,
     AgentUsage,
 )
-from logist_server.providers.agents.base import feed_each_line
-
-#: A plain-text error line (stderr): kept for the error a failed exit reports.
-_PLAIN_ERROR = re.compile(r"(?:Error|error|ERROR|Fatal)\b[^\n]{0,400}$")
+from logist_server.providers.agents.json_lines import JsonOrTextLines, count, error_object
 
 #: codex's retry notices: `Reconnecting... 2/5 (unexpected status 429 ...)`.
 _RETRYING = re.compile(r"^\s*(?:Reconnecting|Retrying)\b", re.IGNORECASE)
@@ -62,53 +58,21 @@ def error_reason(text: str) -> str:
 
 def _inner_error(text: str) -> tuple[str, str] | None:
     """(message, type or code) of a JSON error body inside `text`, if there is one."""
-    start = text.find("{")
-    if start < 0:
-        return None
-    try:
-        body = json.loads(text[start:])
-    except ValueError:
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+    error = error_object(text)
+    if error is None or not isinstance(error.get("message"), str):
         return None
     code = error.get("code") or error.get("type") or ""
     return error["message"], str(code)
 
 
-class CodexParser:
+class CodexParser(JsonOrTextLines):
     """Typed events from `codex exec --json`."""
 
+    agent = "codex"
+
     def __init__(self) -> None:
-        self.only_events = False
-        self.saw_error = False
-        self._plain_error: str | None = None
+        super().__init__()
         self._last_error: str | None = None
-
-    def feed_lines(self, data: bytes) -> list[AgentEvent]:
-        return feed_each_line(self, data)
-
-    def feed(self, line: str) -> list[AgentEvent]:
-        text = line.strip()
-        if not text:
-            return []
-        if not text.startswith("{"):
-            if _PLAIN_ERROR.match(text):  # `Error resuming session: ...` on stderr
-                self._plain_error = text
-            return [AgentMessage(text=line)]
-        try:
-            obj = json.loads(text)
-        except ValueError:
-            return [AgentMessage(text=line)]
-        if not isinstance(obj, dict):
-            return [AgentMessage(text=line)]
-        return self._event(obj, text)
-
-    def finish(self, exit_code: int | None) -> list[AgentEvent]:
-        if exit_code not in (0, None) and not self.saw_error:
-            said = f": {self._plain_error}" if self._plain_error else ""
-            return [AgentError(message=f"codex exited with status {exit_code}{said}")]
-        return []
 
     def _event(self, obj: dict[str, Any], line: str) -> list[AgentEvent]:
         kind = obj.get("type")
@@ -186,22 +150,18 @@ def _item(kind: str, item: dict[str, Any]) -> list[AgentEvent]:
     return []
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
 def _usage(usage: dict[str, Any]) -> AgentUsage:
     """`turn.completed.usage`: codex's `input_tokens` include the cached ones, its
     `output_tokens` include the reasoning ones (OpenAI's convention); Logist counts input
     without the cached part and reasoning apart from the output."""
-    total_in = _int(usage.get("input_tokens"))
-    cached = min(_int(usage.get("cached_input_tokens")), total_in)
-    total_out = _int(usage.get("output_tokens"))
-    reasoning = min(_int(usage.get("reasoning_output_tokens")), total_out)
+    total_in = count(usage.get("input_tokens"))
+    cached = min(count(usage.get("cached_input_tokens")), total_in)
+    total_out = count(usage.get("output_tokens"))
+    reasoning = min(count(usage.get("reasoning_output_tokens")), total_out)
     return AgentUsage(
         input_tokens=total_in - cached,
         cache_read_tokens=cached,
-        cache_write_tokens=_int(usage.get("cache_write_input_tokens")),
+        cache_write_tokens=count(usage.get("cache_write_input_tokens")),
         output_tokens=total_out - reasoning,
         reasoning_tokens=reasoning,
         cost_usd=None,

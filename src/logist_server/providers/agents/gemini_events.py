@@ -12,7 +12,6 @@ would exit 0): the parser says so from `result.status`, never from the exit stat
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -27,10 +26,7 @@ from logist_server.domain.events import (
     AgentToolResult,
     AgentUsage,
 )
-from logist_server.providers.agents.base import feed_each_line
-
-#: A plain-text error line (stderr): kept for the error a failed exit reports.
-_PLAIN_ERROR = re.compile(r"(?:Error|error|ERROR|Fatal)\b[^\n]{0,400}$")
+from logist_server.providers.agents.json_lines import JsonOrTextLines, count, error_object
 
 #: gemini's tools that write a file, and the parameter naming it.
 _WRITERS = {"replace": "modify", "write_file": "modify", "edit": "modify"}
@@ -68,7 +64,7 @@ def error_reason(text: str) -> str:
     code: int | None = None
     status: str | None = None
     message = inner
-    body = _json_body(inner)
+    body = error_object(inner)
     if body is not None:
         raw_code, said, raw_status = body.get("code"), body.get("message"), body.get("status")
         code = raw_code if isinstance(raw_code, int) else None
@@ -90,30 +86,13 @@ def error_reason(text: str) -> str:
     return f"{lead}: {message}{kind} [{text}]"
 
 
-def _json_body(inner: str) -> dict[str, Any] | None:
-    """The `error` object of a JSON error body, if `inner` is one."""
-    start = inner.find("{")
-    if start < 0:
-        return None
-    try:
-        body = json.loads(inner[start:])
-    except ValueError:
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
-    return error if isinstance(error, dict) else None
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-class GeminiParser:
+class GeminiParser(JsonOrTextLines):
     """Typed events from gemini's stream-json output."""
 
+    agent = "gemini"
+
     def __init__(self) -> None:
-        self.only_events = False
-        self.saw_error = False
-        self._plain_error: str | None = None
+        super().__init__()
         self.saw_result = False
         self._tools: dict[str, str] = {}
         #: `init`'s session id, reported once the model has answered: gemini saves a
@@ -121,31 +100,11 @@ class GeminiParser:
         self._session: str | None = None
         self._paths: dict[str, str] = {}
 
-    def feed_lines(self, data: bytes) -> list[AgentEvent]:
-        return feed_each_line(self, data)
-
-    def feed(self, line: str) -> list[AgentEvent]:
-        text = line.strip()
-        if not text:
-            return []
-        if not text.startswith("{"):
-            if _PLAIN_ERROR.match(text):  # `Error resuming session: ...` on stderr
-                self._plain_error = text
-            return [AgentMessage(text=line)]
-        try:
-            obj = json.loads(text)
-        except ValueError:
-            return [AgentMessage(text=line)]
-        if not isinstance(obj, dict):
-            return [AgentMessage(text=line)]
-        return self._event(obj, text)
-
     def finish(self, exit_code: int | None) -> list[AgentEvent]:
         if self.saw_error:
             return []
         if exit_code not in (0, None):
-            said = f": {self._plain_error}" if self._plain_error else ""
-            return [AgentError(message=f"gemini exited with status {exit_code}{said}")]
+            return [self._exit_error(exit_code)]
         if not self.saw_result and exit_code == 0:
             return [AgentError(message="gemini ended without a result")]
         return []
@@ -238,10 +197,10 @@ def _usage(stats: Any) -> list[AgentUsage]:
         rows = [(None, stats)]
     usages = []
     for name, row in rows:
-        total_in = _int(row.get("input_tokens")) or _int(row.get("prompt"))
-        cached = min(_int(row.get("cached")), total_in)
-        output = _int(row.get("output_tokens")) or _int(row.get("candidates"))
-        thoughts = _int(row.get("thoughts"))
+        total_in = count(row.get("input_tokens")) or count(row.get("prompt"))
+        cached = min(count(row.get("cached")), total_in)
+        output = count(row.get("output_tokens")) or count(row.get("candidates"))
+        thoughts = count(row.get("thoughts"))
         if total_in == 0 and output == 0 and thoughts == 0:
             continue
         usages.append(
