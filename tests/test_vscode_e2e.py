@@ -77,12 +77,26 @@ def _extension_errors(user_data: Path) -> list[str]:
 
 
 def test_vscode_end_to_end(tmp_path: Path) -> None:
+    """The scenario, in a fresh code-server. Driving a browser UI on a loaded machine can
+    lose a race the user would not (a key typed before a quick pick is ready): a failed
+    session is run once more from scratch, and the test fails if that one fails too (both
+    sessions' screenshots and logs are kept)."""
     code_server = _code_server()
     vsix = _vsix()
-    out = Path(
+    base = Path(
         os.environ.get("LOGIST_E2E_OUT")
         or tempfile.mkdtemp(prefix=f"logist-vscode-e2e-{time.strftime('%Y%m%dT%H%M%S')}-")
     )
+    try:
+        _session(tmp_path / "first", code_server, vsix, base / "first")
+    except AssertionError as first:
+        print(f"first session failed, running it once more: {str(first)[-1500:]}")
+        _session(tmp_path / "second", code_server, vsix, base / "second")
+
+
+def _session(tmp_path: Path, code_server: Path, vsix: Path, out: Path) -> None:
+    tmp_path.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     print(f"screenshots: {out}")
     # The agent's options change between jobs through the workspace settings (watched live).
     repo = make_repo(tmp_path / "demo", {"app.py": APP_PY, ".vscode/settings.json": b"{}"})
