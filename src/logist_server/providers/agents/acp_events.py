@@ -24,6 +24,7 @@ from logist_server.domain.events import (
     AgentToolResult,
     AgentUsage,
 )
+from logist_server.providers.agents.json_lines import count
 
 #: The longest tool output kept in a `tool_result` event.
 MAX_TOOL_OUTPUT = 4000
@@ -57,10 +58,6 @@ def _text(value: Any) -> str:
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 class _Call:
@@ -199,11 +196,11 @@ class UpdateMapper:
         if isinstance(usage, dict):
             return [
                 AgentUsage(
-                    input_tokens=_int(usage.get("inputTokens")),
-                    output_tokens=_int(usage.get("outputTokens")),
-                    cache_read_tokens=_int(usage.get("cachedReadTokens")),
-                    cache_write_tokens=_int(usage.get("cachedWriteTokens")),
-                    reasoning_tokens=_int(usage.get("thoughtTokens")),
+                    input_tokens=count(usage.get("inputTokens")),
+                    output_tokens=count(usage.get("outputTokens")),
+                    cache_read_tokens=count(usage.get("cachedReadTokens")),
+                    cache_write_tokens=count(usage.get("cachedWriteTokens")),
+                    reasoning_tokens=count(usage.get("thoughtTokens")),
                     cost_usd=self.cost_usd,
                     cumulative=True,
                 )
@@ -222,10 +219,10 @@ class UpdateMapper:
             per_model = [{"token_count": total}] if isinstance(total, dict) else []
         return [
             AgentUsage(
-                input_tokens=_int(entry["token_count"].get("input_tokens")),
-                output_tokens=_int(entry["token_count"].get("output_tokens")),
-                cache_read_tokens=_int(entry["token_count"].get("cached_tokens")),
-                reasoning_tokens=_int(entry["token_count"].get("thoughts_tokens")),
+                input_tokens=count(entry["token_count"].get("input_tokens")),
+                output_tokens=count(entry["token_count"].get("output_tokens")),
+                cache_read_tokens=count(entry["token_count"].get("cached_tokens")),
+                reasoning_tokens=count(entry["token_count"].get("thoughts_tokens")),
                 model=entry.get("model") if isinstance(entry.get("model"), str) else None,
                 cumulative=False,
             )

@@ -20,8 +20,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import msgspec
-
 from logist_server.domain.events import (
     AgentDone,
     AgentError,
@@ -35,9 +33,9 @@ from logist_server.domain.events import (
     AgentUsage,
 )
 from logist_server.providers.agents.base import feed_each_line
+from logist_server.providers.agents.json_lines import as_dict, count, decode_object
 from logist_server.providers.agents.jsonl import json_error
 
-_decode = msgspec.json.Decoder().decode
 NEEDS_APPROVAL = "requires approval in a TTY session"
 ALLOW, DENY = "allow", "deny"
 #: cline's tools that write a file, and the input key naming it.
@@ -45,14 +43,6 @@ _WRITING_TOOLS = {"editor": "path", "write_to_file": "path", "replace_in_file": 
 #: `apply_patch` (offered for OpenAI models): its patch names the files it changes.
 _PATCH_FILE = re.compile(r"^\*\*\* (Update|Add|Delete) File: (.+?)\s*$", re.MULTILINE)
 _PATCH_ACTIONS = {"Update": "modify", "Add": "create", "Delete": "delete"}
-
-
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 class ClineParser:
@@ -71,17 +61,14 @@ class ClineParser:
         text = line.strip()
         if not text:
             return []
-        try:
-            obj = _decode(text)
-        except msgspec.DecodeError:
+        obj = decode_object(text)
+        if obj is None:
             return [AgentMessage(text=line)]  # stderr (warnings, stack lines): plain text
-        if not isinstance(obj, dict):
-            return [AgentMessage(text=line)]
         kind = obj.get("type")
         if kind == "hook_event":
             return self.session_of(obj)
         if kind == "agent_event":
-            return self.agent_event(_dict(obj.get("event")), text)
+            return self.agent_event(as_dict(obj.get("event")), text)
         if kind == "run_result":
             return self.run_result(obj, text)
         message = json_error(obj)
@@ -103,7 +90,7 @@ class ClineParser:
             return [self.usage(event)]
         if kind == "content_start" and event.get("contentType") == "tool":
             call = _id(event.get("toolCallId"))
-            given = _dict(event.get("input"))
+            given = as_dict(event.get("input"))
             if call is not None:
                 self.inputs[call] = given
             return [AgentToolCall(tool=str(event.get("toolName") or "tool"), input=given, id=call)]
@@ -114,7 +101,7 @@ class ClineParser:
             return [AgentMessage(text=said)] if isinstance(said, str) and said else []
         if kind == "error" and event.get("recoverable") is not True:
             self.saw_error = True
-            error = _dict(event.get("error"))
+            error = as_dict(event.get("error"))
             message = error.get("message") or "cline reported an error"
             return [AgentError(message=str(message), detail=line)]
         return []
@@ -128,10 +115,10 @@ class ClineParser:
             cost = max(0.0, float(total) - self.cost_total)
             self.cost_total = float(total)
         return AgentUsage(
-            input_tokens=_count(event.get("inputTokens")),
-            output_tokens=_count(event.get("outputTokens")),
-            cache_read_tokens=_count(event.get("cacheReadTokens")),
-            cache_write_tokens=_count(event.get("cacheWriteTokens")),
+            input_tokens=count(event.get("inputTokens")),
+            output_tokens=count(event.get("outputTokens")),
+            cache_read_tokens=count(event.get("cacheReadTokens")),
+            cache_write_tokens=count(event.get("cacheWriteTokens")),
             cost_usd=cost,  # 0 from openai-compatible: not reported (Logist prices it)
             cumulative=False,
         )
@@ -140,9 +127,9 @@ class ClineParser:
         name = str(event.get("toolName") or "tool")
         call = _id(event.get("toolCallId"))
         output = event.get("output")
-        failed = event.get("error") or (_dict(output).get("error") if output else None)
+        failed = event.get("error") or (as_dict(output).get("error") if output else None)
         ok = not failed
-        shown = _dict(output).get("result") if ok else failed
+        shown = as_dict(output).get("result") if ok else failed
         text = shown if isinstance(shown, str) else ("" if shown is None else str(shown))
         events: list[AgentEvent] = [AgentToolResult(id=call, tool=name, ok=ok, output=text)]
         given = self.inputs.get(call or "", {})
@@ -169,14 +156,14 @@ class ClineParser:
         events: list[AgentEvent] = []
         summary = obj.get("text") if isinstance(obj.get("text"), str) else None
         if not self.usage_seen:  # no per-call figures: the run's totals
-            usage = _dict(obj.get("usage"))
-            if any(_count(usage.get(k)) for k in ("inputTokens", "outputTokens")):
+            usage = as_dict(obj.get("usage"))
+            if any(count(usage.get(k)) for k in ("inputTokens", "outputTokens")):
                 events.append(
                     AgentUsage(
-                        input_tokens=_count(usage.get("inputTokens")),
-                        output_tokens=_count(usage.get("outputTokens")),
-                        cache_read_tokens=_count(usage.get("cacheReadTokens")),
-                        cache_write_tokens=_count(usage.get("cacheWriteTokens")),
+                        input_tokens=count(usage.get("inputTokens")),
+                        output_tokens=count(usage.get("outputTokens")),
+                        cache_read_tokens=count(usage.get("cacheReadTokens")),
+                        cache_write_tokens=count(usage.get("cacheWriteTokens")),
                     )
                 )
         if obj.get("finishReason") == "error":

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from logist_server.domain.events import (
     AgentError,
     AgentEvent,
@@ -33,9 +31,9 @@ from logist_server.domain.events import (
     AgentUsage,
 )
 from logist_server.providers.agents.base import feed_each_line
+from logist_server.providers.agents.json_lines import as_dict, count, decode_object
 from logist_server.providers.agents.jsonl import json_error
 
-_decode = msgspec.json.Decoder().decode
 REJECTED = "rejected permission"
 #: opencode's tools that change files, and the file's key in their input.
 _WRITING_TOOLS = {"edit": "modify", "write": "modify", "patch": "modify", "multiedit": "modify"}
@@ -55,18 +53,15 @@ class OpencodeParser:
         text = line.strip()
         if not text:
             return []
-        try:
-            obj = _decode(text)
-        except msgspec.DecodeError:
+        obj = decode_object(text)
+        if obj is None:
             return [AgentMessage(text=line)]  # stderr and anything else: plain text
-        if not isinstance(obj, dict):
-            return [AgentMessage(text=line)]
         events: list[AgentEvent] = []
         session = obj.get("sessionID")
         if isinstance(session, str) and session and self.session is None:
             self.session = session
             events.append(AgentSession(id=session))
-        part = _dict(obj.get("part"))
+        part = as_dict(obj.get("part"))
         kind = obj.get("type")
         if kind == "text":
             said = part.get("text")
@@ -89,7 +84,7 @@ class OpencodeParser:
     def tool(self, part: dict[str, Any]) -> list[AgentEvent]:
         name = str(part.get("tool") or "tool")
         call = part.get("callID") if isinstance(part.get("callID"), str) else None
-        state = _dict(part.get("state"))
+        state = as_dict(part.get("state"))
         given = state.get("input")
         arguments = given if isinstance(given, dict) else {}
         ok = state.get("status") == "completed"
@@ -116,36 +111,28 @@ class OpencodeParser:
         return []
 
 
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def usage(part: dict[str, Any]) -> AgentUsage:
     """One model call's tokens (added to the step's); cost only when opencode priced it."""
-    tokens = _dict(part.get("tokens"))
-    cache = _dict(tokens.get("cache"))
+    tokens = as_dict(part.get("tokens"))
+    cache = as_dict(tokens.get("cache"))
     cost = part.get("cost")
     price: float | None = None  # 0: the model has no price in opencode: not reported
     if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost > 0:
         price = float(cost)
     return AgentUsage(
-        input_tokens=_count(tokens.get("input")),
-        output_tokens=_count(tokens.get("output")),
-        cache_read_tokens=_count(cache.get("read")),
-        cache_write_tokens=_count(cache.get("write")),
-        reasoning_tokens=_count(tokens.get("reasoning")),
+        input_tokens=count(tokens.get("input")),
+        output_tokens=count(tokens.get("output")),
+        cache_read_tokens=count(cache.get("read")),
+        cache_write_tokens=count(cache.get("write")),
+        reasoning_tokens=count(tokens.get("reasoning")),
         cost_usd=price,
         cumulative=False,
     )
 
 
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
 def changed_path(state: dict[str, Any], arguments: dict[str, Any]) -> str | None:
-    metadata = _dict(state.get("metadata"))
-    filediff = _dict(metadata.get("filediff"))
+    metadata = as_dict(state.get("metadata"))
+    filediff = as_dict(metadata.get("filediff"))
     for value in (filediff.get("file"), arguments.get("filePath"), arguments.get("path")):
         if isinstance(value, str) and value:
             return value
@@ -155,8 +142,8 @@ def changed_path(state: dict[str, Any], arguments: dict[str, Any]) -> str | None
 def error_message(obj: dict[str, Any]) -> str:
     """`API Error: 401 <message>` for an `APIError` (the observer reads the status the way
     it reads claude-code's), else the error's message or name."""
-    error = _dict(obj.get("error"))
-    data = _dict(error.get("data"))
+    error = as_dict(obj.get("error"))
+    data = as_dict(error.get("data"))
     message = data.get("message") or error.get("message")
     text = str(message) if message else str(error.get("name") or "opencode reported an error")
     status = data.get("statusCode")
