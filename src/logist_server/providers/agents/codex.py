@@ -89,7 +89,7 @@ class CodexAgent:
         if ctx.resume_session is not None:
             argv.append(ctx.resume_session)
         argv.append("-")  # the prompt on stdin: never an argument (128 KiB cap, `ps`)
-        argv = stdin_feed.command(argv, ctx.prompt_file, _answer(ctx))
+        argv = stdin_feed.command(argv, ctx.prompt_file, stdin_feed.answer_text(ctx.answer))
         key = cli_options.key_env(self.name, options)
         return ProcessSpec(argv=argv, cwd=ctx.workspace, inherit=(key,) if key else ())
 
@@ -135,10 +135,3 @@ class CodexAgent:
         if auth.is_file():
             return "$CODEX_HOME/auth.json" if os.environ.get("CODEX_HOME") else "~/.codex/auth.json"
         return None
-
-
-def _answer(ctx: AgentContext) -> str:
-    """What follows the step's prompt: the answer to a question, if any."""
-    if ctx.answer is not None:
-        return f"\n\nThe user's answer to your question: {ctx.answer}"
-    return ""

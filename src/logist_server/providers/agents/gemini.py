@@ -78,7 +78,7 @@ class GeminiAgent:
         argv += cli_options.split_args(self.name, options)
         # The prompt on stdin, never an argument (128 KiB cap, `ps`): gemini reads a piped
         # stdin as its prompt and runs headless when stdin is not a terminal.
-        argv = stdin_feed.command(argv, ctx.prompt_file, _answer(ctx))
+        argv = stdin_feed.command(argv, ctx.prompt_file, stdin_feed.answer_text(ctx.answer))
         env: dict[str, str] = {}
         url = cli_options.base_url(self.name, options)
         if url is not None:
@@ -114,10 +114,3 @@ class GeminiAgent:
         if (home / "oauth_creds.json").is_file():
             return "~/.gemini/oauth_creds.json"
         return None
-
-
-def _answer(ctx: AgentContext) -> str:
-    """What follows the step's prompt: the answer to a question, if any."""
-    if ctx.answer is not None:
-        return f"\n\nThe user's answer to your question: {ctx.answer}"
-    return ""

@@ -28,6 +28,13 @@ def command(argv: Sequence[str], file: str | None = None, text: str = "") -> lis
     return [*launcher, "--", *argv]
 
 
+def answer_text(answer: str | None) -> str:
+    """The `text` that follows a step's prompt: the user's answer to a question, if any."""
+    if answer is not None:
+        return f"\n\nThe user's answer to your question: {answer}"
+    return ""
+
+
 def _stdin(file: str | None, text: str) -> int:
     """A readable fd holding the prompt: the file itself, or a memfd with file + text."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
