@@ -24,6 +24,7 @@ from logist_server.domain.questions import AnswerVia
 from logist_server.providers.agents import repo_configs
 from logist_server.providers.agents.acp_config import INIT_TIMEOUT_S, Config
 from logist_server.providers.agents.base import AgentContext, OutputParser
+from logist_server.providers.agents.codex import provider_settings
 from logist_server.providers.agents.jsonl import JsonLinesParser
 from logist_server.providers.agents.options import PathSyntax
 from logist_server.providers.agents.program import installed_program, program_version
@@ -291,15 +292,7 @@ def _codex_settings(url: str | None, key: str | None, model: str | None) -> list
     if model is not None:
         settings.append(f"model={json.dumps(model)}")
     if url is not None:
-        table = "model_providers.logist"
-        settings += [
-            'model_provider="logist"',
-            f'{table}.name="Logist base_url"',
-            f"{table}.base_url={json.dumps(url)}",
-            f'{table}.wire_api="responses"',
-        ]
-        if key is not None:
-            settings.append(f"{table}.env_key={json.dumps(key)}")
+        settings += provider_settings(url, key)
     return [word for setting in settings for word in ("-c", setting)]
 
 

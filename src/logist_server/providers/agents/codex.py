@@ -44,6 +44,21 @@ def _toml(value: str) -> str:
     return json.dumps(value)
 
 
+def provider_settings(url: str, key: str | None) -> list[str]:
+    """codex's settings for a model provider at `url` (responses API), its key read from
+    the variable `key` (also codex-acp's: `acp`)."""
+    table = f"model_providers.{PROVIDER_ID}"
+    settings = [
+        f"model_provider={_toml(PROVIDER_ID)}",
+        f"{table}.name={_toml('Logist base_url')}",
+        f"{table}.base_url={_toml(url)}",
+        f"{table}.wire_api={_toml('responses')}",
+    ]
+    if key is not None:
+        settings.append(f"{table}.env_key={_toml(key)}")
+    return settings
+
+
 class CodexAgent:
     """OpenAI's Codex CLI, headless (`codex exec --json`)."""
 
@@ -99,16 +114,7 @@ class CodexAgent:
         if url is None:
             return []
         key = cli_options.key_env(self.name, options)
-        table = f"model_providers.{PROVIDER_ID}"
-        settings = [
-            f"model_provider={_toml(PROVIDER_ID)}",
-            f"{table}.name={_toml('Logist base_url')}",
-            f"{table}.base_url={_toml(url)}",
-            f"{table}.wire_api={_toml('responses')}",
-        ]
-        if key is not None:
-            settings.append(f"{table}.env_key={_toml(key)}")
-        return [arg for setting in settings for arg in ("-c", setting)]
+        return [arg for setting in provider_settings(url, key) for arg in ("-c", setting)]
 
     def validate_options(self, options: dict[str, str]) -> None:
         cli_options.check_known(self.name, options, OPTIONS)
