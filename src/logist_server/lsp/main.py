@@ -79,13 +79,13 @@ def create_server(hub: Hub | None = None, token: str | None = None) -> LogistSer
         types.TEXT_DOCUMENT_CODE_ACTION,
         types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
     )
-    async def code_action(params: types.CodeActionParams) -> list[types.CodeAction]:
-        await review.warm(params.text_document.uri)  # no await when nothing is to fetch
+    def code_action(params: types.CodeActionParams) -> list[types.CodeAction]:
+        # Answered at once from the caches `warm` filled when the document was opened or a
+        # job changed (a request that pipelines `shutdown` behind it is still answered).
         return review.code_actions(params)
 
     @server.feature(types.TEXT_DOCUMENT_CODE_LENS)
-    async def code_lens(params: types.CodeLensParams) -> list[types.CodeLens]:
-        await review.warm(params.text_document.uri)
+    def code_lens(params: types.CodeLensParams) -> list[types.CodeLens]:
         return review.code_lenses(params)
 
     return server
