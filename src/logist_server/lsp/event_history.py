@@ -14,7 +14,7 @@ import msgspec
 
 from logist_server.domain.event_kinds import EventKind
 from logist_server.lsp.streaming import MAX_COALESCED
-from logist_server.lsp.wire import JobEventParams, job_event
+from logist_server.lsp.wire import job_event, message_run
 from logist_server.store.job_store import JobStore
 from logist_server.support.redaction import redact_bytes
 
@@ -39,13 +39,7 @@ def events_page(store: JobStore, job_id: str, after: int, limit: int) -> dict[st
         nonlocal size
         if not texts:
             return
-        last = first + len(texts) - 1
-        if len(texts) == 1:
-            params = JobEventParams(job_id, last, EventKind.MESSAGE, {"text": texts[0]})
-        else:
-            data = {"text": "\n".join(texts), "count": len(texts)}
-            params = JobEventParams(job_id, last, EventKind.MESSAGE, data, first_seq=first)
-        payload, length = _masked(msgspec.to_builtins(params))
+        payload, length = _masked(message_run(job_id, first, texts))
         events.append(payload)
         size += length
         texts.clear()

@@ -20,7 +20,6 @@ import termios
 import time
 from collections.abc import Callable
 
-import msgspec
 from lsprotocol import types
 
 from logist_server.domain.event_kinds import EventKind
@@ -30,7 +29,7 @@ from logist_server.engine.facade import Engine
 from logist_server.lsp import offload
 from logist_server.lsp.app import LogistServer
 from logist_server.lsp.protocol import JOB_EVENT
-from logist_server.lsp.wire import JobEventParams, job_event
+from logist_server.lsp.wire import job_event, message_run
 
 log = logging.getLogger(__name__)
 POLL_S = 0.1
@@ -204,13 +203,7 @@ class EventPump:
         def flush() -> None:
             if not texts:
                 return
-            last = first + len(texts) - 1
-            if len(texts) == 1:
-                payload = JobEventParams(job_id, last, MESSAGE, {"text": texts[0]})
-            else:
-                data = {"text": "\n".join(texts), "count": len(texts)}
-                payload = JobEventParams(job_id, last, MESSAGE, data, first_seq=first)
-            notify(JOB_EVENT, msgspec.to_builtins(payload))
+            notify(JOB_EVENT, message_run(job_id, first, texts))
             self._progress_message(job_id, texts[-1])
             texts.clear()
 

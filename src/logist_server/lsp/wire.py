@@ -225,6 +225,18 @@ def job_event(event: JobEvent) -> Any:
     return msgspec.to_builtins(params)
 
 
+def message_run(job_id: str, first: int, texts: list[str]) -> Any:
+    """The `logist/jobEvent` params of a run of messages, seq `first` on: one text as is,
+    more joined by newlines with their `count` and `firstSeq`."""
+    last = first + len(texts) - 1
+    if len(texts) == 1:
+        params = JobEventParams(job_id, last, "message", {"text": texts[0]})
+    else:
+        data = {"text": "\n".join(texts), "count": len(texts)}
+        params = JobEventParams(job_id, last, "message", data, first_seq=first)
+    return msgspec.to_builtins(params)
+
+
 @functools.cache
 def camel_mirror(struct: type[msgspec.Struct]) -> type[msgspec.Struct]:
     """A Struct with `struct`'s fields, types (Structs inside mirrored too) and defaults,
