@@ -16,16 +16,21 @@ export class Coalescer<T> {
 
   push(item: T): void {
     this.items.push(item);
-    if (this.items.length > this.maxItems) {
-      const extra = this.items.length - this.maxItems;
-      this.items.splice(0, extra);
-      this.dropped += extra;
-    }
+    // Trimmed in bulk when twice the limit: constant time per item however long the flood.
+    if (this.items.length >= 2 * this.maxItems) this.trim();
     if (this.timer === undefined) this.timer = this.setTimer(() => this.fire(), this.delayMs);
+  }
+
+  private trim(): void {
+    const extra = this.items.length - this.maxItems;
+    if (extra <= 0) return;
+    this.items.splice(0, extra);
+    this.dropped += extra;
   }
 
   fire(): void {
     this.timer = undefined;
+    this.trim();
     if (this.items.length === 0 && this.dropped === 0) return;
     const items = this.items;
     const dropped = this.dropped;

@@ -68,3 +68,18 @@ export function eventLine(event: JobEvent): EventLine {
     }
   }
 }
+
+/** The panel's rows of an event: a coalesced run of messages (`firstSeq`..`seq`, one text per
+ * line) is one row per message, each with its own seq, so the end of a flood is shown as its
+ * last lines (not clipped away) and rows already shown can be skipped one by one. */
+export function eventLines(event: JobEvent): EventLine[] {
+  const d = event.data ?? {};
+  if (event.kind === "message" && !event.status && typeof event.firstSeq === "number" && typeof d.text === "string") {
+    const texts = d.text.split("\n");
+    if (texts.length === event.seq - event.firstSeq + 1) {
+      const first = event.firstSeq;
+      return texts.map((text, i) => ({ seq: first + i, kind: "message", cls: "message", text: clip(text) }));
+    }
+  }
+  return [eventLine(event)];
+}

@@ -1,61 +1,22 @@
-/** "New Job" and "New Job from Selection": the prompt, the agent, then logist/createJob. The
- * job's base is the buffer as shown: the client has sent the server every open document's
- * text, unsaved edits included, before the request. */
+/** "New Job" and "New Job from Selection": the prompt, the agent, the model and the role
+ * (newJobPicks), then logist/createJob. The job's base is the buffer as shown: the client has
+ * sent the server every open document's text, unsaved edits included, before the request. */
 import * as vscode from "vscode";
+import { newJobFlow, type AgentInfo, type FlowUi, type RoleInfo } from "./newJobPicks";
 import type { Server } from "./server";
-
-interface AgentInfo {
-  name: string;
-  description?: string;
-  installed?: boolean;
-  version?: string | null;
-}
-
-interface RoleInfo {
-  name: string;
-  kind?: string;
-  description?: string;
-}
 
 export interface NewJobResult {
   jobId: string;
   status: string;
 }
 
-async function pickAgent(server: Server, preferred: string): Promise<string | null | undefined> {
-  const agents = (await server.request<AgentInfo[]>("logist/listAgents", {})) ?? [];
-  if (agents.length === 0) return null;
-  const items = agents
-    .map((a) => ({
-      label: a.name,
-      description: a.installed === false ? "not installed" : (a.version ?? ""),
-      detail: a.description,
-      agent: a,
-    }))
-    .sort((a, b) => Number(b.label === preferred) - Number(a.label === preferred));
-  const pick = await vscode.window.showQuickPick(items, {
-    title: "Logist: New Job (2/2): Agent",
-    placeHolder: "The agent that does the job",
-    ignoreFocusOut: true,
-  });
-  if (!pick) return undefined;
-  if (pick.agent.installed === false) {
-    const go = await vscode.window.showWarningMessage(`Logist: the agent '${pick.label}' is not installed; start the job anyway?`, "Start", "Cancel");
-    if (go !== "Start") return undefined;
-  }
-  return pick.label;
-}
-
-async function pickRole(server: Server, preferred: string, uri: vscode.Uri | undefined): Promise<string | null | undefined> {
-  const roles = (await server.request<RoleInfo[] | { roles: RoleInfo[] }>("logist/listRoles", uri ? { uri: uri.toString() } : {}, true)) ?? [];
-  const list = (Array.isArray(roles) ? roles : (roles.roles ?? [])).filter((r) => !r.kind || r.kind === "worker");
-  if (list.length <= 1) return null;
-  const pick = await vscode.window.showQuickPick(
-    list.map((r) => ({ label: r.name, description: r.name === preferred ? "default" : "", detail: r.description })).sort((a, b) => Number(b.label === preferred) - Number(a.label === preferred)),
-    { title: "Logist: New Job: Role", placeHolder: "The role the agent plays", ignoreFocusOut: true },
-  );
-  return pick ? pick.label : undefined;
-}
+/** The flow's UI in VS Code: input boxes and quick picks that stay open on focus loss. */
+const ui: FlowUi = {
+  input: (o) =>
+    Promise.resolve(vscode.window.showInputBox({ title: o.title, prompt: o.prompt, placeHolder: o.placeHolder, ignoreFocusOut: true, validateInput: o.validate })),
+  pick: (items, o) => Promise.resolve(vscode.window.showQuickPick(items, { title: o.title, placeHolder: o.placeHolder, ignoreFocusOut: true, matchOnDetail: true })),
+  confirm: async (message) => (await vscode.window.showWarningMessage(message, { modal: true }, "Start Anyway")) === "Start Anyway",
+};
 
 export async function newJob(server: Server, fromSelection: boolean): Promise<NewJobResult | undefined> {
   const editor = vscode.window.activeTextEditor;
@@ -70,33 +31,32 @@ export async function newJob(server: Server, fromSelection: boolean): Promise<Ne
   }
   const where = doc ? vscode.workspace.asRelativePath(doc.uri) : "no file";
   const sel = fromSelection && editor ? editor.selection : undefined;
-  const prompt = await vscode.window.showInputBox({
-    title: "Logist: New Job (1/2): Prompt",
-    prompt: sel ? `About ${where}, lines ${sel.start.line + 1}-${sel.end.line + 1}` : `About ${where}`,
-    placeHolder: "What should the agent do?",
-    ignoreFocusOut: true,
-    validateInput: (text) => (text.trim() ? undefined : "Describe the job"),
-  });
-  if (prompt === undefined) return undefined;
   const config = vscode.workspace.getConfiguration("logist");
-  const defaultAgent = config.get<string>("agent") ?? "";
-  let agent: string | null | undefined = defaultAgent || null;
-  if (config.get<boolean>("askForAgent", true)) {
-    agent = await pickAgent(server, defaultAgent || "mock");
-    if (agent === undefined) return undefined;
-  }
-  const role = await pickRole(server, config.get<string>("role") || "worker", doc?.uri);
-  if (role === undefined) return undefined;
-  const params: Record<string, unknown> = { prompt };
+  const answers = await newJobFlow(
+    ui,
+    {
+      listAgents: () => server.request<AgentInfo[]>("logist/listAgents", {}),
+      listRoles: () => server.request<RoleInfo[] | { roles: RoleInfo[] }>("logist/listRoles", doc ? { uri: doc.uri.toString() } : {}, true),
+    },
+    {
+      agent: config.get<string>("agent") ?? "",
+      model: config.get<string>("model") ?? "",
+      role: config.get<string>("role") ?? "",
+      askForAgent: config.get<boolean>("askForAgent", true),
+      askForModel: config.get<boolean>("askForModel", true),
+    },
+    sel ? `About ${where}, lines ${sel.start.line + 1}-${sel.end.line + 1}` : `About ${where}`,
+  );
+  if (!answers) return undefined;
+  const params: Record<string, unknown> = { prompt: answers.prompt };
   if (doc) params.uri = doc.uri.toString();
   if (sel) params.range = { start: { line: sel.start.line, character: sel.start.character }, end: { line: sel.end.line, character: sel.end.character } };
-  if (agent) params.agent = agent;
+  if (answers.agent) params.agent = answers.agent;
   const options = config.get<Record<string, Record<string, string>>>("agentOptions") ?? {};
-  const agentOptions = agent ? options[agent] : undefined;
+  const agentOptions = answers.agent ? options[answers.agent] : undefined;
   if (agentOptions && Object.keys(agentOptions).length) params.agentOptions = agentOptions;
-  const model = config.get<string>("model");
-  if (model) params.model = model;
-  if (role) params.role = role;
+  if (answers.model) params.model = answers.model;
+  if (answers.role) params.role = answers.role;
   const result = await server.request<NewJobResult>("logist/createJob", params);
   if (result) void vscode.window.setStatusBarMessage(`Logist: job ${result.jobId} started`, 5000);
   return result;

@@ -2,7 +2,7 @@
  * when the job waits for input, the question and an answer box. */
 import * as vscode from "vscode";
 import { Coalescer } from "./coalesce";
-import { eventLine, type EventLine } from "./eventText";
+import { eventLines, type EventLine } from "./eventText";
 import { actionsFor, describe, type JobEvent, type JobModel } from "./model";
 import { MAX_ROWS, nonce, panelHtml } from "./panelHtml";
 import type { Server } from "./server";
@@ -124,8 +124,8 @@ class JobPanel {
 
   private show(event: JobEvent): void {
     if (event.seq <= this.lastSeq) return;
+    for (const row of eventLines(event)) if (row.seq > this.lastSeq) this.rows.push(row);
     this.lastSeq = event.seq;
-    this.rows.push(eventLine(event));
   }
 
   postState(): void {

@@ -77,6 +77,11 @@ h1 { font-size: 1.1em; margin: 0 0 4px 0; }
   const labels = { openChanges: "Open Changes", acceptAll: "Accept All", requestChanges: "Request Changes…", reject: "Reject", cancel: "Cancel", rerun: "Rerun", delete: "Delete" };
   function addRows(rows) {
     const frag = document.createDocumentFragment();
+    if (rows.length > MAX_ROWS) { droppedCount += rows.length - MAX_ROWS; rows = rows.slice(rows.length - MAX_ROWS); }
+    if (rows.length + log.childElementCount > MAX_ROWS && rows.length >= log.childElementCount) {
+      droppedCount += log.childElementCount; // all of the old rows go: at once, not one by one
+      log.textContent = "";
+    }
     for (const row of rows) {
       const div = document.createElement("div");
       div.className = "row " + row.cls;

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Coalescer } from "../src/coalesce";
 import { errorText } from "../src/errors";
-import { eventLine } from "../src/eventText";
+import { eventLine, eventLines } from "../src/eventText";
 import { escapeHtml, nonce, panelHtml } from "../src/panelHtml";
 import { RestartBudget } from "../src/restarts";
 import { resolveServer, which } from "../src/resolve";
@@ -73,4 +73,20 @@ test("errors become one line", () => {
   assert.equal(errorText(new Error("unknown job id: x\n  at foo")), "unknown job id: x");
   assert.equal(errorText({ message: "m", code: -32602 }), "m");
   assert.equal(errorText("s"), "s");
+});
+
+test("a coalesced run of messages is one row per message, its last line kept", () => {
+  const texts = Array.from({ length: 2000 }, (_, i) => `flood line ${198_000 + i}`);
+  const run = { jobId: "j", seq: 200_001, firstSeq: 198_002, kind: "message", data: { text: texts.join("\n"), count: 2000 } };
+  const rows = eventLines(run);
+  assert.equal(rows.length, 2000);
+  assert.deepEqual(rows.at(-1), { seq: 200_001, kind: "message", cls: "message", text: "flood line 199999" });
+  assert.equal(rows[0]?.seq, 198_002);
+  // As one row the run's end would be clipped away: the reason for the split.
+  assert.ok(!eventLine(run).text.includes("flood line 199999"));
+  // A run whose texts hold newlines themselves cannot be split by message: one row, clipped.
+  const odd = eventLines({ ...run, data: { text: "a\nb\nc", count: 2 }, seq: 3, firstSeq: 2 });
+  assert.equal(odd.length, 1);
+  assert.equal(odd[0]?.seq, 3);
+  assert.deepEqual(eventLines({ jobId: "j", seq: 9, kind: "message", data: { text: "one\ntwo" } }).map((r) => r.text), ["one\ntwo"]);
 });
