@@ -224,6 +224,8 @@ BUILTIN_PATTERNS: tuple[ObserverPattern, ...] = (
         # claude-code: `API Error: 429 {"type":"error","error":{"type":"rate_limit_error",...`
         # and, while retrying, `API Error (429 {...}) · Retrying in 2 seconds…`.
         r"\bAPI Error:?\s*\(?429\b",
+        # claude-agent-acp (ACP prompt error): `API Error: Request rejected (429) · ...`.
+        r"\bAPI Error:?\s*Request rejected\s*\(429\)",
         _json("type", "rate_limit_error"),
         # codex: `exceeded retry limit, last status: 429 Too Many Requests`.
         r"\b(?:unexpected status|last status:?)\s*429\b",

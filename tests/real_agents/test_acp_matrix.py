@@ -1,0 +1,193 @@
+"""The failure and session cells of issue 11's matrix for real agents over ACP (`--agent
+acp`): claude-agent-acp (Anthropic messages), codex-acp (OpenAI responses) and `gemini
+--acp` (Gemini) against the scripted endpoint on 127.0.0.1.
+
+- the endpoint answering 401 ends failed with an authentication reason, not retried;
+- a 429 is retried by Logist's policy: the next step ends in review with the edit;
+- a stalled stream ends stuck (the hang timeout);
+- a 400 budget refusal ends failed with the endpoint's reason;
+- a supervisor's rework round continues the worker's ACP session (the agent's next model
+  call carries the first step's conversation), and where the agent cannot continue it the
+  step's events say so.
+
+Every agent gets no retries of its own (claude `CLAUDE_CODE_MAX_RETRIES=0`, codex's model
+provider `request_max_retries=0`, gemini `maxAttempts: 1`), so a failure reaches Logist's
+policy at once. Every test has its own HOME outside the temporary directories (codex
+refuses to create its helpers under one); nothing but 127.0.0.1 is reachable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import git, job_events, make_repo, run_logist
+from model_endpoint import ModelEndpoint
+from real_agents.conftest import AGENTS_BIN, agent_program
+
+KEY_ENV = "LOGIST_TEST_ACP_KEY"
+KEY = "sk-acp-matrix-3f9c1e7a52"
+BEFORE = "greeting = hello\n"
+AFTER = "greeting = hello world\n"
+Turn = dict[str, Any]
+READ: Turn = {"read": "a.txt"}
+EDIT: Turn = {"edit": {"path": "a.txt", "old": "greeting = hello", "new": "greeting = hello world"}}
+DONE: Turn = {"text": "Done: changed the greeting in a.txt."}
+BUDGET = "Logist budget of 100 tokens exhausted (2300 used)"
+# codex retries a failed call by itself (5 times, with pauses): none here.
+CODEX_NO_RETRIES = (
+    "-c model_providers.logist.request_max_retries=0 -c model_providers.logist.stream_max_retries=0"
+)
+GEMINI_SETTINGS = {
+    "security": {"auth": {"selectedType": "gemini-api-key"}},
+    "telemetry": {"enabled": False},
+    "privacy": {"usageStatisticsEnabled": False},
+    "general": {"disableAutoUpdate": True, "disableUpdateNag": True, "maxAttempts": 1},
+}
+
+
+@pytest.fixture
+def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An isolated HOME outside the temporary directories, the agents on PATH, the key set
+    (the network guard has scrubbed the machine's own), the agents' own retries off."""
+    for name in ("codex-acp", "claude-agent-acp", "claude", "gemini"):
+        agent_program(name)
+    path = Path.home() / ".cache" / "logist-ci" / "homes" / f"acpm-{uuid.uuid4().hex[:10]}"
+    (path / ".gemini").mkdir(parents=True)
+    (path / ".gemini" / "settings.json").write_text(json.dumps(GEMINI_SETTINGS))
+    monkeypatch.setenv("HOME", str(path))
+    monkeypatch.setenv("PATH", f"{AGENTS_BIN}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv(KEY_ENV, KEY)
+    for name, value in (("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+                        ("DISABLE_TELEMETRY", "1"), ("DISABLE_AUTOUPDATER", "1"),
+                        ("CLAUDE_CODE_MAX_RETRIES", "0"),
+                        # claude-agent-acp passes --allow-dangerously-skip-permissions, which
+                        # claude refuses as root unless told it runs in a sandbox.
+                        ("IS_SANDBOX", "1")):  # fmt: skip
+        monkeypatch.setenv(name, value)
+    # codex-acp works in a bwrap sandbox that mounts a fresh /dev: a workspace under
+    # /dev/shm (where the test suite keeps its temporary directories) is not there.
+    monkeypatch.setenv("LOGIST_WORKSPACE_ROOT", str(path / "worktrees"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def repo(home: Path) -> Path:
+    return make_repo(home / "repo", {"a.txt": BEFORE.encode()})
+
+
+def _opts(*pairs: str) -> list[str]:
+    return [word for pair in pairs for word in ("--agent-opt", pair)]
+
+
+def codex_acp(endpoint: ModelEndpoint) -> list[str]:
+    options = ("preset=codex-acp", f"base_url={endpoint.url}/v1", f"api_key_env={KEY_ENV}",
+               f"args={CODEX_NO_RETRIES}")  # fmt: skip
+    return ["--agent", "acp", "--model", "gpt-5", *_opts(*options)]
+
+
+def claude_acp(endpoint: ModelEndpoint) -> list[str]:
+    options = ("preset=claude-agent-acp", f"base_url={endpoint.url}", f"api_key_env={KEY_ENV}")
+    return ["--agent", "acp", *_opts(*options)]
+
+
+def gemini_acp(endpoint: ModelEndpoint) -> list[str]:
+    options = ("preset=gemini", f"base_url={endpoint.url}", f"api_key_env={KEY_ENV}")
+    return ["--agent", "acp", "--model", "gemini-2.5-flash", *_opts(*options)]
+
+
+AGENTS = {"codex-acp": codex_acp, "claude-agent-acp": claude_acp, "gemini": gemini_acp}
+
+
+def events_text(repo: Path, job_id: str) -> str:
+    return "\n".join(f"{e['kind']} {e['data']}" for e in job_events(repo, job_id))
+
+
+def run_job(repo: Path, *args: str, expect: int, timeout: float = 300) -> dict[str, Any]:
+    """`logist run --json ARGS` (a generous timeout only guards a hang); the job record,
+    the job's events in the message when the exit status is not `expect`."""
+    proc = run_logist("run", "--json", *args, cwd=repo, check=False, timeout=timeout)
+    record: dict[str, Any] = json.loads(proc.stdout)
+    if proc.returncode != expect:
+        raise AssertionError(f"exit {proc.returncode}\n{events_text(repo, record['id'])}")
+    return record
+
+
+def result_text(repo: Path, record: dict[str, Any]) -> str:
+    return git(repo, "show", f"{record['result']['result_commit']}:a.txt")
+
+
+def errors(repo: Path, job_id: str) -> list[str]:
+    return [e["data"]["message"] for e in job_events(repo, job_id) if e["kind"] == "error"]
+
+
+# -- 401 ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("agent", ["codex-acp", "gemini"])
+def test_401_fails_with_an_authentication_reason(
+    agent: str, repo: Path, model_endpoint: ModelEndpoint
+) -> None:
+    # Every call refused (an agent may make side calls besides the main one).
+    model_endpoint.script({"error": 401, "message": "Incorrect API key provided", "times": 20})
+    record = run_job(repo, *AGENTS[agent](model_endpoint), "--retries", "2",
+                     "--file", "a.txt", "--prompt", "greet", expect=1)  # fmt: skip
+    log = events_text(repo, record["id"])
+    assert record["status"] == "failed", (record["status_reason"], log)
+    assert "authentication" in record["status_reason"], (record["status_reason"], log)
+    assert len(record["steps"]) == 1, log  # not retried: a key does not get better by waiting
+    assert model_endpoint.totals()["refused"] >= 1
+
+
+# -- 429 ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("agent", ["claude-agent-acp", "codex-acp", "gemini"])
+def test_429_is_retried_by_logist(agent: str, repo: Path, model_endpoint: ModelEndpoint) -> None:
+    limited: Turn = {"error": 429, "message": "Rate limit reached for requests",
+                     "headers": {"Retry-After": "0"}}  # fmt: skip
+    # claude's Edit refuses a file it has not read in the session.
+    model_endpoint.script(limited, *([READ] if agent == "claude-agent-acp" else []), EDIT, DONE)
+    record = run_job(repo, *AGENTS[agent](model_endpoint), "--retries", "1",
+                     "--file", "a.txt", "--prompt", "greet", expect=0)  # fmt: skip
+    log = events_text(repo, record["id"])
+    assert record["status"] == "review", (record["status_reason"], log)
+    first, second = record["steps"]
+    assert first["outcome"] == "retry" and second["why"] == "retry", log
+    assert "rate limit" in (first["failure"] or ""), (first["failure"], log)
+    assert model_endpoint.log[0].kind == "error" and model_endpoint.log[0].status == 429
+    assert record["result"]["diff"]["paths"] == ["a.txt"], log
+    assert result_text(repo, record) == AFTER
+
+
+# -- a stalled stream ---------------------------------------------------------------------
+@pytest.mark.parametrize("agent", ["claude-agent-acp", "codex-acp"])
+def test_a_stalled_stream_ends_stuck(agent: str, repo: Path, model_endpoint: ModelEndpoint) -> None:
+    model_endpoint.script({"stall": True, "times": 5})
+    record = run_job(repo, *AGENTS[agent](model_endpoint), "--hang-timeout", "4",
+                     "--file", "a.txt", "--prompt", "greet", expect=1)  # fmt: skip
+    log = events_text(repo, record["id"])
+    assert record["status"] == "stuck", (record["status_reason"], log)
+    assert model_endpoint.totals()["stalled"] >= 1, log
+    # The agent's whole process tree is gone (the network guard fails the test otherwise)
+    # and its stalled connection with it.
+    model_endpoint.wait_stalls_ended(60)
+
+
+# -- 400 over budget ----------------------------------------------------------------------
+@pytest.mark.parametrize("agent", ["claude-agent-acp", "codex-acp"])
+def test_a_400_budget_refusal_fails_with_the_reason(
+    agent: str, repo: Path, model_endpoint: ModelEndpoint
+) -> None:
+    model_endpoint.script({"error": 400, "message": BUDGET, "times": 20})
+    record = run_job(repo, *AGENTS[agent](model_endpoint), "--retries", "2",
+                     "--file", "a.txt", "--prompt", "greet", expect=1)  # fmt: skip
+    log = events_text(repo, record["id"])
+    assert record["status"] in ("failed", "halted"), (record["status_reason"], log)
+    assert BUDGET in record["status_reason"], (record["status_reason"], log)
+    assert len(record["steps"]) == 1, log  # not retried: the budget does not come back
+    assert any(BUDGET in message for message in errors(repo, record["id"])), log
