@@ -4,8 +4,9 @@ The security boundary of the `acp` provider. The agent asks; the client
 - reads and writes files only inside the job's workspace (`acp_fs`),
 - runs a terminal command only when the job's policy allows `execute` (asks the user when
   it says `ask`; refuses when it says `deny`), in the workspace (`acp_terminal`),
-- answers `session/request_permission` from the job's policy by the tool call's kind, an
-  edit aimed outside the workspace always refused; `ask` prints a typed question and waits
+- answers `session/request_permission` from the job's policy by what the tool call carries
+  (`acp_permission`: the declared kind is advisory), a write aimed outside the workspace
+  always refused; `ask` prints a typed question and waits
   for the user's answer in `$LOGIST_ANSWER_FILE`, the same process going on afterwards.
 Every `session/update` becomes typed events (`acp_events`), printed as JSON lines.
 """
@@ -39,7 +40,7 @@ from acp.schema import (
 
 from logist_server.domain.events import AgentEvent, AgentMessage, AgentQuestion
 from logist_server.domain.permissions import Permissions, decide
-from logist_server.providers.agents import acp_fs
+from logist_server.providers.agents import acp_fs, acp_permission
 from logist_server.providers.agents.acp_events import UpdateMapper
 from logist_server.providers.agents.acp_terminal import Terminals
 from logist_server.providers.agents.answer_file import clear, read_answer
@@ -50,8 +51,6 @@ _encode = msgspec.json.Encoder().encode
 _YES = {"allow", "yes", "y", "ok", "approve", "approved", "accept", "once"}
 _ALWAYS = {"always", "allow always", "allow_always"}
 _NO = {"deny", "no", "n", "reject", "refuse", "abort", "cancel"}
-#: Keys of a tool call's `rawInput` that name the file it works on.
-_PATH_KEYS = ("file_path", "filePath", "path", "notebook_path")
 
 
 def emit(events: list[AgentEvent]) -> None:
@@ -196,10 +195,10 @@ class LogistClient:
     ) -> RequestPermissionResponse:  # fmt: skip
         self._session(session_id)
         call = _dump(tool_call)
+        earlier = self.mapper.known_call(call.get("toolCallId"))
         emit(self.mapper.flush() + self.mapper.note_tool(call))
-        kind = call.get("kind") or self.mapper.tool_kind(call.get("toolCallId")) or "other"
-        inside = all(self._relative(path) is not None for path in _paths(call))
-        decision = decide(self.policy, str(kind), inside_workspace=inside)
+        judged = acp_permission.judge([call, earlier], lambda p: self._relative(p) is not None)
+        kind, decision = judged.kind, acp_permission.decision(self.policy, judged)
         if decision == "allow":
             chosen = _pick(options, ("allow_once", "allow_always"))
         elif decision == "deny":
@@ -258,26 +257,6 @@ def _signal_name(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return str(number)
-
-
-def _paths(call: dict[str, Any]) -> list[str]:
-    """Every file a tool call names: its locations, its diffs and its input's path keys."""
-    locations, content = call.get("locations"), call.get("content")
-    paths = [
-        loc.get("path") for loc in locations if isinstance(loc, dict)
-    ] if isinstance(locations, list) else []  # fmt: skip
-    paths += [
-        item.get("path")
-        for item in (content if isinstance(content, list) else [])
-        if isinstance(item, dict) and item.get("type") == "diff"
-    ]
-    raw = call.get("rawInput")
-    if isinstance(raw, dict):
-        paths += [raw.get(key) for key in _PATH_KEYS]
-        changes = raw.get("changes")  # codex: {path: change}
-        if isinstance(changes, dict):
-            paths += list(changes)
-    return [p for p in paths if isinstance(p, str) and p]
 
 
 def _pick(options: list[PermissionOption], kinds: tuple[str, ...]) -> PermissionOption | None:

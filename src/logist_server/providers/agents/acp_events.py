@@ -114,6 +114,18 @@ class UpdateMapper:
         call = self._calls.get(call_id or "")
         return call.kind if call is not None else None
 
+    def known_call(self, call_id: str | None) -> dict[str, Any]:
+        """What the turn's updates said of a tool call so far, as a tool call object (its
+        declared kind, last input, diffs' paths): the permission decision judges it too."""
+        call = self._calls.get(call_id or "")
+        if call is None:
+            return {}
+        known: dict[str, Any] = {"rawInput": call.input}
+        known["content"] = [{"type": "diff", "path": path} for path in call.diffs]
+        if call.kind != "other":  # "other" is also the default of a kind never declared
+            known["kind"] = call.kind
+        return known
+
     def note_tool(self, tool_call: dict[str, Any]) -> list[AgentEvent]:
         """A permission request's `toolCall`: the call is announced if it was not yet."""
         return self._tool(tool_call, announce=True)

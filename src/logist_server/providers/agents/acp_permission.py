@@ -1,0 +1,169 @@
+"""How the ACP client judges a `session/request_permission`: by what the tool call carries,
+not by the kind the agent declares.
+
+An agent labels its own tool calls (`kind`), and a label can be loose (an MCP tool, a
+subagent, a shell command shown as `read`) or a lie. So the declared kind is advisory:
+- a call carrying a command (`command`, `cmd`, `script`... anywhere in its input) is also
+  judged as `execute`; one carrying a diff or new content (`new_string`, `content`,
+  `patch`, `changes`...) is also judged as `edit`; the strictest decision of every kind the
+  call shows wins (deny > ask > allow);
+- the files it names are collected everywhere: its locations, its diffs, and every string
+  under an input key that names a path, a file, a directory, a source, a destination, a
+  target or a cwd, at any depth (codex's `changes` keys too);
+- a call that writes (edit, delete, move, or content showing it) is denied when any of
+  those paths is outside the workspace once `..` and symlinks are resolved (`.git` counts
+  as outside), and asked, never allowed, when it names no path at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import msgspec
+
+from logist_server.domain.permissions import (
+    TOOL_KINDS,
+    WRITING_KINDS,
+    Decision,
+    Permissions,
+    decide,
+)
+
+#: Input keys (lower case, `_`/`-` dropped) whose value is a command to run.
+COMMAND_KEYS = frozenset({"command", "commands", "cmd", "commandline", "shellcommand", "script"})
+#: Top-level input keys whose presence shows the call writes a file.
+WRITE_KEYS = frozenset(
+    {"content", "newstring", "newstr", "newtext", "newsource", "filetext", "patch", "diff",
+     "changes", "edits"}
+)  # fmt: skip
+#: Input keys naming a path: these exactly, or ending with one of `_PATH_ENDINGS`.
+PATH_KEYS = frozenset({"source", "src", "destination", "dest", "target", "to", "from", "cwd"})
+_PATH_ENDINGS = ("path", "paths", "file", "files", "filename", "filenames", "dir", "dirs",
+                 "directory", "directories", "cwd", "destination", "target")  # fmt: skip
+_SEPARATORS = re.compile(r"[_\-\s]")
+_STRICTNESS = {"allow": 0, "ask": 1, "deny": 2}
+#: Deepest input nesting looked into (a deeper value counts as a command and a path).
+MAX_DEPTH = 32
+
+
+class Judged(msgspec.Struct, frozen=True):
+    """What a tool call is, judged from its content."""
+
+    kind: str  # the kind shown to the user: execute > a write > the declared kind
+    kinds: frozenset[str]  # every kind the call shows (the declared ones included)
+    writes: bool
+    paths: tuple[str, ...]
+    outside: tuple[str, ...]  # the paths that are not inside the workspace
+
+
+def _key(name: str) -> str:
+    return _SEPARATORS.sub("", name).lower()
+
+
+def _is_path_key(name: str) -> bool:
+    key = _key(name)
+    return key in PATH_KEYS or key.endswith(_PATH_ENDINGS)
+
+
+def _strings(value: Any, depth: int = 0) -> Iterator[str]:
+    """Every string in `value` (itself, or in its lists and objects' values)."""
+    if isinstance(value, str):
+        yield value
+    elif depth < MAX_DEPTH and isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item, depth + 1)
+    elif depth < MAX_DEPTH and isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item, depth + 1)
+
+
+def _walk(value: Any, depth: int = 0) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) pair of the objects in `value`, at any depth."""
+    if depth >= MAX_DEPTH:
+        yield "command", "(nested too deep)"  # never a way to hide a command or a path
+        yield "path", "/"
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key), item
+            yield from _walk(item, depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _walk(item, depth + 1)
+
+
+def _has_command(raw: Any) -> bool:
+    return any(
+        _key(key) in COMMAND_KEYS
+        and value not in (None, "", [], {})
+        and not isinstance(value, bool)
+        for key, value in _walk(raw)
+    )
+
+
+def _paths(call: dict[str, Any]) -> list[str]:
+    """Every path a tool call names: locations, diffs, path-like input keys, codex's
+    `changes` keys."""
+    found: list[Any] = []
+    for location in call.get("locations") or []:
+        if isinstance(location, dict):
+            found.append(location.get("path"))
+    for item in call.get("content") or []:
+        if isinstance(item, dict) and item.get("type") == "diff":
+            found.append(item.get("path"))
+    raw = call.get("rawInput")
+    for key, value in _walk(raw):
+        if _is_path_key(key):
+            found += list(_strings(value))
+        if key == "changes" and isinstance(value, dict):
+            found += list(value)
+    return [p for p in found if isinstance(p, str) and p]
+
+
+def _writes(call: dict[str, Any]) -> bool:
+    content = call.get("content")
+    if isinstance(content, list) and any(
+        isinstance(item, dict) and item.get("type") == "diff" for item in content
+    ):
+        return True
+    raw = call.get("rawInput")
+    return isinstance(raw, dict) and any(_key(str(key)) in WRITE_KEYS for key in raw)
+
+
+def judge(calls: list[dict[str, Any]], inside: Callable[[str], bool]) -> Judged:
+    """Judge a tool call from every view of it (the permission request's `toolCall`, what
+    the turn's updates said of it); `inside(path)` says whether a path is in the workspace."""
+    declared = {
+        call["kind"] if call["kind"] in TOOL_KINDS else "other"
+        for call in calls
+        if isinstance(call.get("kind"), str)
+    }
+    kinds = set(declared) or {"other"}
+    command = any(_has_command(call.get("rawInput")) for call in calls)
+    writes = bool(declared & WRITING_KINDS) or any(_writes(call) for call in calls)
+    if command:
+        kinds.add("execute")
+    if writes and not kinds & WRITING_KINDS:
+        kinds.add("edit")
+    paths = tuple(dict.fromkeys(p for call in calls for p in _paths(call)))
+    outside = tuple(p for p in paths if not inside(p))
+    if command:
+        shown = "execute"
+    else:
+        shown = next((k for k in TOOL_KINDS if k in kinds & WRITING_KINDS), None) or min(
+            kinds, key=TOOL_KINDS.index
+        )
+    return Judged(shown, frozenset(kinds), writes, paths, outside)
+
+
+def decision(policy: Permissions, judged: Judged) -> Decision:
+    """The policy's answer for a judged call: the strictest of its kinds'; a write with a
+    path outside the workspace denied; a write naming no path asked at least."""
+    if judged.writes and judged.outside:
+        return "deny"
+    decisions = [decide(policy, kind) for kind in sorted(judged.kinds)]
+    if judged.writes and not judged.paths:
+        decisions.append("ask")
+    return max(decisions, key=_STRICTNESS.__getitem__)

