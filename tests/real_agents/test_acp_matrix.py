@@ -191,3 +191,105 @@ def test_a_400_budget_refusal_fails_with_the_reason(
     assert BUDGET in record["status_reason"], (record["status_reason"], log)
     assert len(record["steps"]) == 1, log  # not retried: the budget does not come back
     assert any(BUDGET in message for message in errors(repo, record["id"])), log
+
+
+# -- sessions: a rework round continues the worker's ACP session --------------------------
+def user_roles(args: list[str]) -> None:
+    """The user's own configuration gives the supervisor role the worker's agent options
+    (`--agent-opt K=V` in `args`: a supervisor runs with its role's options, not the
+    worker's)."""
+    pairs = dict(word.split("=", 1) for i, word in enumerate(args) if args[i - 1] == "--agent-opt")
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "logist" / "config.yml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(json.dumps({"roles": {"supervisor": {"agent_options": pairs}}}))
+
+
+def step_events(repo: Path, job_id: str, number: int) -> list[dict[str, Any]]:
+    """The events of step `number`: from its `step` (or first `status`) event to the next."""
+    found: list[dict[str, Any]] = []
+    current = 0
+    for event in job_events(repo, job_id):
+        step = event["data"].get("step")
+        if (
+            event["kind"] in ("step", "status")
+            and isinstance(step, int)
+            and "argv" in event["data"]
+        ):
+            current = step
+        if current == number:
+            found.append(event)
+    return found
+
+
+# A marker only the worker's first run says: seen again only in a continued conversation.
+MARKER = "worker-note-5c2e"
+AGAIN: Turn = {"edit": {"path": "a.txt", "old": "greeting = hello world",
+                        "new": "greeting = hello, world"}}  # fmt: skip
+
+
+@pytest.mark.parametrize("agent", ["codex-acp", "claude-agent-acp"])
+def test_a_rework_round_resumes_the_workers_acp_session(
+    agent: str, repo: Path, model_endpoint: ModelEndpoint
+) -> None:
+    args = AGENTS[agent](model_endpoint)
+    user_roles(args)
+    read = [READ] if agent == "claude-agent-acp" else []
+    model_endpoint.script(*read, EDIT, {"text": f"Done ({MARKER})."},
+                          {"text": "VERDICT: CHANGES\n- add a comma"},
+                          AGAIN, DONE, {"text": "VERDICT: APPROVE"})  # fmt: skip
+    record = run_job(repo, *args, "--file", "a.txt", "--prompt", "greet", "--supervisor",
+                     expect=0)  # fmt: skip
+    log = events_text(repo, record["id"])
+    assert record["status"] == "review", (record["status_reason"], log)
+    steps = record["steps"]
+    assert [(s["role"], s["why"], s["verdict"]) for s in steps] == [
+        ("worker", "start", None), ("supervisor", "review", "changes"),
+        ("worker", "rework", None), ("supervisor", "review", "approve"),
+    ], log  # fmt: skip
+    worker = steps[0]["session_id"]
+    assert worker and steps[1]["session_id"] != worker, log  # the supervisor's own session
+    assert steps[2]["resumed_session"] == worker and steps[2]["session_id"] == worker, log
+    sessions = [e["data"] for e in step_events(repo, record["id"], 3) if e["kind"] == "session"]
+    assert sessions == [{"id": worker, "resumed": True}], log
+    assert not any("cannot resume" in e["data"].get("text", "")
+                   for e in step_events(repo, record["id"], 3)), log  # fmt: skip
+    # What the real agent did with it: its first model call of the rework round carries the
+    # worker's first conversation (its own words, which no prompt of Logist's holds).
+    prompt = (repo / ".logist" / "jobs" / record["id"] / "step-3" / "prompt.txt").read_text()
+    assert MARKER not in prompt
+    rework = next(e for e in model_endpoint.log if e.turn == len(read) + 3)
+    assert MARKER.encode() in rework.body, log
+    first = next(e for e in model_endpoint.log if e.turn == 0)
+    assert MARKER.encode() not in first.body
+    assert result_text(repo, record) == "greeting = hello, world\n"
+
+
+def test_a_session_the_agent_cannot_continue_is_said_in_the_steps_events(
+    repo: Path, home: Path, model_endpoint: ModelEndpoint
+) -> None:
+    """The worker's session is gone from codex's store when the user asks for changes:
+    codex-acp refuses session/resume, the step's events say so, a new session does the
+    rework and the job ends in review with it."""
+    model_endpoint.script(EDIT, DONE)
+    record = run_job(repo, *codex_acp(model_endpoint), "--file", "a.txt", "--prompt", "greet",
+                     expect=0)  # fmt: skip
+    assert record["status"] == "review", events_text(repo, record["id"])
+    worker = record["steps"][0]["session_id"]
+    assert worker
+    shutil.rmtree(home / ".codex" / "sessions")  # the agent's own record of the session
+    model_endpoint.script(AGAIN, DONE)
+    proc = run_logist("job", "request-changes", record["id"], "--comment", "add a comma",
+                      "--json", cwd=repo, check=False, timeout=300)  # fmt: skip
+    log = events_text(repo, record["id"])
+    assert proc.returncode == 0, (proc.stdout, proc.stderr, log)
+    record = json.loads(proc.stdout)
+    assert record["status"] == "review", (record["status_reason"], log)
+    second = record["steps"][-1]
+    assert second["why"] == "changes" and second["resumed_session"] == worker, log
+    assert second["session_id"] and second["session_id"] != worker, log
+    events = step_events(repo, record["id"], len(record["steps"]))
+    said = [e["data"]["text"] for e in events if e["kind"] == "message"]
+    assert any(text.startswith(f"cannot resume session {worker}: ") for text in said), log
+    sessions = [e["data"] for e in events if e["kind"] == "session"]
+    assert sessions == [{"id": second["session_id"]}], log  # a new one, not `resumed`
+    assert result_text(repo, record) == "greeting = hello, world\n"
