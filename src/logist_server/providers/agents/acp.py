@@ -21,7 +21,7 @@ from logist_server.domain.errors import UsageError
 from logist_server.domain.model import Job
 from logist_server.domain.process import ProcessSpec
 from logist_server.domain.questions import AnswerVia
-from logist_server.providers.agents import repo_configs
+from logist_server.providers.agents import cline, opencode, repo_configs
 from logist_server.providers.agents.acp_config import INIT_TIMEOUT_S, Config
 from logist_server.providers.agents.base import AgentContext, OutputParser
 from logist_server.providers.agents.codex import provider_settings
@@ -43,6 +43,9 @@ class Preset(msgspec.Struct, frozen=True):
     login: str = ""
     credentials: tuple[str, ...] = ()  # files under HOME that hold a login
     model_flag: str | None = None  # the agent's own flag for the model (else: ACP config)
+    #: `base_url` becomes a provider in the agent's own configuration, written by Logist
+    #: for the job (opencode, cline): it needs a model
+    endpoint_config: bool = False
 
 
 _TELEMETRY = ("DISABLE_TELEMETRY", "DISABLE_AUTOUPDATER", "DISABLE_ERROR_REPORTING")
@@ -114,31 +117,33 @@ PRESETS: dict[str, Preset] = {
             "OPENAI_API_KEY",
             "ANTHROPIC_API_KEY",
             "OPENCODE_CONFIG",
-            "OPENCODE_DISABLE_MODELS_FETCH",
-            "OPENCODE_DISABLE_AUTOUPDATE",
-            "OPENCODE_DISABLE_LSP_DOWNLOAD",
-            "OPENCODE_DISABLE_DEFAULT_PLUGINS",
             "npm_config_registry",
         ),
         secrets=("OPENAI_API_KEY", "ANTHROPIC_API_KEY"),
-        # the repository's opencode.json is not read (also refused: `repo_configs`)
-        env={"OPENCODE_DISABLE_PROJECT_CONFIG": "1"},
+        # quiet and offline-friendly; the repository's opencode.json is not read (also
+        # refused: `repo_configs`)
+        env=opencode.QUIET_ENV,
         api_key="OPENAI_API_KEY",
         install="npm install -g opencode-ai",
         login="run `opencode auth login`, or configure a provider in opencode.json",
         credentials=(".local/share/opencode/auth.json",),
+        endpoint_config=True,
     ),
     "cline": Preset(
         program="cline",
         args=("--acp",),
-        env_vars=("CLINE_API_KEY", "CLINE_DIR"),
+        # cline --acp takes its provider from CLINE_PROVIDER (else its login's, else
+        # "cline") and the key of ANY provider from CLINE_API_KEY
+        env_vars=("CLINE_API_KEY", "CLINE_DIR", "CLINE_PROVIDER", "CLINE_MODEL"),
         secrets=("CLINE_API_KEY",),
-        # Without a CLINE_API_KEY it will not start; without local mode a daemon outlives it.
+        # without local mode a daemon outlives it
         env={"CLINE_SESSION_BACKEND_MODE": "local"},
         api_key="CLINE_API_KEY",
         install="npm install -g cline",
-        login="run `cline auth`",
+        login="run `cline auth` (an openai-compatible provider also needs CLINE_PROVIDER and "
+        "CLINE_API_KEY set)",
         credentials=(".cline/data/settings/providers.json",),
+        endpoint_config=True,
     ),
 }
 OPTIONS = ("preset", "command", "args", "model", "base_url", "api_key_env", "init_timeout")
@@ -188,7 +193,9 @@ class AcpAgent:
         chosen = PRESETS.get(preset or "") if "command" not in options else None
         if chosen is None and "command" not in options:
             chosen = PRESETS[DEFAULT_PRESET]
-        if "base_url" in options and (chosen is None or chosen.base_url is None):
+        if "base_url" in options and (
+            chosen is None or (chosen.base_url is None and not chosen.endpoint_config)
+        ):
             raise UsageError(
                 "acp option base_url is not supported for this agent: set it in its own "
                 "configuration"
@@ -217,10 +224,23 @@ class AcpAgent:
             claude = os.environ.get("CLAUDE_CODE_EXECUTABLE") or installed_program("claude")
             if claude:
                 env["CLAUDE_CODE_EXECUTABLE"] = claude
-        if preset is not None and preset.program == "cline" and not os.environ.get("CLINE_API_KEY"):
-            env["CLINE_API_KEY"] = "logist"  # any value: cline --acp wants one set
         key = options.get("api_key_env")
         model = job.agent.model or options.get("model")
+        if preset is not None and preset.endpoint_config and "base_url" in options:
+            if model is None:
+                raise UsageError(
+                    f"acp option base_url needs a model for {preset.program} (--model NAME)"
+                )
+            env.update(_endpoint_env(preset.program, options["base_url"], key, model, ctx))
+            model = None  # chosen in the agent's configuration
+        if (
+            preset is not None
+            and preset.program == "opencode"
+            and "OPENCODE_CONFIG_CONTENT" not in env
+        ):
+            env.update(_opencode_env(None, None, None))
+        if preset is not None:
+            env.update(_permission_env(preset.program, job))
         if preset is not None and preset.program == "codex-acp":
             argv += _codex_settings(options.get("base_url"), key, model)
             model = None  # given as `-c model=...`: codex-acp has no model option per session
@@ -284,6 +304,49 @@ class AcpAgent:
                 if (home / relative).exists():
                     return f"~/{relative} ({name})"
         return None
+
+
+def _endpoint_env(
+    program: str, url: str, key: str | None, model: str, ctx: AgentContext
+) -> dict[str, str]:
+    """The variables that give opencode or cline the provider at `url` for this job only,
+    the user's own files untouched: opencode's configuration (the key read from the
+    variable `key` names), cline's configuration directory in the job's directory (without
+    the key: cline --acp sends CLINE_API_KEY, which `env_from` fills from `key`)."""
+    if program == "opencode":
+        return _opencode_env(url, key, model)
+    root = Path(ctx.job_dir) / "cline-acp"
+    cline.write_config(root, url, model)
+    env = {"CLINE_DIR": str(root), "CLINE_PROVIDER": "openai-compatible", "CLINE_MODEL": model}
+    if key is None:
+        env["CLINE_API_KEY"] = "logist"  # never the user's cline key to another endpoint
+    return env
+
+
+def _opencode_env(url: str | None, key: str | None, model: str | None) -> dict[str, str]:
+    """`OPENCODE_CONFIG_CONTENT` (merged over the user's files): no snapshots (Logist
+    checkpoints the workspace), no title agent (it spends a model call naming the session),
+    and with `url` a provider there whose model is the session's."""
+    config: dict[str, object] = {"snapshot": False, "agent": {"title": {"disable": True}}}
+    if url is not None and model is not None:
+        name = model.split("/", 1)[1] if model.startswith(f"{opencode.PROVIDER_ID}/") else model
+        settings: dict[str, object] = {"baseURL": url}
+        if key is not None:
+            settings["apiKey"] = "{env:" + key + "}"
+        config["model"] = f"{opencode.PROVIDER_ID}/{name}"
+        config["provider"] = {opencode.PROVIDER_ID: {
+            "npm": "@ai-sdk/openai-compatible", "name": "Logist job endpoint",
+            "options": settings, "models": {name: {"name": name}},
+        }}  # fmt: skip
+    return {"OPENCODE_CONFIG_CONTENT": json.dumps(config)}
+
+
+def _permission_env(program: str, job: Job) -> dict[str, str]:
+    """opencode's permission rules from the job's policy: an `ask` reaches Logist as a
+    `session/request_permission` (opencode's default allows everything without asking)."""
+    if program != "opencode":
+        return {}
+    return {"OPENCODE_PERMISSION": json.dumps(opencode.permission_rules(job.permissions))}
 
 
 def _codex_settings(url: str | None, key: str | None, model: str | None) -> list[str]:

@@ -1,0 +1,247 @@
+"""The `acp` provider's presets against the real programs and the scripted endpoint on
+127.0.0.1 (issue 11, "any ACP agent" and the language-server column):
+
+- through the language server (the real `logist-server` over stdio): an edit job with
+  claude-agent-acp (Anthropic messages) and with `gemini --acp` (Gemini) ends in review with
+  the right diff, the record's tokens are what the endpoint served and the cost is labelled
+  (claude-agent-acp reports it, gemini's is computed from the tokens);
+- `logist run --agent acp --agent-opt preset=opencode` and `preset=cline` (OpenAI chat
+  completions): the job's `base_url`, `api_key_env` and model become a provider in the
+  agent's own configuration for this job only (opencode: `OPENCODE_CONFIG_CONTENT`; cline:
+  a configuration directory in the job's directory, `CLINE_PROVIDER`, the key in
+  `CLINE_API_KEY`), the user's files untouched; the edit ends in review;
+- `logist agent list --json` shows, per preset, whether its program is installed.
+
+Each test has its own HOME outside the temporary directories; nothing but 127.0.0.1 is
+reachable (the network guard of this directory's conftest).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import (
+    git,
+    job_events,
+    list_jobs,
+    logist_running,
+    make_repo,
+    review_record,
+    run_logist,
+    show_job,
+    wait_for,
+)
+from model_endpoint import ModelEndpoint
+from real_agents.conftest import AGENTS_BIN, agent_program
+from review_harness import lsp_session
+
+KEY_ENV = "LOGIST_TEST_ACP_PRESET_KEY"
+KEY = "sk-acp-preset-5c19ae2d77"
+BEFORE = "greeting = hello\n"
+AFTER = "greeting = hello world\n"
+EDIT = {"edit": {"path": "a.txt", "old": "greeting = hello", "new": "greeting = hello world"}}
+DONE = {"text": "Done: changed the greeting in a.txt."}
+SETTLED = {"review", "failed", "stuck", "halted", "needs_input"}
+GEMINI_SETTINGS = {
+    "security": {"auth": {"selectedType": "gemini-api-key"}},
+    "telemetry": {"enabled": False},
+    "privacy": {"usageStatisticsEnabled": False},
+    "general": {"disableAutoUpdate": True, "disableUpdateNag": True, "maxAttempts": 1},
+}
+#: claude-agent-acp starts claude with --allow-dangerously-skip-permissions, which claude
+#: refuses as root unless told it runs in a sandbox; no calls besides the model's.
+CLAUDE_ENV = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1",
+              "DISABLE_AUTOUPDATER": "1", "IS_SANDBOX": "1"}  # fmt: skip
+
+
+@pytest.fixture
+def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An isolated HOME outside the temporary directories, the agents on PATH, the test
+    key set, npm's registry closed (opencode fetches a package on a first start)."""
+    path = Path.home() / ".cache" / "logist-ci" / "homes" / f"acpp-{uuid.uuid4().hex[:10]}"
+    path.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(path))
+    monkeypatch.setenv("PATH", f"{AGENTS_BIN}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv(KEY_ENV, KEY)
+    monkeypatch.setenv("npm_config_registry", "http://127.0.0.1:9/")
+    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LOGIST_WORKSPACE_ROOT", str(path / "worktrees"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def repo(home: Path) -> Path:
+    return make_repo(home / "repo", {"a.txt": BEFORE.encode()})
+
+
+def events_text(repo: Path, job_id: str) -> str:
+    return "\n".join(str((e["kind"], e["data"])) for e in job_events(repo, job_id))
+
+
+def assert_edit_in_review(repo: Path, record: dict[str, Any], endpoint: ModelEndpoint) -> None:
+    seen = [(e.kind, e.model, e.status, e.body[:300]) for e in endpoint.log]
+    why = f"{events_text(repo, record['id'])}\nendpoint: {seen}"
+    assert record["status"] == "review", (record.get("status_reason"), why)
+    assert record["result"]["diff"]["paths"] == ["a.txt"], why
+    assert git(repo, "show", f"{record['result']['result_commit']}:a.txt") == AFTER
+    assert record["steps"][0]["session_id"], "the ACP session id is on the step"
+    assert (repo / "a.txt").read_text() == BEFORE  # the user's tree is untouched until accepted
+
+
+def assert_key_kept(endpoint: ModelEndpoint, repo: Path, job_id: str) -> None:
+    """The key reached the endpoint and no file of the job holds it."""
+    assert any(KEY in str(e.headers) for e in endpoint.log), [e.headers for e in endpoint.log]
+    for path in (repo / ".logist" / "jobs" / job_id).rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
+
+
+def run_job(repo: Path, *args: str, expect: int = 0) -> dict[str, Any]:
+    """`logist run --json ARGS`; the record (the job's events in the message otherwise)."""
+    proc = run_logist("run", "--json", *args, cwd=repo, check=False, timeout=300)
+    assert proc.stdout.strip(), proc.stderr
+    record: dict[str, Any] = json.loads(proc.stdout)
+    if proc.returncode != expect:
+        raise AssertionError(f"exit {proc.returncode}\n" + events_text(repo, record["id"]))
+    return record
+
+
+def asking(repo: Path) -> dict[str, Any] | None:
+    """The job's record once it waits for an answer."""
+    for job in list_jobs(repo):
+        if job["status"] == "needs_input":
+            return show_job(repo, job["id"])
+        if job["status"] in ("failed", "stuck", "halted", "review"):
+            raise AssertionError(f"{job['status']} without asking\n{events_text(repo, job['id'])}")
+    return None
+
+
+# -- through the language server ----------------------------------------------------------
+async def lsp_job(repo: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """`logist/createJob` on a.txt with `params`, waited for until it settles; its record."""
+    async with lsp_session([repo]) as editor:
+        created = await editor.request(
+            "logist/createJob",
+            {"prompt": "greet", "uri": (repo / "a.txt").as_uri(), "agent": "acp", **params},
+        )
+        job_id = str(created["jobId"])
+        await editor.wait_status(job_id, SETTLED, 300)
+    return show_job(repo, job_id)
+
+
+async def test_claude_agent_acp_edit_through_the_language_server(
+    repo: Path, model_endpoint: ModelEndpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("claude-agent-acp", "claude"):
+        agent_program(name)
+    for name, value in CLAUDE_ENV.items():
+        monkeypatch.setenv(name, value)
+    model_endpoint.script({"read": "a.txt"}, EDIT, DONE)
+    record = await lsp_job(repo, {"agentOptions": {
+        "preset": "claude-agent-acp", "base_url": model_endpoint.url,
+        "api_key_env": KEY_ENV}})  # fmt: skip
+    assert_edit_in_review(repo, record, model_endpoint)
+    usage, served = record["result"]["usage"], model_endpoint.totals()
+    assert served["served"] > 0 and served["unmatched"] == 0, served
+    got = (usage["input_tokens"], usage["cache_read_tokens"], usage["output_tokens"])
+    assert got == (served["input"], served["cached"], served["output"]), (usage, served)
+    assert usage["cost_usd"] > 0 and usage["cost_source"] == "reported", usage
+    assert_key_kept(model_endpoint, repo, record["id"])
+
+
+async def test_gemini_acp_edit_through_the_language_server(
+    repo: Path, model_endpoint: ModelEndpoint, home: Path
+) -> None:
+    agent_program("gemini")
+    (home / ".gemini").mkdir()
+    (home / ".gemini" / "settings.json").write_text(json.dumps(GEMINI_SETTINGS))
+    model_endpoint.script(EDIT, DONE)
+    record = await lsp_job(repo, {"model": "gemini-2.5-flash", "agentOptions": {
+        "preset": "gemini", "base_url": model_endpoint.url,
+        "api_key_env": KEY_ENV}})  # fmt: skip
+    assert_edit_in_review(repo, record, model_endpoint)
+    usage, served = record["result"]["usage"], model_endpoint.totals()
+    calls = [(r.kind, r.model, r.input, r.output) for r in model_endpoint.log]
+    assert served["served"] > 0 and served["unmatched"] == 0, calls
+    assert all(model == "gemini-2.5-flash" for _, model, _, _ in calls), calls  # the job's model
+    # gemini counts a cached prompt inside its input and thoughts inside its output.
+    assert usage["input_tokens"] + usage["cache_read_tokens"] == served["input"], (usage, calls)
+    assert usage["output_tokens"] + usage["reasoning_tokens"] == served["output"], (usage, calls)
+    assert usage["cost_usd"] > 0 and usage["cost_source"] == "computed", usage
+    assert_key_kept(model_endpoint, repo, record["id"])
+
+
+# -- opencode acp and cline --acp through `logist run` ------------------------------------
+@pytest.fixture
+def chat_endpoint() -> Iterator[ModelEndpoint]:
+    with ModelEndpoint(dialects=("openai_chat",)) as endpoint:
+        yield endpoint
+
+
+def preset_args(preset: str, endpoint: ModelEndpoint, *extra: str) -> list[str]:
+    return ["--agent", "acp", "--model", "gpt-4o", "--agent-opt", f"preset={preset}",
+            "--agent-opt", f"base_url={endpoint.url}/v1",
+            "--agent-opt", f"api_key_env={KEY_ENV}", *extra,
+            "--file", "a.txt", "--prompt", "change the greeting to hello world"]  # fmt: skip
+
+
+def test_opencode_acp_preset_edit_ends_in_review(
+    repo: Path, chat_endpoint: ModelEndpoint, home: Path
+) -> None:
+    agent_program("opencode")
+    chat_endpoint.script(EDIT, DONE)
+    record = run_job(repo, *preset_args("opencode", chat_endpoint))
+    assert_edit_in_review(repo, record, chat_endpoint)
+    calls = [(r.kind, r.model, r.status) for r in chat_endpoint.log]
+    assert calls and all(model == "gpt-4o" for _, model, _ in calls), calls
+    assert chat_endpoint.totals()["unmatched"] == 0, calls
+    assert_key_kept(chat_endpoint, repo, record["id"])
+    assert not (home / ".config" / "opencode" / "opencode.json").exists()  # no file of the user's
+
+
+def test_cline_acp_preset_edit_ends_in_review(
+    repo: Path, chat_endpoint: ModelEndpoint, home: Path
+) -> None:
+    agent_program("cline")
+    chat_endpoint.script(EDIT, DONE)
+    # cline asks leave for its patch tool as kind "other" (asked by default): allowed here;
+    # the round trip through a question is the next test.
+    record = run_job(repo, *preset_args("cline", chat_endpoint, "--allow", "other"))
+    assert_edit_in_review(repo, record, chat_endpoint)
+    calls = [(r.kind, r.model, r.status) for r in chat_endpoint.log]
+    assert calls and all(model == "gpt-4o" for _, model, _ in calls), calls
+    assert_key_kept(chat_endpoint, repo, record["id"])
+    assert not (home / ".cline").exists()  # the job's own configuration, not the user's
+
+
+def test_cline_acp_permission_request_waits_for_the_answer(
+    repo: Path, chat_endpoint: ModelEndpoint
+) -> None:
+    """Edits asked (`--ask edit`; cline labels its patch tool "other", asked by default
+    too): cline's request becomes the job's question, the answer reaches the same live
+    process, the patch is applied and the job ends in review."""
+    agent_program("cline")
+    chat_endpoint.script(EDIT, DONE)
+    args = preset_args("cline", chat_endpoint, "--ask", "edit")
+    with logist_running("run", "--json", *args, cwd=repo) as runner:
+        job = wait_for(lambda: asking(repo), timeout=240, interval=1)
+        question = job["question"]
+        assert question["kind"] == "permission", question
+        assert "a.txt" in question["text"], question
+        assert "Allow once" in question["options"], question
+        assert (Path(job["workspace"]["path"]) / "a.txt").read_text() == BEFORE  # not yet
+        run_logist("job", "answer", job["id"], "Allow once", cwd=repo)
+        out, err = runner.communicate(timeout=240)
+    record = review_record(runner.returncode, out, err)
+    assert_edit_in_review(repo, record, chat_endpoint)
+    assert len(record["steps"]) == 1, "the same process went on after the answer"
