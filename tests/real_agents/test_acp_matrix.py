@@ -167,8 +167,11 @@ def test_429_is_retried_by_logist(agent: str, repo: Path, model_endpoint: ModelE
 # -- a stalled stream ---------------------------------------------------------------------
 @pytest.mark.parametrize("agent", ["claude-agent-acp", "codex-acp"])
 def test_a_stalled_stream_ends_stuck(agent: str, repo: Path, model_endpoint: ModelEndpoint) -> None:
+    # Long enough for a start on a loaded machine (the bridge prints nothing until the
+    # agent's session is open): the job must go stuck on the stall, not before it. (gemini
+    # --acp can take longer than that to start under load: not in this cell.)
     model_endpoint.script({"stall": True, "times": 5})
-    record = run_job(repo, *AGENTS[agent](model_endpoint), "--hang-timeout", "4",
+    record = run_job(repo, *AGENTS[agent](model_endpoint), "--hang-timeout", "20",
                      "--file", "a.txt", "--prompt", "greet", expect=1)  # fmt: skip
     log = events_text(repo, record["id"])
     assert record["status"] == "stuck", (record["status_reason"], log)
@@ -179,7 +182,7 @@ def test_a_stalled_stream_ends_stuck(agent: str, repo: Path, model_endpoint: Mod
 
 
 # -- 400 over budget ----------------------------------------------------------------------
-@pytest.mark.parametrize("agent", ["claude-agent-acp", "codex-acp"])
+@pytest.mark.parametrize("agent", ["claude-agent-acp", "codex-acp", "gemini"])
 def test_a_400_budget_refusal_fails_with_the_reason(
     agent: str, repo: Path, model_endpoint: ModelEndpoint
 ) -> None:
@@ -227,7 +230,7 @@ AGAIN: Turn = {"edit": {"path": "a.txt", "old": "greeting = hello world",
                         "new": "greeting = hello, world"}}  # fmt: skip
 
 
-@pytest.mark.parametrize("agent", ["codex-acp", "claude-agent-acp"])
+@pytest.mark.parametrize("agent", ["codex-acp", "claude-agent-acp", "gemini"])
 def test_a_rework_round_resumes_the_workers_acp_session(
     agent: str, repo: Path, model_endpoint: ModelEndpoint
 ) -> None:
