@@ -5,6 +5,8 @@ like the CLIs in a directory on PATH)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import msgspec
@@ -18,6 +20,7 @@ from logist_server.providers.agents import stdin_feed
 from logist_server.providers.agents.base import AgentContext
 from logist_server.providers.agents.codex import CodexAgent
 from logist_server.providers.agents.gemini import GeminiAgent
+from logist_server.providers.runtimes.environment import agent_environment
 
 HOSTILE = "--dangerously-bypass-approvals-and-sandbox"
 
@@ -98,17 +101,27 @@ def test_gemini_refuses_a_workspace_with_gemini_settings(on_path: Path, tmp_path
     assert GeminiAgent().build(allowed, ctx(tmp_path)).argv
 
 
-def test_gemini_key_variable_becomes_gemini_api_key(
+def test_gemini_key_is_named_in_the_spec_and_copied_when_gemini_starts(
     on_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The key's value is in no part of the spec (a container runtime sees the spec): the
+    spec names the variable, and the launcher copies it into GEMINI_API_KEY at exec time."""
     monkeypatch.setenv("MY_GEMINI", "secret-value")
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    seen = tmp_path / "seen.txt"
+    (on_path / "gemini").write_text(f'#!/bin/sh\nprintf %s "$GEMINI_API_KEY" > {seen}\n')
+    prompt = tmp_path / "p.txt"
+    prompt.write_text("hi")
+    context = msgspec.structs.replace(ctx(tmp_path), prompt_file=str(prompt))
     options = {"api_key_env": "MY_GEMINI", "base_url": "http://127.0.0.1:5"}
-    spec = GeminiAgent().build(job("gemini", options), ctx(tmp_path))
-    assert spec.env == {
-        "GOOGLE_GEMINI_BASE_URL": "http://127.0.0.1:5",
-        "GEMINI_API_KEY": "secret-value",
-    }
-    assert "secret-value" not in " ".join(spec.argv)
+    spec = GeminiAgent().build(job("gemini", options), context)
+    assert b"secret-value" not in msgspec.json.encode(spec)
+    assert spec.env == {"GOOGLE_GEMINI_BASE_URL": "http://127.0.0.1:5"}
+    assert spec.inherit == ("MY_GEMINI",)
+    env = agent_environment(os.environ, spec.inherit, spec.env)  # what the host runtime does
+    proc = subprocess.run(spec.argv, env=env, cwd=tmp_path, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert seen.read_text() == "secret-value"
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""A Logist-side launcher for aider that makes its exit status honest (standard library only).
+"""A Logist-side launcher for aider that makes its exit status honest (standard library and
+`env_alias` only).
 
 aider exits 0 even when every model call failed (a wrong key, a rate limit, a refused
 budget): it prints the error and stops. This launcher runs aider, passes its output through
@@ -22,6 +23,8 @@ import signal
 import subprocess
 import sys
 from types import FrameType
+
+from logist_server.providers.agents import env_alias
 
 #: Files in the repository aider reads on its own (its config, dotenv and model settings).
 REPO_FILES = (".env", ".aider.conf.yml", ".aider.model.settings.yml", ".aider.model.metadata.json")
@@ -53,10 +56,7 @@ def main(argv: list[str]) -> int:
             flush=True,
         )
         return 2
-    for target, source in aliases.items():
-        found_value = os.environ.get(source)
-        if target and found_value is not None:
-            os.environ[target] = found_value
+    env_alias.copy(aliases, os.environ)  # the one key handoff every launcher uses
     for note in notes:
         print(f"{PREFIX}{note}", flush=True)
     return run(command)

@@ -34,6 +34,7 @@ import time
 from typing import IO, Any
 
 from logist_server.domain.permissions import Permissions
+from logist_server.providers.agents import env_alias
 from logist_server.providers.agents.answer_file import clear, read_answer
 from logist_server.providers.agents.claude_parser import BRIDGE_TYPE, denied_tools, error_reason
 from logist_server.providers.agents.claude_tools import decision, describe
@@ -274,8 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.prompt_file, encoding="utf-8", errors="replace") as handle:
         prompt = handle.read()
     env = dict(os.environ)
-    if args.api_key_env:
-        env["ANTHROPIC_API_KEY"] = env.get(args.api_key_env, "")
+    if args.api_key_env:  # the key named, never another one claude inherited
+        env_alias.copy({"ANTHROPIC_API_KEY": args.api_key_env}, env, clear=True)
     env.pop("LOGIST_ANSWER_FILE", None)  # the bridge's, not claude's
     # A SIGTERM between claude's start and the handlers below waits, then is forwarded.
     signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)

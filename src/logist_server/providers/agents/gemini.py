@@ -4,7 +4,7 @@ By default gemini runs with the user's own installation and `~/.gemini` (login, 
 `GEMINI_API_KEY`, `GOOGLE_API_KEY` (secrets, masked) and `GOOGLE_GEMINI_BASE_URL` and the
 Vertex AI variables are passed on when set. Options: `model`, `base_url` (sets
 `GOOGLE_GEMINI_BASE_URL`), `api_key_env` (the variable whose value becomes
-`GEMINI_API_KEY`), `args`.
+`GEMINI_API_KEY` when gemini starts: `env_alias`), `args`.
 
 gemini runs headless only in a trusted folder, so every run passes `--skip-trust`; a
 workspace with a `.gemini/` directory (repository settings that can start commands) is
@@ -27,7 +27,7 @@ from logist_server.domain.errors import UsageError
 from logist_server.domain.model import Job
 from logist_server.domain.process import ProcessSpec
 from logist_server.domain.questions import AnswerVia
-from logist_server.providers.agents import cli_options, repo_configs, stdin_feed
+from logist_server.providers.agents import cli_options, env_alias, repo_configs, stdin_feed
 from logist_server.providers.agents.base import AgentContext, OutputParser
 from logist_server.providers.agents.gemini_events import GeminiParser
 from logist_server.providers.agents.options import PathSyntax
@@ -76,6 +76,11 @@ class GeminiAgent:
         if ctx.resume_session is not None:
             argv.append(f"--resume={ctx.resume_session}")
         argv += cli_options.split_args(self.name, options)
+        # The key by name: the launcher copies it into GEMINI_API_KEY when gemini starts, so
+        # its value is in no spec, argument or file.
+        key = cli_options.key_env(self.name, options)
+        if key is not None and key != "GEMINI_API_KEY":
+            argv = env_alias.command({"GEMINI_API_KEY": key}, argv)
         # The prompt on stdin, never an argument (128 KiB cap, `ps`): gemini reads a piped
         # stdin as its prompt and runs headless when stdin is not a terminal.
         argv = stdin_feed.command(argv, ctx.prompt_file, stdin_feed.answer_text(ctx.answer))
@@ -83,9 +88,6 @@ class GeminiAgent:
         url = cli_options.base_url(self.name, options)
         if url is not None:
             env["GOOGLE_GEMINI_BASE_URL"] = url
-        key = cli_options.key_env(self.name, options)
-        if key is not None and os.environ.get(key):
-            env["GEMINI_API_KEY"] = os.environ[key]
         return ProcessSpec(argv=argv, env=env, cwd=ctx.workspace, inherit=(key,) if key else ())
 
     def validate_options(self, options: dict[str, str]) -> None:
