@@ -88,7 +88,9 @@ export function activate(context: vscode.ExtensionContext): void {
       void listJobs().then(() => {
         if (model.apply(event, Date.now() / 1000) === false) view.refresh();
       });
-    } else {
+    } else if (event.status || event.kind === "usage" || event.kind === "question") {
+      // Only events that change what the tree shows refresh it: a refresh disposes the rows'
+      // commands, and a click during a flood of messages would find its command gone.
       view.refresh();
       status.update();
       panels.changed(event.jobId);
@@ -139,6 +141,8 @@ export function activate(context: vscode.ExtensionContext): void {
     timing("activationToReady", Date.now() - activated);
     void listJobs();
   });
+  // A job deleted meanwhile (by the CLI, another editor): the tree drops it.
+  server.onMissingJob(() => void listJobs());
 
   /** A job id from a command's argument: an id, a tree node, or asked for. */
   async function jobIdOf(arg: unknown, title: string, filter: (status: string) => boolean): Promise<string | undefined> {

@@ -1,4 +1,10 @@
-/** Bounded restarts: at most `max` crashes within `windowMs`, then give up. Pure. */
+/** Bounded restarts of a crashing server and what the user is told. Pure. */
+
+/** Restarts allowed within RESTART_WINDOW_MS before the server is left stopped. */
+export const MAX_RESTARTS = 4;
+export const RESTART_WINDOW_MS = 3 * 60_000;
+
+/** At most `max` crashes within `windowMs`, then give up. */
 export class RestartBudget {
   private crashes: number[] = [];
 
@@ -21,4 +27,19 @@ export class RestartBudget {
   reset(): void {
     this.crashes = [];
   }
+}
+
+/** The server stopped and is restarted: the `count`th crash of the window. */
+export function restartMessage(count: number, max = MAX_RESTARTS): string {
+  return `Logist: the server stopped unexpectedly; restarting it (restart ${count} of ${max}).`;
+}
+
+/** The server stopped once more than allowed and is left stopped. */
+export function gaveUpMessage(count: number, windowMs = RESTART_WINDOW_MS): string {
+  return `Logist: the server stopped ${count} times in ${Math.round(windowMs / 60_000)} minutes; it is not restarted. See the log, then run "Logist: Restart Server".`;
+}
+
+/** A command needs the server after it was left stopped. */
+export function stoppedMessage(): string {
+  return 'Logist: the server is stopped after crashing repeatedly; run "Logist: Restart Server".';
 }

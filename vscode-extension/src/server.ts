@@ -13,12 +13,11 @@ import {
   type ServerOptions,
 } from "vscode-languageclient/node";
 import { resolveServer, type ServerCommand } from "./resolve";
-import { RestartBudget } from "./restarts";
-import { errorText } from "./errors";
+import { MAX_RESTARTS, RESTART_WINDOW_MS, RestartBudget, gaveUpMessage, restartMessage, stoppedMessage } from "./restarts";
+import { errorText, missingJobId, requestErrorText } from "./errors";
 
 const INSTALL_URL = "https://github.com/logist/logist#install";
-export const MAX_RESTARTS = 4;
-const RESTART_WINDOW_MS = 3 * 60_000;
+export { MAX_RESTARTS };
 
 function isExecutable(file: string): boolean {
   try {
@@ -55,6 +54,11 @@ export class Server implements vscode.Disposable {
   readonly onReady = this.onReadyEmitter.event;
   private starting: Promise<LanguageClient | undefined> | undefined;
   private disposables: vscode.Disposable[] = [];
+  /** Set when the server crashed too often and was left stopped, until "Restart Server". */
+  private gaveUp = false;
+  private readonly onMissingJobEmitter = new vscode.EventEmitter<string>();
+  /** A request named a job the server does not know (deleted meanwhile): its id. */
+  readonly onMissingJob = this.onMissingJobEmitter.event;
 
   constructor(
     readonly output: vscode.OutputChannel,
@@ -87,7 +91,9 @@ export class Server implements vscode.Disposable {
         .showErrorMessage(`Logist: ${found.error}.`, "How to Install", "Open Settings")
         .then((choice) => {
           if (choice === "How to Install") void vscode.env.openExternal(vscode.Uri.parse(INSTALL_URL));
-          if (choice === "Open Settings") void vscode.commands.executeCommand("workbench.action.openSettings", "logist.server");
+          // A remote window (SSH, WSL, code-server) lists the machine settings on its Remote tab only.
+          const settings = vscode.env.remoteName ? "workbench.action.openRemoteSettings" : "workbench.action.openSettings";
+          if (choice === "Open Settings") void vscode.commands.executeCommand(settings, "logist.server");
         });
       return undefined;
     }
@@ -99,19 +105,22 @@ export class Server implements vscode.Disposable {
     };
     const errorHandler: ErrorHandler = {
       error: (): ErrorHandlerResult => ({ action: ErrorAction.Continue }),
+      // The user is told of every restart (the client library would only log it) and of the
+      // last one; after that, requests say the server is stopped (`request`).
       closed: (): CloseHandlerResult => {
         if (this.budget.crash(Date.now())) {
-          const message = `Logist: the server stopped; restarting it (${this.budget.count} of ${MAX_RESTARTS}).`;
+          const message = restartMessage(this.budget.count);
           this.output.appendLine(`[logist] ${message}`);
-          return { action: CloseAction.Restart, message, handled: false };
+          void vscode.window.showWarningMessage(message, "Show Log").then((choice) => {
+            if (choice) this.output.show();
+          });
+          return { action: CloseAction.Restart, message, handled: true };
         }
-        const message = `Logist: the server stopped ${this.budget.count} times in 3 minutes; it is not restarted. See the log, then run "Logist: Restart Server".`;
+        this.gaveUp = true;
+        const message = gaveUpMessage(this.budget.count);
         this.output.appendLine(`[logist] ${message}`);
-        void vscode.window.showErrorMessage(message, "Show Log", "Restart Server").then((choice) => {
-          if (choice === "Show Log") this.output.show();
-          if (choice === "Restart Server") void vscode.commands.executeCommand("logist.restartServer");
-        });
-        return { action: CloseAction.DoNotRestart, handled: true };
+        this.offerRestart(message);
+        return { action: CloseAction.DoNotRestart, message, handled: true };
       },
     };
     const quiet = <T>(what: string, empty: T) => (err: unknown): T => {
@@ -154,8 +163,16 @@ export class Server implements vscode.Disposable {
     return client;
   }
 
+  private offerRestart(message: string): void {
+    void vscode.window.showErrorMessage(message, "Restart Server", "Show Log").then((choice) => {
+      if (choice === "Show Log") this.output.show();
+      if (choice === "Restart Server") void vscode.commands.executeCommand("logist.restartServer");
+    });
+  }
+
   async restart(): Promise<void> {
     this.budget.reset();
+    this.gaveUp = false;
     await this.stop();
     await this.start();
   }
@@ -176,13 +193,20 @@ export class Server implements vscode.Disposable {
 
   /** A request to the server; an error is shown to the user and undefined returned. */
   async request<T>(method: string, params: unknown, quiet = false): Promise<T | undefined> {
+    if (this.gaveUp) {
+      // Stopped after too many crashes: a request would only say "Client is not running".
+      if (!quiet) this.offerRestart(stoppedMessage());
+      return undefined;
+    }
     const client = this.client ?? (await this.start());
     if (!client) return undefined;
     try {
       return await client.sendRequest<T>(method, params);
     } catch (err) {
-      const text = errorText(err);
-      this.output.appendLine(`[logist] ${method}: ${text}`);
+      const text = requestErrorText(err);
+      this.output.appendLine(`[logist] ${method}: ${errorText(err)}`);
+      const missing = missingJobId(err);
+      if (missing !== undefined) this.onMissingJobEmitter.fire(missing);
       if (!quiet) void vscode.window.showErrorMessage(`Logist: ${text}`);
       return undefined;
     }
@@ -191,5 +215,6 @@ export class Server implements vscode.Disposable {
   dispose(): void {
     void this.stop();
     this.onReadyEmitter.dispose();
+    this.onMissingJobEmitter.dispose();
   }
 }
