@@ -143,6 +143,10 @@ def test_401_fails_with_an_authentication_reason(
     assert "authentication" in record["status_reason"], (record["status_reason"], log)
     assert len(record["steps"]) == 1, log  # not retried: a key does not get better by waiting
     assert model_endpoint.totals()["refused"] >= 1
+    # The agent's own log lines reach the job without terminal escapes (codex-acp colours
+    # them even into a pipe).
+    texts = [json.dumps(e["data"]) for e in job_events(repo, record["id"])]
+    assert not any("\\u001b" in text for text in texts), log  # ESC, as JSON writes it
 
 
 # -- 429 ----------------------------------------------------------------------------------

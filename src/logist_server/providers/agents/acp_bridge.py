@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections import deque
@@ -42,6 +43,11 @@ MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 #: How long the agent gets to exit once its input is closed, before it is killed.
 EXIT_GRACE_S = 1.0
 STDERR_TAIL = 4000
+#: Terminal escape sequences (codex-acp colours its log lines even into a pipe) and other
+#: control characters but tab: removed from the agent's stderr before Logist relays it.
+_ESCAPES = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])|[\x00-\x08\x0b-\x1f\x7f]"
+)
 
 
 class AgentGone(Exception):
@@ -163,7 +169,7 @@ class AgentProcess:
                 line = await stream.read(65536)
             if not line:
                 return
-            text = line.decode("utf-8", "replace").rstrip("\n")
+            text = _ESCAPES.sub("", line.decode("utf-8", "replace").rstrip("\n"))
             self.stderr_tail.append(text[:STDERR_TAIL])
             sys.stderr.write(text[:65536] + "\n")
             sys.stderr.flush()
