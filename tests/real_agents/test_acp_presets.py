@@ -205,6 +205,11 @@ def test_opencode_acp_preset_edit_ends_in_review(
     calls = [(r.kind, r.model, r.status) for r in chat_endpoint.log]
     assert calls and all(model == "gpt-4o" for _, model, _ in calls), calls
     assert chat_endpoint.totals()["unmatched"] == 0, calls
+    # opencode acp 1.18.33 reports the usage of the turn's LAST model call only (in the
+    # prompt's response): the record has exactly that, and a cost computed from it.
+    usage, last = record["result"]["usage"], chat_endpoint.log[-1]
+    assert (usage["input_tokens"], usage["output_tokens"]) == (last.input, last.output), usage
+    assert usage["cost_usd"] > 0 and usage["cost_source"] == "computed", usage
     assert_key_kept(chat_endpoint, repo, record["id"])
     assert not (home / ".config" / "opencode" / "opencode.json").exists()  # no file of the user's
 
@@ -222,6 +227,9 @@ def test_cline_acp_preset_edit_ends_in_review(
     assert calls and all(model == "gpt-4o" for _, model, _ in calls), calls
     assert_key_kept(chat_endpoint, repo, record["id"])
     assert not (home / ".cline").exists()  # the job's own configuration, not the user's
+    # cline --acp reports no usage at all: no tokens, and no cost claimed.
+    usage = record["result"]["usage"]
+    assert usage["input_tokens"] == 0 and usage["cost_source"] == "", usage
 
 
 def test_cline_acp_permission_request_waits_for_the_answer(
@@ -245,3 +253,15 @@ def test_cline_acp_permission_request_waits_for_the_answer(
     record = review_record(runner.returncode, out, err)
     assert_edit_in_review(repo, record, chat_endpoint)
     assert len(record["steps"]) == 1, "the same process went on after the answer"
+
+
+def test_cline_acp_without_a_login_fails_at_once_with_the_reason(repo: Path) -> None:
+    """No `base_url`, no login, no CLINE_API_KEY: the user's own configuration has no
+    provider, and cline says so (Logist sets no placeholder key, which would send the job
+    to cline's own service under a made-up key); one step, not retried."""
+    agent_program("cline")
+    record = run_job(repo, "--agent", "acp", "--agent-opt", "preset=cline", "--retries", "2",
+                     "--file", "a.txt", "--prompt", "greet", expect=1)  # fmt: skip
+    assert record["status"] == "failed", record["status_reason"]
+    assert "Authentication required" in record["status_reason"], record["status_reason"]
+    assert len(record["steps"]) == 1
