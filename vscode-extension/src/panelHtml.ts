@@ -13,7 +13,8 @@ export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-/** Rows kept in the panel; older ones are dropped (the full log is `logist job log`). */
+/** Rows kept in the panel (about: whole blocks go); older ones are dropped (the full log is
+ * `logist job log`). */
 export const MAX_ROWS = 5000;
 
 export function panelHtml(jobId: string, cspSource: string, n: string): string {
@@ -44,7 +45,8 @@ h1 { font-size: 1.1em; margin: 0 0 4px 0; }
 #question { font-weight: bold; margin-bottom: 4px; white-space: pre-wrap; }
 #answer textarea { width: 100%; box-sizing: border-box; min-height: 4em; color: var(--vscode-input-foreground); background: var(--vscode-input-background); border: 1px solid var(--vscode-input-border, transparent); font-family: var(--vscode-font-family); }
 #log { font-family: var(--vscode-editor-font-family); font-size: var(--vscode-editor-font-size); margin-top: 8px; }
-.row { white-space: pre-wrap; word-break: break-word; padding: 1px 0; }
+.row { white-space: pre-wrap; word-break: break-word; padding: 1px 0; line-height: 1.4; }
+body, #log { overflow-anchor: none; }
 .status { color: var(--vscode-textLink-foreground); font-weight: bold; }
 .tool { color: var(--vscode-symbolIcon-functionForeground, var(--vscode-foreground)); }
 .file { color: var(--vscode-gitDecoration-modifiedResourceForeground, var(--vscode-foreground)); }
@@ -75,26 +77,55 @@ h1 { font-size: 1.1em; margin: 0 0 4px 0; }
   const dropped = document.getElementById("dropped");
   let droppedCount = 0;
   const labels = { openChanges: "Open Changes", acceptAll: "Accept All", requestChanges: "Request Changes…", reject: "Reject", cancel: "Cancel", rerun: "Rerun", delete: "Delete" };
-  function addRows(rows) {
-    const frag = document.createDocumentFragment();
+  // Rows are drawn as blocks: consecutive rows of one class (a run of messages) share one
+  // element, at most BLOCK rows each. A flood is a few text nodes per frame, not thousands of
+  // elements (about ten times cheaper to lay out). Drawn once per animation frame, only the
+  // newest MAX_ROWS of what arrived since; the oldest blocks go when more than MAX_ROWS show.
+  const BLOCK = 500;
+  const counts = []; // rows per block, in the order of log's children
+  let total = 0;
+  let pending = [];
+  let frame = 0;
+  // Follow the end unless the user scrolled away from it (our own scrolls do not count).
+  let follow = true;
+  let ours = false;
+  window.addEventListener("scroll", function () {
+    if (ours) { ours = false; return; }
+    follow = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 40;
+  });
+  function queueRows(rows) {
+    for (const row of rows) pending.push(row);
+    if (pending.length > 2 * MAX_ROWS) { droppedCount += pending.length - MAX_ROWS; pending = pending.slice(pending.length - MAX_ROWS); }
+    if (!frame) frame = requestAnimationFrame(draw);
+  }
+  function draw() {
+    frame = 0;
+    let rows = pending;
+    pending = [];
     if (rows.length > MAX_ROWS) { droppedCount += rows.length - MAX_ROWS; rows = rows.slice(rows.length - MAX_ROWS); }
-    if (rows.length + log.childElementCount > MAX_ROWS && rows.length >= log.childElementCount) {
-      droppedCount += log.childElementCount; // all of the old rows go: at once, not one by one
-      log.textContent = "";
-    }
-    for (const row of rows) {
+    if (rows.length === 0) return;
+    const frag = document.createDocumentFragment();
+    for (let i = 0; i < rows.length; ) {
+      let j = i + 1;
+      while (j < rows.length && j - i < BLOCK && rows[j].cls === rows[i].cls) j++;
       const div = document.createElement("div");
-      div.className = "row " + row.cls;
-      div.dataset.seq = String(row.seq);
-      div.textContent = row.text;
+      div.className = "row " + rows[i].cls;
+      div.dataset.seq = String(rows[j - 1].seq);
+      div.textContent = rows.slice(i, j).map(function (r) { return r.text; }).join("\\n");
       frag.appendChild(div);
+      counts.push(j - i);
+      total += j - i;
+      i = j;
     }
-    const stick = window.innerHeight + window.scrollY >= document.body.scrollHeight - 20;
     log.appendChild(frag);
-    let extra = log.childElementCount - MAX_ROWS;
-    if (extra > 0) { droppedCount += extra; while (extra-- > 0) log.removeChild(log.firstChild); }
+    while (counts.length > 1 && total - counts[0] >= MAX_ROWS) {
+      const n = counts.shift();
+      total -= n;
+      droppedCount += n;
+      log.removeChild(log.firstChild);
+    }
     dropped.textContent = droppedCount ? droppedCount + " earlier lines not shown (logist job log " + document.getElementById("title").dataset.id + ")" : "";
-    if (stick) window.scrollTo(0, document.body.scrollHeight);
+    if (follow) { ours = true; window.scrollTo(0, document.documentElement.scrollHeight); }
   }
   function setState(s) {
     const title = document.getElementById("title");
@@ -125,8 +156,8 @@ h1 { font-size: 1.1em; margin: 0 0 4px 0; }
   window.addEventListener("message", function (e) {
     const m = e.data;
     if (!m || typeof m !== "object") return;
-    if (m.type === "rows") { if (m.dropped) droppedCount += m.dropped; addRows(m.rows); }
-    else if (m.type === "reset") { log.textContent = ""; droppedCount = 0; }
+    if (m.type === "rows") { if (m.dropped) droppedCount += m.dropped; queueRows(m.rows); }
+    else if (m.type === "reset") { log.textContent = ""; droppedCount = 0; counts.length = 0; total = 0; pending = []; }
     else if (m.type === "state") setState(m.state);
   });
   vscode.postMessage({ type: "ready" });

@@ -90,3 +90,10 @@ test("a coalesced run of messages is one row per message, its last line kept", (
   assert.equal(odd[0]?.seq, 3);
   assert.deepEqual(eventLines({ jobId: "j", seq: 9, kind: "message", data: { text: "one\ntwo" } }).map((r) => r.text), ["one\ntwo"]);
 });
+
+test("the panel's script compiles (its text survives the template literal)", () => {
+  const html = panelHtml("j", "vscode-resource:", nonce());
+  const script = /<script nonce="[^"]+">([\s\S]*)<\/script>/.exec(html)?.[1] ?? "";
+  assert.ok(script.includes("queueRows"));
+  assert.doesNotThrow(() => new Function(script));
+});

@@ -1,0 +1,243 @@
+// The New Job picks and a 200,000-line flood in a real VS Code (code-server), driven as a user
+// would (issue 12 points 3 and 4). Run by tests/test_vscode_flood.py, which starts code-server
+// with the same environment as run.mjs: E2E_URL, E2E_REPO (a git repository with app.py whose
+// workspace settings give the mock agent the `flood` scenario with `lines=200000`), E2E_OUT,
+// E2E_SETTINGS, E2E_TIMINGS, E2E_LOGIST. Uses the shared helpers of lib.mjs.
+//
+// 1. The picks: the agent pick lists every agent with its availability (a missing one shown
+//    and explained); the model pick offers "default" and "Other..."; Escape at the model pick,
+//    and at the agent pick, starts no job (checked in the store at the end).
+// 2. The live flood: a mock job printing 200,000 lines, made by another client (the CLI, as a
+//    draft), its panel opened from the Jobs view, then run by the CLI. While it runs, a command
+//    palette command (a new untitled editor) and typing in that editor complete again and
+//    again; at least one such round must begin and end with the job running (the store says
+//    so). Then the panel shows the last line once and the final status.
+// 3. A flood job started with New Job (the picks: mock, model "default"), its panel opened
+//    after it ended: the history loads and ends the same way.
+// Outcomes only: every wait's timeout guards a hang, never a duration.
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { LONG, Workbench, env, launch, log, logistJson, waitFor } from "./lib.mjs";
+
+const URL_ = env("E2E_URL");
+const REPO = env("E2E_REPO");
+const OUT = env("E2E_OUT");
+const TIMINGS = env("E2E_TIMINGS");
+const LOGIST = env("E2E_LOGIST");
+const LINES = 200_000;
+
+const results = { stages: [], picks: {}, flood: {} };
+let page;
+let wb;
+
+const jobShow = (id) => logistJson(LOGIST, REPO, ["job", "show", id]);
+const jobList = () => logistJson(LOGIST, REPO, ["job", "list"]);
+
+/** The rows of the open quick pick: [label, description, whole text, aria label] each. */
+async function pickRows() {
+  return wb.quickInput().locator(".monaco-list-row").evaluateAll((els) =>
+    els.map((e) => [
+      (e.querySelector(".label-name")?.textContent ?? "").trim(),
+      (e.querySelector(".label-description")?.textContent ?? "").trim(),
+      (e.textContent ?? "").trim(),
+      e.getAttribute("aria-label") ?? "",
+    ]),
+  );
+}
+
+async function waitTitle(text) {
+  await wb.quickInput().locator(".quick-input-title", { hasText: text }).waitFor({ state: "visible", timeout: LONG });
+}
+
+async function escape() {
+  await page.keyboard.press("Escape");
+  await wb.quickInput().waitFor({ state: "hidden" });
+}
+
+/** 1. The picks, and Escape at two of them. */
+async function picks() {
+  // Escape at the model pick (after a prompt and an agent were given).
+  await wb.runCommand("Logist: New Job");
+  await wb.answerInput("Prompt", "Never started at the model pick");
+  await waitTitle("Agent");
+  await waitFor("the agents in the agent pick", async () => (await pickRows()).length >= 2);
+  const agents = await pickRows();
+  results.picks.agents = agents;
+  await wb.snap("agent-pick-availability");
+  const row = (name) => agents.find(([label]) => label === name);
+  const mock = row("mock");
+  if (!mock || !/installed|\d/.test(mock[1])) throw new Error(`the mock agent is not shown as available: ${JSON.stringify(mock)}`);
+  const missing = agents.filter(([, description]) => description.includes("not installed"));
+  if (missing.length === 0) throw new Error(`no agent is shown as not installed: ${JSON.stringify(agents)}`);
+  if (!missing.every(([, , text, aria]) => /Install: /.test(text + aria))) throw new Error(`a missing agent without how to install it: ${JSON.stringify(missing)}`);
+  if (agents[0]?.[0] !== "mock") throw new Error(`the default agent is not first: ${JSON.stringify(agents.map((a) => a[0]))}`);
+  await wb.pick("Agent", "mock");
+  await waitTitle("Model");
+  await waitFor("the model pick's rows", async () => (await pickRows()).length >= 2);
+  const models = (await pickRows()).map(([label]) => label);
+  results.picks.models = models;
+  if (!models.includes("default") || !models.includes("Other...")) throw new Error(`the model pick lacks "default" or "Other...": ${JSON.stringify(models)}`);
+  await wb.snap("model-pick");
+  await escape();
+
+  // Escape at the agent pick.
+  await wb.runCommand("Logist: New Job");
+  await wb.answerInput("Prompt", "Never started at the agent pick");
+  await waitTitle("Agent");
+  await escape();
+}
+
+/** The panel's webview: the innermost frame of the last webview. */
+const panelFrame = () => page.frameLocator("iframe.webview.ready").last().frameLocator("iframe#active-frame");
+
+async function lastRow(frame) {
+  return frame.locator("#log .row").last().innerText({ timeout: 10_000 }).catch(() => "");
+}
+
+/** Rounds of a palette command (a new untitled editor in the first group) and typing in it,
+ * until the job `id` leaves `running` in the store; each round records the store's status
+ * before and after it and the panel's last row. */
+async function roundsWhileRunning(id, tab, frame) {
+  const rounds = [];
+  await wb.runCommand("View: Focus First Editor Group");
+  for (let i = 0; i < 30; i++) {
+    const statusBefore = jobShow(id).status;
+    if (statusBefore !== "running" && statusBefore !== "pending" && statusBefore !== "provisioning" && statusBefore !== "draft") break;
+    const group = page.locator(".editor-group-container").first();
+    const tabs = await group.locator(".tab").count();
+    await wb.runCommand("File: New Untitled Text File");
+    await waitFor("a new untitled editor in the first group", async () => (await group.locator(".tab").count()) > tabs);
+    await group.locator('.tab.active[aria-label^="Untitled"]').waitFor({ timeout: LONG });
+    await wb.focusEditor();
+    const text = `typed during the flood, round ${i}`;
+    await page.keyboard.type(text);
+    await waitFor("the typed text in the editor", async () => (await wb.editorText()).includes(text));
+    const statusAfter = jobShow(id).status;
+    const shown = await lastRow(frame);
+    const panelVisible = await tab.evaluate((e) => e.classList.contains("active"));
+    rounds.push({ statusBefore, statusAfter, panelLastRow: shown, panelVisible });
+    log(`round ${i}: job ${statusBefore} -> ${statusAfter}; the panel's last row: ${shown}`);
+    if (statusBefore === "running" && rounds.filter((r) => r.statusBefore === "running").length === 1) await wb.snap("typed-during-flood");
+  }
+  return rounds;
+}
+
+/** The job's panel, opened from its row in the Jobs view (the tree item's command). */
+async function openPanel(prompt) {
+  await wb.jobRow(prompt).click();
+  const tab = page.locator(`.tab[aria-label^="Logist: ${prompt}"]`).first();
+  await tab.waitFor({ timeout: LONG });
+  const frame = panelFrame();
+  await frame.locator("#title", { hasText: prompt }).waitFor({ timeout: LONG });
+  return { tab, frame };
+}
+
+/** The panel ends on the stream's end: the last line once, the final status, the summary. */
+async function checkEnd(frame, final, label) {
+  await frame.locator("#log .row", { hasText: new RegExp(`^flood line ${LINES - 1}$`) }).first().waitFor({ timeout: LONG });
+  await frame.locator("#status", { hasText: new RegExp(`^${final}\\b`) }).waitFor({ timeout: LONG });
+  await frame.locator("#log .row", { hasText: `${LINES} lines` }).first().waitFor({ timeout: LONG });
+  const hasLine = (n) => frame.locator("#log .row", { hasText: new RegExp(`^flood line ${n}$`) }).count();
+  if ((await hasLine(LINES - 2)) !== 1 || (await hasLine(LINES - 1)) !== 1) throw new Error(`${label}: the last lines are not shown once each`);
+  const dropped = await frame.locator("#dropped").innerText();
+  if (!/earlier lines not shown/.test(dropped)) throw new Error(`${label}: the panel does not say that earlier lines are not shown: ${dropped}`);
+  return {
+    rowsInPanel: await frame.locator("#log .row").count(),
+    dropped,
+    panelStatus: await frame.locator("#status").innerText(),
+    lastRows: await frame.locator("#log .row").evaluateAll((els) => els.slice(-4).map((e) => e.textContent)),
+  };
+}
+
+const settledStatus = (id) => {
+  const s = jobShow(id).status;
+  return ["draft", "pending", "provisioning", "running", "harvesting"].includes(s) ? undefined : s;
+};
+
+/** 2. The flood streamed into an open panel: the job is made by another client (the CLI, as a
+ * draft), its panel opened from the Jobs view, then the CLI runs it while the window is used. */
+async function liveFlood() {
+  await wb.openFile("app.py", "def step_1():"); // the first editor group: the panel opens beside it
+  const prompt = "Flood the open panel";
+  const created = logistJson(LOGIST, REPO, ["job", "create", "--prompt", prompt, "--agent", "mock", "--agent-opt", "scenario=flood", "--agent-opt", `lines=${LINES}`]);
+  const id = created.id;
+  await wb.jobRow(prompt).waitFor({ timeout: LONG });
+  const { tab, frame } = await openPanel(prompt);
+  await frame.locator("#status", { hasText: /^draft\b/ }).waitFor({ timeout: LONG });
+  const runner = spawn(LOGIST, ["job", "run", id], { cwd: REPO, stdio: "ignore" });
+  const exited = new Promise((resolve) => runner.on("exit", (code) => resolve(code)));
+  const started = Date.now();
+  const rounds = await roundsWhileRunning(id, tab, frame);
+  const during = rounds.filter((r) => r.statusBefore === "running" && r.statusAfter === "running");
+  const final = await waitFor("the flood job to settle", () => settledStatus(id), 300_000);
+  const code = await exited;
+  results.flood.live = { jobId: id, rounds, finalStatus: final, runnerExit: code, settledAfterMs: Date.now() - started };
+  if (during.length === 0) throw new Error(`no command and typing round ran while the flood streamed: ${JSON.stringify(rounds)}`);
+  if (!during.every((r) => r.panelVisible)) throw new Error(`the panel was hidden during a round: ${JSON.stringify(during)}`);
+  if (!during.some((r) => /^flood line \d+$/.test(r.panelLastRow))) throw new Error(`the panel showed no flood line during the rounds: ${JSON.stringify(during)}`);
+  Object.assign(results.flood.live, await checkEnd(frame, final, "live"));
+  await wb.waitJobStatus(prompt, final);
+  await tab.click();
+  await wb.snap("flood-panel-end");
+  return id;
+}
+
+/** 3. A flood job started with New Job (agent mock, model "default" through the picks), its
+ * panel opened after it ended: the whole history loads and ends on the last line. */
+async function lateFlood() {
+  const prompt = "Flood before the panel";
+  const before = new Set(jobList().map((j) => j.id));
+  await wb.runCommand("Logist: New Job");
+  await wb.answerInput("Prompt", prompt);
+  await wb.pick("Agent", "mock");
+  await wb.pick("Model", "default");
+  const id = await waitFor("the New Job flood job in the store", () => jobList().find((j) => !before.has(j.id))?.id);
+  const job = jobShow(id);
+  if (job.agent.name !== "mock" || job.agent.model !== null) throw new Error(`New Job sent the wrong agent or model: ${JSON.stringify(job.agent)}`);
+  const final = await waitFor("the New Job flood job to settle", () => settledStatus(id), 300_000);
+  await wb.waitJobStatus(prompt, final);
+  const { tab, frame } = await openPanel(prompt);
+  results.flood.late = { jobId: id, finalStatus: final, ...(await checkEnd(frame, final, "late")) };
+  await tab.click();
+  await wb.snap("late-panel-end");
+  // The window still answers: typing in the first group's editor.
+  await page.locator(".editor-group-container").first().locator(".tab").first().click();
+  await wb.focusEditor();
+  await page.keyboard.type(" and after");
+  await waitFor("the text typed after the floods", async () => (await wb.editorText()).includes("and after"));
+  return id;
+}
+
+async function main() {
+  const browser = await launch();
+  try {
+    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    page.setDefaultTimeout(30_000);
+    wb = new Workbench(page, OUT, results);
+    await wb.open(URL_, REPO, TIMINGS);
+    await wb.snap("workbench-ready");
+    await picks();
+    const live = await liveFlood();
+    const late = await lateFlood();
+    // Escape started nothing: the two flood jobs are the only jobs in the store and the tree.
+    const jobs = jobList();
+    results.picks.jobsInStore = jobs.map((j) => j.id).sort();
+    if (JSON.stringify(results.picks.jobsInStore) !== JSON.stringify([live, late].sort())) throw new Error(`a cancelled New Job left a job: ${JSON.stringify(jobs.map((j) => [j.id, j.prompt]))}`);
+    if (await page.locator(".monaco-list-row", { hasText: "Never started" }).count()) throw new Error("a cancelled New Job shows in the Jobs view");
+    results.ok = true;
+  } catch (err) {
+    results.ok = false;
+    results.error = String(err && err.stack ? err.stack : err);
+    if (page) await page.screenshot({ path: path.join(OUT, "failure.png") }).catch(() => undefined);
+    throw err;
+  } finally {
+    fs.writeFileSync(path.join(OUT, "results.json"), JSON.stringify(results, null, 2));
+    await browser.close();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`flood e2e failed: ${err && err.stack ? err.stack : err}\n`);
+  process.exit(1);
+});
