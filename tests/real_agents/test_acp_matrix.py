@@ -28,9 +28,10 @@ from typing import Any
 
 import pytest
 
-from conftest import git, job_events, make_repo, run_logist
+from conftest import git, job_events, make_repo, run_logist, show_job
 from model_endpoint import ModelEndpoint
 from real_agents.conftest import AGENTS_BIN, agent_program
+from review_harness import lsp_session
 
 KEY_ENV = "LOGIST_TEST_ACP_KEY"
 KEY = "sk-acp-matrix-3f9c1e7a52"
@@ -300,3 +301,30 @@ def test_a_session_the_agent_cannot_continue_is_said_in_the_steps_events(
     sessions = [e["data"] for e in events if e["kind"] == "session"]
     assert sessions == [{"id": second["session_id"]}], log  # a new one, not `resumed`
     assert result_text(repo, record) == "greeting = hello, world\n"
+
+
+# -- the same through the language server -------------------------------------------------
+async def test_429_then_a_stall_through_the_language_server(
+    repo: Path, model_endpoint: ModelEndpoint
+) -> None:
+    """createJob with codex-acp: the 429 is retried by Logist's policy (the server drives the
+    job), and the retry's stalled stream ends the job stuck."""
+    model_endpoint.script({"error": 429, "message": "Rate limit reached for requests"},
+                          {"stall": True, "times": 5})  # fmt: skip
+    options = {"preset": "codex-acp", "base_url": f"{model_endpoint.url}/v1",
+               "api_key_env": KEY_ENV, "args": CODEX_NO_RETRIES}  # fmt: skip
+    async with lsp_session([repo]) as editor:
+        created = await editor.request("logist/createJob", {
+            "prompt": "greet", "uri": (repo / "a.txt").as_uri(), "agent": "acp",
+            "model": "gpt-5", "agentOptions": options, "retries": 1,
+            "limits": {"hangTimeoutS": 20}})  # fmt: skip
+        job_id = str(created["jobId"])
+        await editor.wait_status(job_id, {"review", "failed", "stuck", "halted"}, 240)
+    record = show_job(repo, job_id)
+    log = events_text(repo, job_id)
+    assert record["status"] == "stuck", (record["status_reason"], log)
+    first, second = record["steps"]
+    assert first["outcome"] == "retry" and "rate limit" in (first["failure"] or ""), log
+    assert second["why"] == "retry", log
+    assert model_endpoint.totals()["stalled"] >= 1, log
+    model_endpoint.wait_stalls_ended(60)
