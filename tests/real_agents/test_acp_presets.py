@@ -265,3 +265,33 @@ def test_cline_acp_without_a_login_fails_at_once_with_the_reason(repo: Path) -> 
     assert record["status"] == "failed", record["status_reason"]
     assert "Authentication required" in record["status_reason"], record["status_reason"]
     assert len(record["steps"]) == 1
+
+
+async def test_agent_list_shows_each_presets_program(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`logist agent list --json` and `logist/listAgents`: the acp row lists each preset's
+    program, installed or not, with its version (here: only opencode and cline on PATH)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("opencode", "cline"):
+        (bin_dir / name).symlink_to(agent_program(name))
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    rows = json.loads(run_logist("agent", "list", "--json", cwd=repo).stdout)
+    async with lsp_session([repo]) as editor:
+        listed = await editor.request("logist/listAgents", {})
+    for found in (rows, listed):
+        by_name = {row["name"]: row for row in found}
+        acp = by_name["acp"]
+        presets = {p["name"]: (p["program"], p["installed"], p["version"]) for p in acp["presets"]}
+        # the version of each installed one is its own agent row's (its npm package.json)
+        versions = {name: by_name[name]["version"] for name in ("opencode", "cline")}
+        assert all(versions.values()), versions
+        assert presets == {
+            "claude-agent-acp": ("claude-agent-acp", False, None),
+            "codex-acp": ("codex-acp", False, None),
+            "gemini": ("gemini", False, None),
+            "opencode": ("opencode", True, versions["opencode"]),
+            "cline": ("cline", True, versions["cline"]),
+        }, acp
+        assert acp["installed"] is False  # its program is the default preset's

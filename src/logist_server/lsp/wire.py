@@ -101,6 +101,16 @@ class AgentInfo(_Wire, frozen=True):
     credentials: str | None = None
     install_hint: str = ""
     login_hint: str = ""
+    presets: list[PresetInfo] | None = None  # an agent of several programs (acp)
+
+
+class PresetInfo(_Wire, frozen=True):
+    """One program of an agent of several (the acp presets): installed or not."""
+
+    name: str
+    program: str
+    installed: bool
+    version: str | None = None
 
 
 class RuntimeInfo(_Wire, frozen=True):

@@ -42,7 +42,7 @@ def describe_agents(registry: Registry[Any]) -> list[dict[str, Any]]:
 
     def loaded(agent: Any) -> dict[str, Any]:
         version = agent.version()
-        return {
+        row = {
             "description": agent.description,
             "program": agent.program,
             "version": version,
@@ -51,6 +51,10 @@ def describe_agents(registry: Registry[Any]) -> list[dict[str, Any]]:
             "installHint": str(getattr(agent, "install_hint", "") or ""),
             "loginHint": str(getattr(agent, "login_hint", "") or ""),
         }
+        presets = getattr(agent, "presets", None)
+        if callable(presets):  # an agent of several programs (acp): each one's availability
+            row["presets"] = presets()
+        return row
 
     def unloadable(exc: LogistError) -> dict[str, Any]:
         return {"description": str(exc), "program": None, "version": None, "installed": False,

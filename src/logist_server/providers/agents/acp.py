@@ -46,12 +46,14 @@ class Preset(msgspec.Struct, frozen=True):
     #: `base_url` becomes a provider in the agent's own configuration, written by Logist
     #: for the job (opencode, cline): it needs a model
     endpoint_config: bool = False
+    package: str | None = None  # its npm package (the version read from its package.json)
 
 
 _TELEMETRY = ("DISABLE_TELEMETRY", "DISABLE_AUTOUPDATER", "DISABLE_ERROR_REPORTING")
 PRESETS: dict[str, Preset] = {
     "claude-agent-acp": Preset(
         program="claude-agent-acp",
+        package="@zed-industries/claude-agent-acp",
         env_vars=(
             "ANTHROPIC_API_KEY",
             "ANTHROPIC_AUTH_TOKEN",
@@ -80,6 +82,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "codex-acp": Preset(
         program="codex-acp",
+        package="@zed-industries/codex-acp",
         env_vars=("OPENAI_API_KEY", "CODEX_API_KEY", "OPENAI_BASE_URL", "CODEX_HOME"),
         secrets=("OPENAI_API_KEY", "CODEX_API_KEY"),
         base_url="OPENAI_BASE_URL",
@@ -90,6 +93,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "gemini": Preset(
         program="gemini",
+        package="@google/gemini-cli",
         args=("--acp", "--skip-trust"),
         model_flag="--model",
         env_vars=(
@@ -112,6 +116,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "opencode": Preset(
         program="opencode",
+        package="opencode-ai",
         args=("acp",),
         env_vars=(
             "OPENAI_API_KEY",
@@ -131,6 +136,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "cline": Preset(
         program="cline",
+        package="cline",
         args=("--acp",),
         # cline --acp takes its provider from CLINE_PROVIDER (else its login's, else
         # "cline") and the key of ANY provider from CLINE_API_KEY
@@ -291,7 +297,16 @@ class AcpAgent:
 
     def version(self) -> str | None:
         """The version of the default preset's program (claude-agent-acp), when installed."""
-        return program_version(self.program, "@zed-industries/claude-agent-acp")
+        return program_version(self.program, PRESETS[DEFAULT_PRESET].package)
+
+    def presets(self) -> list[dict[str, object]]:
+        """Each preset's program: installed or not, its version (`agent list`)."""
+        rows: list[dict[str, object]] = []
+        for name, preset in PRESETS.items():
+            version = program_version(preset.program, preset.package)
+            rows.append({"name": name, "program": preset.program,
+                         "installed": version is not None, "version": version})  # fmt: skip
+        return rows
 
     def credentials(self) -> str | None:
         """The first preset whose key variable or login file is present (never a value)."""
