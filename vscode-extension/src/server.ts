@@ -93,7 +93,7 @@ export class Server implements vscode.Disposable {
           if (choice === "How to Install") void vscode.env.openExternal(vscode.Uri.parse(INSTALL_URL));
           // A remote window (SSH, WSL, code-server) lists the machine settings on its Remote tab only.
           const settings = vscode.env.remoteName ? "workbench.action.openRemoteSettings" : "workbench.action.openSettings";
-          if (choice === "Open Settings") void vscode.commands.executeCommand(settings, "logist.server");
+          if (choice === "Open Settings") void vscode.commands.executeCommand(settings, { query: "logist.server" });
         });
       return undefined;
     }
