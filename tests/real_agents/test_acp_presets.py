@@ -214,6 +214,31 @@ def test_opencode_acp_preset_edit_ends_in_review(
     assert not (home / ".config" / "opencode" / "opencode.json").exists()  # no file of the user's
 
 
+def test_opencode_acp_asks_for_a_shell_command_by_the_jobs_permissions(
+    repo: Path, chat_endpoint: ModelEndpoint
+) -> None:
+    """`execute: ask` (the default) becomes opencode's `bash: ask` rule: opencode's
+    `session/request_permission` is the job's question; `allow` lets the same process run
+    the command, and the job ends in review with its file."""
+    agent_program("opencode")
+    run = {"tool": "bash", "arguments": {"command": "echo hi > b.txt", "description": "write"}}
+    chat_endpoint.script(run, DONE)
+    with logist_running(
+        "run", "--json", *preset_args("opencode", chat_endpoint), cwd=repo
+    ) as runner:
+        job = wait_for(lambda: asking(repo), timeout=240, interval=1)
+        question = job["question"]
+        assert question["kind"] == "permission", question
+        assert "echo hi" in question["text"] or "bash" in question["text"], question
+        assert not (Path(job["workspace"]["path"]) / "b.txt").exists()
+        run_logist("job", "answer", job["id"], "allow", cwd=repo)
+        out, err = runner.communicate(timeout=240)
+    record = review_record(runner.returncode, out, err)
+    assert record["result"]["diff"]["paths"] == ["b.txt"], events_text(repo, record["id"])
+    assert git(repo, "show", f"{record['result']['result_commit']}:b.txt") == "hi\n"
+    assert len(record["steps"]) == 1, "the same process went on after the answer"
+
+
 def test_cline_acp_preset_edit_ends_in_review(
     repo: Path, chat_endpoint: ModelEndpoint, home: Path
 ) -> None:
