@@ -197,6 +197,9 @@ def test_a_400_budget_refusal_fails_with_the_reason(
     log = events_text(repo, record["id"])
     assert record["status"] in ("failed", "halted"), (record["status_reason"], log)
     assert BUDGET in record["status_reason"], (record["status_reason"], log)
+    # A person's reason: the API's message, not the JSON the agent wrapped it in.
+    assert "{" not in record["status_reason"], record["status_reason"]
+    assert "Internal error" not in record["status_reason"], record["status_reason"]
     assert len(record["steps"]) == 1, log  # not retried: the budget does not come back
     assert any(BUDGET in message for message in errors(repo, record["id"])), log
 

@@ -355,7 +355,7 @@ async def _open_session(
                         raw.replaying = False
                 return config.resume, True
             except RequestError as err:
-                why = f"the agent could not continue it ({err})"
+                why = f"the agent could not continue it ({readable(err)})"
         emit([AgentMessage(text=f"cannot resume session {config.resume}: {why}; a new one starts")])
     response = await call(
         "session/new", conn.new_session(cwd=cwd, mcp_servers=[]), config.init_timeout
@@ -388,7 +388,8 @@ async def _choose_model(
                 )
                 await call("session/set_config_option", setting, config.init_timeout)
             except RequestError as err:
-                emit([AgentError(message=f"the agent refused the model '{config.model}' ({err})")])
+                refused = f"the agent refused the model '{config.model}' ({readable(err)})"
+                emit([AgentError(message=refused)])
             return
     emit(
         [
@@ -404,11 +405,56 @@ def _request_error(err: RequestError) -> AgentEvent:
     detail = json.dumps(
         {"error": {"code": err.code, "message": str(err), "data": data}}, default=str
     )
-    message = str(err)
-    if data is not None:
-        extra = data if isinstance(data, str) else json.dumps(data, default=str)
-        message = f"{message}: {extra[:1000]}"
-    return AgentError(message=message, detail=detail)
+    return AgentError(message=readable(err), detail=detail)
+
+
+#: JSON-RPC's generic text for an agent's failure (-32603), which says nothing of it.
+_INTERNAL = "Internal error"
+
+
+def readable(err: RequestError) -> str:
+    """What an agent's JSON-RPC error says, for a person: the agent's own text (codex-acp
+    puts it in `data.message`, gemini in `data.details`) without JSON-RPC's generic
+    `Internal error`, and a model API's JSON error inside it (codex-acp and gemini pass the
+    API's body on as text) as `the model API refused the request: MESSAGE (TYPE, HTTP N)`."""
+    text, data = str(err), getattr(err, "data", None)
+    if text.startswith(_INTERNAL + ": "):
+        text = text[len(_INTERNAL) + 2 :]
+    said = _said(data)
+    if said is not None:
+        text = said if text.strip() == _INTERNAL else f"{text}: {said}"
+    elif data is not None:
+        text = f"{text}: {json.dumps(data, default=str)[:1000]}"
+    return _api_error(text) or text
+
+
+def _said(data: Any) -> str | None:
+    if isinstance(data, str) and data.strip():
+        return data
+    if isinstance(data, dict):
+        for key in ("message", "details", "detail"):
+            value = data.get(key)
+            if isinstance(value, str) and value.strip():
+                return value
+    return None
+
+
+def _api_error(text: str) -> str | None:
+    """`text` read as a model API's JSON error object (OpenAI's, Google's, Anthropic's)."""
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+        return None
+    kind = error.get("type") or error.get("status")
+    code = error.get("code")
+    about = [str(kind)] if isinstance(kind, str) and kind else []
+    if isinstance(code, int) and not isinstance(code, bool):
+        about.append(f"HTTP {code}")
+    suffix = f" ({', '.join(about)})" if about else ""
+    return f"the model API refused the request: {error['message'][:1000]}{suffix}"
 
 
 async def _stop(agent: AgentProcess) -> None:
