@@ -51,6 +51,7 @@ def test_vscode_bad_input(tmp_path: Path) -> None:
     ]
     assert "stopped 5 times" in messages["crashGaveUp"]["message"]
     assert "Restart Server" in messages["crashGaveUp"]["buttons"]
+    assert "Restart Server" in messages["serverStopped"]["buttons"]
     assert "How to Install" in messages["serverNotFound"]["buttons"]
     assert "git repository" in messages["notARepository"]["message"]
     assert len(pids.read_text().split()) == 6  # the first start, 4 restarts, Restart Server

@@ -101,13 +101,22 @@ async function crashingServer() {
       if (i === 1) await wb.snap("server-crashed-restarting");
     }
   }
-  const { toast, parts } = await expectMessage("crashGaveUp", "it is not restarted");
+  const { parts } = await expectMessage("crashGaveUp", "it is not restarted");
   if (!parts.buttons.includes("Restart Server")) throw new Error(`no Restart Server action: ${JSON.stringify(parts)}`);
   await wb.snap("server-crashed-not-restarted");
-  // The notification's action starts it again; the Jobs view is filled again.
+  await wb.clearNotifications();
+  // A command run while the server is left stopped says so, and offers the restart.
   const before = pids().length;
+  const stopped = wb.page.locator(".notification-toast", { hasText: "the server is stopped" }).first();
+  await wb.startJob("Logist: New Job", "While the server is stopped", "mock", () => stopped.isVisible());
+  const said = await expectMessage("serverStopped", "the server is stopped");
+  if (!said.parts.buttons.includes("Restart Server")) throw new Error(`no Restart Server action: ${JSON.stringify(said.parts)}`);
+  await wb.snap("server-stopped-command");
+  await wb.closeQuickInput();
+  if (pids().length !== before) throw new Error("a command restarted the server after it gave up");
+  // The notification's action starts it again; the Jobs view is filled again.
   const ready = readyCount();
-  await toast.locator(".monaco-button", { hasText: "Restart Server" }).first().click();
+  await said.toast.locator(".monaco-button", { hasText: "Restart Server" }).first().click();
   await waitFor("the server started by Restart Server", () => pids().length > before && readyCount() > ready);
   await wb.jobRow("Question job").waitFor();
   await wb.clearNotifications();
