@@ -33,15 +33,16 @@ def test_vscode_new_job_picks_and_flood(tmp_path: Path) -> None:
     session = run_script(tmp_path, "flood.mjs", out, env)
     results = session.results
     live, late = results["flood"]["live"], results["flood"]["late"]
-    during = [r for r in live["rounds"] if r["statusBefore"] == r["statusAfter"] == "running"]
+    during = [r for r in live["rounds"] if r["statusBefore"] == "running" and r["streamingAtStart"]]
     assert during, live["rounds"]
     for flood in (live, late):
-        assert f"flood line {LINES - 1}" in flood["lastRows"], flood["lastRows"]
+        assert f"flood line {LINES - 1}" in flood["lastLines"], flood["lastLines"]
     assert results["picks"]["jobsInStore"] == sorted([live["jobId"], late["jobId"]])
     print(
-        f"live flood: {len(during)} command+typing rounds while running, settled "
-        f"({live['finalStatus']}) {live['settledAfterMs']} ms after the run began; "
-        f"panel: {live['rowsInPanel']} rows, {live['dropped']}; late panel: "
-        f"{late['rowsInPanel']} rows"
+        f"live flood: {len(during)} command+typing rounds issued during the flood "
+        f"({[r['ms'] for r in during]} ms; {live['quietRoundMs']} ms before the flood); "
+        f"job {live['finalStatus']} {live['settledAfterMs']} ms after the run began, the "
+        f"panel's end {live['panelEndAfterMs']} ms; panel: {live['linesInPanel']} lines, "
+        f"{live['dropped']}; late panel: {late['linesInPanel']} lines"
     )
     assert extension_errors(session.user_data) == []

@@ -21,6 +21,13 @@ export class Coalescer<T> {
     if (this.timer === undefined) this.timer = this.setTimer(() => this.fire(), this.delayMs);
   }
 
+  /** Count `n` items that were never pushed (skipped at the source) as dropped. */
+  drop(n: number): void {
+    if (n <= 0) return;
+    this.dropped += n;
+    if (this.timer === undefined) this.timer = this.setTimer(() => this.fire(), this.delayMs);
+  }
+
   private trim(): void {
     const extra = this.items.length - this.maxItems;
     if (extra <= 0) return;

@@ -3,6 +3,7 @@
 import * as vscode from "vscode";
 import { Coalescer } from "./coalesce";
 import { eventLines, type EventLine } from "./eventText";
+import { nextHistoryPage } from "./history";
 import { actionsFor, describe, type JobEvent, type JobModel } from "./model";
 import { MAX_ROWS, nonce, panelHtml } from "./panelHtml";
 import type { Server } from "./server";
@@ -13,6 +14,7 @@ export type RunAction = (action: string, jobId: string) => Promise<void>;
 interface EventsPage {
   events: JobEvent[];
   next?: number | null;
+  lastSeq?: number;
 }
 
 export class JobPanels implements vscode.Disposable {
@@ -98,15 +100,23 @@ class JobPanel {
     if (result) void vscode.window.setStatusBarMessage(`Logist: answer sent to job ${this.jobId}`, 4000);
   }
 
-  /** The whole history first (a panel opened late), then the live events after it. */
+  /** The history first (a panel opened late: its head and its newest MAX_ROWS events, the
+   * middle of a long one skipped and said so), then the live events after it. */
   private async loadHistory(): Promise<void> {
     let after: number | null = 0;
+    let skipped = false;
     for (let page = 0; page < 1000 && after !== null; page++) {
-      const result: EventsPage | undefined = await this.server.request<EventsPage>("logist/getJobEvents", { jobId: this.jobId, afterSeq: after }, page > 0);
+      const from: number = after;
+      const result: EventsPage | undefined = await this.server.request<EventsPage>("logist/getJobEvents", { jobId: this.jobId, afterSeq: from }, page > 0);
       if (!result) break;
       for (const e of result.events ?? []) this.show(e);
-      const next: number | null = typeof result.next === "number" && result.next > after ? result.next : null;
-      after = next;
+      const step = nextHistoryPage(from, result.next, result.lastSeq, MAX_ROWS, skipped);
+      if (step.skipped > 0 && step.after !== null) {
+        skipped = true;
+        this.rows.drop(step.skipped); // said in the panel: "N earlier lines not shown"
+        this.lastSeq = Math.max(this.lastSeq, step.after);
+      }
+      after = step.after;
     }
     this.loaded = true;
     for (const e of this.early) this.show(e);

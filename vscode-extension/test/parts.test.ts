@@ -3,6 +3,7 @@ import { test } from "node:test";
 import { Coalescer } from "../src/coalesce";
 import { errorText } from "../src/errors";
 import { eventLine, eventLines } from "../src/eventText";
+import { nextHistoryPage } from "../src/history";
 import { escapeHtml, nonce, panelHtml } from "../src/panelHtml";
 import { RestartBudget } from "../src/restarts";
 import { resolveServer, which } from "../src/resolve";
@@ -45,6 +46,10 @@ test("a flood is coalesced into few bounded flushes", () => {
   assert.deepEqual(flushes, [{ n: 5000, dropped: 195_000 }]);
   c.fire();
   assert.equal(flushes.length, 1, "nothing to flush: no empty update");
+  c.drop(7);
+  c.push(1);
+  timer?.();
+  assert.deepEqual(flushes[1], { n: 1, dropped: 7 }, "items skipped at the source are counted as dropped");
 });
 
 test("events become one line of text each; a huge text is clipped", () => {
@@ -96,4 +101,15 @@ test("the panel's script compiles (its text survives the template literal)", () 
   const script = /<script nonce="[^"]+">([\s\S]*)<\/script>/.exec(html)?.[1] ?? "";
   assert.ok(script.includes("queueRows"));
   assert.doesNotThrow(() => new Function(script));
+});
+
+test("a panel opened late reads a long history's head and its newest rows, the middle skipped", () => {
+  // 200,010 events, pages of 2,000: after the first page, jump to the newest 5,000.
+  assert.deepEqual(nextHistoryPage(0, 2000, 200_010, 5000, false), { after: 195_010, skipped: 193_010 });
+  assert.deepEqual(nextHistoryPage(195_010, 197_010, 200_010, 5000, true), { after: 197_010, skipped: 0 });
+  assert.deepEqual(nextHistoryPage(199_010, null, 200_010, 5000, true), { after: null, skipped: 0 });
+  // A short history is read whole; a page that does not advance ends the reading.
+  assert.deepEqual(nextHistoryPage(0, 2000, 6000, 5000, false), { after: 2000, skipped: 0 });
+  assert.deepEqual(nextHistoryPage(10, 10, 6000, 5000, false), { after: null, skipped: 0 });
+  assert.deepEqual(nextHistoryPage(0, 2000, undefined, 5000, false), { after: 2000, skipped: 0 });
 });
