@@ -66,9 +66,13 @@ def program_version(name: str, npm_package: str | None = None) -> str | None:
 
 
 def _npm_version(program: str, package: str) -> str | None:
-    """The version in the `package.json` of npm package `package` holding `program`."""
+    """The version in the `package.json` of npm package `package` holding `program`, or
+    of `package` installed next to the one holding it (cline's binary lies in its platform
+    package, `node_modules/@cline/cli-linux-x64`, beside `node_modules/cline`)."""
     for directory in Path(os.path.realpath(program)).parents:
         manifest = directory / "package.json"
+        if directory.name == "node_modules" and (directory / package / "package.json").is_file():
+            manifest = directory / package / "package.json"
         if not manifest.is_file():
             continue
         try:
