@@ -139,6 +139,64 @@ def test_a_cancelled_lock_waiter_leaves_the_lock_free(tmp_path: Path) -> None:
         os.close(fd)
 
 
+def hints_shown(client: RawClient, uri: str) -> dict[str, Any]:
+    """The first published hints of `uri` that show a hunk."""
+    return client.wait_notification(
+        lambda n: (
+            n["method"] == "textDocument/publishDiagnostics"
+            and n["params"]["uri"] == uri
+            and n["params"]["diagnostics"]
+        ),
+        timeout=120,
+    )
+
+
+def test_lenses_asked_with_the_open_come_from_warmed_caches_and_are_refreshed(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A code lens request written in the same packet as `didOpen` meets caches that are
+    still cold (their store and git reads run in a worker thread, not on the event loop):
+    whatever it answers then, the hints follow and, when that answer lacked the hunk, the
+    server asks the editor to refresh its lenses, and the next answer has it. Many jobs
+    in review make the fetch the slower one."""
+    jobs = [job_in_review(repo, tmp_path / "work", {"a.txt": NEW_A})]
+    jobs += [
+        job_in_review(repo, tmp_path / "work", {"b.txt": NEW_B}, prompt=f"other {n}")
+        for n in range(30)
+    ]
+    client = RawClient([str(LOGIST), "serve"], env=dict(os.environ))
+    try:
+        capabilities = {"workspace": {"codeLens": {"refreshSupport": True}}}
+        assert "result" in client.initialize(repo, capabilities=capabilities)
+        uri = (repo / "a.txt").resolve().as_uri()
+        doc = {"uri": uri, "languageId": "plaintext", "version": 1, "text": A_TXT.decode()}
+        lens_id = client.new_id()
+        packet = b"".join(
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            for body in (
+                json.dumps(
+                    {"jsonrpc": "2.0", "method": "textDocument/didOpen",
+                     "params": {"textDocument": doc}}
+                ).encode(),
+                json.dumps(
+                    {"jsonrpc": "2.0", "id": lens_id, "method": "textDocument/codeLens",
+                     "params": {"textDocument": {"uri": uri}}}
+                ).encode(),
+            )
+        )  # fmt: skip
+        client.send_bytes(packet)
+        first = client.wait_response(lens_id, timeout=120)["result"]
+        hints = hints_shown(client, uri)
+        assert [d["data"]["jobId"] for d in hints["params"]["diagnostics"]] == [jobs[0]["id"]]
+        if not any(jobs[0]["id"] in lens["command"]["title"] for lens in first):
+            client.wait_server_request("workspace/codeLens/refresh", timeout=120)
+        again = client.request("textDocument/codeLens", {"textDocument": {"uri": uri}})
+        titles = [lens["command"]["title"] for lens in again["result"]]
+        assert f"Logist {jobs[0]['id']}: Accept" in titles, titles
+    finally:
+        client.close()
+
+
 HOLD_WRITE_LOCK = """
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1], isolation_level=None)
@@ -164,6 +222,7 @@ def test_a_reject_waiting_for_the_store_leaves_the_server_answering(
         uri = (repo / "a.txt").resolve().as_uri()
         doc = {"uri": uri, "languageId": "plaintext", "version": 1, "text": A_TXT.decode()}
         client.notify("textDocument/didOpen", {"textDocument": doc})
+        hints_shown(client, uri)
         action_params = {
             "textDocument": {"uri": uri},
             "range": {"start": {"line": 2, "character": 0}, "end": {"line": 2, "character": 0}},

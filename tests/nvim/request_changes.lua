@@ -100,6 +100,13 @@ local function main()
     return vim.tbl_contains(statuses_after(job_id, 0), 'review')
   end)
 
+  -- As a user does: the hunk's hint shows before the code action is asked for (the
+  -- server fills its review caches off its event loop when a job changes).
+  step('hint')
+  wait_for('the hunk hint diagnostic', function()
+    return #vim.diagnostic.get(buf) > 0
+  end)
+
   step('code action')
   local seen = #result.events
   vim.api.nvim_win_set_cursor(0, { vim.api.nvim_buf_line_count(buf), 0 })

@@ -151,6 +151,13 @@ local function main()
 
   -- The code action, exactly as `:lua vim.lsp.buf.code_action()` with the cursor on the last
   -- line; the user picks "Accept change" from the menu.
+  -- As a user does: the hunk's hint shows before the code action is asked for (the
+  -- server fills its review caches off its event loop when a job changes).
+  step('hint')
+  wait_for('the hunk hint diagnostic', function()
+    return #vim.diagnostic.get(buf) > 0
+  end)
+
   step('code action')
   local last = vim.api.nvim_buf_line_count(buf)
   vim.api.nvim_win_set_cursor(0, { last, 0 })

@@ -73,6 +73,8 @@ class Review:
         self._lines: dict[str, tuple[str, list[str]]] = {}  # uri -> (text, its lines)
         self._accepting: dict[str, asyncio.Lock] = {}  # job id -> this server's accept of it
         self._generation = 0  # counts job changes (see `warm`)
+        self._unreadable: set[str] = set()  # jobs whose hunks or base text git refused
+        self._rewarming: set[str] = set()  # documents a cold request is warming
 
     # -- data ------------------------------------------------------------------------------
     def lines_of(self, uri: str) -> list[str]:
@@ -93,7 +95,8 @@ class Review:
         return lines
 
     def hunks(self, engine: Engine, job: Job) -> list[FileHunks]:
-        """The job's hunks (cached per result commit: a record changed since is re-read)."""
+        """The job's hunks (cached per result commit: a record changed since is re-read);
+        reads git: worker threads only (`diff`)."""
         key = (job.id, job.result.result_commit)
         cached = self._hunks.get(key)
         if cached is None:
@@ -120,26 +123,19 @@ class Review:
             self._crlf[key] = known
         return known
 
-    def review_jobs(self, engine: Engine) -> list[Job]:
-        jobs = self._review_jobs.get(engine.repo)
-        if jobs is None:
-            jobs = _jobs_in_review(engine)
-            self._review_jobs[engine.repo] = jobs
-        return jobs
-
     # -- warming: what `proposals` reads, fetched off the event loop ------------------------
     async def warm(self, uri: str) -> None:
-        """`fetch` until no job change overtakes it (a few tries; then `proposals` reads
-        what is still missing itself)."""
+        """`fetch` until no job change overtakes it (a few tries; a job change that keeps
+        overtaking it publishes again itself)."""
         for _ in range(3):
             if await self.fetch(uri):
                 return
 
     async def fetch(self, uri: str) -> bool:
-        """Fetch, in a worker thread, what `proposals(uri)` would otherwise read on the event
-        loop (the store's jobs in review, their hunks, this file's base text and line-ending
-        rule), so answering a code action, a lens or a publish runs no SQLite and no git
-        there. False: a job change overtook the fetch, which is dropped."""
+        """Fetch, in a worker thread, what `proposals(uri)` answers from (the store's jobs in
+        review, their hunks, this file's base text and line-ending rule), so answering a code
+        action, a lens or a publish runs no SQLite and no git on the event loop. False: a job
+        change overtook the fetch, which is dropped."""
         try:
             path = self.server.path_of(uri)
             engine = self.server.engine_for_path(path)
@@ -155,7 +151,11 @@ class Review:
                 return False
             self._review_jobs[engine.repo] = jobs
         touching = [
-            j for j in jobs if j.result.diff is not None and relative in j.result.diff.paths
+            j
+            for j in jobs
+            if j.result.diff is not None
+            and relative in j.result.diff.paths
+            and j.id not in self._unreadable
         ]
         cold_hunks = [j for j in touching if (j.id, j.result.result_commit) not in self._hunks]
         cold_base = [j for j in touching if (j.id, j.base_commit, relative) not in self._base_text]
@@ -166,7 +166,8 @@ class Review:
         fetched = await offload.work(_fetch, engine, relative, cold_hunks, cold_base, cold_crlf)
         if generation != self._generation:
             return False
-        hunks, bases, crlf = fetched
+        hunks, bases, crlf, unreadable = fetched
+        self._unreadable.update(unreadable)
         self._hunks.update(hunks)
         self._base_text.update(bases)
         if crlf is not None:
@@ -190,34 +191,75 @@ class Review:
         return current.text if current is not None else None
 
     def proposals(self, uri: str) -> list[Proposal]:
-        """Pending (not yet accepted) hunks of review jobs on this document."""
+        """Pending (not yet accepted) hunks of review jobs on this open document, from the
+        caches `warm` fills: no store read and no git here, on the event loop. A cache still
+        cold (a request right after the document opened or a job changed) leaves those
+        hunks out and warms it in a worker thread; the hints are then republished and the
+        lenses refreshed (an editor asks for code actions again when the hints change)."""
+        found, cold = self._cached_proposals(uri)
+        if cold:
+            self._warm_again(uri)
+        return found
+
+    def _cached_proposals(self, uri: str) -> tuple[list[Proposal], bool]:
+        """The proposals the caches can give, and whether some were missing from them."""
         try:
             path = self.server.path_of(uri)
             engine = self.server.engine_for_path(path)
         except (JsonRpcInvalidParams, NotInRepositoryError):
-            return []  # not a workspace file in a repository: nothing to propose
+            return [], False  # not a workspace file in a repository: nothing to propose
+        buffer = self.server.open_text(path)
+        if buffer is None:
+            return [], False  # editors ask about open documents only
+        jobs = self._review_jobs.get(engine.repo)
+        if jobs is None:
+            return [], True
         relative = path.relative_to(engine.repo).as_posix()
-        text = self.current_text(engine, relative) or ""
+        crlf = False
+        if "\r\n" in buffer:
+            known = self._crlf.get((engine.repo, relative))
+            if known is None:
+                return [], True
+            crlf = known
+        text = normalise_buffer(buffer, crlf)
         found: list[Proposal] = []
-        for job in self.review_jobs(engine):
+        cold = False
+        for job in jobs:
             if job.result.diff is None or relative not in job.result.diff.paths:
                 continue
-            try:
-                files = self.hunks(engine, job)
-            except LogistError as exc:  # a result that is not the reviewed one: no markers
-                log.warning("job %s: %s", job.id, exc)
+            if job.id in self._unreadable:
+                continue  # its hunks or base could not be read (logged): no markers
+            files = self._hunks.get((job.id, job.result.result_commit))
+            base = self._base_text.get((job.id, job.base_commit, relative))
+            if files is None or base is None:
+                cold = True
                 continue
             for file in files:
                 if file.path != relative or file.kind in ("binary", "mode"):
                     continue  # nothing to show in the text: accepted with the whole job
                 pending = [h for h in file.hunks if h.id not in job.result.accepted_hunks]
                 if pending:
-                    mapped = self.mapped(engine, job, relative, text, pending)
+                    mapped = self.mapped(job, relative, base, text, pending)
                     found.append(Proposal(engine, job, file, mapped))
-        return found
+        return found, cold
+
+    def _warm_again(self, uri: str) -> None:
+        """Warm a document a request found cold, then republish its hints and refresh the
+        lenses (once at a time per document)."""
+        if uri in self._rewarming:
+            return
+        self._rewarming.add(uri)
+        self.server.run_task(self._rewarm(uri), "rewarm hints")
+
+    async def _rewarm(self, uri: str) -> None:
+        try:
+            await self.warm_and_publish(uri)
+        finally:
+            self._rewarming.discard(uri)
+        self.refresh_lenses()
 
     def mapped(
-        self, engine: Engine, job: Job, path: str, text: str, pending: list[Hunk]
+        self, job: Job, path: str, base: str, text: str, pending: list[Hunk]
     ) -> list[MappedHunk]:
         """`pending` hunks of the job located in `text`: computed once per text, result and
         set of pending hunks, so a code action, a code lens or a publish on a buffer that
@@ -227,7 +269,7 @@ class Review:
         cached = self._mapped.get(key)
         if cached is not None and (cached[0] is text or cached[0] == text):
             return cached[1]
-        mapped = map_hunks(self.base_text(engine, job, path), text, pending)
+        mapped = map_hunks(base, text, pending)
         self._mapped = {k: v for k, v in self._mapped.items() if k[0] != job.id or k[3] != path}
         self._mapped[key] = (text, mapped)
         return mapped
@@ -237,6 +279,7 @@ class Review:
         self._generation += 1  # a fetch started before this change is stale
         self._review_jobs.pop(engine.repo, None)
         self._crlf.clear()  # attributes or configuration may have changed meanwhile
+        self._unreadable.discard(job_id)
         if status != JobStatus.REVIEW:
             for key in [k for k in self._hunks if k[0] == job_id]:
                 del self._hunks[key]
@@ -247,6 +290,10 @@ class Review:
     def refresh_all(self) -> None:
         for uri in list(self.server.workspace.text_documents):
             self.publish_soon(uri)
+        self.refresh_lenses()
+
+    def refresh_lenses(self) -> None:
+        """Ask the editor for the lenses again, when it can be asked."""
         caps = self.server.client_capabilities.workspace
         if caps and caps.code_lens and caps.code_lens.refresh_support:
             self.server.run_task(
@@ -506,26 +553,32 @@ def _jobs_in_review(engine: Engine) -> list[Job]:
 def _fetch(
     engine: Engine, path: str, hunk_jobs: list[Job], base_jobs: list[Job], crlf: bool
 ) -> tuple[dict[tuple[str, str | None], list[FileHunks]], dict[tuple[str, str | None, str], str],
-           bool | None]:  # fmt: skip
-    """The hunks of `hunk_jobs`, `path` at each of `base_jobs`' base, and (if `crlf`)
-    whether git turns the file's CRLF into LF; git reads: call it in a worker thread."""
+           bool | None, set[str]]:  # fmt: skip
+    """The hunks of `hunk_jobs`, `path` at each of `base_jobs`' base, (if `crlf`) whether
+    git turns the file's CRLF into LF, and the jobs git could not read (logged; they get no
+    markers until they change); git reads: call it in a worker thread."""
     hunks: dict[tuple[str, str | None], list[FileHunks]] = {}
+    bases: dict[tuple[str, str | None, str], str] = {}
+    unreadable: set[str] = set()
     for job in hunk_jobs:
         try:
             hunks[(job.id, job.result.result_commit)] = engine.hunks(job)
-        except LogistError:
-            continue  # `proposals` meets it again and logs it
-    bases = {
-        (job.id, job.base_commit, path): blob_of(engine.repo, job.base_commit, path).decode(
-            errors="replace"
-        )
-        for job in base_jobs
-    }
+        except LogistError as exc:  # a result that is not the reviewed one
+            log.warning("job %s: %s", job.id, exc)
+            unreadable.add(job.id)
+    for job in base_jobs:
+        try:
+            bases[(job.id, job.base_commit, path)] = blob_of(
+                engine.repo, job.base_commit, path
+            ).decode(errors="replace")
+        except GitError as exc:
+            log.warning("job %s: %s at its base: %s", job.id, path, exc)
+            unreadable.add(job.id)
     normalised = None
     if crlf:
         with CheckoutForm(engine.repo, [path]) as form:
             normalised = crlf_normalised(form, path)
-    return hunks, bases, normalised
+    return hunks, bases, normalised, unreadable
 
 
 def _action(
