@@ -165,6 +165,13 @@ def test_429_is_retried_by_logist(agent: str, repo: Path, model_endpoint: ModelE
     assert first["outcome"] == "retry" and second["why"] == "retry", log
     assert "rate limit" in (first["failure"] or ""), (first["failure"], log)
     assert model_endpoint.log[0].kind == "error" and model_endpoint.log[0].status == 429
+    # The retry continues the first step's session, or its events say why it cannot.
+    retry = step_events(repo, record["id"], 2)
+    sessions = [e["data"] for e in retry if e["kind"] == "session"]
+    said = [e["data"]["text"] for e in retry if e["kind"] == "message"]
+    assert sessions == [{"id": first["session_id"], "resumed": True}] or any(
+        text.startswith(f"cannot resume session {first['session_id']}: ") for text in said
+    ), log
     assert record["result"]["diff"]["paths"] == ["a.txt"], log
     assert result_text(repo, record) == AFTER
 
