@@ -3,12 +3,14 @@ acp`): claude-agent-acp (Anthropic messages), codex-acp (OpenAI responses) and `
 --acp` (Gemini) against the scripted endpoint on 127.0.0.1.
 
 - the endpoint answering 401 ends failed with an authentication reason, not retried;
-- a 429 is retried by Logist's policy: the next step ends in review with the edit;
+- a 429 is retried by Logist's policy: the next step ends in review with the edit, having
+  continued the first step's session or said why it could not;
 - a stalled stream ends stuck (the hang timeout);
-- a 400 budget refusal ends failed with the endpoint's reason;
+- a 400 budget refusal ends failed with the endpoint's reason, read as a person reads it;
 - a supervisor's rework round continues the worker's ACP session (the agent's next model
   call carries the first step's conversation), and where the agent cannot continue it the
-  step's events say so.
+  step's events say so;
+- through the language server: a 429 retried, then a stalled stream ending stuck.
 
 Every agent gets no retries of its own (claude `CLAUDE_CODE_MAX_RETRIES=0`, codex's model
 provider `request_max_retries=0`, gemini `maxAttempts: 1`), so a failure reaches Logist's
