@@ -261,7 +261,8 @@ def test_bad_acp_options_are_one_line_usage_errors(repo: Path) -> None:
     for opts in (["preset=nope"], ["preset=gemini", "command=x"], ["colour=red"],
                  ["command=./agent --acp"], ["command=agent"], ["command='unbalanced"],
                  ["api_key_env=lower case"], ["init_timeout=-1"],
-                 ["preset=opencode", "base_url=http://127.0.0.1:1"]):  # fmt: skip
+                 ["preset=opencode", "base_url=ftp://127.0.0.1:1"],
+                 ["command=/bin/true", "base_url=http://127.0.0.1:1"]):  # fmt: skip
         args = [a for opt in opts for a in ("--agent-opt", opt)]
         proc = run_logist("run", "--agent", "acp", *args, "--prompt", "x", cwd=repo, check=False)
         assert proc.returncode == 2, (opts, proc.stdout, proc.stderr)

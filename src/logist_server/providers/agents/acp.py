@@ -14,11 +14,13 @@ import shlex
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import msgspec
 
 from logist_server.domain.errors import UsageError
 from logist_server.domain.model import Job
+from logist_server.domain.permissions import Permissions
 from logist_server.domain.process import ProcessSpec
 from logist_server.domain.questions import AnswerVia
 from logist_server.providers.agents import cline, opencode, repo_configs
@@ -206,6 +208,11 @@ class AcpAgent:
                 "acp option base_url is not supported for this agent: set it in its own "
                 "configuration"
             )
+        url = options.get("base_url")
+        if url is not None and (
+            urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname
+        ):
+            raise UsageError(f"acp option base_url must be an http(s) URL, got '{url}'")
         name = options.get("api_key_env")
         if name is not None and not (name.isidentifier() and name.upper() == name):
             raise UsageError(f"acp option api_key_env must name a variable, got '{name}'")
@@ -221,6 +228,7 @@ class AcpAgent:
         options = dict(job.agent.options)
         self.validate_options(options)
         argv, preset = self._agent_argv(options, ctx.workspace)
+        preset_name = options.get("preset", DEFAULT_PRESET)
         env: dict[str, str] = dict(preset.env) if preset else {}
         env_from: dict[str, str] = {}
         inherit: list[str] = list(preset.env_vars) if preset else []
@@ -232,21 +240,15 @@ class AcpAgent:
                 env["CLAUDE_CODE_EXECUTABLE"] = claude
         key = options.get("api_key_env")
         model = job.agent.model or options.get("model")
-        if preset is not None and preset.endpoint_config and "base_url" in options:
-            if model is None:
-                raise UsageError(
-                    f"acp option base_url needs a model for {preset.program} (--model NAME)"
-                )
-            env.update(_endpoint_env(preset.program, options["base_url"], key, model, ctx))
+        url = options.get("base_url") if preset is not None and preset.endpoint_config else None
+        if url is not None and model is None:
+            raise UsageError(f"acp option base_url needs a model for {preset_name} (--model NAME)")
+        if preset is not None and preset.program == "opencode":
+            env.update(_opencode_env(url, key, model, job.permissions))
+        elif preset is not None and preset.program == "cline" and url is not None:
+            env.update(_cline_env(url, key, str(model), ctx.job_dir))
+        if url is not None:
             model = None  # chosen in the agent's configuration
-        if (
-            preset is not None
-            and preset.program == "opencode"
-            and "OPENCODE_CONFIG_CONTENT" not in env
-        ):
-            env.update(_opencode_env(None, None, None))
-        if preset is not None:
-            env.update(_permission_env(preset.program, job))
         if preset is not None and preset.program == "codex-acp":
             argv += _codex_settings(options.get("base_url"), key, model)
             model = None  # given as `-c model=...`: codex-acp has no model option per session
@@ -321,16 +323,12 @@ class AcpAgent:
         return None
 
 
-def _endpoint_env(
-    program: str, url: str, key: str | None, model: str, ctx: AgentContext
-) -> dict[str, str]:
-    """The variables that give opencode or cline the provider at `url` for this job only,
-    the user's own files untouched: opencode's configuration (the key read from the
-    variable `key` names), cline's configuration directory in the job's directory (without
-    the key: cline --acp sends CLINE_API_KEY, which `env_from` fills from `key`)."""
-    if program == "opencode":
-        return _opencode_env(url, key, model)
-    root = Path(ctx.job_dir) / "cline-acp"
+def _cline_env(url: str, key: str | None, model: str, job_dir: str) -> dict[str, str]:
+    """cline --acp at `url` for this job only: its configuration directory in the job's
+    directory (an `openai-compatible` provider, without the key; `~/.cline` untouched),
+    that provider and model chosen by variable; the key is CLINE_API_KEY, which `env_from`
+    fills from `key` (cline --acp sends it as any provider's key)."""
+    root = Path(job_dir) / "cline-acp"
     cline.write_config(root, url, model)
     env = {"CLINE_DIR": str(root), "CLINE_PROVIDER": "openai-compatible", "CLINE_MODEL": model}
     if key is None:
@@ -338,10 +336,15 @@ def _endpoint_env(
     return env
 
 
-def _opencode_env(url: str | None, key: str | None, model: str | None) -> dict[str, str]:
-    """`OPENCODE_CONFIG_CONTENT` (merged over the user's files): no snapshots (Logist
-    checkpoints the workspace), no title agent (it spends a model call naming the session),
-    and with `url` a provider there whose model is the session's."""
+def _opencode_env(
+    url: str | None, key: str | None, model: str | None, policy: Permissions
+) -> dict[str, str]:
+    """opencode's configuration for the job, `OPENCODE_CONFIG_CONTENT` (merged over the
+    user's files): no snapshots (Logist checkpoints the workspace), no title agent (it
+    spends a model call naming the session), with `url` a provider there (the key read from
+    the variable `key` names) whose model is the session's; and the job's permissions as
+    its rules (`OPENCODE_PERMISSION`: an `ask` reaches Logist as a
+    `session/request_permission`; opencode's default allows everything without asking)."""
     config: dict[str, object] = {"snapshot": False, "agent": {"title": {"disable": True}}}
     if url is not None and model is not None:
         name = model.split("/", 1)[1] if model.startswith(f"{opencode.PROVIDER_ID}/") else model
@@ -353,15 +356,10 @@ def _opencode_env(url: str | None, key: str | None, model: str | None) -> dict[s
             "npm": "@ai-sdk/openai-compatible", "name": "Logist job endpoint",
             "options": settings, "models": {name: {"name": name}},
         }}  # fmt: skip
-    return {"OPENCODE_CONFIG_CONTENT": json.dumps(config)}
-
-
-def _permission_env(program: str, job: Job) -> dict[str, str]:
-    """opencode's permission rules from the job's policy: an `ask` reaches Logist as a
-    `session/request_permission` (opencode's default allows everything without asking)."""
-    if program != "opencode":
-        return {}
-    return {"OPENCODE_PERMISSION": json.dumps(opencode.permission_rules(job.permissions))}
+    return {
+        "OPENCODE_CONFIG_CONTENT": json.dumps(config),
+        "OPENCODE_PERMISSION": json.dumps(opencode.permission_rules(policy)),
+    }
 
 
 def _codex_settings(url: str | None, key: str | None, model: str | None) -> list[str]:
