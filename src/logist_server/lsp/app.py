@@ -19,6 +19,7 @@ from logist_server.domain.errors import JobNotFoundError, NotInRepositoryError
 from logist_server.domain.model import Job
 from logist_server.domain.requests import nested_repository
 from logist_server.engine.facade import Engine
+from logist_server.lsp import offload
 from logist_server.lsp.hub import Hub
 from logist_server.lsp.jsonrpc import LogistProtocol, raw_json_converter
 from logist_server.vcs.git import find_repo
@@ -44,7 +45,7 @@ class LogistServer(LanguageServer):
         self.engines: dict[Path, Engine] = {}  # this client's: its workspace's repositories
         self.workspace_roots: list[Path] = []
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.on_engine_added: list[Any] = []
+        self.on_engine_added: list[Callable[[Engine, dict[str, int] | None], None]] = []
         self.on_closed: list[Callable[[], None]] = []
         self._real_paths: dict[str, Path] = {}  # uri -> realpath, while the roots stay
 
@@ -98,19 +99,45 @@ class LogistServer(LanguageServer):
             except NotInRepositoryError:
                 log.info("workspace folder %s is not in a git repository", root)
 
-    def engine_for_path(self, path: Path) -> Engine:
-        """The engine of the repository holding `path` (known roots first, no git call)."""
+    def known_engine(self, path: Path) -> Engine | None:
+        """The engine of a repository already met that holds `path` (no git call), or None."""
         known = [root for root in self.engines if root == path or root in path.parents]
         if known:
             root = max(known, key=lambda r: len(r.parts))
             probe = path / "_" if path.is_dir() else path  # a folder may itself be a repository
             if nested_repository(root, probe) is None:
                 return self.engines[root]
-        engine, _new = self.hub.engine(find_repo(path))
+        return None
+
+    def engine_for_path(self, path: Path) -> Engine:
+        """The engine of the repository holding `path`; a repository not met yet is found
+        with git here (the workspace folders, when the client names them); requests use
+        `engine_for_path_async`."""
+        engine = self.known_engine(path)
+        if engine is None:
+            engine, _new = self.hub.engine(find_repo(path))
+            self._add_engine(engine, None)
+        return engine
+
+    async def engine_for_path_async(self, path: Path) -> Engine:
+        """`engine_for_path` with a new repository's git lookup and first store read in a
+        worker thread, not on the event loop."""
+        engine = self.known_engine(path)
+        if engine is not None:
+            return engine
+        engine, _new = self.hub.engine(await offload.read(find_repo, path))
+        if engine.repo not in self.engines:
+            marks = await offload.read(_event_marks, engine)
+            if engine.repo not in self.engines:  # not added by another request meanwhile
+                self._add_engine(engine, marks)
+        return self.engines[engine.repo]
+
+    def _add_engine(self, engine: Engine, marks: dict[str, int] | None) -> None:
+        """Register a repository met for the first time; `marks`: its jobs' last event
+        numbers, read beforehand (None: the watchers read them)."""
         self.engines[engine.repo] = engine
         for callback in self.on_engine_added:
-            callback(engine)
-        return engine
+            callback(engine, marks)
 
     def default_engine(self) -> Engine:
         if not self.engines:
@@ -188,3 +215,9 @@ class LogistServer(LanguageServer):
 def _related(repo: Path, root: Path) -> bool:
     """The repository is the folder, holds it, or lies inside it."""
     return repo == root or repo in root.parents or root in repo.parents
+
+
+def _event_marks(engine: Engine) -> dict[str, int]:
+    """Each job's last event number: where following the repository starts (a store read:
+    call it in a worker thread)."""
+    return engine.store.changes_since({}) if engine.has_store() else {}

@@ -42,7 +42,7 @@ def register(server: LogistServer, pump: EventPump, review: Review) -> None:
     @rpc(server, p.LIST_ROLES, p.ListRolesParams)
     async def list_roles(params: p.ListRolesParams) -> Any:
         if params.uri is not None:
-            engine = server.engine_for_path(server.path_of(params.uri))
+            engine = await server.engine_for_path_async(server.path_of(params.uri))
         else:
             engine = server.default_engine()
         roles = await offload.work(engine.roles)

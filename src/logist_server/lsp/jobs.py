@@ -163,7 +163,7 @@ async def job_request(
     selected: str | None = None
     if params.uri is not None:
         path = server.path_of(params.uri)
-        engine = server.engine_for_path(path)
+        engine = await server.engine_for_path_async(path)
         file = str(path)
         if params.range is not None:
             line_range, selected = _selection(server, path, params.range)

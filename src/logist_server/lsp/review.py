@@ -75,6 +75,7 @@ class Review:
         self._generation = 0  # counts job changes (see `warm`)
         self._unreadable: set[str] = set()  # jobs whose hunks or base text git refused
         self._rewarming: set[str] = set()  # documents a cold request is warming
+        self._no_repository: set[str] = set()  # documents `warm` found in no repository
 
     # -- data ------------------------------------------------------------------------------
     def lines_of(self, uri: str) -> list[str]:
@@ -138,8 +139,11 @@ class Review:
         change overtook the fetch, which is dropped."""
         try:
             path = self.server.path_of(uri)
-            engine = self.server.engine_for_path(path)
-        except (JsonRpcInvalidParams, NotInRepositoryError):
+            engine = await self.server.engine_for_path_async(path)
+        except JsonRpcInvalidParams:
+            return True
+        except NotInRepositoryError:
+            self._no_repository.add(uri)
             return True
         relative = path.relative_to(engine.repo).as_posix()
         text = self.server.open_text(path)
@@ -205,9 +209,11 @@ class Review:
         """The proposals the caches can give, and whether some were missing from them."""
         try:
             path = self.server.path_of(uri)
-            engine = self.server.engine_for_path(path)
-        except (JsonRpcInvalidParams, NotInRepositoryError):
-            return [], False  # not a workspace file in a repository: nothing to propose
+        except JsonRpcInvalidParams:
+            return [], False  # not a workspace file: nothing to propose
+        engine = self.server.known_engine(path)
+        if engine is None:  # a repository not met yet, or none: `warm` finds out
+            return [], uri not in self._no_repository
         buffer = self.server.open_text(path)
         if buffer is None:
             return [], False  # editors ask about open documents only
@@ -311,6 +317,7 @@ class Review:
     def publish_soon(self, uri: str) -> None:
         """Publish the document's hints once `warm` has fetched what they need."""
         self._pending.pop(uri, None)
+        self._no_repository.discard(uri)  # opened or edited: look again
         self.server.run_task(self.warm_and_publish(uri), "publish hints")
 
     async def warm_and_publish(self, uri: str) -> None:

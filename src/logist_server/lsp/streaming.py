@@ -103,14 +103,14 @@ class EventPump:
         self._versions: dict[str, tuple[int, int]] = {}
         self._handed: dict[str, list[JobEvent]] = {}  # committed rows from in-process drivers
 
-    def watch(self, engine: Engine) -> None:
-        """Follow this repository's jobs from now on (history is not replayed)."""
+    def watch(self, engine: Engine, marks: dict[str, int] | None = None) -> None:
+        """Follow this repository's jobs from now on (history is not replayed); `marks`:
+        each job's last event number, read beforehand in a worker thread (else here)."""
         key = str(engine.repo)
         if key in self.marks:
             return
-        marks: dict[str, int] = {}
-        if engine.has_store():
-            marks = engine.store.changes_since({})
+        if marks is None:
+            marks = engine.store.changes_since({}) if engine.has_store() else {}
         self.marks[key] = marks
 
     def wake(self, events: list[JobEvent] | None = None) -> None:
