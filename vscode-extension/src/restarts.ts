@@ -43,3 +43,8 @@ export function gaveUpMessage(count: number, windowMs = RESTART_WINDOW_MS): stri
 export function stoppedMessage(): string {
   return 'Logist: the server is stopped after crashing repeatedly; run "Logist: Restart Server".';
 }
+
+/** The server exited (or failed) before it was initialized. */
+export function startFailedMessage(command: string): string {
+  return `Logist: the server '${command}' stopped while starting; its error is in the log (Logist: Show Server Log).`;
+}

@@ -13,7 +13,7 @@ import {
   type ServerOptions,
 } from "vscode-languageclient/node";
 import { resolveServer, type ServerCommand } from "./resolve";
-import { MAX_RESTARTS, RESTART_WINDOW_MS, RestartBudget, gaveUpMessage, restartMessage, stoppedMessage } from "./restarts";
+import { MAX_RESTARTS, RESTART_WINDOW_MS, RestartBudget, gaveUpMessage, restartMessage, startFailedMessage, stoppedMessage } from "./restarts";
 import { errorText, missingJobId, requestErrorText } from "./errors";
 
 const INSTALL_URL = "https://github.com/logist/logist#install";
@@ -47,6 +47,25 @@ export function settingsPayload(): Record<string, unknown> {
   return { agent: c.get("agent") || null, model: c.get("model") || null, role: c.get("role") || null };
 }
 
+/** The language client, whose own error notifications are left to the log: the extension says
+ * what went wrong itself (a start that failed, each restart, giving up), in words that name the
+ * way out, instead of "couldn't create connection to server". */
+class QuietClient extends LanguageClient {
+  override error(message: string, data?: unknown, _showNotification?: boolean | "force"): void {
+    super.error(message, data, false);
+  }
+
+  /** The library stops a client whose initialize failed while it is still "starting", which
+   * rejects ("can't be stopped"), unawaited: an unhandled error in the extension host. */
+  override async stop(timeout?: number): Promise<void> {
+    try {
+      await super.stop(timeout);
+    } catch (err) {
+      this.outputChannel.appendLine(`[logist] stopping the client: ${errorText(err)}`);
+    }
+  }
+}
+
 export class Server implements vscode.Disposable {
   client: LanguageClient | undefined;
   private readonly budget = new RestartBudget(MAX_RESTARTS, RESTART_WINDOW_MS);
@@ -56,6 +75,8 @@ export class Server implements vscode.Disposable {
   private disposables: vscode.Disposable[] = [];
   /** Set when the server crashed too often and was left stopped, until "Restart Server". */
   private gaveUp = false;
+  /** The last start's failure (and its actions), until a restart. */
+  private failedStart: { message: string; actions: string[] } | undefined;
   private readonly onMissingJobEmitter = new vscode.EventEmitter<string>();
   /** A request named a job the server does not know (deleted meanwhile): its id. */
   readonly onMissingJob = this.onMissingJobEmitter.event;
@@ -87,27 +108,26 @@ export class Server implements vscode.Disposable {
     const found = await this.resolve();
     if ("error" in found) {
       this.output.appendLine(`[logist] ${found.error}`);
-      void vscode.window
-        .showErrorMessage(`Logist: ${found.error}.`, "How to Install", "Open Settings")
-        .then((choice) => {
-          if (choice === "How to Install") void vscode.env.openExternal(vscode.Uri.parse(INSTALL_URL));
-          // A remote window (SSH, WSL, code-server) lists the machine settings on its Remote tab only.
-          const settings = vscode.env.remoteName ? "workbench.action.openRemoteSettings" : "workbench.action.openSettings";
-          if (choice === "Open Settings") void vscode.commands.executeCommand(settings, { query: "logist.server" });
-        });
+      this.failedStart = { message: `Logist: ${found.error}.`, actions: ["How to Install", "Open Settings", "Restart Server"] };
+      this.showFailedStart();
       return undefined;
     }
+    this.failedStart = undefined;
     this.output.appendLine(`[logist] starting ${found.command} ${found.args.join(" ")} (from ${found.source})`);
     const env = { ...process.env, ...vscode.workspace.getConfiguration("logist.server").get<Record<string, string>>("env") };
     const serverOptions: ServerOptions = {
       run: { command: found.command, args: found.args, options: { env } },
       debug: { command: found.command, args: found.args, options: { env } },
     };
+    let initialized = false; // this client's first start succeeded: a close after it is a crash
     const errorHandler: ErrorHandler = {
       error: (): ErrorHandlerResult => ({ action: ErrorAction.Continue }),
       // The user is told of every restart (the client library would only log it) and of the
       // last one; after that, requests say the server is stopped (`request`).
       closed: (): CloseHandlerResult => {
+        // Exited before it was ever initialized (its close may come after the failed start):
+        // `doStart` says so once; no restart loop.
+        if (!initialized) return { action: CloseAction.DoNotRestart, handled: true };
         if (this.budget.crash(Date.now())) {
           const message = restartMessage(this.budget.count);
           this.output.appendLine(`[logist] ${message}`);
@@ -139,18 +159,21 @@ export class Server implements vscode.Disposable {
       revealOutputChannelOn: 4 /* never */,
       initializationOptions: { settings: settingsPayload() },
       errorHandler,
+      // A failed initialize is reported by `doStart` (not as the library's raw message).
+      initializationFailedHandler: () => false,
     };
-    const client = new LanguageClient("logist", "Logist", serverOptions, clientOptions);
+    const client = new QuietClient("logist", "Logist", serverOptions, clientOptions);
     this.configure(client);
     try {
       await client.start();
     } catch (err) {
-      this.output.appendLine(`[logist] the server did not start: ${errorText(err)}`);
-      void vscode.window.showErrorMessage(`Logist: the server did not start: ${errorText(err)}`, "Show Log").then((c) => {
-        if (c) this.output.show();
-      });
+      const message = startFailedMessage(found.command);
+      this.output.appendLine(`[logist] ${message} (${errorText(err)})`);
+      this.failedStart = { message, actions: ["Show Log", "Open Settings", "Restart Server"] };
+      this.showFailedStart();
       return undefined;
     }
+    initialized = true;
     this.client = client;
     this.timing("activationToInitialized", Date.now() - began);
     this.output.appendLine(`[logist] server initialized in ${Date.now() - began} ms`);
@@ -163,6 +186,25 @@ export class Server implements vscode.Disposable {
     return client;
   }
 
+  /** The server settings; a remote window (SSH, WSL, code-server) lists the machine settings
+   * on its Remote tab only. */
+  private openSettings(): void {
+    const settings = vscode.env.remoteName ? "workbench.action.openRemoteSettings" : "workbench.action.openSettings";
+    void vscode.commands.executeCommand(settings, { query: "logist.server" });
+  }
+
+  /** Why the last start failed, with the actions that fix it. */
+  private showFailedStart(): void {
+    const failed = this.failedStart;
+    if (!failed) return;
+    void vscode.window.showErrorMessage(failed.message, ...failed.actions).then((choice) => {
+      if (choice === "How to Install") void vscode.env.openExternal(vscode.Uri.parse(INSTALL_URL));
+      if (choice === "Open Settings") this.openSettings();
+      if (choice === "Show Log") this.output.show();
+      if (choice === "Restart Server") void vscode.commands.executeCommand("logist.restartServer");
+    });
+  }
+
   private offerRestart(message: string): void {
     void vscode.window.showErrorMessage(message, "Restart Server", "Show Log").then((choice) => {
       if (choice === "Show Log") this.output.show();
@@ -173,6 +215,7 @@ export class Server implements vscode.Disposable {
   async restart(): Promise<void> {
     this.budget.reset();
     this.gaveUp = false;
+    this.failedStart = undefined;
     await this.stop();
     await this.start();
   }
@@ -196,6 +239,12 @@ export class Server implements vscode.Disposable {
     if (this.gaveUp) {
       // Stopped after too many crashes: a request would only say "Client is not running".
       if (!quiet) this.offerRestart(stoppedMessage());
+      return undefined;
+    }
+    if (!this.client && this.failedStart) {
+      // The start failed (not found, or it exited at once): said again, not spawned again at
+      // every request; a settings change or "Restart Server" tries anew.
+      if (!quiet) this.showFailedStart();
       return undefined;
     }
     const client = this.client ?? (await this.start());
