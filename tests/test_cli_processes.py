@@ -329,6 +329,43 @@ def test_agent_outlives_its_driver_and_cancel_still_stops_it(repo: Path) -> None
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
 
 
+def test_an_agent_its_runtime_cannot_locate_is_never_taken_for_gone(repo: Path) -> None:
+    """A running job whose step records neither the agent's handle nor its launch nonce
+    (as an older Logist left it, its driver dead): the runtime cannot tell whether the
+    agent still runs. `job delete` refuses to remove the workspace under it, and `job
+    cancel` settles the job but says the agent may still run and must be stopped by hand,
+    instead of reporting nothing to kill."""
+    runner, job, workspace, victims = start_hanging_job(repo)
+    try:
+        runner.kill()
+        runner.communicate()
+
+        def older_record(record: Any) -> None:
+            record.current_step.handle = None
+            record.current_step.launch = None
+
+        Engine.for_path(repo).store.update(job["id"], older_record)
+        deleted = run_logist("job", "delete", job["id"], cwd=repo, check=False)
+        assert deleted.returncode == 2, deleted.stderr
+        assert "cancel it first" in deleted.stderr
+        assert workspace.is_dir()
+
+        cancel = run_logist("job", "cancel", job["id"], "--json", cwd=repo)
+        assert parse_json(cancel.stdout)["status"] == "cancelled"
+        unknown = [e for e in job_events(repo, job["id"]) if e["kind"] == "reaped"]
+        assert len(unknown) == 1, unknown
+        assert "cannot tell whether step 1's agent still runs" in unknown[0]["data"]["unknown"]
+        assert "stop it yourself" in unknown[0]["data"]["unknown"]
+        assert all(alive(p) for p in victims)  # it was not found, and not claimed killed
+    finally:
+        for victim in victims:
+            with contextlib.suppress(psutil.Error):
+                victim.kill()
+        psutil.wait_procs(victims, timeout=30)
+    deleted = run_logist("job", "delete", job["id"], cwd=repo)
+    assert not workspace.exists()
+
+
 def test_job_attach_resumes_a_job_whose_driver_was_killed(repo: Path) -> None:
     runner = popen_logist(
         "run",

@@ -118,7 +118,11 @@ PAYLOADS: dict[EventKind, tuple[str, str]] = {
         "path?, lines?}]`); a worker step addresses them",
     ),
     EventKind.KEPT: ("kept", "files kept from the workspace when it was removed"),
-    EventKind.REAPED: ("processes", "stray processes of the agent were killed"),
+    EventKind.REAPED: (
+        "processes, unknown?",
+        "stray processes of the agent were killed; `unknown`: a cancel found a runtime that "
+        "cannot tell whether the agent still runs (why, and what to do)",
+    ),
     EventKind.OBSERVER_WARNING: (_HIT, "a user pattern was too slow and is disabled"),
     EventKind.MESSAGE: (
         "text, count?",

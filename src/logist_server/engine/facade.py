@@ -50,7 +50,7 @@ from logist_server.engine.gc import GcReport, release_branch
 from logist_server.engine.gc import collect as collect_garbage
 from logist_server.engine.hunk_select import select_hunks
 from logist_server.engine.hunks import DIFF_OPTIONS, FileHunks, job_hunks
-from logist_server.engine.step_runtime import find_handle
+from logist_server.engine.step_runtime import locate_step
 from logist_server.providers.agents.base import (
     AgentContext,
     AgentProvider,
@@ -819,19 +819,35 @@ class Engine:
         return kept
 
     def _agent_alive(self, job: Job) -> bool:
+        """Whether the current step's agent may still run (a runtime that cannot tell
+        counts as yes: its workspace is not removed under it)."""
         step = job.current_step
         if step is None:
             return False
         paths = step_paths(self.store.job_dir(job.id), step.number)
-        handle = find_handle(self.runtime_for(job), job, step, paths)
+        found = locate_step(self.runtime_for(job), job, step, paths)
+        if found.state == "unknown":
+            return True
+        handle = found.handle
         return handle is not None and self.runtime_for_handle(job, handle).is_alive(handle, paths)
 
     def _kill_agent(self, job: Job) -> None:
+        """Kill the current step's agent; when its runtime cannot tell whether one runs,
+        say so in the job's log (a `reaped` event with `unknown`) and in the log."""
         step = job.current_step
         if step is None:
             return
         paths = step_paths(self.store.job_dir(job.id), step.number)
-        handle = find_handle(self.runtime_for(job), job, step, paths)
+        found = locate_step(self.runtime_for(job), job, step, paths)
+        if found.state == "unknown":
+            why = (
+                f"the '{job.runtime.name}' runtime cannot tell whether step {step.number}'s "
+                f"agent still runs ({found.detail}): stop it yourself if it does"
+            )
+            log.warning("logist: job %s: %s", job.id, why)
+            self.store.update(job.id, None, [("reaped", {"processes": [], "unknown": why})])
+            return
+        handle = found.handle
         if handle is not None:
             killed = self.runtime_for_handle(job, handle).kill(handle, paths, job.workspace)
             if killed:
