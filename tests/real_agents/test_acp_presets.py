@@ -244,9 +244,9 @@ def test_cline_acp_preset_edit_ends_in_review(
 ) -> None:
     agent_program("cline")
     chat_endpoint.script(EDIT, DONE)
-    # cline asks leave for its patch tool as kind "other" (asked by default): allowed here;
-    # the round trip through a question is the next test.
-    record = run_job(repo, *preset_args("cline", chat_endpoint, "--allow", "other"))
+    # cline labels its patch tool "other": the envelope's headers make it an edit inside
+    # the workspace, allowed by the default permissions (a question: the next test).
+    record = run_job(repo, *preset_args("cline", chat_endpoint))
     assert_edit_in_review(repo, record, chat_endpoint)
     calls = [(r.kind, r.model, r.status) for r in chat_endpoint.log]
     assert calls and all(model == "gpt-4o" for _, model, _ in calls), calls

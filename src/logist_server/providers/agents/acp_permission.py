@@ -10,6 +10,12 @@ subagent, a shell command shown as `read`) or a lie. So the declared kind is adv
 - the files it names are collected everywhere: its locations, its diffs, and every string
   under an input key that names a path, a file, a directory, a source, a destination, a
   target or a cwd, at any depth (codex's `changes` keys too);
+- an apply_patch envelope (codex's format, cline's patch tool labelled `other`) in any
+  string of its input makes it a write of the files its headers name: `*** Add File:` and
+  `*** Update File:` an edit, `*** Delete File:` a delete, `*** Move to:` a move (cline
+  also applies a body without the `*** Begin Patch` sentinel, so any header line counts);
+  those kinds then stand for the `other` label (which says nothing, and an agent could as
+  well have declared `edit`), so an envelope is judged like any other write;
 - a call that writes (edit, delete, move, or content showing it) is denied when any of
   those paths is outside the workspace once `..` and symlinks are resolved (`.git` counts
   as outside), and asked, never allowed, when it names no path at all.
@@ -44,6 +50,14 @@ _PATH_ENDINGS = ("path", "paths", "file", "files", "filename", "filenames", "dir
                  "directory", "directories", "cwd", "destination", "target")  # fmt: skip
 _SEPARATORS = re.compile(r"[_\-\s]")
 _STRICTNESS = {"allow": 0, "ask": 1, "deny": 2}
+#: An apply_patch envelope's lines, matched more loosely than the agents parse them
+#: (leading blanks, case, spacing): a header the agent applies is never missed.
+_PATCH_FILE = re.compile(r"\s*\*\*\*\s*(add|update|delete)\s*file\s*:(.*)", re.IGNORECASE)
+_PATCH_MOVE = re.compile(r"\s*\*\*\*\s*move\s*to\s*:(.*)", re.IGNORECASE)
+_PATCH_BEGIN = re.compile(r"\s*\*\*\*\s*begin\s*patch", re.IGNORECASE)
+_PATCH_KINDS = {"add": "edit", "update": "edit", "delete": "delete"}
+#: The write shown to the user when a call shows several: the most far-reaching.
+_SHOWN_WRITES = ("delete", "move", "edit")
 #: Deepest input nesting looked into (a deeper value counts as a command and a path).
 MAX_DEPTH = 32
 
@@ -51,7 +65,7 @@ MAX_DEPTH = 32
 class Judged(msgspec.Struct, frozen=True):
     """What a tool call is, judged from its content."""
 
-    kind: str  # the kind shown to the user: execute > a write > the declared kind
+    kind: str  # the kind shown to the user: execute > delete > move > edit > declared
     kinds: frozenset[str]  # every kind the call shows (the declared ones included)
     writes: bool
     paths: tuple[str, ...]
@@ -103,6 +117,33 @@ def _has_command(raw: Any) -> bool:
     )
 
 
+class Patch(msgspec.Struct, frozen=True):
+    """What the apply_patch envelopes in a tool call's input say."""
+
+    found: bool  # an envelope (a header or the Begin sentinel) is there
+    kinds: frozenset[str]  # edit (Add/Update File), delete (Delete File), move (Move to)
+    paths: tuple[str, ...]
+
+
+def patch_envelope(raw: Any) -> Patch:
+    """The apply_patch envelopes in any string of `raw` (a tool call's input)."""
+    found, kinds, paths = False, set[str](), list[str]()
+    for text in _strings(raw):
+        if "***" not in text:
+            continue
+        for line in text.splitlines():  # every line break the agents split on, and more
+            if header := _PATCH_FILE.match(line):
+                kinds.add(_PATCH_KINDS[header.group(1).lower()])
+                paths.append(header.group(2).strip())
+            elif move := _PATCH_MOVE.match(line):
+                kinds.add("move")
+                paths.append(move.group(1).strip())
+            elif not _PATCH_BEGIN.match(line):
+                continue
+            found = True
+    return Patch(found, frozenset(kinds), tuple(p for p in paths if p))
+
+
 def _paths(call: dict[str, Any]) -> list[str]:
     """Every path a tool call names: locations, diffs, path-like input keys, codex's
     `changes` keys."""
@@ -119,6 +160,7 @@ def _paths(call: dict[str, Any]) -> list[str]:
             found += list(_strings(value))
         if key == "changes" and isinstance(value, dict):
             found += list(value)
+    found += patch_envelope(raw).paths
     return [p for p in found if isinstance(p, str) and p]
 
 
@@ -129,7 +171,9 @@ def _writes(call: dict[str, Any]) -> bool:
     ):
         return True
     raw = call.get("rawInput")
-    return isinstance(raw, dict) and any(_key(str(key)) in WRITE_KEYS for key in raw)
+    if isinstance(raw, dict) and any(_key(str(key)) in WRITE_KEYS for key in raw):
+        return True
+    return patch_envelope(raw).found
 
 
 def judge(calls: list[dict[str, Any]], inside: Callable[[str], bool]) -> Judged:
@@ -141,6 +185,9 @@ def judge(calls: list[dict[str, Any]], inside: Callable[[str], bool]) -> Judged:
         if isinstance(call.get("kind"), str)
     }
     kinds = set(declared) or {"other"}
+    patched = {kind for call in calls for kind in patch_envelope(call.get("rawInput")).kinds}
+    if patched:  # the envelope says what the call is: `other` said nothing
+        kinds = (kinds - {"other"}) | patched
     command = any(_has_command(call.get("rawInput")) for call in calls)
     writes = bool(declared & WRITING_KINDS) or any(_writes(call) for call in calls)
     if command:
@@ -152,7 +199,7 @@ def judge(calls: list[dict[str, Any]], inside: Callable[[str], bool]) -> Judged:
     if command:
         shown = "execute"
     else:
-        shown = next((k for k in TOOL_KINDS if k in kinds & WRITING_KINDS), None) or min(
+        shown = next((k for k in _SHOWN_WRITES if k in kinds), None) or min(
             kinds, key=TOOL_KINDS.index
         )
     return Judged(shown, frozenset(kinds), writes, paths, outside)
