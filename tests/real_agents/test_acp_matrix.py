@@ -305,11 +305,16 @@ def test_a_session_the_agent_cannot_continue_is_said_in_the_steps_events(
     record = json.loads(proc.stdout)
     assert record["status"] == "review", (record["status_reason"], log)
     second = record["steps"][-1]
-    assert second["why"] == "changes" and second["resumed_session"] == worker, log
+    assert second["why"] == "changes" and second["resumed_session"] is None, log
     assert second["session_id"] and second["session_id"] != worker, log
     events = step_events(repo, record["id"], len(record["steps"]))
     said = [e["data"]["text"] for e in events if e["kind"] == "message"]
     assert any(text.startswith(f"cannot resume session {worker}: ") for text in said), log
+    resumes = [e["data"] for e in events if e["kind"] == "resume"]
+    assert [r["resumed"] for r in resumes] == [True, False], log  # tried, then not so
+    assert resumes[-1]["reason"] == (
+        f"the agent started a new session instead of continuing {worker}"
+    ), log
     sessions = [e["data"] for e in events if e["kind"] == "session"]
     assert sessions == [{"id": second["session_id"]}], log  # a new one, not `resumed`
     assert result_text(repo, record) == "greeting = hello, world\n"

@@ -18,7 +18,11 @@ import msgspec
 from logist_server.domain.errors import UsageError
 
 WORKER, SUPERVISOR = "worker", "supervisor"
-VERDICT_LINE = re.compile(r"^\W*VERDICT:\s*(APPROVE|CHANGES)\b[\s:.-]*(.*)$", re.I | re.M)
+# At a line's start, or right after a sentence: an agent's chunks of several messages can
+# arrive glued (codex-acp: "...cause issues.VERDICT: CHANGES").
+VERDICT_LINE = re.compile(
+    r"(?:^|(?<=[.!?]))\W*VERDICT:\s*(APPROVE|CHANGES)\b[\s:.-]*(.*)$", re.I | re.M
+)
 
 WORKER_INSTRUCTIONS = """$task"""
 SUPERVISOR_INSTRUCTIONS = """You are reviewing a change another agent made for the task below.

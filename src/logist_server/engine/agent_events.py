@@ -88,6 +88,7 @@ class AgentEventRecorder:
             if cursor is not None:  # the runtime's cursor just past `offset` bytes
                 step.output_cursor = cursor
             if sessions:
+                self.say_not_resumed(step, sessions[-1], specs)
                 step.session_id = sessions[-1]
             if exit_code is not None:
                 step.exit_code = exit_code
@@ -113,6 +114,19 @@ class AgentEventRecorder:
                 j.question = question
 
         return self.log.store.update(self.log.job_id, apply, specs)
+
+    @staticmethod
+    def say_not_resumed(step: Step, session: str, specs: list[EventSpec]) -> None:
+        """The step was to continue a session but the agent reports another one (it could
+        not load it and started afresh): a `resume` event says so, and the step no longer
+        claims to have resumed it."""
+        asked = step.resumed_session
+        if asked is None or session == asked:
+            return
+        step.resumed_session = None
+        reason = f"the agent started a new session instead of continuing {asked}"
+        data = {"step": step.number, "why": step.why, "resumed": False, "reason": reason}
+        specs.append((EventKind.RESUME.value, data))
 
     def say_unpriced(self, step: Step, specs: list[EventSpec]) -> None:
         """An `observer_warning` (once per step and model) when tokens have no cost: the
