@@ -1,10 +1,12 @@
 """Bad input driven in a real VS Code (code-server 4.100.3 with the packaged extension,
 vscode-extension/e2e/bad_input.mjs): a job deleted by the CLI while its notification still
-offers Open Changes, an answer to a job the CLI answered meanwhile, a server that keeps
-crashing (killed: bounded restarts, each said, then left stopped with a Restart action), a
-server command that does not exist (How to Install / Open Settings), and a workspace folder
-outside any git repository (no job). Each must show a clear message in the editor, and the
-extension host's log must hold no unhandled error of the extension."""
+offers Open Changes; an answer to a job the CLI answered meanwhile; a server that keeps
+crashing (killed: 4 restarts, each said, then left stopped, a command run meanwhile says so,
+Restart Server starts it again); a server command that does not exist (How to Install / Open
+Settings on the page that shows the setting); a server that fails at once, as a broken install
+does (one message, no restart loop); a workspace folder outside any git repository (no job).
+Each must show a clear message in the editor (its text asserted as shown), and the extension
+host's log must hold no error of the extension (an unhandled rejection included)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,11 @@ def test_vscode_bad_input(tmp_path: Path) -> None:
     crashy = tmp_path / "crashy-server"
     crashy.write_text(f'#!/bin/sh\necho $$ >> "{pids}"\nexec "{BIN / "logist-server"}" "$@"\n')
     crashy.chmod(0o755)
+    broken = tmp_path / "broken-server"
+    broken.write_text(
+        "#!/bin/sh\necho 'ModuleNotFoundError: No module named logist_server' >&2\nexit 1\n"
+    )
+    broken.chmod(0o755)
     session = run_script(
         tmp_path,
         "bad_input.mjs",
@@ -39,6 +46,7 @@ def test_vscode_bad_input(tmp_path: Path) -> None:
             "E2E_SERVER": str(BIN / "logist-server"),
             "E2E_CRASHY": str(crashy),
             "E2E_PIDS": str(pids),
+            "E2E_BROKEN": str(broken),
         },
     )
     messages = session.results["messages"]
@@ -53,6 +61,7 @@ def test_vscode_bad_input(tmp_path: Path) -> None:
     assert "Restart Server" in messages["crashGaveUp"]["buttons"]
     assert "Restart Server" in messages["serverStopped"]["buttons"]
     assert "How to Install" in messages["serverNotFound"]["buttons"]
+    assert "stopped while starting" in messages["serverBroken"]["message"]
     assert "git repository" in messages["notARepository"]["message"]
     assert len(pids.read_text().split()) == 6  # the first start, 4 restarts, Restart Server
     assert not (nogit / ".logist").exists()

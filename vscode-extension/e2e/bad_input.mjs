@@ -5,7 +5,8 @@
 // (its workspace settings, watched by the workbench: the server setting changes there; code-server
 // does not reload a user settings file changed on disk), E2E_NOGIT (a folder
 // outside any git repository), E2E_SERVER (the real server), E2E_CRASHY (a server command that
-// records its pid in E2E_PIDS, then runs the real server: the test kills it).
+// records its pid in E2E_PIDS, then runs the real server: the test kills it), E2E_BROKEN (a
+// server command that fails at once with an error on stderr, as a broken install does).
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Workbench, editSettings, env, launch, log, logistJson, timings as timingsOf, waitFor } from "./lib.mjs";
@@ -20,6 +21,7 @@ const NOGIT = env("E2E_NOGIT");
 const SERVER = env("E2E_SERVER");
 const CRASHY = env("E2E_CRASHY");
 const PIDS = env("E2E_PIDS");
+const BROKEN = env("E2E_BROKEN");
 const MISSING = "/nonexistent/logist/bin/logist-server";
 
 const results = { stages: [], messages: {} };
@@ -138,6 +140,20 @@ async function missingServer() {
   await useServer([SERVER]);
 }
 
+async function brokenServer() {
+  await wb.clearNotifications();
+  await editSettings(SETTINGS, TIMINGS, { "logist.server.command": [BROKEN] });
+  const { parts } = await expectMessage("serverBroken", "stopped while starting");
+  if (!parts.message.includes(BROKEN) || !parts.buttons.includes("Show Log")) throw new Error(`unclear message: ${JSON.stringify(parts)}`);
+  // The client library's own "couldn't create connection to server" is not shown on top of it.
+  const toasts = await wb.page.locator(".notification-toast .notification-list-item-message").allInnerTexts();
+  const others = toasts.filter((t) => !t.includes("stopped while starting"));
+  if (others.length) throw new Error(`more notifications than the one message: ${JSON.stringify(toasts)}`);
+  await wb.snap("server-broken-at-start");
+  await wb.clearNotifications();
+  await useServer([SERVER]);
+}
+
 async function notARepository() {
   await wb.open(URL_, NOGIT, TIMINGS);
   const prompt = "Job outside git";
@@ -168,6 +184,7 @@ async function main() {
     await answerTooLate();
     await crashingServer();
     await missingServer();
+    await brokenServer();
     await notARepository();
     results.ok = true;
   } catch (err) {

@@ -1,4 +1,5 @@
 /** Starting, restarting and talking to the Logist language server. */
+import type { ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as vscode from "vscode";
 import {
@@ -15,6 +16,7 @@ import {
 import { resolveServer, type ServerCommand } from "./resolve";
 import { MAX_RESTARTS, RESTART_WINDOW_MS, RestartBudget, gaveUpMessage, restartMessage, startFailedMessage, stoppedMessage } from "./restarts";
 import { errorText, missingJobId, requestErrorText } from "./errors";
+import { reap, spawnServer } from "./spawn";
 
 const INSTALL_URL = "https://github.com/logist/logist#install";
 export { MAX_RESTARTS };
@@ -55,6 +57,15 @@ class QuietClient extends LanguageClient {
     super.error(message, data, false);
   }
 
+  /** When the server exits during initialize the library drops its start promise, then rejects
+   * it ("Pending response rejected since connection got disposed"): a rejection nobody handles.
+   * It is handled here; the caller sees the client not running (`doStart`). */
+  override start(): Promise<void> {
+    const started = super.start();
+    (this as unknown as { _onStart?: Promise<void> })._onStart?.catch(() => undefined);
+    return started;
+  }
+
   /** The library stops a client whose initialize failed while it is still "starting", which
    * rejects ("can't be stopped"), unawaited: an unhandled error in the extension host. */
   override async stop(timeout?: number): Promise<void> {
@@ -75,8 +86,10 @@ export class Server implements vscode.Disposable {
   private disposables: vscode.Disposable[] = [];
   /** Set when the server crashed too often and was left stopped, until "Restart Server". */
   private gaveUp = false;
+  /** The server processes started and not yet exited. */
+  private readonly processes = new Set<ChildProcess>();
   /** The last start's failure (and its actions), until a restart. */
-  private failedStart: { message: string; actions: string[] } | undefined;
+  private failedStart: { message: string; actions: string[]; exited: boolean } | undefined;
   private readonly onMissingJobEmitter = new vscode.EventEmitter<string>();
   /** A request named a job the server does not know (deleted meanwhile): its id. */
   readonly onMissingJob = this.onMissingJobEmitter.event;
@@ -108,16 +121,19 @@ export class Server implements vscode.Disposable {
     const found = await this.resolve();
     if ("error" in found) {
       this.output.appendLine(`[logist] ${found.error}`);
-      this.failedStart = { message: `Logist: ${found.error}.`, actions: ["How to Install", "Open Settings", "Restart Server"] };
+      this.failedStart = { message: `Logist: ${found.error}.`, actions: ["How to Install", "Open Settings", "Restart Server"], exited: false };
       this.showFailedStart();
       return undefined;
     }
     this.failedStart = undefined;
     this.output.appendLine(`[logist] starting ${found.command} ${found.args.join(" ")} (from ${found.source})`);
     const env = { ...process.env, ...vscode.workspace.getConfiguration("logist.server").get<Record<string, string>>("env") };
-    const serverOptions: ServerOptions = {
-      run: { command: found.command, args: found.args, options: { env } },
-      debug: { command: found.command, args: found.args, options: { env } },
+    // Started here (not by the library) to guard its stdin: see spawn.ts.
+    const serverOptions: ServerOptions = async () => {
+      const started = await spawnServer(found.command, found.args, env, (text) => this.output.append(text));
+      this.processes.add(started.child);
+      started.child.once("exit", () => this.processes.delete(started.child));
+      return { reader: started.reader, writer: started.writer };
     };
     let initialized = false; // this client's first start succeeded: a close after it is a crash
     const errorHandler: ErrorHandler = {
@@ -166,10 +182,13 @@ export class Server implements vscode.Disposable {
     this.configure(client);
     try {
       await client.start();
+      // A server that exits during initialize can leave start() resolved, the client stopped.
+      if (client.state !== State.Running) throw new Error("the server exited while starting");
     } catch (err) {
       const message = startFailedMessage(found.command);
       this.output.appendLine(`[logist] ${message} (${errorText(err)})`);
-      this.failedStart = { message, actions: ["Show Log", "Open Settings", "Restart Server"] };
+      this.failedStart = { message, actions: ["Show Log", "Open Settings", "Restart Server"], exited: true };
+      for (const child of this.processes) reap(child);
       this.showFailedStart();
       return undefined;
     }
@@ -232,6 +251,7 @@ export class Server implements vscode.Disposable {
         this.output.appendLine(`[logist] stopping the server: ${errorText(err)}`);
       }
     }
+    for (const child of this.processes) reap(child);
   }
 
   /** A request to the server; an error is shown to the user and undefined returned. */
@@ -241,10 +261,10 @@ export class Server implements vscode.Disposable {
       if (!quiet) this.offerRestart(stoppedMessage());
       return undefined;
     }
-    if (!this.client && this.failedStart) {
-      // The start failed (not found, or it exited at once): said again, not spawned again at
-      // every request; a settings change or "Restart Server" tries anew.
-      if (!quiet) this.showFailedStart();
+    if (!this.client && this.failedStart?.exited && quiet) {
+      // It exited while starting: a background request does not spawn it again (a command,
+      // a settings change or "Restart Server" does). A server not found is looked for again
+      // (no process: the setting may have been read before the user settings were loaded).
       return undefined;
     }
     const client = this.client ?? (await this.start());
