@@ -35,6 +35,7 @@ from acp.connection import StreamDirection, StreamEvent
 from acp.schema import ClientCapabilities, FileSystemCapabilities, Implementation, TextContentBlock
 
 from logist_server.domain.events import AgentError, AgentEvent, AgentMessage, AgentSession
+from logist_server.providers.agents import env_alias
 from logist_server.providers.agents.acp_client import LogistClient, emit
 from logist_server.providers.agents.acp_config import Config
 
@@ -216,13 +217,13 @@ def kill_tree(pid: int) -> None:
 
 
 def agent_environment(config: Config) -> dict[str, str]:
+    """The agent's environment: the bridge's own without the answer file, the config's
+    variables, and each `env_from` target set to its source's value (names only in the
+    config: the key's value is read here, by the one copy every launcher uses)."""
     env = dict(os.environ)
     env.pop("LOGIST_ANSWER_FILE", None)  # the agent has no business with the answers
     env.update(config.env)
-    for target, source in config.env_from.items():
-        value = os.environ.get(source)
-        if value is not None:
-            env[target] = value
+    env_alias.copy(config.env_from, env)
     return env
 
 
