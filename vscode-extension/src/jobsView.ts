@@ -24,15 +24,19 @@ export class JobsView implements vscode.TreeDataProvider<Node>, vscode.Disposabl
   readonly onDidChangeTreeData = this.changed.event;
   readonly view: vscode.TreeView<Node>;
   private readonly groupNodes = new Map<Group, Node>();
+  private readonly jobNodes = new Map<string, Node>();
   private readonly ticker: NodeJS.Timeout;
   private pending: NodeJS.Timeout | undefined;
 
   constructor(private readonly model: JobModel) {
     for (const g of GROUPS) this.groupNodes.set(g.id, { kind: "group", group: g.id, label: g.label });
     this.view = vscode.window.createTreeView("logist.jobs", { treeDataProvider: this, showCollapseAll: true });
-    // Elapsed times of running jobs move on.
+    // Elapsed times of running jobs move on: only their rows are refreshed. A whole-tree refresh
+    // every second would drop VS Code's handles of every row meanwhile, and a click on a row's
+    // inline action (Cancel) would reach the command without its job.
     this.ticker = setInterval(() => {
-      if (this.model.count("running") > 0 && this.view.visible) this.refresh();
+      if (this.pending || !this.view.visible) return;
+      for (const job of this.model.inGroup("running")) this.changed.fire(this.jobNode(job));
     }, 1000);
   }
 
@@ -49,8 +53,20 @@ export class JobsView implements vscode.TreeDataProvider<Node>, vscode.Disposabl
 
   getChildren(node?: Node): Node[] {
     if (!node) return GROUPS.filter((g) => this.model.count(g.id) > 0).map((g) => this.groupNodes.get(g.id) as Node);
-    if (node.kind === "group") return this.model.inGroup(node.group).map((job) => ({ kind: "job", job }));
+    if (node.kind === "group") return this.model.inGroup(node.group).map((job) => this.jobNode(job));
     return [];
+  }
+
+  /** One node object per job (VS Code keys a row's handle by its element). */
+  private jobNode(job: JobState): Node {
+    const node = this.jobNodes.get(job.id);
+    if (node?.kind === "job") {
+      node.job = job;
+      return node;
+    }
+    const fresh: Node = { kind: "job", job };
+    this.jobNodes.set(job.id, fresh);
+    return fresh;
   }
 
   /** The job selected in the tree, if any. */
