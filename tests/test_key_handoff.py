@@ -18,7 +18,7 @@ import pytest
 from logist_server.domain.model import AgentSpec, Job
 from logist_server.domain.permissions import Permissions
 from logist_server.domain.process import ProcessSpec
-from logist_server.providers.agents.acp import PRESETS
+from logist_server.providers.agents.acp import PRESETS, AcpAgent
 from logist_server.providers.agents.base import AgentContext, build_spec
 from logist_server.providers.registry import BUILTIN_AGENTS
 from logist_server.providers.runtimes.environment import agent_environment
@@ -117,3 +117,26 @@ def test_claude_code_never_falls_back_on_another_key(
     subprocess.run(spec.argv, env=env, cwd=spec.cwd, stdin=subprocess.DEVNULL,
                    capture_output=True, timeout=120, check=False)  # fmt: skip
     assert "ANTHROPIC_API_KEY=\n" in seen.read_text()
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_an_acp_step_inherits_only_its_own_agents_keys(
+    preset: str, setup: tuple[Path, AgentContext]
+) -> None:
+    """Every preset's keys are masked, but a gemini step must not get the user's Anthropic
+    or OpenAI key (nor a `command=` agent any key it was not given)."""
+    _, ctx = setup
+    spec = build("acp", ctx, preset=preset)
+    others = set(AcpAgent.secret_env) - set(PRESETS[preset].secrets)
+    assert others and not others & set(spec.inherit), spec.inherit
+
+
+def test_an_acp_command_agent_inherits_no_key_but_the_named_one(
+    setup: tuple[Path, AgentContext],
+) -> None:
+    _, ctx = setup
+    options = {"api_key_env": "MY_KEY", "command": "codex-acp --acp"}  # on PATH (setup)
+    job = Job(id="j1", prompt="p", repo="/r", permissions=Permissions(),
+              agent=AgentSpec(name="acp", options=options))  # fmt: skip
+    spec = build_spec(AcpAgent(), job, ctx)
+    assert not set(AcpAgent.secret_env) & set(spec.inherit), spec.inherit

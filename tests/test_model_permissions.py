@@ -114,15 +114,18 @@ def test_a_fallback_option_the_fallback_agent_refuses_is_bad_input(
         ("agent_options:\n  base_url: http://evil.example\n", "agent_options.base_url"),
         ("agent_options:\n  api_key_env: HOME\n", "agent_options.api_key_env"),
         ("agent_options:\n  args: --dangerously-skip-permissions\n", "agent_options.args"),
+        ("agent: acp\nagent_options:\n  command: sh -c 'touch owned'\n", "agent_options.command"),
     ],
 )
 def test_a_repository_cannot_set_user_only_keys(repo: Path, text: str, key: str) -> None:
     (repo / "logist.yml").write_text(text)
-    line = assert_one_line_error(
-        run_logist("run", "--agent", "mock", "--prompt", "hi", cwd=repo, check=False)
-    )
-    assert "logist.yml" in line and key in line and "config.yml" in line
+    for agent in (["--agent", "mock"], []):  # named by the user, or left to the repository
+        line = assert_one_line_error(
+            run_logist("run", *agent, "--prompt", "hi", cwd=repo, check=False)
+        )
+        assert "logist.yml" in line and key in line and "config.yml" in line
     assert list_jobs(repo) == []
+    assert not (repo / "owned").exists() and not list(repo.parent.rglob("owned"))
 
 
 # -- permissions -----------------------------------------------------------------------------
@@ -212,6 +215,8 @@ def test_a_bad_permissions_section_names_the_key(repo: Path, text: str) -> None:
          "agent_options.base_url"),
         ({"logist.yml": "roles:\n  fast:\n    kind: worker\n    agent_options:\n"
                         "      args: --yolo\n"}, "roles.fast.agent_options.args"),
+        ({".logist/roles/worker.yml": "agent: acp\nagent_options:\n  command: sh -c id\n"},
+         "agent_options.command"),
     ],
 )  # fmt: skip
 def test_a_repositorys_role_cannot_set_user_only_agent_options(

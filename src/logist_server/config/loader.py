@@ -116,6 +116,7 @@ USER_ONLY_KEYS: dict[str, str] = {
     "agent_options.api_key_env": "a repository cannot choose which of your variables the agent "
     "gets",
     "agent_options.args": "a repository cannot add arguments to the agent's command line",
+    "agent_options.command": "a repository cannot choose the program Logist runs as the agent",
 }
 #: allow < ask < deny: a repository's `permissions` may only move a kind to the right.
 STRICTNESS = {"allow": 0, "ask": 1, "deny": 2}

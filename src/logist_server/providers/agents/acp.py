@@ -177,6 +177,9 @@ class AcpAgent:
     secret_env: tuple[str, ...] = tuple(
         dict.fromkeys(name for preset in PRESETS.values() for name in preset.secrets)
     )
+    # Every preset's keys are masked, but a step's agent gets only its own preset's (its
+    # spec's `inherit`) and what `api_key_env` names: never another agent's key.
+    secrets_inherited = False
     supports_resume = True
     answer_via: AnswerVia = "file"
     install_hint = "; ".join(f"{name}: {p.install}" for name, p in PRESETS.items())

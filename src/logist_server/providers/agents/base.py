@@ -165,5 +165,8 @@ def build_spec(provider: AgentProvider, job: Job, ctx: AgentContext) -> ProcessS
     job was created)."""
     check_path_options(provider.path_options, job.agent.options, Path(ctx.workspace))
     spec = provider.build(job, ctx)
-    declared = tuple(getattr(provider, "env_vars", ())) + declare_secrets(provider)
+    secrets = declare_secrets(provider)  # masked whatever the agent gets
+    if not getattr(provider, "secrets_inherited", True):
+        secrets = ()  # the spec's `inherit` names the ones this step's agent gets
+    declared = tuple(getattr(provider, "env_vars", ())) + secrets
     return msgspec.structs.replace(spec, inherit=tuple(dict.fromkeys(spec.inherit + declared)))
