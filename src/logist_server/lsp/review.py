@@ -76,6 +76,7 @@ class Review:
         self._unreadable: set[str] = set()  # jobs whose hunks or base text git refused
         self._rewarming: set[str] = set()  # documents a cold request is warming
         self._no_repository: set[str] = set()  # documents `warm` found in no repository
+        self._stale: set[Path] = set()  # repositories whose jobs changed since last read
 
     # -- data ------------------------------------------------------------------------------
     def lines_of(self, uri: str) -> list[str]:
@@ -148,8 +149,9 @@ class Review:
         relative = path.relative_to(engine.repo).as_posix()
         text = self.server.open_text(path)
         generation = self._generation
+        stale = engine.repo in self._stale
         jobs = self._review_jobs.get(engine.repo)
-        if jobs is None:
+        if jobs is None or stale:
             jobs = await offload.read(_jobs_in_review, engine)
             if generation != self._generation:
                 return False
@@ -163,9 +165,10 @@ class Review:
         ]
         cold_hunks = [j for j in touching if (j.id, j.result.result_commit) not in self._hunks]
         cold_base = [j for j in touching if (j.id, j.base_commit, relative) not in self._base_text]
-        crlf_known = (engine.repo, relative) in self._crlf
+        crlf_known = (engine.repo, relative) in self._crlf and not stale
         cold_crlf = text is not None and "\r\n" in text and not crlf_known
         if not (cold_hunks or cold_base or cold_crlf):
+            self._stale.discard(engine.repo)
             return True
         fetched = await offload.work(_fetch, engine, relative, cold_hunks, cold_base, cold_crlf)
         if generation != self._generation:
@@ -176,6 +179,7 @@ class Review:
         self._base_text.update(bases)
         if crlf is not None:
             self._crlf[(engine.repo, relative)] = crlf
+        self._stale.discard(engine.repo)
         return True
 
     def current_text(
@@ -262,7 +266,8 @@ class Review:
             await self.warm_and_publish(uri)
         finally:
             self._rewarming.discard(uri)
-        self.refresh_lenses()
+        if not self._cached_proposals(uri)[1]:  # warm now: the editor asks again once
+            self.refresh_lenses()
 
     def mapped(
         self, job: Job, path: str, base: str, text: str, pending: list[Hunk]
@@ -282,16 +287,27 @@ class Review:
 
     # -- invalidation and diagnostics ------------------------------------------------------
     def job_changed(self, engine: Engine, job_id: str, status: JobStatus) -> None:
+        """A job changed: what was cached of the repository is read again (the jobs in
+        review, the line-ending rules: an accept may have changed attributes) and answers
+        come from the previous reading meanwhile, less a job that left review (an accept
+        checks the job and its hunks again whatever was offered)."""
         self._generation += 1  # a fetch started before this change is stale
-        self._review_jobs.pop(engine.repo, None)
-        self._crlf.clear()  # attributes or configuration may have changed meanwhile
+        self._stale.add(engine.repo)
         self._unreadable.discard(job_id)
         if status != JobStatus.REVIEW:
+            self._drop_job(engine.repo, job_id)
             for key in [k for k in self._hunks if k[0] == job_id]:
                 del self._hunks[key]
             for mapped_key in [k for k in self._mapped if k[0] == job_id]:
                 del self._mapped[mapped_key]
         self.refresh_all()
+
+    def _drop_job(self, repo: Path, job_id: str, replacement: Job | None = None) -> None:
+        """Take the job out of the cached jobs in review (or put its newer record in)."""
+        jobs = self._review_jobs.get(repo)
+        if jobs is not None:
+            kept = [j for j in jobs if j.id != job_id]
+            self._review_jobs[repo] = kept + ([replacement] if replacement else [])
 
     def refresh_all(self) -> None:
         for uri in list(self.server.workspace.text_documents):
@@ -438,7 +454,8 @@ class Review:
                 refused = await self._edit_buffers(engine, run, buffers, versions)
             async with repo_lock_async(engine.repo, "working-tree"):
                 job = await offload.work(engine.finish_hunk_accept, run, refused)
-        self._review_jobs.pop(engine.repo, None)
+        self._drop_job(engine.repo, job.id, job if job.status == JobStatus.REVIEW else None)
+        self._stale.add(engine.repo)
         self.refresh_all()
         return {
             "jobId": job.id,
