@@ -179,13 +179,17 @@ def test_429_is_retried_by_logist(agent: str, repo: Path, model_endpoint: ModelE
 
 
 # -- a stalled stream ---------------------------------------------------------------------
-@pytest.mark.parametrize("agent", ["claude-agent-acp", "codex-acp"])
-def test_a_stalled_stream_ends_stuck(agent: str, repo: Path, model_endpoint: ModelEndpoint) -> None:
+@pytest.mark.parametrize(
+    ("agent", "hang_timeout"), [("claude-agent-acp", 20), ("codex-acp", 20), ("gemini", 90)]
+)
+def test_a_stalled_stream_ends_stuck(
+    agent: str, hang_timeout: int, repo: Path, model_endpoint: ModelEndpoint
+) -> None:
     # Long enough for a start on a loaded machine (the bridge prints nothing until the
-    # agent's session is open): the job must go stuck on the stall, not before it. (gemini
-    # --acp can take longer than that to start under load: not in this cell.)
+    # agent's session is open): the job must go stuck on the stall, not before it (gemini
+    # --acp took over 20 s to start under load).
     model_endpoint.script({"stall": True, "times": 5})
-    record = run_job(repo, *AGENTS[agent](model_endpoint), "--hang-timeout", "20",
+    record = run_job(repo, *AGENTS[agent](model_endpoint), "--hang-timeout", str(hang_timeout),
                      "--file", "a.txt", "--prompt", "greet", expect=1)  # fmt: skip
     log = events_text(repo, record["id"])
     assert record["status"] == "stuck", (record["status_reason"], log)
