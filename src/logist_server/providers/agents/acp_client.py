@@ -198,13 +198,13 @@ class LogistClient:
         earlier = self.mapper.known_call(call.get("toolCallId"))
         emit(self.mapper.flush() + self.mapper.note_tool(call))
         judged = acp_permission.judge([call, earlier], lambda p: self._relative(p) is not None)
-        kind, decision = judged.kind, acp_permission.decision(self.policy, judged)
+        decision = acp_permission.decision(self.policy, judged)
         if decision == "allow":
             chosen = _pick(options, ("allow_once", "allow_always"))
         elif decision == "deny":
             chosen = _pick(options, ("reject_once", "reject_always"))
         else:
-            chosen = await self._ask_option(call, str(kind), options)
+            chosen = await self._ask_option(call, judged, options)
         if chosen is None:
             return RequestPermissionResponse(outcome=DeniedOutcome(outcome="cancelled"))
         return RequestPermissionResponse(
@@ -212,10 +212,12 @@ class LogistClient:
         )
 
     async def _ask_option(
-        self, call: dict[str, Any], kind: str, options: list[PermissionOption]
+        self, call: dict[str, Any], judged: acp_permission.Judged, options: list[PermissionOption]
     ) -> PermissionOption | None:
-        title = str(call.get("title") or kind)
-        text = f"The agent asks leave to {kind}: {title}"
+        title = str(call.get("title") or judged.kind)
+        text = f"The agent asks leave to {judged.kind}: {title}"
+        if judged.outside:
+            text += f" (outside the workspace: {', '.join(judged.outside[:3])})"
         answer = await self._ask(text, call.get("toolCallId"), [o.name for o in options])
         chosen = _match(answer, options)
         if chosen is None:

@@ -3,13 +3,17 @@ not by the kind the agent declares.
 
 An agent labels its own tool calls (`kind`), and a label can be loose (an MCP tool, a
 subagent, a shell command shown as `read`) or a lie. So the declared kind is advisory:
-- a call carrying a command (`command`, `cmd`, `script`... anywhere in its input) is also
-  judged as `execute`; one carrying a diff or new content (`new_string`, `content`,
-  `patch`, `changes`...) is also judged as `edit`; the strictest decision of every kind the
-  call shows wins (deny > ask > allow);
+- a call carrying a command (`command`, `cmd`, `argv`, `exec`, `code`, `program`... anywhere
+  in its input) is also judged as `execute`; one carrying a diff or new content
+  (`new_string`, `content(s)`, `patch`, `changes`... at any depth) is also judged as `edit`;
+  the strictest decision of every kind the call shows wins (deny > ask > allow);
 - the files it names are collected everywhere: its locations, its diffs, and every string
-  under an input key that names a path, a file, a directory, a source, a destination, a
-  target or a cwd, at any depth (codex's `changes` keys too);
+  under an input key that names a path, a file, a directory, a URI, a source, a destination,
+  a target or a cwd, at any depth (codex's `changes` keys too); a URI with a scheme other
+  than `file:` names no file;
+- a path counts as inside only when it plainly names the workspace: the agent's own tool may
+  expand `~`, `$VAR` and backquotes, so a path with them is outside, and a `file:` URI is
+  decoded to the absolute path it names;
 - an apply_patch envelope (codex's format, cline's patch tool labelled `other`) in any
   string of its input makes it a write of the files its headers name: `*** Add File:` and
   `*** Update File:` an edit, `*** Delete File:` a delete, `*** Move to:` a move (cline
@@ -18,12 +22,17 @@ subagent, a shell command shown as `read`) or a lie. So the declared kind is adv
   well have declared `edit`), so an envelope is judged like any other write;
 - a call that writes (edit, delete, move, or content showing it) is denied when any of
   those paths is outside the workspace once `..` and symlinks are resolved (`.git` counts
-  as outside), and asked, never allowed, when it names no path at all.
+  as outside), and asked, never allowed, when it names no path at all; any other call
+  naming a path outside (a read of the user's keys) is asked at least.
+
+Key names are a heuristic: an agent that hides a path under a key no list names is caught
+only by its declared kind and the policy for it (see doc/security.md).
 """
 
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -38,16 +47,28 @@ from logist_server.domain.permissions import (
 )
 
 #: Input keys (lower case, `_`/`-` dropped) whose value is a command to run.
-COMMAND_KEYS = frozenset({"command", "commands", "cmd", "commandline", "shellcommand", "script"})
-#: Top-level input keys whose presence shows the call writes a file.
+COMMAND_KEYS = frozenset(
+    {"command", "commands", "cmd", "cmds", "commandline", "shellcommand", "script", "argv",
+     "exec", "execute", "code", "program", "executable", "shell", "bash"}
+)  # fmt: skip
+#: Input keys (at any depth) whose presence shows the call writes a file.
 WRITE_KEYS = frozenset(
-    {"content", "newstring", "newstr", "newtext", "newsource", "filetext", "patch", "diff",
-     "changes", "edits"}
+    {"content", "contents", "newcontent", "newcontents", "filecontent", "filecontents",
+     "newstring", "newstr", "newtext", "newsource", "filetext", "patch", "diff", "changes",
+     "edits"}
 )  # fmt: skip
 #: Input keys naming a path: these exactly, or ending with one of `_PATH_ENDINGS`.
-PATH_KEYS = frozenset({"source", "src", "destination", "dest", "target", "to", "from", "cwd"})
+PATH_KEYS = frozenset(
+    {"source", "src", "destination", "dest", "dst", "target", "to", "from", "cwd", "uri",
+     "url"}
+)  # fmt: skip
 _PATH_ENDINGS = ("path", "paths", "file", "files", "filename", "filenames", "dir", "dirs",
-                 "directory", "directories", "cwd", "destination", "target")  # fmt: skip
+                 "directory", "directories", "cwd", "destination", "target", "uri", "uris",
+                 "url", "urls")  # fmt: skip
+#: A URI's scheme (`file:`, `https:`...).
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+#: What a shell or the agent's tool may expand in a path: home, variables, commands.
+_EXPANDED = re.compile(r"^~|[$`]")
 _SEPARATORS = re.compile(r"[_\-\s]")
 _STRICTNESS = {"allow": 0, "ask": 1, "deny": 2}
 #: An apply_patch envelope's lines, matched more loosely than the agents parse them
@@ -161,7 +182,25 @@ def _paths(call: dict[str, Any]) -> list[str]:
         if key == "changes" and isinstance(value, dict):
             found += list(value)
     found += patch_envelope(raw).paths
-    return [p for p in found if isinstance(p, str) and p]
+    return [p for p in found if isinstance(p, str) and p and not _web_uri(p)]
+
+
+def _web_uri(text: str) -> bool:
+    """Whether `text` is a URI of a scheme other than `file:` (it names no file here)."""
+    scheme = _SCHEME.match(text)
+    return scheme is not None and scheme.group(1).lower() != "file"
+
+
+def within(path: str, inside: Callable[[str], bool]) -> bool:
+    """Whether `path` plainly names a place inside the workspace: a `file:` URI is decoded
+    to the absolute path it names; `~`, `$VAR` or a backquote (which the agent's tool may
+    expand) make a path outside."""
+    if _SCHEME.match(path):
+        uri = urllib.parse.urlsplit(path)
+        if uri.scheme.lower() != "file" or uri.netloc not in ("", "localhost"):
+            return False
+        path = "/" + urllib.parse.unquote(uri.path).lstrip("/")  # a file URI is absolute
+    return not _EXPANDED.search(path) and inside(path)
 
 
 def _writes(call: dict[str, Any]) -> bool:
@@ -171,7 +210,7 @@ def _writes(call: dict[str, Any]) -> bool:
     ):
         return True
     raw = call.get("rawInput")
-    if isinstance(raw, dict) and any(_key(str(key)) in WRITE_KEYS for key in raw):
+    if any(_key(key) in WRITE_KEYS for key, _ in _walk(raw)):
         return True
     return patch_envelope(raw).found
 
@@ -195,7 +234,7 @@ def judge(calls: list[dict[str, Any]], inside: Callable[[str], bool]) -> Judged:
     if writes and not kinds & WRITING_KINDS:
         kinds.add("edit")
     paths = tuple(dict.fromkeys(p for call in calls for p in _paths(call)))
-    outside = tuple(p for p in paths if not inside(p))
+    outside = tuple(p for p in paths if not within(p, inside))
     if command:
         shown = "execute"
     else:
@@ -207,10 +246,11 @@ def judge(calls: list[dict[str, Any]], inside: Callable[[str], bool]) -> Judged:
 
 def decision(policy: Permissions, judged: Judged) -> Decision:
     """The policy's answer for a judged call: the strictest of its kinds'; a write with a
-    path outside the workspace denied; a write naming no path asked at least."""
+    path outside the workspace denied; a write naming no path, or any call naming a path
+    outside, asked at least."""
     if judged.writes and judged.outside:
         return "deny"
     decisions = [decide(policy, kind) for kind in sorted(judged.kinds)]
-    if judged.writes and not judged.paths:
+    if (judged.writes and not judged.paths) or judged.outside:
         decisions.append("ask")
     return max(decisions, key=_STRICTNESS.__getitem__)
