@@ -89,7 +89,7 @@ async def test_answer_job_resumes_the_question_and_a_job_no_longer_waiting_is_re
         await editor.wait_status(job_id, SETTLED)
         assert show_job(repo, job_id)["status"] == "review"
         assert show_job(repo, job_id)["question"]["answer"] == "blue"
-        with pytest.raises(JsonRpcException, match=r"is review, not waiting for an answer") as e:
+        with pytest.raises(JsonRpcException, match=r"is in review, not waiting for an answer") as e:
             await editor.request("logist/answerJob", {"jobId": job_id, "text": "again"})
         assert "\n" not in str(e.value)
     steps = show_job(repo, job_id)["steps"]

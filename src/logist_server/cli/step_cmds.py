@@ -119,7 +119,7 @@ def _unsettled(engine: Any, ref: str) -> Any:
     job = engine.get(ref)
     if job.status in SETTLED:
         raise UsageError(
-            f"job {job.id} is {job.status}: nothing would run "
+            f"job {job.id} is {job.status.phrase}: nothing would run "
             f"(logist job restep {job.id} runs its last step again; rerun starts over)"
         )
     return job

@@ -28,6 +28,14 @@ class JobStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
+    @property
+    def phrase(self) -> str:
+        """The status in a sentence: "job X is {phrase}"."""
+        return _PHRASES.get(self, self.value)
+
+
+_PHRASES = {JobStatus.REVIEW: "in review", JobStatus.NEEDS_INPUT: "waiting for input"}
+
 
 class LineRange(msgspec.Struct, frozen=True):
     """Lines `start`..`end`, 1-based and inclusive."""

@@ -320,7 +320,7 @@ class Engine:
 
     def _preview(self, job: Job, stored: bool = True) -> Preview:
         if job.status in SETTLED:
-            raise UsageError(f"job {job.id} is {job.status}: nothing would run")
+            raise UsageError(f"job {job.id} is {job.status.phrase}: nothing would run")
         step = job.current_step
         if step is not None and step.outcome is None:
             raise UsageError(
@@ -372,7 +372,7 @@ class Engine:
         """A new job with the same request, from the same base (the old one is kept)."""
         old = self.get(ref)
         if old.status not in SETTLED:
-            raise UsageError(f"job {old.id} is {old.status}: cancel it before a rerun")
+            raise UsageError(f"job {old.id} is {old.status.phrase}: cancel it before a rerun")
         job = msgspec.structs.replace(
             old,
             id=new_job_id(),
@@ -398,14 +398,14 @@ class Engine:
         """Back to the checkpoint before the last step, to run that step again."""
         job = self.get(ref)
         if job.status in (S.ACCEPTED, S.REJECTED):
-            raise UsageError(f"job {job.id} is {job.status}: its workspace is gone; use rerun")
+            raise UsageError(f"job {job.id} is {job.status.phrase}: its workspace is gone; use rerun")
         live = live_steps(job)
         if not live:
             raise UsageError(f"job {job.id} has no step to go back over")
         with self._exclusive(job):
             job = self.get(job.id)
             if job.status in ACTIVE and not job.paused:
-                raise UsageError(f"job {job.id} is {job.status}: cancel it before a restep")
+                raise UsageError(f"job {job.id} is {job.status.phrase}: cancel it before a restep")
             workspace = job.workspace
             if workspace is None or not Path(workspace.path).is_dir():
                 raise UsageError(f"job {job.id} has no workspace any more; use rerun")
@@ -545,7 +545,7 @@ class Engine:
         it where the live agent waits for it; `stdin` cannot be served by any runtime yet."""
         job = self.get(ref)
         if job.status != S.NEEDS_INPUT:
-            raise UsageError(f"job {job.id} is {job.status}, not waiting for an answer")
+            raise UsageError(f"job {job.id} is {job.status.phrase}, not waiting for an answer")
         text = questions.check_answer(text)
         step = job.current_step
         assert step is not None
@@ -724,7 +724,7 @@ class Engine:
         job = self.get(ref)
         with self._exclusive(job):
             if job.status in ACTIVE and self._agent_alive(job):
-                raise UsageError(f"job {job.id} is {job.status}: cancel it first")
+                raise UsageError(f"job {job.id} is {job.status.phrase}: cancel it first")
             self._remove_workspace(job, record=False)  # the record goes next
             drop_base(self.repo, job.id)
             self.store.delete(job.id)
@@ -739,7 +739,7 @@ class Engine:
         them), never read from a file an agent could rewrite. It is what accept applies."""
         job = self.get(ref)
         if job.base_commit is None or job.result.result_commit is None:
-            raise UsageError(f"job {job.id} has no diff yet (it is {job.status})")
+            raise UsageError(f"job {job.id} has no diff yet (it is {job.status.phrase})")
         return self.reviewed_diff(job)
 
     def reviewed_diff(self, job: Job) -> bytes:
@@ -764,7 +764,7 @@ class Engine:
         job = self.get(ref)
         if job.status != S.REVIEW:
             raise UsageError(
-                f"job {job.id} is {job.status}, not in review: only a job in review can be {verb}"
+                f"job {job.id} is {job.status.phrase}, not in review: only a job in review can be {verb}"
             )
         return job
 
@@ -862,5 +862,5 @@ class _SettledMeanwhile(Exception):
     """The job left review between an accept's two steps (another process settled it)."""
 
     def __init__(self, job: Job) -> None:
-        super().__init__(f"job {job.id} is {job.status}")
+        super().__init__(f"job {job.id} is {job.status.phrase}")
         self.job = job

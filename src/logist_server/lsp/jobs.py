@@ -99,7 +99,7 @@ def register_jobs(server: LogistServer, pump: EventPump, review: Review) -> None
     async def get_job_diff(params: p.JobIdParams) -> Any:
         engine, job = await offload.read(server.find_job, params.job_id)
         if job.result.result_commit is None:
-            raise JsonRpcInvalidParams(f"job {job.id} has no diff yet (it is {job.status.value})")
+            raise JsonRpcInvalidParams(f"job {job.id} has no diff yet (it is {job.status.phrase})")
         return wire.encode(wire.JobDiff, await review.diff_off_loop(engine, job))
 
     @rpc(server, p.ACCEPT_JOB, p.AcceptJobParams)
@@ -107,7 +107,7 @@ def register_jobs(server: LogistServer, pump: EventPump, review: Review) -> None
         engine, job = await offload.read(server.find_job, params.job_id)
         if job.status != JobStatus.REVIEW:
             raise JsonRpcInvalidParams(
-                f"job {job.id} is {job.status.value}, not in review: "
+                f"job {job.id} is {job.status.phrase}, not in review: "
                 "only a job in review can be accepted"
             )
         return wire.encode(wire.AcceptResult, await review.accept(engine, job, params.hunk_ids))
