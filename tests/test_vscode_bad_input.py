@@ -62,7 +62,7 @@ def test_vscode_bad_input(tmp_path: Path) -> None:
     assert "Restart Server" in messages["serverStopped"]["buttons"]
     assert "How to Install" in messages["serverNotFound"]["buttons"]
     assert "stopped while starting" in messages["serverBroken"]["message"]
-    assert "git repository" in messages["notARepository"]["message"]
+    assert "no workspace folder is in a git repository" in messages["notARepository"]["message"]
     assert len(pids.read_text().split()) == 6  # the first start, 4 restarts, Restart Server
     assert not (nogit / ".logist").exists()
     assert extension_errors(session.user_data) == []

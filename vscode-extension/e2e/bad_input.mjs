@@ -9,7 +9,7 @@
 // server command that fails at once with an error on stderr, as a broken install does).
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Workbench, editSettings, env, launch, log, logistJson, timings as timingsOf, waitFor } from "./lib.mjs";
+import { LONG, Workbench, editSettings, env, launch, log, logistJson, timings as timingsOf, waitFor } from "./lib.mjs";
 
 const URL_ = env("E2E_URL");
 const OUT = env("E2E_OUT");
@@ -156,17 +156,14 @@ async function brokenServer() {
 
 async function notARepository() {
   await wb.open(URL_, NOGIT, TIMINGS);
-  const prompt = "Job outside git";
-  let message;
-  await wb.startJob("Logist: New Job", prompt, "mock", async () => {
-    const toast = wb.page.locator(".notification-toast", { hasText: /git repository/ }).first();
-    if (!(await toast.isVisible())) return false;
-    message = await wb.notificationParts(toast);
-    return true;
-  });
+  // Said at once, before the flow asks for a prompt or an agent.
+  await wb.runCommand("Logist: New Job");
+  const toast = wb.page.locator(".notification-toast", { hasText: /git repository/ }).first();
+  await toast.waitFor({ timeout: LONG });
+  const message = await wb.notificationParts(toast);
   results.messages.notARepository = message;
   log(`notARepository: ${JSON.stringify(message)}`);
-  if (await wb.jobRow(prompt).isVisible()) throw new Error("a job shows outside a git repository");
+  if (await wb.quickInput().isVisible()) throw new Error("the New Job flow asked for input outside a git repository");
   if (fs.existsSync(path.join(NOGIT, ".logist"))) throw new Error("a job store was made outside a git repository");
   await wb.snap("not-a-repository-message");
 }

@@ -1,7 +1,9 @@
 /** "New Job" and "New Job from Selection": the prompt, the agent, the model and the role
  * (newJobPicks), then logist/createJob. The job's base is the buffer as shown: the client has
  * sent the server every open document's text, unsaved edits included, before the request. */
+import * as path from "node:path";
 import * as vscode from "vscode";
+import { firstInRepository } from "./gitRepo";
 import { newJobFlow, type AgentInfo, type FlowUi, type RoleInfo } from "./newJobPicks";
 import type { Server } from "./server";
 
@@ -27,6 +29,15 @@ export async function newJob(server: Server, fromSelection: boolean): Promise<Ne
   const doc = editor && editor.document.uri.scheme === "file" ? editor.document : undefined;
   if (!vscode.workspace.workspaceFolders?.length) {
     void vscode.window.showErrorMessage("Logist: open a folder (a git repository) to start a job.");
+    return undefined;
+  }
+  // The server refuses a job outside a git repository: say so before asking anything.
+  const folders = doc ? [path.dirname(doc.uri.fsPath)] : vscode.workspace.workspaceFolders.map((f) => f.uri.fsPath);
+  if (!(await firstInRepository(folders))) {
+    const what = doc ? `${vscode.workspace.asRelativePath(doc.uri)} is not` : "no workspace folder is";
+    void vscode.window.showErrorMessage(
+      `Logist: ${what} in a git repository: a job runs on a copy of a repository. Run "git init" first, or open a folder inside a repository.`,
+    );
     return undefined;
   }
   const where = doc ? vscode.workspace.asRelativePath(doc.uri) : "no file";
