@@ -9,7 +9,7 @@
 // server command that fails at once with an error on stderr, as a broken install does).
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { LONG, Workbench, editSettings, env, launch, log, logistJson, timings as timingsOf, waitFor } from "./lib.mjs";
+import { LONG, editSettings, env, log, logistJson, runE2e, timings as timingsOf, waitFor } from "./lib.mjs";
 
 const URL_ = env("E2E_URL");
 const OUT = env("E2E_OUT");
@@ -168,34 +168,12 @@ async function notARepository() {
   await wb.snap("not-a-repository-message");
 }
 
-async function main() {
-  const browser = await launch();
-  let page;
-  try {
-    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    page.setDefaultTimeout(30_000);
-    wb = new Workbench(page, OUT, results);
-    await wb.open(URL_, REPO, TIMINGS);
-    await wb.snap("workbench-ready");
-    await jobDeletedMeanwhile();
-    await answerTooLate();
-    await crashingServer();
-    await missingServer();
-    await brokenServer();
-    await notARepository();
-    results.ok = true;
-  } catch (err) {
-    results.ok = false;
-    results.error = String(err && err.stack ? err.stack : err);
-    if (page) await page.screenshot({ path: path.join(OUT, "failure.png") }).catch(() => undefined);
-    throw err;
-  } finally {
-    fs.writeFileSync(path.join(OUT, "results.json"), JSON.stringify(results, null, 2));
-    await browser.close();
-  }
-}
-
-main().catch((err) => {
-  process.stderr.write(`e2e failed: ${err && err.stack ? err.stack : err}\n`);
-  process.exit(1);
+runE2e({ name: "bad input e2e", url: URL_, repo: REPO, out: OUT, timings: TIMINGS, results }, async (driven) => {
+  wb = driven;
+  await jobDeletedMeanwhile();
+  await answerTooLate();
+  await crashingServer();
+  await missingServer();
+  await brokenServer();
+  await notARepository();
 });

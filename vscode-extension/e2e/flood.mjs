@@ -17,9 +17,7 @@
 //    after it ended: the history loads and ends the same way.
 // Outcomes only: every wait's timeout guards a hang, never a duration.
 import { spawn } from "node:child_process";
-import * as fs from "node:fs";
-import * as path from "node:path";
-import { LONG, Workbench, env, launch, log, logistJson, waitFor } from "./lib.mjs";
+import { LONG, env, log, logistJson, runE2e, waitFor } from "./lib.mjs";
 
 const URL_ = env("E2E_URL");
 const REPO = env("E2E_REPO");
@@ -141,14 +139,20 @@ async function roundsWhileStreaming(id, tab, frame) {
  * row: a click that meets a tree refresh finds the row's command disposed, see the report.) */
 async function openPanel(prompt) {
   const item = page.locator(".context-view .monaco-menu .action-item", { hasText: "Open Job Panel" }).first();
-  await waitFor("the row's context menu", async () => {
-    if (!(await item.isVisible())) await wb.jobRow(prompt).click({ button: "right" });
-    await item.waitFor({ state: "visible", timeout: 5000 });
+  const tab = page.locator(`.tab[aria-label^="Logist: ${prompt}"]`).first();
+  // A tree refresh (the job's own events) can take the menu, or the click, from under the
+  // pointer (a run found the menu still open, its click lost): open it again until the tab shows.
+  await waitFor("the job's panel from its row's context menu", async () => {
+    if (await tab.isVisible()) return true;
+    if (!(await item.isVisible())) {
+      await page.keyboard.press("Escape");
+      await wb.jobRow(prompt).click({ button: "right" });
+      await item.waitFor({ state: "visible", timeout: 5000 });
+    }
+    await item.click({ timeout: 5000 });
+    await tab.waitFor({ timeout: 10_000 });
     return true;
   });
-  await item.click();
-  const tab = page.locator(`.tab[aria-label^="Logist: ${prompt}"]`).first();
-  await tab.waitFor({ timeout: LONG });
   const frame = panelFrame();
   await frame.locator("#title", { hasText: prompt }).waitFor({ timeout: LONG });
   return { tab, frame };
@@ -243,35 +247,15 @@ async function lateFlood() {
   return id;
 }
 
-async function main() {
-  const browser = await launch();
-  try {
-    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    page.setDefaultTimeout(30_000);
-    wb = new Workbench(page, OUT, results);
-    await wb.open(URL_, REPO, TIMINGS);
-    await wb.snap("workbench-ready");
-    await picks();
-    const live = await liveFlood();
-    const late = await lateFlood();
-    // Escape started nothing: the two flood jobs are the only jobs in the store and the tree.
-    const jobs = jobList();
-    results.picks.jobsInStore = jobs.map((j) => j.id).sort();
-    if (JSON.stringify(results.picks.jobsInStore) !== JSON.stringify([live, late].sort())) throw new Error(`a cancelled New Job left a job: ${JSON.stringify(jobs.map((j) => [j.id, j.prompt]))}`);
-    if (await page.locator(".monaco-list-row", { hasText: "Never started" }).count()) throw new Error("a cancelled New Job shows in the Jobs view");
-    results.ok = true;
-  } catch (err) {
-    results.ok = false;
-    results.error = String(err && err.stack ? err.stack : err);
-    if (page) await page.screenshot({ path: path.join(OUT, "failure.png") }).catch(() => undefined);
-    throw err;
-  } finally {
-    fs.writeFileSync(path.join(OUT, "results.json"), JSON.stringify(results, null, 2));
-    await browser.close();
-  }
-}
-
-main().catch((err) => {
-  process.stderr.write(`flood e2e failed: ${err && err.stack ? err.stack : err}\n`);
-  process.exit(1);
+runE2e({ name: "flood e2e", url: URL_, repo: REPO, out: OUT, timings: TIMINGS, results }, async (driven) => {
+  wb = driven;
+  page = driven.page;
+  await picks();
+  const live = await liveFlood();
+  const late = await lateFlood();
+  // Escape started nothing: the two flood jobs are the only jobs in the store and the tree.
+  const jobs = jobList();
+  results.picks.jobsInStore = jobs.map((j) => j.id).sort();
+  if (JSON.stringify(results.picks.jobsInStore) !== JSON.stringify([live, late].sort())) throw new Error(`a cancelled New Job left a job: ${JSON.stringify(jobs.map((j) => [j.id, j.prompt]))}`);
+  if (await page.locator(".monaco-list-row", { hasText: "Never started" }).count()) throw new Error("a cancelled New Job shows in the Jobs view");
 });

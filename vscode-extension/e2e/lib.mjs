@@ -75,6 +75,38 @@ export async function launch() {
   });
 }
 
+/** Runs an end-to-end script: chromium, one page of code-server opened on `repo` (the
+ * workbench ready, its screenshot taken), then `body(wb)`. `results` (with `ok`, and `error`
+ * on a failure, when a screenshot `failure.png` is taken too) is written to `out`/results.json
+ * whatever happens; a failure exits 1 with `name` and the stack. */
+export function runE2e({ name, url, repo, out, timings, results }, body) {
+  const run = async () => {
+    const browser = await launch();
+    let page;
+    try {
+      page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+      page.setDefaultTimeout(30_000);
+      const wb = new Workbench(page, out, results);
+      await wb.open(url, repo, timings);
+      await wb.snap("workbench-ready");
+      await body(wb);
+      results.ok = true;
+    } catch (err) {
+      results.ok = false;
+      results.error = String(err && err.stack ? err.stack : err);
+      if (page) await page.screenshot({ path: path.join(out, "failure.png") }).catch(() => undefined);
+      throw err;
+    } finally {
+      fs.writeFileSync(path.join(out, "results.json"), JSON.stringify(results, null, 2));
+      await browser.close();
+    }
+  };
+  run().catch((err) => {
+    process.stderr.write(`${name} failed: ${err && err.stack ? err.stack : err}\n`);
+    process.exit(1);
+  });
+}
+
 /** A driven workbench: one page of code-server and the actions a user takes in it. */
 export class Workbench {
   constructor(page, out, results) {
