@@ -12,53 +12,44 @@ helpers under one) and nothing but 127.0.0.1 is reachable (proxies point at a cl
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import (
-    git,
-    job_events,
-    logist_running,
-    make_repo,
-    review_record,
-    run_logist,
-    show_job,
-    wait_for,
-)
+from conftest import job_events, logist_running, review_record, run_logist, show_job, wait_for
 from model_endpoint import ModelEndpoint
-from real_agents.conftest import AGENTS_BIN, agent_program
-from review_harness import lsp_session
+from real_agents.acp_harness import (
+    ACP_PROGRAMS,
+    AFTER,
+    CLAUDE_ENV,
+    DONE,
+    EDIT,
+    agent_opts,
+    assert_edit_in_review,
+    edit_repo,
+    events_text,
+    isolated_home,
+    lsp_job,
+    result_text,
+    set_env,
+    write_gemini_settings,
+)
+from real_agents.acp_harness import run_job as _run_job
 
 KEY_ENV = "LOGIST_TEST_ACP_KEY"
 KEY = "sk-acp-test-7e2b91d04c"
-BEFORE = "greeting = hello\n"
-AFTER = "greeting = hello world\n"
-EDIT = {"edit": {"path": "a.txt", "old": "greeting = hello", "new": "greeting = hello world"}}
-DONE = {"text": "Done: changed the greeting in a.txt."}
+#: `logist run` here has run_logist's 60 s before it counts as hung.
+run_job = partial(_run_job, timeout=60)
 
 
 @pytest.fixture
 def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """An isolated HOME outside the temporary directories; the agents on PATH; a key (the
-    network guard of real_agents/conftest.py has already scrubbed the machine's own)."""
-    for name in ("codex-acp", "claude-agent-acp", "claude", "gemini"):
-        agent_program(name)
-    path = Path.home() / ".cache" / "logist-ci" / "homes" / f"acp-{uuid.uuid4().hex[:10]}"
-    path.mkdir(parents=True)
-    monkeypatch.setenv("HOME", str(path))
-    monkeypatch.setenv("PATH", f"{AGENTS_BIN}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv(KEY_ENV, KEY)
-    # codex-acp works in a bwrap sandbox that mounts a fresh /dev: a workspace under
-    # /dev/shm (where the test suite keeps its temporary directories) is not there.
-    monkeypatch.setenv("LOGIST_WORKSPACE_ROOT", str(path / "worktrees"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    """An isolated HOME outside the temporary directories; the agents on PATH; a key."""
+    with isolated_home(monkeypatch, "acp", KEY_ENV, KEY, programs=ACP_PROGRAMS) as path:
+        yield path
 
 
 @pytest.fixture
@@ -68,36 +59,14 @@ def endpoint(model_endpoint: ModelEndpoint) -> ModelEndpoint:
 
 @pytest.fixture
 def repo(home: Path) -> Path:
-    return make_repo(home / "repo", {"a.txt": BEFORE.encode()})
+    return edit_repo(home)
 
 
 def codex_acp(endpoint: ModelEndpoint, *extra: str) -> list[str]:
     args = ["--agent", "acp", "--model", "gpt-5", "--agent-opt", "preset=codex-acp",
             "--agent-opt", f"base_url={endpoint.url}/v1",
             "--agent-opt", f"api_key_env={KEY_ENV}"]  # fmt: skip
-    return args + [a for opt in extra for a in ("--agent-opt", opt)]
-
-
-def run_job(repo: Path, *args: str, expect: int = 0) -> dict[str, Any]:
-    """`logist run --json ARGS`; the record (the job's events in the message otherwise)."""
-    proc = run_logist("run", "--json", *args, cwd=repo, check=False)
-    record: dict[str, Any] = json.loads(proc.stdout)
-    if proc.returncode != expect:
-        log = [(e["kind"], e["data"]) for e in job_events(repo, record["id"])]
-        raise AssertionError(f"exit {proc.returncode}\n" + "\n".join(map(str, log)))
-    return record
-
-
-def result_text(repo: Path, record: dict[str, Any]) -> str:
-    return git(repo, "show", f"{record['result']['result_commit']}:a.txt")
-
-
-def assert_edit_in_review(repo: Path, record: dict[str, Any]) -> None:
-    log = [(e["kind"], e["data"]) for e in job_events(repo, record["id"])]
-    assert record["status"] == "review", (record.get("status_reason"), "\n".join(map(str, log)))
-    assert record["result"]["diff"]["paths"] == ["a.txt"], "\n".join(map(str, log))
-    assert result_text(repo, record) == AFTER
-    assert record["steps"][0]["session_id"], "the ACP session id is on the step"
+    return args + agent_opts(*extra)
 
 
 def kinds(repo: Path, job_id: str) -> list[str]:
@@ -126,8 +95,7 @@ def test_codex_acp_permission_request_waits_for_the_answer(
             job = wait_for(waiting, timeout=120)
         except BaseException:
             (job,) = json.loads(run_logist("job", "list", "--json", cwd=repo).stdout)
-            log = [(e["kind"], e["data"]) for e in job_events(repo, job["id"])]
-            raise AssertionError("\n".join(map(str, log))) from None
+            raise AssertionError(events_text(repo, job["id"])) from None
         record = show_job(repo, job["id"])
         question = record["question"]
         assert question["kind"] == "permission", question
@@ -159,35 +127,16 @@ async def test_codex_acp_edit_through_the_language_server(
     repo: Path, endpoint: ModelEndpoint
 ) -> None:
     endpoint.script(EDIT, DONE)
-    if True:
-        async with lsp_session([repo]) as editor:
-            created = await editor.request("logist/createJob", {
-                "prompt": "greet", "uri": (repo / "a.txt").as_uri(), "agent": "acp",
-                "model": "gpt-5", "agentOptions": {
-                    "preset": "codex-acp", "base_url": f"{endpoint.url}/v1",
-                    "api_key_env": KEY_ENV}})  # fmt: skip
-            job_id = str(created["jobId"])
-            await editor.wait_status(job_id, {"review", "failed", "stuck", "halted"}, 180)
-    assert_edit_in_review(repo, show_job(repo, job_id))
-
-
-GEMINI_SETTINGS = {
-    "security": {"auth": {"selectedType": "gemini-api-key"}},
-    "telemetry": {"enabled": False},
-    "privacy": {"usageStatisticsEnabled": False},
-    "general": {"disableAutoUpdate": True, "disableUpdateNag": True, "maxAttempts": 1},
-}
+    record = await lsp_job(repo, {"model": "gpt-5", "agentOptions": {
+        "preset": "codex-acp", "base_url": f"{endpoint.url}/v1",
+        "api_key_env": KEY_ENV}}, timeout=180)  # fmt: skip
+    assert_edit_in_review(repo, record)
 
 
 def test_claude_agent_acp_edit_ends_in_review(
     repo: Path, endpoint: ModelEndpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in (("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
-                        ("DISABLE_TELEMETRY", "1"), ("DISABLE_AUTOUPDATER", "1"),
-                        # claude-agent-acp passes --allow-dangerously-skip-permissions, which
-                        # claude refuses as root unless told it runs in a sandbox.
-                        ("IS_SANDBOX", "1")):  # fmt: skip
-        monkeypatch.setenv(name, value)
+    set_env(monkeypatch, CLAUDE_ENV)
     endpoint.script({"read": "a.txt"}, EDIT, DONE)
     record = run_job(repo, "--agent", "acp", "--agent-opt", "preset=claude-agent-acp",
                      "--agent-opt", f"base_url={endpoint.url}",
@@ -203,8 +152,7 @@ def test_claude_agent_acp_edit_ends_in_review(
 
 
 def test_gemini_acp_edit_ends_in_review(repo: Path, endpoint: ModelEndpoint, home: Path) -> None:
-    (home / ".gemini").mkdir()
-    (home / ".gemini" / "settings.json").write_text(json.dumps(GEMINI_SETTINGS))
+    write_gemini_settings(home)
     endpoint.script(EDIT, DONE)
     record = run_job(repo, "--agent", "acp", "--agent-opt", "preset=gemini",
                      "--model", "gemini-2.5-flash",
@@ -225,10 +173,9 @@ def test_gemini_acp_edit_ends_in_review(repo: Path, endpoint: ModelEndpoint, hom
 def test_claude_agent_acp_401_fails_with_an_authentication_reason(
     repo: Path, endpoint: ModelEndpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in (("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
-                        ("DISABLE_TELEMETRY", "1"), ("CLAUDE_CODE_MAX_RETRIES", "0"),
-                        ("IS_SANDBOX", "1")):  # fmt: skip
-        monkeypatch.setenv(name, value)
+    set_env(monkeypatch, {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+                          "DISABLE_TELEMETRY": "1", "CLAUDE_CODE_MAX_RETRIES": "0",
+                          "IS_SANDBOX": "1"})  # fmt: skip
     # Every call is refused (claude-agent-acp makes side calls besides the main one).
     endpoint.script({"error": 401, "message": "invalid x-api-key", "times": 20})
     record = run_job(repo, "--agent", "acp", "--agent-opt", "preset=claude-agent-acp",

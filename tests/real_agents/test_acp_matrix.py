@@ -23,109 +23,78 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import git, job_events, make_repo, run_logist, show_job
+from conftest import job_events, run_logist
 from model_endpoint import ModelEndpoint
-from real_agents.conftest import AGENTS_BIN, agent_program
-from review_harness import lsp_session
+from real_agents.acp_harness import (
+    ACP_PROGRAMS,
+    AFTER,
+    CLAUDE_ENV,
+    DONE,
+    EDIT,
+    READ,
+    Turn,
+    agent_opts,
+    edit_repo,
+    events_text,
+    isolated_home,
+    lsp_job,
+    result_text,
+    run_job,
+)
 
 KEY_ENV = "LOGIST_TEST_ACP_KEY"
 KEY = "sk-acp-matrix-3f9c1e7a52"
-BEFORE = "greeting = hello\n"
-AFTER = "greeting = hello world\n"
-Turn = dict[str, Any]
-READ: Turn = {"read": "a.txt"}
-EDIT: Turn = {"edit": {"path": "a.txt", "old": "greeting = hello", "new": "greeting = hello world"}}
-DONE: Turn = {"text": "Done: changed the greeting in a.txt."}
 BUDGET = "Logist budget of 100 tokens exhausted (2300 used)"
 # codex retries a failed call by itself (5 times, with pauses): none here.
 CODEX_NO_RETRIES = (
     "-c model_providers.logist.request_max_retries=0 -c model_providers.logist.stream_max_retries=0"
 )
-GEMINI_SETTINGS = {
-    "security": {"auth": {"selectedType": "gemini-api-key"}},
-    "telemetry": {"enabled": False},
-    "privacy": {"usageStatisticsEnabled": False},
-    "general": {"disableAutoUpdate": True, "disableUpdateNag": True, "maxAttempts": 1},
-}
 
 
 @pytest.fixture
 def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An isolated HOME outside the temporary directories, the agents on PATH, the key set
     (the network guard has scrubbed the machine's own), the agents' own retries off."""
-    for name in ("codex-acp", "claude-agent-acp", "claude", "gemini"):
-        agent_program(name)
-    path = Path.home() / ".cache" / "logist-ci" / "homes" / f"acpm-{uuid.uuid4().hex[:10]}"
-    (path / ".gemini").mkdir(parents=True)
-    (path / ".gemini" / "settings.json").write_text(json.dumps(GEMINI_SETTINGS))
-    monkeypatch.setenv("HOME", str(path))
-    monkeypatch.setenv("PATH", f"{AGENTS_BIN}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv(KEY_ENV, KEY)
-    for name, value in (("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
-                        ("DISABLE_TELEMETRY", "1"), ("DISABLE_AUTOUPDATER", "1"),
-                        ("CLAUDE_CODE_MAX_RETRIES", "0"),
-                        # claude-agent-acp passes --allow-dangerously-skip-permissions, which
-                        # claude refuses as root unless told it runs in a sandbox.
-                        ("IS_SANDBOX", "1")):  # fmt: skip
-        monkeypatch.setenv(name, value)
-    # codex-acp works in a bwrap sandbox that mounts a fresh /dev: a workspace under
-    # /dev/shm (where the test suite keeps its temporary directories) is not there.
-    monkeypatch.setenv("LOGIST_WORKSPACE_ROOT", str(path / "worktrees"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with isolated_home(
+        monkeypatch,
+        "acpm",
+        KEY_ENV,
+        KEY,
+        programs=ACP_PROGRAMS,
+        gemini_settings=True,
+        env={**CLAUDE_ENV, "CLAUDE_CODE_MAX_RETRIES": "0"},
+    ) as path:
+        yield path
 
 
 @pytest.fixture
 def repo(home: Path) -> Path:
-    return make_repo(home / "repo", {"a.txt": BEFORE.encode()})
-
-
-def _opts(*pairs: str) -> list[str]:
-    return [word for pair in pairs for word in ("--agent-opt", pair)]
+    return edit_repo(home)
 
 
 def codex_acp(endpoint: ModelEndpoint) -> list[str]:
     options = ("preset=codex-acp", f"base_url={endpoint.url}/v1", f"api_key_env={KEY_ENV}",
                f"args={CODEX_NO_RETRIES}")  # fmt: skip
-    return ["--agent", "acp", "--model", "gpt-5", *_opts(*options)]
+    return ["--agent", "acp", "--model", "gpt-5", *agent_opts(*options)]
 
 
 def claude_acp(endpoint: ModelEndpoint) -> list[str]:
     options = ("preset=claude-agent-acp", f"base_url={endpoint.url}", f"api_key_env={KEY_ENV}")
-    return ["--agent", "acp", *_opts(*options)]
+    return ["--agent", "acp", *agent_opts(*options)]
 
 
 def gemini_acp(endpoint: ModelEndpoint) -> list[str]:
     options = ("preset=gemini", f"base_url={endpoint.url}", f"api_key_env={KEY_ENV}")
-    return ["--agent", "acp", "--model", "gemini-2.5-flash", *_opts(*options)]
+    return ["--agent", "acp", "--model", "gemini-2.5-flash", *agent_opts(*options)]
 
 
 AGENTS = {"codex-acp": codex_acp, "claude-agent-acp": claude_acp, "gemini": gemini_acp}
-
-
-def events_text(repo: Path, job_id: str) -> str:
-    return "\n".join(f"{e['kind']} {e['data']}" for e in job_events(repo, job_id))
-
-
-def run_job(repo: Path, *args: str, expect: int, timeout: float = 300) -> dict[str, Any]:
-    """`logist run --json ARGS` (a generous timeout only guards a hang); the job record,
-    the job's events in the message when the exit status is not `expect`."""
-    proc = run_logist("run", "--json", *args, cwd=repo, check=False, timeout=timeout)
-    record: dict[str, Any] = json.loads(proc.stdout)
-    if proc.returncode != expect:
-        raise AssertionError(f"exit {proc.returncode}\n{events_text(repo, record['id'])}")
-    return record
-
-
-def result_text(repo: Path, record: dict[str, Any]) -> str:
-    return git(repo, "show", f"{record['result']['result_commit']}:a.txt")
 
 
 def errors(repo: Path, job_id: str) -> list[str]:
@@ -334,15 +303,9 @@ async def test_429_then_a_stall_through_the_language_server(
                           {"stall": True, "times": 5})  # fmt: skip
     options = {"preset": "codex-acp", "base_url": f"{model_endpoint.url}/v1",
                "api_key_env": KEY_ENV, "args": CODEX_NO_RETRIES}  # fmt: skip
-    async with lsp_session([repo]) as editor:
-        created = await editor.request("logist/createJob", {
-            "prompt": "greet", "uri": (repo / "a.txt").as_uri(), "agent": "acp",
-            "model": "gpt-5", "agentOptions": options, "retries": 1,
-            "limits": {"hangTimeoutS": 20}})  # fmt: skip
-        job_id = str(created["jobId"])
-        await editor.wait_status(job_id, {"review", "failed", "stuck", "halted"}, 240)
-    record = show_job(repo, job_id)
-    log = events_text(repo, job_id)
+    record = await lsp_job(repo, {"model": "gpt-5", "agentOptions": options, "retries": 1,
+                                  "limits": {"hangTimeoutS": 20}}, timeout=240)  # fmt: skip
+    log = events_text(repo, record["id"])
     assert record["status"] == "stuck", (record["status_reason"], log)
     first, second = record["steps"]
     assert first["outcome"] == "retry" and "rate limit" in (first["failure"] or ""), log

@@ -20,81 +20,57 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import (
-    git,
-    job_events,
-    list_jobs,
-    logist_running,
-    make_repo,
-    review_record,
-    run_logist,
-    show_job,
-    wait_for,
-)
+from conftest import list_jobs, logist_running, review_record, run_logist, show_job, wait_for
 from model_endpoint import ModelEndpoint
-from real_agents.conftest import AGENTS_BIN, agent_program
+from real_agents import acp_harness
+from real_agents.acp_harness import (
+    BEFORE,
+    CLAUDE_ENV,
+    DONE,
+    EDIT,
+    ENDED,
+    events_text,
+    result_text,
+    run_job,
+    set_env,
+    write_gemini_settings,
+)
+from real_agents.conftest import agent_program
 from review_harness import lsp_session
 
 KEY_ENV = "LOGIST_TEST_ACP_PRESET_KEY"
 KEY = "sk-acp-preset-5c19ae2d77"
-BEFORE = "greeting = hello\n"
-AFTER = "greeting = hello world\n"
-EDIT = {"edit": {"path": "a.txt", "old": "greeting = hello", "new": "greeting = hello world"}}
-DONE = {"text": "Done: changed the greeting in a.txt."}
-SETTLED = {"review", "failed", "stuck", "halted", "needs_input"}
-GEMINI_SETTINGS = {
-    "security": {"auth": {"selectedType": "gemini-api-key"}},
-    "telemetry": {"enabled": False},
-    "privacy": {"usageStatisticsEnabled": False},
-    "general": {"disableAutoUpdate": True, "disableUpdateNag": True, "maxAttempts": 1},
-}
-#: claude-agent-acp starts claude with --allow-dangerously-skip-permissions, which claude
-#: refuses as root unless told it runs in a sandbox; no calls besides the model's.
-CLAUDE_ENV = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1",
-              "DISABLE_AUTOUPDATER": "1", "IS_SANDBOX": "1"}  # fmt: skip
+SETTLED = ENDED | {"needs_input"}
 
 
 @pytest.fixture
 def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An isolated HOME outside the temporary directories, the agents on PATH, the test
     key set, npm's registry closed (opencode fetches a package on a first start)."""
-    path = Path.home() / ".cache" / "logist-ci" / "homes" / f"acpp-{uuid.uuid4().hex[:10]}"
-    path.mkdir(parents=True)
-    monkeypatch.setenv("HOME", str(path))
-    monkeypatch.setenv("PATH", f"{AGENTS_BIN}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv(KEY_ENV, KEY)
-    monkeypatch.setenv("npm_config_registry", "http://127.0.0.1:9/")
-    for name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("LOGIST_WORKSPACE_ROOT", str(path / "worktrees"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with acp_harness.isolated_home(
+        monkeypatch,
+        "acpp",
+        KEY_ENV,
+        KEY,
+        env={"npm_config_registry": "http://127.0.0.1:9/"},
+        unset=("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"),
+    ) as path:
+        yield path
 
 
 @pytest.fixture
 def repo(home: Path) -> Path:
-    return make_repo(home / "repo", {"a.txt": BEFORE.encode()})
-
-
-def events_text(repo: Path, job_id: str) -> str:
-    return "\n".join(str((e["kind"], e["data"])) for e in job_events(repo, job_id))
+    return acp_harness.edit_repo(home)
 
 
 def assert_edit_in_review(repo: Path, record: dict[str, Any], endpoint: ModelEndpoint) -> None:
-    seen = [(e.kind, e.model, e.status, e.body[:300]) for e in endpoint.log]
-    why = f"{events_text(repo, record['id'])}\nendpoint: {seen}"
-    assert record["status"] == "review", (record.get("status_reason"), why)
-    assert record["result"]["diff"]["paths"] == ["a.txt"], why
-    assert git(repo, "show", f"{record['result']['result_commit']}:a.txt") == AFTER
-    assert record["steps"][0]["session_id"], "the ACP session id is on the step"
+    acp_harness.assert_edit_in_review(repo, record, endpoint)
     assert (repo / "a.txt").read_text() == BEFORE  # the user's tree is untouched until accepted
 
 
@@ -104,16 +80,6 @@ def assert_key_kept(endpoint: ModelEndpoint, repo: Path, job_id: str) -> None:
     for path in (repo / ".logist" / "jobs" / job_id).rglob("*"):
         if path.is_file():
             assert KEY.encode() not in path.read_bytes(), path
-
-
-def run_job(repo: Path, *args: str, expect: int = 0) -> dict[str, Any]:
-    """`logist run --json ARGS`; the record (the job's events in the message otherwise)."""
-    proc = run_logist("run", "--json", *args, cwd=repo, check=False, timeout=300)
-    assert proc.stdout.strip(), proc.stderr
-    record: dict[str, Any] = json.loads(proc.stdout)
-    if proc.returncode != expect:
-        raise AssertionError(f"exit {proc.returncode}\n" + events_text(repo, record["id"]))
-    return record
 
 
 def asking(repo: Path) -> dict[str, Any] | None:
@@ -127,29 +93,16 @@ def asking(repo: Path) -> dict[str, Any] | None:
 
 
 # -- through the language server ----------------------------------------------------------
-async def lsp_job(repo: Path, params: dict[str, Any]) -> dict[str, Any]:
-    """`logist/createJob` on a.txt with `params`, waited for until it settles; its record."""
-    async with lsp_session([repo]) as editor:
-        created = await editor.request(
-            "logist/createJob",
-            {"prompt": "greet", "uri": (repo / "a.txt").as_uri(), "agent": "acp", **params},
-        )
-        job_id = str(created["jobId"])
-        await editor.wait_status(job_id, SETTLED, 300)
-    return show_job(repo, job_id)
-
-
 async def test_claude_agent_acp_edit_through_the_language_server(
     repo: Path, model_endpoint: ModelEndpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("claude-agent-acp", "claude"):
         agent_program(name)
-    for name, value in CLAUDE_ENV.items():
-        monkeypatch.setenv(name, value)
+    set_env(monkeypatch, CLAUDE_ENV)
     model_endpoint.script({"read": "a.txt"}, EDIT, DONE)
-    record = await lsp_job(repo, {"agentOptions": {
+    record = await acp_harness.lsp_job(repo, {"agentOptions": {
         "preset": "claude-agent-acp", "base_url": model_endpoint.url,
-        "api_key_env": KEY_ENV}})  # fmt: skip
+        "api_key_env": KEY_ENV}}, timeout=300, settled=SETTLED)  # fmt: skip
     assert_edit_in_review(repo, record, model_endpoint)
     usage, served = record["result"]["usage"], model_endpoint.totals()
     assert served["served"] > 0 and served["unmatched"] == 0, served
@@ -163,12 +116,11 @@ async def test_gemini_acp_edit_through_the_language_server(
     repo: Path, model_endpoint: ModelEndpoint, home: Path
 ) -> None:
     agent_program("gemini")
-    (home / ".gemini").mkdir()
-    (home / ".gemini" / "settings.json").write_text(json.dumps(GEMINI_SETTINGS))
+    write_gemini_settings(home)
     model_endpoint.script(EDIT, DONE)
-    record = await lsp_job(repo, {"model": "gemini-2.5-flash", "agentOptions": {
+    record = await acp_harness.lsp_job(repo, {"model": "gemini-2.5-flash", "agentOptions": {
         "preset": "gemini", "base_url": model_endpoint.url,
-        "api_key_env": KEY_ENV}})  # fmt: skip
+        "api_key_env": KEY_ENV}}, timeout=300, settled=SETTLED)  # fmt: skip
     assert_edit_in_review(repo, record, model_endpoint)
     usage, served = record["result"]["usage"], model_endpoint.totals()
     calls = [(r.kind, r.model, r.input, r.output) for r in model_endpoint.log]
@@ -235,7 +187,7 @@ def test_opencode_acp_asks_for_a_shell_command_by_the_jobs_permissions(
         out, err = runner.communicate(timeout=240)
     record = review_record(runner.returncode, out, err)
     assert record["result"]["diff"]["paths"] == ["b.txt"], events_text(repo, record["id"])
-    assert git(repo, "show", f"{record['result']['result_commit']}:b.txt") == "hi\n"
+    assert result_text(repo, record, "b.txt") == "hi\n"
     assert len(record["steps"]) == 1, "the same process went on after the answer"
 
 

@@ -22,6 +22,7 @@ import pytest
 from conftest import git, job_events, make_repo, parse_json, run_logist, show_job
 from logist_server.providers.agents import stdin_feed
 from model_endpoint import ModelEndpoint
+from real_agents.acp_harness import write_gemini_settings
 from real_agents.conftest import AGENTS_BIN, agent_program
 from review_harness import lsp_session
 
@@ -32,12 +33,6 @@ Turn = dict[str, Any]
 EDIT: Turn = {"edit": {"path": "a.txt", "old": "greeting = hello", "new": "greeting = hello world"}}
 DONE: Turn = {"text": "Done: changed the greeting in a.txt."}
 Serve = Callable[[list[Turn]], AbstractContextManager[ModelEndpoint]]
-SETTINGS = {
-    "security": {"auth": {"selectedType": "gemini-api-key"}},
-    "telemetry": {"enabled": False},
-    "privacy": {"usageStatisticsEnabled": False},
-    "general": {"disableAutoUpdate": True, "disableUpdateNag": True, "maxAttempts": 1},
-}
 
 
 @pytest.fixture
@@ -46,8 +41,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     network guard of real_agents/conftest.py has already scrubbed the machine's own)."""
     agent_program("gemini")
     path = tmp_path / "home"
-    (path / ".gemini").mkdir(parents=True)
-    (path / ".gemini" / "settings.json").write_text(json.dumps(SETTINGS))
+    write_gemini_settings(path)
     monkeypatch.setenv("HOME", str(path))
     monkeypatch.setenv("PATH", f"{AGENTS_BIN}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv(KEY_ENV, KEY)
