@@ -39,8 +39,12 @@ GEMINI_SETTINGS = {
     "security": {"auth": {"selectedType": "gemini-api-key"}},
     "telemetry": {"enabled": False},
     "privacy": {"usageStatisticsEnabled": False},
-    "general": {"disableAutoUpdate": True, "disableUpdateNag": True, "maxAttempts": 1},
-}
+    "general": {"disableAutoUpdate": True, "disableUpdateNag": True, "maxAttempts": 1,
+                # gemini's startup cleanup deletes every session file that holds no message
+                # yet, and on a loaded machine its scan can come after the new session opened:
+                # the worker's session was lost and a rework could not resume it (a CI run).
+                "sessionRetention": {"enabled": False}},
+}  # fmt: skip
 #: claude-agent-acp starts claude with --allow-dangerously-skip-permissions, which claude
 #: refuses as root unless told it runs in a sandbox; no calls besides the model's.
 CLAUDE_ENV = {"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_TELEMETRY": "1",

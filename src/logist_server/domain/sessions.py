@@ -34,6 +34,7 @@ class PriorStep(msgspec.Struct, frozen=True):
     why: str | None = None
     session_id: str | None = None
     verdict: str | None = None
+    finished_at: float | None = None
 
 
 class Continuation(msgspec.Struct, frozen=True):
@@ -73,6 +74,7 @@ def prior_step(step: Step) -> PriorStep:
         why=step.why,
         session_id=step.session_id,
         verdict=step.verdict,
+        finished_at=step.finished_at,
     )
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -49,6 +50,10 @@ class Preset(msgspec.Struct, frozen=True):
     #: for the job (opencode, cline): it needs a model
     endpoint_config: bool = False
     package: str | None = None  # its npm package (the version read from its package.json)
+    #: The agent names a session's file by the minute it began, and a `session/load` in that
+    #: same minute opens a new chat in the same file, which empties it (gemini 0.61): the
+    #: bridge waits for the next minute before loading a session.
+    minute_session_files: bool = False
 
 
 _TELEMETRY = ("DISABLE_TELEMETRY", "DISABLE_AUTOUPDATER", "DISABLE_ERROR_REPORTING")
@@ -115,6 +120,7 @@ PRESETS: dict[str, Preset] = {
         install="npm install -g @google/gemini-cli",
         login="run `gemini` once and log in, or set GEMINI_API_KEY",
         credentials=(".gemini/oauth_creds.json",),
+        minute_session_files=True,
     ),
     "opencode": Preset(
         program="opencode",
@@ -273,6 +279,7 @@ class AcpAgent:
             env=env,
             env_from=env_from,
             resume=ctx.resume_session,
+            load_not_before=_load_not_before(preset, ctx),
             model=model,
             init_timeout=float(options.get("init_timeout", INIT_TIMEOUT_S)),
         )
@@ -394,3 +401,14 @@ def _installed_outside(name: str, workspace: str) -> str:
     if real == root or root in real.parents:
         raise UsageError(f"acp: the agent program '{name}' lies inside the job's workspace")
     return program
+
+
+def _load_not_before(preset: Preset | None, ctx: AgentContext) -> float | None:
+    """For an agent with `minute_session_files`: the start of the minute after the one in
+    which the resumed session's first step ended (its session began in that minute or
+    before); None for other agents and new sessions."""
+    if preset is None or not preset.minute_session_files or ctx.resume_session is None:
+        return None
+    ended = next((s.finished_at for s in ctx.history if s.session_id == ctx.resume_session), None)
+    began = time.time() if ended is None else ended  # unknown: assume it began just now
+    return (began // 60 + 1) * 60

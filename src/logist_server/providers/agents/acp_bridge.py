@@ -19,10 +19,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import signal
 import sys
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any, cast
@@ -324,6 +326,17 @@ async def _converse(
     return 0 if result.get("stopReason") == "end_turn" else 1
 
 
+async def _wait_to_load(config: Config) -> None:
+    """Wait until `config.load_not_before`, saying why (see `Preset.minute_session_files`)."""
+    wait = (config.load_not_before or 0) - time.time()
+    if wait > 0:
+        emit([AgentMessage(text=(
+            f"waiting {math.ceil(wait)} s before loading session {config.resume}: the agent "
+            "empties a session loaded in the minute it began"
+        ))])  # fmt: skip
+        await asyncio.sleep(wait)
+
+
 async def _open_session(
     call: Any,
     conn: ClientSideConnection,
@@ -346,6 +359,7 @@ async def _open_session(
                     request = conn.resume_session(session_id=config.resume, cwd=cwd, mcp_servers=[])
                     await call("session/resume", request, config.init_timeout)
                 else:
+                    await _wait_to_load(config)
                     raw.replaying = True  # the history it replays is not news
                     try:
                         loading = conn.load_session(

@@ -21,5 +21,7 @@ class Config(msgspec.Struct, frozen=True):
     #: Agent variable <- name of a variable of the bridge's environment (API keys).
     env_from: dict[str, str] = msgspec.field(default_factory=dict)
     resume: str | None = None
+    #: Epoch seconds before which `session/load` must not be sent (None: at once).
+    load_not_before: float | None = None
     model: str | None = None
     init_timeout: float = INIT_TIMEOUT_S
