@@ -218,6 +218,8 @@ class LogistClient:
         text = f"The agent asks leave to {judged.kind}: {title}"
         if judged.outside:
             text += f" (outside the workspace: {', '.join(judged.outside[:3])})"
+        elif judged.unplaced:
+            text += f" (a path the agent may expand: {', '.join(judged.unplaced[:3])})"
         answer = await self._ask(text, call.get("toolCallId"), [o.name for o in options])
         chosen = _match(answer, options)
         if chosen is None:

@@ -12,8 +12,9 @@ subagent, a shell command shown as `read`) or a lie. So the declared kind is adv
   a target or a cwd, at any depth (codex's `changes` keys too); a URI with a scheme other
   than `file:` names no file;
 - a path counts as inside only when it plainly names the workspace: the agent's own tool may
-  expand `~`, `$VAR` and backquotes, so a path with them is outside, and a `file:` URI is
-  decoded to the absolute path it names;
+  expand `~`, so a path starting with it is outside; a `file:` URI is decoded to the absolute
+  path it names; a path with `$` or a backquote (`$HOME/x`, or a file really named `$lib`)
+  is one Logist cannot place, and a call naming one is asked at least;
 - an apply_patch envelope (codex's format, cline's patch tool labelled `other`) in any
   string of its input makes it a write of the files its headers name: `*** Add File:` and
   `*** Update File:` an edit, `*** Delete File:` a delete, `*** Move to:` a move (cline
@@ -67,8 +68,8 @@ _PATH_ENDINGS = ("path", "paths", "file", "files", "filename", "filenames", "dir
                  "url", "urls")  # fmt: skip
 #: A URI's scheme (`file:`, `https:`...).
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
-#: What a shell or the agent's tool may expand in a path: home, variables, commands.
-_EXPANDED = re.compile(r"^~|[$`]")
+#: What a shell or the agent's tool may expand in a path besides `~`: variables, commands.
+_EXPANDED = re.compile(r"[$`]")
 _SEPARATORS = re.compile(r"[_\-\s]")
 _STRICTNESS = {"allow": 0, "ask": 1, "deny": 2}
 #: An apply_patch envelope's lines, matched more loosely than the agents parse them
@@ -91,6 +92,7 @@ class Judged(msgspec.Struct, frozen=True):
     writes: bool
     paths: tuple[str, ...]
     outside: tuple[str, ...]  # the paths that are not inside the workspace
+    unplaced: tuple[str, ...] = ()  # inside as written, but with `$` or a backquote
 
 
 def _key(name: str) -> str:
@@ -192,15 +194,15 @@ def _web_uri(text: str) -> bool:
 
 
 def within(path: str, inside: Callable[[str], bool]) -> bool:
-    """Whether `path` plainly names a place inside the workspace: a `file:` URI is decoded
-    to the absolute path it names; `~`, `$VAR` or a backquote (which the agent's tool may
-    expand) make a path outside."""
+    """Whether `path`, as written, names a place inside the workspace: a `file:` URI is
+    decoded to the absolute path it names; a path starting with `~` (which the agent's tool
+    may expand to the user's home) is outside."""
     if _SCHEME.match(path):
         uri = urllib.parse.urlsplit(path)
         if uri.scheme.lower() != "file" or uri.netloc not in ("", "localhost"):
             return False
         path = "/" + urllib.parse.unquote(uri.path).lstrip("/")  # a file URI is absolute
-    return not _EXPANDED.search(path) and inside(path)
+    return not path.startswith("~") and inside(path)
 
 
 def _writes(call: dict[str, Any]) -> bool:
@@ -235,22 +237,23 @@ def judge(calls: list[dict[str, Any]], inside: Callable[[str], bool]) -> Judged:
         kinds.add("edit")
     paths = tuple(dict.fromkeys(p for call in calls for p in _paths(call)))
     outside = tuple(p for p in paths if not within(p, inside))
+    unplaced = tuple(p for p in paths if p not in outside and _EXPANDED.search(p))
     if command:
         shown = "execute"
     else:
         shown = next((k for k in _SHOWN_WRITES if k in kinds), None) or min(
             kinds, key=TOOL_KINDS.index
         )
-    return Judged(shown, frozenset(kinds), writes, paths, outside)
+    return Judged(shown, frozenset(kinds), writes, paths, outside, unplaced)
 
 
 def decision(policy: Permissions, judged: Judged) -> Decision:
     """The policy's answer for a judged call: the strictest of its kinds'; a write with a
     path outside the workspace denied; a write naming no path, or any call naming a path
-    outside, asked at least."""
+    outside or one it cannot place, asked at least."""
     if judged.writes and judged.outside:
         return "deny"
     decisions = [decide(policy, kind) for kind in sorted(judged.kinds)]
-    if (judged.writes and not judged.paths) or judged.outside:
+    if (judged.writes and not judged.paths) or judged.outside or judged.unplaced:
         decisions.append("ask")
     return max(decisions, key=_STRICTNESS.__getitem__)
