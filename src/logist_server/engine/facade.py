@@ -398,7 +398,9 @@ class Engine:
         """Back to the checkpoint before the last step, to run that step again."""
         job = self.get(ref)
         if job.status in (S.ACCEPTED, S.REJECTED):
-            raise UsageError(f"job {job.id} is {job.status.phrase}: its workspace is gone; use rerun")
+            raise UsageError(
+                f"job {job.id} is {job.status.phrase}: its workspace is gone; use rerun"
+            )
         live = live_steps(job)
         if not live:
             raise UsageError(f"job {job.id} has no step to go back over")
@@ -764,7 +766,8 @@ class Engine:
         job = self.get(ref)
         if job.status != S.REVIEW:
             raise UsageError(
-                f"job {job.id} is {job.status.phrase}, not in review: only a job in review can be {verb}"
+                f"job {job.id} is {job.status.phrase}, not in review: "
+                f"only a job in review can be {verb}"
             )
         return job
 

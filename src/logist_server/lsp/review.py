@@ -445,7 +445,9 @@ class Review:
             async with repo_lock_async(engine.repo, "working-tree"):
                 job = await offload.read(engine.get, job.id)  # another may have settled it
                 if job.status != JobStatus.REVIEW:
-                    raise JsonRpcInvalidParams(f"job {job.id} is {job.status.phrase}, not in review")
+                    raise JsonRpcInvalidParams(
+                        f"job {job.id} is {job.status.phrase}, not in review"
+                    )
                 buffers = self._open_buffers(engine, job)
                 versions = {path: self._version(engine, path) for path in buffers}
                 run = await offload.work(engine.start_hunk_accept, job.id, hunk_ids, buffers)
