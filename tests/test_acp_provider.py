@@ -7,10 +7,12 @@ import json
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from logist_server.domain.errors import UsageError
 from logist_server.domain.model import AgentSpec, Job
+from logist_server.domain.sessions import PriorStep
 from logist_server.providers.agents.acp import AcpAgent
 from logist_server.providers.agents.base import AgentContext
 
@@ -89,3 +91,33 @@ def test_codex_acp_gets_its_provider_as_config_overrides(
     assert 'model_providers.logist.env_key="K"' in agent and 'model="gpt-5"' in agent
     assert "features.plugins=false" in agent
     assert config["model"] is None and config["env_from"] == {}
+
+
+def test_gemini_loads_a_session_only_after_the_minute_it_began(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gemini empties a session loaded in the minute it began: the bridge is told to wait
+    until the minute after the one in which the session's first step ended; codex-acp (no
+    such file naming) and a new session are not held back."""
+    bin_dir = tmp_path / "bin"
+    fake_program(bin_dir, "gemini")
+    fake_program(bin_dir, "codex-acp")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    history = (
+        PriorStep(number=1, role="worker", agent="acp", outcome="done", session_id="s-1",
+                  finished_at=1_800_000_125.5),
+        PriorStep(number=2, role="supervisor", agent="acp", outcome="done", session_id="s-2",
+                  finished_at=1_800_000_190.0),
+    )  # fmt: skip
+    ctx = msgspec.structs.replace(context(workspace), why="rework", history=history)
+
+    def load_not_before(preset: str, ctx: AgentContext) -> object:
+        job = Job(id="j1", prompt="x", repo="/r",
+                  agent=AgentSpec("acp", options={"preset": preset}))  # fmt: skip
+        return bridge_config(AcpAgent().build(job, ctx).argv)["load_not_before"]
+
+    assert load_not_before("gemini", ctx) == 1_800_000_180  # 125.5 s: the minute 120..180
+    assert load_not_before("codex-acp", ctx) is None
+    assert load_not_before("gemini", msgspec.structs.replace(ctx, resume_session=None)) is None
