@@ -184,9 +184,11 @@ def test_a_400_budget_refusal_fails_with_the_reason(repo: Path, serve: Serve) ->
 def test_a_rework_round_resumes_the_workers_session(repo: Path, serve: Serve) -> None:
     again: Turn = {"edit": {"path": "a.txt", "old": "greeting = hello world",
                             "new": "greeting = hello, world"}}  # fmt: skip
-    script: list[Turn] = [EDIT, DONE, {"text": "VERDICT: CHANGES\n- add a comma"}, again, DONE,
+    marker = "worker-note-71d0"  # the worker's own words: no prompt of Logist's holds them
+    script: list[Turn] = [EDIT, {"text": f"Done ({marker})."},
+                          {"text": "VERDICT: CHANGES\n- add a comma"}, again, DONE,
                           {"text": "VERDICT: APPROVE"}]  # fmt: skip
-    with serve(script):
+    with serve(script) as endpoint:
         record = run_job(repo, "--file", "a.txt", "--prompt", "greet", "--supervisor",
                          timeout=240)  # fmt: skip
     assert record["status"] == "review", record["status_reason"]
@@ -199,6 +201,10 @@ def test_a_rework_round_resumes_the_workers_session(repo: Path, serve: Serve) ->
     assert steps[2]["resumed_session"] == worker and steps[2]["session_id"] == worker
     assert f"--resume={worker}" in argv_of(repo, record["id"], 3)
     assert not any(a.startswith("--resume") for a in argv_of(repo, record["id"], 1))
+    # The conversation came back: the rework's first model call carries the worker's words.
+    rework = next(e for e in endpoint.log if e.turn == 3)
+    assert marker.encode() in rework.body
+    assert marker.encode() not in next(e for e in endpoint.log if e.turn == 0).body
     assert result_text(repo, record) == "greeting = hello, world\n"
 
 
