@@ -219,7 +219,7 @@ class LogistClient:
         if judged.outside:
             text += f" (outside the workspace: {', '.join(judged.outside[:3])})"
         elif judged.unplaced:
-            text += f" (a path the agent may expand: {', '.join(judged.unplaced[:3])})"
+            text += f" (a path Logist cannot place: {', '.join(judged.unplaced[:3])})"
         answer = await self._ask(text, call.get("toolCallId"), [o.name for o in options])
         chosen = _match(answer, options)
         if chosen is None:

@@ -32,10 +32,11 @@ only by its declared kind and the policy for it (see doc/security.md).
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.parse
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -49,27 +50,33 @@ from logist_server.domain.permissions import (
 
 #: Input keys (lower case, `_`/`-` dropped) whose value is a command to run.
 COMMAND_KEYS = frozenset(
-    {"command", "commands", "cmd", "cmds", "commandline", "shellcommand", "script", "argv",
-     "exec", "execute", "code", "program", "executable", "shell", "bash"}
+    {"command", "commands", "cmd", "cmds", "commandline", "cmdline", "shellcommand", "script",
+     "argv", "exec", "execute", "code", "program", "executable", "shell", "bash"}
+)  # fmt: skip
+#: Values of a `command` key that name an editor action, not a program (the text-editor
+#: tool shape of Anthropic's API and goose: `{"command": "view", "path": ...}`).
+EDITOR_ACTIONS = frozenset({"view", "create", "strreplace", "insert", "undoedit"})
+#: Input keys (at any depth) holding a file's new text.
+CONTENT_KEYS = frozenset(
+    {"content", "contents", "newcontent", "newcontents", "filecontent", "filecontents",
+     "newstring", "newstr", "newtext", "newsource", "filetext"}
 )  # fmt: skip
 #: Input keys (at any depth) whose presence shows the call writes a file.
-WRITE_KEYS = frozenset(
-    {"content", "contents", "newcontent", "newcontents", "filecontent", "filecontents",
-     "newstring", "newstr", "newtext", "newsource", "filetext", "patch", "diff", "changes",
-     "edits"}
-)  # fmt: skip
+WRITE_KEYS = CONTENT_KEYS | {"patch", "diff", "changes", "edits"}
 #: Input keys naming a path: these exactly, or ending with one of `_PATH_ENDINGS`.
 PATH_KEYS = frozenset(
     {"source", "src", "destination", "dest", "dst", "target", "to", "from", "cwd", "uri",
-     "url"}
+     "url", "newname", "root", "folder", "workdir"}
 )  # fmt: skip
 _PATH_ENDINGS = ("path", "paths", "file", "files", "filename", "filenames", "dir", "dirs",
                  "directory", "directories", "cwd", "destination", "target", "uri", "uris",
-                 "url", "urls")  # fmt: skip
-#: A URI's scheme (`file:`, `https:`...).
+                 "url", "urls", "folder", "folders")  # fmt: skip
+_URI_ENDINGS = ("uri", "uris", "url", "urls")
+#: A URI's scheme (`file:`, `https:`...), and a web address (not a file here).
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
-#: What a shell or the agent's tool may expand in a path besides `~`: variables, commands.
-_EXPANDED = re.compile(r"[$`]")
+_WEB_URL = re.compile(r"(https?|wss?|ftps?)://", re.IGNORECASE)
+#: What splits a string naming several paths (a tool may split and trim it).
+_LIST_SEPARATORS = re.compile(r"[,;\n\r\t]")
 _SEPARATORS = re.compile(r"[_\-\s]")
 _STRICTNESS = {"allow": 0, "ask": 1, "deny": 2}
 #: An apply_patch envelope's lines, matched more loosely than the agents parse them
@@ -83,6 +90,8 @@ _SHOWN_WRITES = ("delete", "move", "edit")
 #: Deepest input nesting looked into (a deeper value counts as a command and a path).
 MAX_DEPTH = 32
 
+Place = Literal["inside", "outside", "unplaced"]
+
 
 class Judged(msgspec.Struct, frozen=True):
     """What a tool call is, judged from its content."""
@@ -92,7 +101,9 @@ class Judged(msgspec.Struct, frozen=True):
     writes: bool
     paths: tuple[str, ...]
     outside: tuple[str, ...]  # the paths that are not inside the workspace
-    unplaced: tuple[str, ...] = ()  # inside as written, but with `$` or a backquote
+    #: Paths Logist cannot place (`$HOME/x`, a backquote, a URI of another scheme, a
+    #: padded one) and outside paths quoted in a file's new text: the user is asked.
+    unplaced: tuple[str, ...] = ()
 
 
 def _key(name: str) -> str:
@@ -104,40 +115,67 @@ def _is_path_key(name: str) -> bool:
     return key in PATH_KEYS or key.endswith(_PATH_ENDINGS)
 
 
-def _strings(value: Any, depth: int = 0) -> Iterator[str]:
-    """Every string in `value` (itself, or in its lists and objects' values)."""
+def _decoded(text: str) -> Any:
+    """The JSON object or array a string holds (a tool input sent as a string), or None."""
+    stripped = text.strip()
+    if not stripped.startswith(("{", "[")):
+        return None
+    try:
+        value = json.loads(stripped)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict | list) else None
+
+
+def _texts(value: Any, in_content: bool = False, depth: int = 0) -> Iterator[tuple[str, bool]]:
+    """Every string in `value` (itself, its lists and objects' values, and what a string
+    holding JSON holds), each with whether it lies under a key holding a file's new text."""
+    if depth >= MAX_DEPTH:
+        return
     if isinstance(value, str):
-        yield value
-    elif depth < MAX_DEPTH and isinstance(value, list | tuple):
+        yield value, in_content
+        if not in_content and (inner := _decoded(value)) is not None:
+            yield from _texts(inner, in_content, depth + 1)
+    elif isinstance(value, list | tuple):
         for item in value:
-            yield from _strings(item, depth + 1)
-    elif depth < MAX_DEPTH and isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item, depth + 1)
+            yield from _texts(item, in_content, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _texts(item, in_content or _key(str(key)) in CONTENT_KEYS, depth + 1)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    return (text for text, _ in _texts(value))
 
 
 def _walk(value: Any, depth: int = 0) -> Iterator[tuple[str, Any]]:
-    """Every (key, value) pair of the objects in `value`, at any depth."""
+    """Every (key, value) pair of the objects in `value`, at any depth, in strings holding
+    JSON too (not in a file's new text: a JSON file's keys are not the tool's)."""
     if depth >= MAX_DEPTH:
         yield "command", "(nested too deep)"  # never a way to hide a command or a path
         yield "path", "/"
         return
-    if isinstance(value, dict):
+    if isinstance(value, str):
+        if (inner := _decoded(value)) is not None:
+            yield from _walk(inner, depth + 1)
+    elif isinstance(value, dict):
         for key, item in value.items():
             yield str(key), item
-            yield from _walk(item, depth + 1)
+            if not (isinstance(item, str) and _key(str(key)) in CONTENT_KEYS):
+                yield from _walk(item, depth + 1)
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _walk(item, depth + 1)
 
 
+def _is_command(key: str, value: Any) -> bool:
+    if _key(key) not in COMMAND_KEYS or value in (None, "", [], {}) or isinstance(value, bool):
+        return False
+    return not (isinstance(value, str) and _key(value) in EDITOR_ACTIONS)
+
+
 def _has_command(raw: Any) -> bool:
-    return any(
-        _key(key) in COMMAND_KEYS
-        and value not in (None, "", [], {})
-        and not isinstance(value, bool)
-        for key, value in _walk(raw)
-    )
+    return any(_is_command(key, value) for key, value in _walk(raw))
 
 
 class Patch(msgspec.Struct, frozen=True):
@@ -146,30 +184,54 @@ class Patch(msgspec.Struct, frozen=True):
     found: bool  # an envelope (a header or the Begin sentinel) is there
     kinds: frozenset[str]  # edit (Add/Update File), delete (Delete File), move (Move to)
     paths: tuple[str, ...]
+    #: The envelope is the tool's whole input (a string, or an object of one string: cline's
+    #: `{"input": ENVELOPE}`): the tool is a patch tool.
+    whole: bool = False
+    #: Paths of envelopes quoted in a file's new text (a document about patches).
+    quoted: tuple[str, ...] = ()
+
+
+def _envelope(text: str) -> tuple[bool, set[str], list[str]]:
+    found, kinds, paths = False, set[str](), list[str]()
+    if "***" not in text:
+        return found, kinds, paths
+    for line in text.splitlines():  # every line break the agents split on, and more
+        if header := _PATCH_FILE.match(line):
+            kinds.add(_PATCH_KINDS[header.group(1).lower()])
+            paths.append(header.group(2).strip())
+        elif move := _PATCH_MOVE.match(line):
+            kinds.add("move")
+            paths.append(move.group(1).strip())
+        elif not _PATCH_BEGIN.match(line):
+            continue
+        found = True
+    return found, kinds, paths
 
 
 def patch_envelope(raw: Any) -> Patch:
     """The apply_patch envelopes in any string of `raw` (a tool call's input)."""
-    found, kinds, paths = False, set[str](), list[str]()
-    for text in _strings(raw):
-        if "***" not in text:
+    found, kinds, paths, quoted = False, set[str](), list[str](), list[str]()
+    for text, in_content in _texts(raw):
+        seen, its_kinds, its_paths = _envelope(text)
+        if in_content:  # the new text of a file: what it quotes is not applied as a patch
+            quoted += its_paths
             continue
-        for line in text.splitlines():  # every line break the agents split on, and more
-            if header := _PATCH_FILE.match(line):
-                kinds.add(_PATCH_KINDS[header.group(1).lower()])
-                paths.append(header.group(2).strip())
-            elif move := _PATCH_MOVE.match(line):
-                kinds.add("move")
-                paths.append(move.group(1).strip())
-            elif not _PATCH_BEGIN.match(line):
-                continue
-            found = True
-    return Patch(found, frozenset(kinds), tuple(p for p in paths if p))
+        found |= seen
+        kinds |= its_kinds
+        paths += its_paths
+    lone = raw if isinstance(raw, str) else None
+    if isinstance(raw, dict) and len(raw) == 1 and isinstance(next(iter(raw.values())), str):
+        lone = next(iter(raw.values()))
+    whole = lone is not None and _envelope(lone.lstrip().split("\n", 1)[0])[0]
+    return Patch(found, frozenset(kinds), tuple(p for p in paths if p), whole,
+                 tuple(p for p in quoted if p))  # fmt: skip
 
 
 def _paths(call: dict[str, Any]) -> list[str]:
-    """Every path a tool call names: locations, diffs, path-like input keys, codex's
-    `changes` keys."""
+    """Every path a tool call names: locations, diffs, path-like input keys (the keys of an
+    object under one, or under a write key: `{"files": {PATH: TEXT}}`, codex's `changes`),
+    object keys that look like paths, apply_patch headers. A web address under a URL key
+    names no file."""
     found: list[Any] = []
     for location in call.get("locations") or []:
         if isinstance(location, dict):
@@ -179,30 +241,54 @@ def _paths(call: dict[str, Any]) -> list[str]:
             found.append(item.get("path"))
     raw = call.get("rawInput")
     for key, value in _walk(raw):
-        if _is_path_key(key):
-            found += list(_strings(value))
-        if key == "changes" and isinstance(value, dict):
-            found += list(value)
+        if key.startswith(("/", "~", "file:")):
+            found.append(key)
+        path_key = _is_path_key(key)
+        if path_key:
+            web = _key(key).endswith(_URI_ENDINGS)
+            found += [s for s in _strings(value) if not (web and _WEB_URL.match(s))]
+        if isinstance(value, dict) and (path_key or _key(key) in WRITE_KEYS):
+            found += [str(name) for name in value]
     found += patch_envelope(raw).paths
-    return [p for p in found if isinstance(p, str) and p and not _web_uri(p)]
+    return [p for p in found if isinstance(p, str) and p]
 
 
-def _web_uri(text: str) -> bool:
-    """Whether `text` is a URI of a scheme other than `file:` (it names no file here)."""
-    scheme = _SCHEME.match(text)
-    return scheme is not None and scheme.group(1).lower() != "file"
+def _place_one(path: str, inside: Callable[[str], bool]) -> Place:
+    if _WEB_URL.match(path):
+        return "unplaced"  # a web address where a file was expected
+    if scheme := _SCHEME.match(path):
+        if scheme.group(1).lower() != "file":
+            return "unplaced"  # `a:/../x`: a tool may take it for a relative path
+        uri = urllib.parse.urlsplit(path)
+        if uri.netloc not in ("", "localhost"):
+            return "outside"
+        if uri.query or uri.fragment:  # a tool that only drops `file://` keeps the rest
+            naive = "/" + path.split(":", 1)[1].lstrip("/")
+            return "outside" if not inside(naive) else "unplaced"
+        path = "/" + urllib.parse.unquote(uri.path).lstrip("/")  # a file URI is absolute
+    if path.startswith("~"):
+        return "outside"  # the agent's tool may expand it to the user's home
+    if path.startswith("$") or "`" in path or "$(" in path:
+        return "unplaced"  # an expansion: `$HOME/x`, a command's output
+    return "inside" if inside(path) else "outside"
+
+
+def place(path: str, inside: Callable[[str], bool]) -> Place:
+    """Where `path` points: inside the workspace, outside it, or unplaced (Logist cannot
+    tell). A string naming several paths (`a.py,b.py`, one per line) or padded with blanks
+    is judged by each piece too: a tool may split or trim it."""
+    pieces = {path, *(piece.strip() for piece in _LIST_SEPARATORS.split(path))} - {""}
+    places = {_place_one(piece, inside) for piece in pieces}
+    if "outside" in places:
+        return "outside"
+    if "unplaced" in places or path != path.strip():
+        return "unplaced"
+    return "inside"
 
 
 def within(path: str, inside: Callable[[str], bool]) -> bool:
-    """Whether `path`, as written, names a place inside the workspace: a `file:` URI is
-    decoded to the absolute path it names; a path starting with `~` (which the agent's tool
-    may expand to the user's home) is outside."""
-    if _SCHEME.match(path):
-        uri = urllib.parse.urlsplit(path)
-        if uri.scheme.lower() != "file" or uri.netloc not in ("", "localhost"):
-            return False
-        path = "/" + urllib.parse.unquote(uri.path).lstrip("/")  # a file URI is absolute
-    return not path.startswith("~") and inside(path)
+    """Whether `path` plainly names a place inside the workspace (see `place`)."""
+    return place(path, inside) == "inside"
 
 
 def _writes(call: dict[str, Any]) -> bool:
@@ -226,9 +312,12 @@ def judge(calls: list[dict[str, Any]], inside: Callable[[str], bool]) -> Judged:
         if isinstance(call.get("kind"), str)
     }
     kinds = set(declared) or {"other"}
-    patched = {kind for call in calls for kind in patch_envelope(call.get("rawInput")).kinds}
-    if patched:  # the envelope says what the call is: `other` said nothing
-        kinds = (kinds - {"other"}) | patched
+    patches = [patch_envelope(call.get("rawInput")) for call in calls]
+    patched = {kind for patch in patches for kind in patch.kinds}
+    if patched and any(patch.whole for patch in patches):
+        kinds = (kinds - {"other"}) | patched  # a patch tool: `other` said nothing more
+    else:
+        kinds |= patched  # a header in some text of another tool: `other` still holds
     command = any(_has_command(call.get("rawInput")) for call in calls)
     writes = bool(declared & WRITING_KINDS) or any(_writes(call) for call in calls)
     if command:
@@ -236,8 +325,12 @@ def judge(calls: list[dict[str, Any]], inside: Callable[[str], bool]) -> Judged:
     if writes and not kinds & WRITING_KINDS:
         kinds.add("edit")
     paths = tuple(dict.fromkeys(p for call in calls for p in _paths(call)))
-    outside = tuple(p for p in paths if not within(p, inside))
-    unplaced = tuple(p for p in paths if p not in outside and _EXPANDED.search(p))
+    places = {p: place(p, inside) for p in paths}
+    outside = tuple(p for p in paths if places[p] == "outside")
+    quoted = dict.fromkeys(p for patch in patches for p in patch.quoted)
+    unplaced = tuple(p for p in paths if places[p] == "unplaced") + tuple(
+        p for p in quoted if p not in places and place(p, inside) != "inside"
+    )
     if command:
         shown = "execute"
     else:
