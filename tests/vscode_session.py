@@ -118,10 +118,17 @@ class Session:
     out: Path
 
 
-def run_script(tmp_path: Path, script: str, out: Path, env: dict[str, str]) -> Session:
-    """Start a fresh code-server with the extension installed and run e2e/`script` against it
-    (E2E_URL, E2E_OUT, E2E_USER_SETTINGS, E2E_TIMINGS, E2E_LOGIST and `env` given). The
-    extension host's logs are copied next to the screenshots."""
+def run_script(
+    tmp_path: Path,
+    script: str,
+    out: Path,
+    env: dict[str, str],
+    server_env: dict[str, str] | None = None,
+) -> Session:
+    """Start a fresh code-server (its environment with `server_env`) with the extension
+    installed and run e2e/`script` against it (E2E_URL, E2E_OUT, E2E_USER_SETTINGS,
+    E2E_TIMINGS, E2E_LOGIST and `env` given). The extension host's logs are copied next to
+    the screenshots."""
     out.mkdir(parents=True, exist_ok=True)
     print(f"screenshots: {out}")
     user_data, extensions = tmp_path / "user-data", tmp_path / "extensions"
@@ -138,7 +145,7 @@ def run_script(tmp_path: Path, script: str, out: Path, env: dict[str, str]) -> S
     )
     assert installed.returncode == 0, installed.stderr
     timings = tmp_path / "timings.jsonl"
-    server_env = dict(os.environ, LOGIST_VSCODE_TIMINGS=str(timings))
+    server_env = dict(os.environ, LOGIST_VSCODE_TIMINGS=str(timings), **(server_env or {}))
     server_log = (tmp_path / "code-server.log").open("wb")
     flags = ["--disable-telemetry", "--disable-update-check", "--disable-workspace-trust"]
     proc = subprocess.Popen([*base, *flags], env=server_env, stdout=server_log, stderr=server_log)
@@ -176,3 +183,11 @@ def run_script(tmp_path: Path, script: str, out: Path, env: dict[str, str]) -> S
     results: dict[str, Any] = json.loads((out / "results.json").read_text())
     assert results["ok"] is True
     return Session(results=results, user_data=user_data, out=out)
+
+
+def server_sources(user_data: Path) -> list[str]:
+    """Where each start of the server came from, as the extension logged it, in order of
+    the extension hosts (`logist.server.command`, `PATH`...)."""
+    logs = sorted((user_data / "logs").rglob("*-Logist.log"), key=lambda p: str(p.parent.parent))
+    started = re.compile(r"^\[logist\] starting .* \(from (.+)\)$", re.M)
+    return [m for log in logs for m in started.findall(log.read_text(errors="replace"))]
