@@ -125,6 +125,22 @@ def test_accept_and_reject_are_streamed_to_the_client_that_asked(
     _status(client, second, "accepted")
 
 
+def test_a_notification_sent_as_a_request_is_answered(connect: Connect, tmp_path: Path) -> None:
+    """Found by the fuzz test: `$/cancelRequest` (or any notification) sent with an id got
+    no answer, and the client waited forever. Now InvalidRequest; the server goes on."""
+    client = connect(make_repo(tmp_path / "repo"))
+    notifications: list[tuple[str, dict[str, Any]]] = [
+        ("$/cancelRequest", {"id": 1.7976931348623157e308}),
+        ("$/setTrace", {"value": "off"}),
+        ("textDocument/didClose", {"textDocument": {"uri": "file:///x"}}),
+    ]
+    for method, params in notifications:
+        answer = client.request(method, params)
+        assert _error_code(answer) == -32600, answer
+        assert f"'{method}' is a notification" in answer["error"]["message"]
+    assert client.request("logist/listJobs", {})["result"] == []
+
+
 def test_requests_after_shutdown_are_refused(connect: Connect, tmp_path: Path) -> None:
     client = connect(make_repo(tmp_path / "repo"))
     shutdown = client.request("shutdown", None)
@@ -278,7 +294,12 @@ def test_prompt_size_limit_and_job_summaries(connect: Connect, tmp_path: Path) -
     assert summary["status"] == "review" and summary["file"] == "a.txt"
     assert "prompt" not in summary
     assert len(json.dumps(listed)) < 1000
-    assert client.request("logist/getJob", {"jobId": job_id})["result"]["prompt"] == long_prompt
+    record = client.request("logist/getJob", {"jobId": job_id})["result"]
+    assert record["prompt"] == long_prompt
+    # What a jobs view shows of a job it saw no event of: cost so far, start, last change.
+    assert summary["costUsd"] == record["result"]["usage"]["costUsd"] > 0
+    assert summary["startedAt"] == record["steps"][0]["startedAt"] is not None
+    assert summary["updatedAt"] == record["updatedAt"]
 
 
 def _framed(message: object) -> bytes:

@@ -170,6 +170,9 @@ class LogistProtocol(LanguageServerProtocol):
             else:
                 log.info("ignoring an invalid JSON-RPC message")
         elif structured is not None:
+            if is_request and not hasattr(structured, "id"):  # read as a notification type
+                self._send_error(message["id"], INVALID_REQUEST, f"'{method}' is a notification")
+                return
             super().handle_message(structured)
 
     def _authenticate(self, message: dict[str, Any]) -> bool:
