@@ -107,7 +107,8 @@ def test_job_record_summary_and_events_are_camel_case(client: RawClient, tmp_pat
     msgspec.convert(record, wire.JobRecord, strict=True)  # the record is its Struct
 
     (summary,) = client.request("logist/listJobs", {})["result"]
-    assert set(summary) == {"id", "status", "createdAt", "agent", "file", "headline"}
+    assert set(summary) == {"id", "status", "createdAt", "agent", "file", "headline", "costUsd",
+                            "startedAt", "updatedAt"}  # fmt: skip
     assert summary["createdAt"] == stored["created_at"]
 
     events = [

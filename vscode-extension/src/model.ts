@@ -8,6 +8,10 @@ export interface JobSummary {
   agent: string;
   file: string | null;
   headline: string;
+  /** Cost so far, the first step's start and the last change (servers before 0.2 omit them). */
+  costUsd?: number;
+  startedAt?: number | null;
+  updatedAt?: number;
 }
 
 export interface JobEvent {
@@ -95,13 +99,16 @@ export class JobModel {
     for (const summary of summaries) {
       seen.add(summary.id);
       const old = this.jobs.get(summary.id);
+      // A job seen in no event (started by the CLI, or before a reload) keeps what the
+      // listing says: its cost so far, its start and, once it ended, when.
+      const ended = isSettled(summary.status) || summary.status === "review";
       this.jobs.set(summary.id, {
         ...summary,
         headline: firstLine(summary.headline),
-        costUsd: old?.costUsd ?? 0,
+        costUsd: Math.max(old?.costUsd ?? 0, summary.costUsd ?? 0),
         lastSeq: old?.lastSeq ?? 0,
-        startedAt: old?.startedAt ?? null,
-        endedAt: old?.endedAt ?? null,
+        startedAt: old?.startedAt ?? summary.startedAt ?? null,
+        endedAt: ended ? (old?.endedAt ?? summary.updatedAt ?? null) : null,
         question: old?.question ?? null,
         reason: old?.reason ?? null,
       });

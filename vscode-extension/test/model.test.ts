@@ -76,3 +76,20 @@ test("elapsed time and cost read like the Testing view's durations", () => {
   assert.ok(job);
   assert.equal(describe(job, 165), "mock · 1m 05s");
 });
+
+test("a listed job seen in no event shows its cost so far and its elapsed time", () => {
+  const m = new JobModel();
+  m.load([
+    { ...summary("cli", "review", 100), costUsd: 0.0012, startedAt: 110, updatedAt: 175 },
+    { ...summary("run", "running", 100), costUsd: 0.5, startedAt: 130, updatedAt: 150 },
+    summary("old", "accepted", 100), // a server that does not send them
+  ]);
+  const job = (id: string) => m.get(id) as NonNullable<ReturnType<JobModel["get"]>>;
+  assert.equal(describe(job("cli"), 1000), "mock · 1m 05s · $0.0012");
+  assert.equal(describe(job("run"), 160), "mock · 30s · $0.50");
+  assert.equal(describe(job("old"), 1000), "mock");
+  // A later listing with a lower figure (another server's view) never takes cost back.
+  m.load([{ ...summary("run", "running", 100), costUsd: 0.1, startedAt: 130, updatedAt: 150 }]);
+  assert.equal(describe(job("run"), 160), "mock · 30s · $0.50");
+});
+

@@ -83,7 +83,7 @@ def register_jobs(server: LogistServer, pump: EventPump, review: Review) -> None
             statuses = [JobStatus(s) for s in params.status] if params.status else None
         except ValueError as exc:
             raise JsonRpcInvalidParams(f"{p.LIST_JOBS}: {exc}") from None
-        rows: list[tuple[str, str, float, str, str | None, str]] = []
+        rows: list[tuple[Any, ...]] = []  # JobStore.summaries rows
         for engine in list(server.engines.values()):
             if engine.has_store():  # SQLite and the store's lock: off the loop
                 rows += await offload.read(engine.store.summaries, statuses)

@@ -48,6 +48,9 @@ class JobSummary(_Wire, frozen=True):
     agent: str
     file: str | None
     headline: str
+    cost_usd: float  # so far
+    started_at: float | None  # the first step's start (None: not started yet)
+    updated_at: float  # the last change (for a settled job: when it settled)
 
 
 class Hunk(_Wire, frozen=True):

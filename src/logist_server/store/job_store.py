@@ -69,6 +69,14 @@ DROP INDEX IF EXISTS jobs_by_created;
 CREATE INDEX IF NOT EXISTS jobs_listing ON jobs(created_at, id, status, agent, target, headline);
 """
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+#: What a summary reads from each record besides the index: cost so far, the first step's
+#: start, the last change (what an editor's jobs view shows for a job it saw no event of).
+_SUMMARY_FIGURES = (
+    "coalesce(json_extract(CAST(record AS TEXT), '$.result.usage.cost_usd'), 0.0),"
+    " json_extract(CAST(record AS TEXT), '$.steps[0].started_at'),"
+    " coalesce(json_extract(CAST(record AS TEXT), '$.updated_at'), created_at)"
+)
+SummaryRow = tuple[str, str, float, str, str | None, str, float, float | None, float]
 
 _T = TypeVar("_T")
 _encode = msgspec.json.Encoder().encode
@@ -291,12 +299,12 @@ class JobStore:
         with self._reading():
             return [row[0] for row in self._db.execute(sql, args)]
 
-    def summaries(
-        self, statuses: Iterable[JobStatus] | None = None
-    ) -> list[tuple[str, str, float, str, str | None, str]]:
-        """(id, status, created_at, agent, target file, headline) per job, oldest first, from
-        the listing index (no record read)."""
-        select = "SELECT id, status, created_at, agent, target, headline FROM jobs"
+    def summaries(self, statuses: Iterable[JobStatus] | None = None) -> list[SummaryRow]:
+        """(id, status, created_at, agent, target file, headline, cost so far, first step's
+        start or None, last change) per job, oldest first: the listing index and three
+        fields SQLite reads from each record (no record decoded here)."""
+        select = f"SELECT id, status, created_at, agent, target, headline, {_SUMMARY_FIGURES}"
+        select += " FROM jobs"
         sql, args = ordered_query(select, _values(statuses))
         with self._reading():
             return list(self._db.execute(sql, args))
