@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -230,9 +231,13 @@ def run_logist(
     return proc
 
 
-def popen_logist(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def popen_logist(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, interruptible: bool = False
+) -> subprocess.Popen[str]:
     """Start `logist` in the background (stdout and stderr captured), with `env` added to
-    the environment."""
+    the environment. `interruptible`: SIGINT at its default, as in a terminal's foreground
+    (a test run started in the background by a shell without job control inherits SIGINT
+    ignored, and `logist run` then rightly ignores Ctrl-C)."""
     return subprocess.Popen(
         [str(LOGIST), *args],
         cwd=cwd,
@@ -241,7 +246,12 @@ def popen_logist(*args: str, cwd: Path, env: dict[str, str] | None = None) -> su
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **(env or {})},
+        preexec_fn=_default_sigint if interruptible else None,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @contextlib.contextmanager

@@ -286,8 +286,9 @@ def agent_in(workspace: Path) -> list[psutil.Process] | None:
 
 def start_hanging_job(repo: Path) -> tuple[subprocess.Popen[str], dict[str, Any], Path, list[Any]]:
     runner = popen_logist(
-        "run", "--json", "--prompt", "hang", "--agent-opt", "scenario=hang", cwd=repo
-    )
+        "run", "--json", "--prompt", "hang", "--agent-opt", "scenario=hang", cwd=repo,
+        interruptible=True,
+    )  # fmt: skip
     job = wait_for(lambda: job_in(repo, "running"), timeout=60)
     workspace = Path(job["workspace"]["path"])
     victims = wait_for(lambda: agent_in(workspace), timeout=60)
