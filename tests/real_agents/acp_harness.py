@@ -100,8 +100,10 @@ def isolated_home(
     for name in unset:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LOGIST_WORKSPACE_ROOT", str(path / "worktrees"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def edit_repo(home: Path) -> Path:

@@ -23,6 +23,7 @@ from logist_server.lsp.app import LogistServer
 from logist_server.lsp.review import Review
 from logist_server.lsp.streaming import EventPump
 from logist_server.providers.catalog import describe_agents, describe_runtimes
+from logist_server.store.job_store import SummaryRow
 
 REQUEST_FAILED = -32803
 INTERNAL_ERROR = -32603
@@ -83,7 +84,7 @@ def register_jobs(server: LogistServer, pump: EventPump, review: Review) -> None
             statuses = [JobStatus(s) for s in params.status] if params.status else None
         except ValueError as exc:
             raise JsonRpcInvalidParams(f"{p.LIST_JOBS}: {exc}") from None
-        rows: list[tuple[Any, ...]] = []  # JobStore.summaries rows
+        rows: list[SummaryRow] = []
         for engine in list(server.engines.values()):
             if engine.has_store():  # SQLite and the store's lock: off the loop
                 rows += await offload.read(engine.store.summaries, statuses)

@@ -326,9 +326,14 @@ async def _converse(
     return 0 if result.get("stopReason") == "end_turn" else 1
 
 
+#: The longest wait before a `session/load` (a minute turns within it; a clock set back
+#: does not hold the step for longer).
+MAX_LOAD_WAIT_S = 60.0
+
+
 async def _wait_to_load(config: Config) -> None:
     """Wait until `config.load_not_before`, saying why (see `Preset.minute_session_files`)."""
-    wait = (config.load_not_before or 0) - time.time()
+    wait = min((config.load_not_before or 0) - time.time(), MAX_LOAD_WAIT_S)
     if wait > 0:
         emit([AgentMessage(text=(
             f"waiting {math.ceil(wait)} s before loading session {config.resume}: the agent "

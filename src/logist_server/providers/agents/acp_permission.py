@@ -9,18 +9,22 @@ subagent, a shell command shown as `read`) or a lie. So the declared kind is adv
   the strictest decision of every kind the call shows wins (deny > ask > allow);
 - the files it names are collected everywhere: its locations, its diffs, and every string
   under an input key that names a path, a file, a directory, a URI, a source, a destination,
-  a target or a cwd, at any depth (codex's `changes` keys too); a URI with a scheme other
-  than `file:` names no file;
-- a path counts as inside only when it plainly names the workspace: the agent's own tool may
-  expand `~`, so a path starting with it is outside; a `file:` URI is decoded to the absolute
-  path it names; a path with `$` or a backquote (`$HOME/x`, or a file really named `$lib`)
-  is one Logist cannot place, and a call naming one is asked at least;
+  a target or a cwd, at any depth, the keys of an object under such a key or a write key
+  (codex's `changes`, `{"files": {PATH: TEXT}}`), object keys that look like paths, and what
+  a string holding JSON holds (not a file's new text); a web address under a URL key names
+  no file;
+- a path counts as inside only when it plainly names the workspace (`place`): the agent's
+  own tool may expand `~`, so a path starting with it is outside; a `file:` URI is decoded to
+  the absolute path it names; one starting with `$`, holding a backquote or `$(`, or of
+  another scheme (`a:/../x`) is one Logist cannot place, and a call naming one is asked at
+  least; a string listing paths or padded with blanks is judged by each trimmed piece;
 - an apply_patch envelope (codex's format, cline's patch tool labelled `other`) in any
   string of its input makes it a write of the files its headers name: `*** Add File:` and
   `*** Update File:` an edit, `*** Delete File:` a delete, `*** Move to:` a move (cline
   also applies a body without the `*** Begin Patch` sentinel, so any header line counts);
-  those kinds then stand for the `other` label (which says nothing, and an agent could as
-  well have declared `edit`), so an envelope is judged like any other write;
+  when the envelope is the tool's whole input those kinds stand for the `other` label
+  (which says nothing), so it is judged like any other write; an envelope quoted in a
+  file's new text is not applied, its paths outside only asked;
 - a call that writes (edit, delete, move, or content showing it) is denied when any of
   those paths is outside the workspace once `..` and symlinks are resolved (`.git` counts
   as outside), and asked, never allowed, when it names no path at all; any other call
@@ -227,7 +231,7 @@ def patch_envelope(raw: Any) -> Patch:
                  tuple(p for p in quoted if p))  # fmt: skip
 
 
-def _paths(call: dict[str, Any]) -> list[str]:
+def _paths(call: dict[str, Any], patch: Patch) -> list[str]:
     """Every path a tool call names: locations, diffs, path-like input keys (the keys of an
     object under one, or under a write key: `{"files": {PATH: TEXT}}`, codex's `changes`),
     object keys that look like paths, apply_patch headers. A web address under a URL key
@@ -249,7 +253,7 @@ def _paths(call: dict[str, Any]) -> list[str]:
             found += [s for s in _strings(value) if not (web and _WEB_URL.match(s))]
         if isinstance(value, dict) and (path_key or _key(key) in WRITE_KEYS):
             found += [str(name) for name in value]
-    found += patch_envelope(raw).paths
+    found += patch.paths
     return [p for p in found if isinstance(p, str) and p]
 
 
@@ -286,21 +290,14 @@ def place(path: str, inside: Callable[[str], bool]) -> Place:
     return "inside"
 
 
-def within(path: str, inside: Callable[[str], bool]) -> bool:
-    """Whether `path` plainly names a place inside the workspace (see `place`)."""
-    return place(path, inside) == "inside"
-
-
-def _writes(call: dict[str, Any]) -> bool:
+def _writes(call: dict[str, Any], patch: Patch) -> bool:
     content = call.get("content")
     if isinstance(content, list) and any(
         isinstance(item, dict) and item.get("type") == "diff" for item in content
     ):
         return True
     raw = call.get("rawInput")
-    if any(_key(key) in WRITE_KEYS for key, _ in _walk(raw)):
-        return True
-    return patch_envelope(raw).found
+    return patch.found or any(_key(key) in WRITE_KEYS for key, _ in _walk(raw))
 
 
 def judge(calls: list[dict[str, Any]], inside: Callable[[str], bool]) -> Judged:
@@ -319,12 +316,18 @@ def judge(calls: list[dict[str, Any]], inside: Callable[[str], bool]) -> Judged:
     else:
         kinds |= patched  # a header in some text of another tool: `other` still holds
     command = any(_has_command(call.get("rawInput")) for call in calls)
-    writes = bool(declared & WRITING_KINDS) or any(_writes(call) for call in calls)
+    writes = bool(declared & WRITING_KINDS) or any(
+        _writes(call, patch) for call, patch in zip(calls, patches, strict=True)
+    )
     if command:
         kinds.add("execute")
     if writes and not kinds & WRITING_KINDS:
         kinds.add("edit")
-    paths = tuple(dict.fromkeys(p for call in calls for p in _paths(call)))
+    paths = tuple(
+        dict.fromkeys(
+            p for call, patch in zip(calls, patches, strict=True) for p in _paths(call, patch)
+        )
+    )
     places = {p: place(p, inside) for p in paths}
     outside = tuple(p for p in paths if places[p] == "outside")
     quoted = dict.fromkeys(p for patch in patches for p in patch.quoted)
